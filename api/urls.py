@@ -1,0 +1,3 @@
+"""URLs of the HTTP API (filled by the API issue)."""
+
+urlpatterns: list = []

@@ -1,0 +1,6 @@
+"""Django models of the experiments app, one module per aggregate."""
+
+from experiments.models.calls import RoutedCall
+from experiments.models.experiment import Arm, Assignment, Experiment, Phase
+
+__all__ = ["Arm", "Assignment", "Experiment", "Phase", "RoutedCall"]

