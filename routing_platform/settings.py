@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "dashboard",
     "api",
     "routing_platform.cli",
+    "axes",  # admin login rate limiting (last: its signal handlers see every app's users)
 ]
 
 MIDDLEWARE = [
@@ -109,6 +110,15 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into a 429 page.
+    "axes.middleware.AxesMiddleware",
+]
+
+# django-axes checks every login against the failures recorded for that client before the
+# model backend sees the password.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "routing_platform.urls"
@@ -137,6 +147,8 @@ DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'db.sqlite3'}"),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A fresh clone has no var/: SQLite cannot create its file in a missing directory.
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # WAL lets the web server and workers read while one writes; the timeout waits
     # out a writer instead of failing with "database is locked".
     DATABASES["default"].setdefault("OPTIONS", {}).update(
@@ -235,7 +247,7 @@ LOGIN_URL = "admin:login"
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
-X_FRAME_OPTIONS = "SAMEORIGIN"  # the admin dashboard embeds nothing cross-origin
+X_FRAME_OPTIONS = "DENY"  # nothing here is meant to be framed, not even by itself
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 if not DEBUG:
@@ -246,6 +258,18 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31_536_000, minimum=0, maximum=63_072_000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
+
+# Admin login rate limit (django-axes): after ADMIN_LOGIN_FAILURE_LIMIT failed logins from one
+# client address, that address gets 429 for ADMIN_LOGIN_COOLOFF_MINUTES. The address is
+# REMOTE_ADDR only (a client cannot spoof X-Forwarded-For past it); behind a reverse proxy,
+# uvicorn's --proxy-headers / FORWARDED_ALLOW_IPS put the real client there.
+AXES_FAILURE_LIMIT = env_int("ADMIN_LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=1000)
+AXES_COOLOFF_TIME = env_float("ADMIN_LOGIN_COOLOFF_MINUTES", 15.0, minimum=0.1, maximum=10_080) / 60
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
 
 # --- Logging: never log secrets (see routing_platform.logging_filters) --------------------
 
@@ -265,5 +289,6 @@ LOGGING = {
     "loggers": {
         "httpx": {"level": "WARNING"},
         "rq.worker": {"level": "INFO"},
+        "axes": {"level": "WARNING"},
     },
 }
