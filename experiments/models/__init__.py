@@ -2,5 +2,6 @@
 
 from experiments.models.calls import RoutedCall
 from experiments.models.experiment import Arm, Assignment, Experiment, Phase
+from experiments.models.rollups import CallRollup
 
-__all__ = ["Arm", "Assignment", "Experiment", "Phase", "RoutedCall"]
+__all__ = ["Arm", "Assignment", "CallRollup", "Experiment", "Phase", "RoutedCall"]

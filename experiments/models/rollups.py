@@ -1,0 +1,90 @@
+"""Hourly rollups of routed calls: sums that add up, so reports and dashboards never loop
+over raw calls.
+
+One row per (completed hour in UTC) x experiment_key x arm_key x kind x status x strategy x
+complexity x tier x model x provider x task_type x is_shadow. Every measure is a sum (or a
+bucket-wise summable histogram), so any coarser view (per arm, per day, per model, over
+all time) is a ``SUM(...) GROUP BY`` over these rows. Rows are written only by
+``experiments.rollups`` (``rollup_apply`` per finished call, ``rollups_rebuild`` from raw).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+
+
+class CallRollup(models.Model):
+    # The key. Empty strings (not NULL) for "none", so the unique constraint holds.
+    bucket_start = models.DateTimeField(help_text="Start of the UTC hour the calls completed in.")
+    experiment_key = models.CharField(max_length=100, blank=True, default="")
+    arm_key = models.CharField(max_length=100, blank=True, default="")
+    kind = models.CharField(max_length=16, blank=True, default="")
+    status = models.CharField(max_length=16, blank=True, default="")
+    strategy = models.CharField(max_length=32, blank=True, default="")
+    complexity = models.CharField(max_length=16, blank=True, default="")
+    tier = models.CharField(max_length=16, blank=True, default="")
+    model = models.CharField(max_length=128, blank=True, default="")
+    provider = models.CharField(max_length=64, blank=True, default="")
+    task_type = models.CharField(max_length=32, blank=True, default="")
+    is_shadow = models.BooleanField(default=False)
+
+    # Sums. `*_n` counts the calls that had the measure (latency, confidence, final_score
+    # may be missing, e.g. on errors); `n` counts all calls of the row.
+    n = models.PositiveBigIntegerField(default=0)
+    escalated_n = models.PositiveBigIntegerField(default=0)
+    cost_usd_sum = models.DecimalField(max_digits=24, decimal_places=10, default=Decimal("0"))
+    baseline_cost_usd_sum = models.DecimalField(
+        max_digits=24, decimal_places=10, default=Decimal("0")
+    )
+    cost_usd_sumsq = models.FloatField(default=0.0, help_text="Sum of squared cost in USD^2.")
+    input_tokens_sum = models.PositiveBigIntegerField(default=0)
+    output_tokens_sum = models.PositiveBigIntegerField(default=0)
+    latency_n = models.PositiveBigIntegerField(default=0)
+    latency_ms_sum = models.FloatField(default=0.0)
+    latency_ms_sumsq = models.FloatField(default=0.0)
+    confidence_n = models.PositiveBigIntegerField(default=0)
+    confidence_sum = models.FloatField(default=0.0)
+    confidence_sumsq = models.FloatField(default=0.0)
+    quality_n = models.PositiveBigIntegerField(default=0, help_text="Calls with a final_score.")
+    quality_sum = models.FloatField(default=0.0)
+    quality_sumsq = models.FloatField(default=0.0)
+    # Counts per bucket; edges in experiments.stats.histograms (LATENCY_HIST_EDGES_MS,
+    # CONFIDENCE_HIST_EDGES); always one count per bucket.
+    latency_hist = models.JSONField(default=list, blank=True)
+    confidence_hist = models.JSONField(default=list, blank=True)
+
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-bucket_start"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "bucket_start",
+                    "experiment_key",
+                    "arm_key",
+                    "kind",
+                    "status",
+                    "strategy",
+                    "complexity",
+                    "tier",
+                    "model",
+                    "provider",
+                    "task_type",
+                    "is_shadow",
+                ],
+                name="rollup_unique_key",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["experiment_key", "arm_key", "bucket_start"], name="rollup_exp_arm_time"
+            ),
+            models.Index(fields=["bucket_start"], name="rollup_time"),
+        ]
+
+    def __str__(self) -> str:
+        experiment = f"{self.experiment_key}/{self.arm_key}" if self.experiment_key else "-"
+        return f"{self.bucket_start:%Y-%m-%d %H:00} {experiment} {self.model or '-'} n={self.n}"

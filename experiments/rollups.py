@@ -1,0 +1,293 @@
+"""Keep :class:`~experiments.models.CallRollup` in step with routed calls.
+
+``rollup_apply(call=...)`` adds one finished call to its hourly row; it is called inside
+the transaction that moves a ``RoutedCall`` to success or error, so the rollup and the
+call commit together. ``rollups_rebuild()`` recomputes every row from the raw calls with
+``GROUP BY`` queries (after a bulk import, a data fix, or to check ``rollup_apply``).
+
+Concurrency: several RQ workers finish calls of the same hour at once. The row is locked
+(``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite transactions here start ``IMMEDIATE``,
+so writers are serialised anyway) and the counters move with ``F()`` increments; when two
+workers create the same missing row, the loser of the unique-constraint race catches the
+``IntegrityError`` inside a savepoint and updates the winner's row instead.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.db.models import (
+    Case,
+    Count,
+    F,
+    FloatField,
+    Func,
+    IntegerField,
+    Q,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, Coalesce, Floor, Least, TruncHour
+from django.utils import timezone
+
+from experiments.models import CallRollup, RoutedCall
+from experiments.stats.histograms import (
+    CONFIDENCE_HIST_SIZE,
+    LATENCY_HIST_PER_DECADE,
+    LATENCY_HIST_SIZE,
+    confidence_bucket,
+    hist_add,
+    latency_bucket,
+)
+
+#: Statuses that end a call; only these are rolled up.
+FINISHED_STATUSES = (RoutedCall.Status.SUCCESS, RoutedCall.Status.ERROR)
+#: The dimensions of a rollup row, in the order of the unique constraint.
+KEY_FIELDS = (
+    "bucket_start",
+    "experiment_key",
+    "arm_key",
+    "kind",
+    "status",
+    "strategy",
+    "complexity",
+    "tier",
+    "model",
+    "provider",
+    "task_type",
+    "is_shadow",
+)
+_CREATE_ATTEMPTS = 3
+
+
+def hour_start(moment: datetime) -> datetime:
+    """The start of the UTC hour holding ``moment`` (aware)."""
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, UTC)
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def rollup_key(*, call: RoutedCall) -> dict:
+    """The rollup row key of a finished call."""
+    experiment_key = call.experiment.key if call.experiment_id else ""
+    arm_key = call.arm.key if call.arm_id else ""
+    return {
+        "bucket_start": hour_start(call.completed_at or timezone.now()),
+        "experiment_key": experiment_key,
+        "arm_key": arm_key,
+        "kind": call.kind or "",
+        "status": call.status,
+        "strategy": call.strategy or "",
+        "complexity": call.complexity or "",
+        "tier": call.tier or "",
+        "model": call.model or "",
+        "provider": call.provider or "",
+        "task_type": call.task_type or "",
+        "is_shadow": bool(call.is_shadow),
+    }
+
+
+def _increments(call: RoutedCall) -> dict:
+    """The amounts one call adds to each summed field."""
+    cost_usd = Decimal(call.cost_usd or 0)
+    latency = call.latency_ms
+    confidence = call.confidence
+    quality = call.final_score
+    return {
+        "n": 1,
+        "escalated_n": 1 if call.escalated else 0,
+        "cost_usd_sum": cost_usd,
+        "baseline_cost_usd_sum": Decimal(call.baseline_cost_usd or 0),
+        "cost_usd_sumsq": float(cost_usd) ** 2,
+        "input_tokens_sum": int(call.input_tokens or 0),
+        "output_tokens_sum": int(call.output_tokens or 0),
+        "latency_n": 0 if latency is None else 1,
+        "latency_ms_sum": 0.0 if latency is None else float(latency),
+        "latency_ms_sumsq": 0.0 if latency is None else float(latency) ** 2,
+        "confidence_n": 0 if confidence is None else 1,
+        "confidence_sum": 0.0 if confidence is None else float(confidence),
+        "confidence_sumsq": 0.0 if confidence is None else float(confidence) ** 2,
+        "quality_n": 0 if quality is None else 1,
+        "quality_sum": 0.0 if quality is None else float(quality),
+        "quality_sumsq": 0.0 if quality is None else float(quality) ** 2,
+    }
+
+
+def _with_hists(call: RoutedCall, latency_hist, confidence_hist) -> dict:
+    latency_hist = list(latency_hist or [0] * LATENCY_HIST_SIZE)
+    confidence_hist = list(confidence_hist or [0] * CONFIDENCE_HIST_SIZE)
+    if call.latency_ms is not None:
+        latency_hist = hist_add(latency_hist, latency_bucket(call.latency_ms), LATENCY_HIST_SIZE)
+    if call.confidence is not None:
+        confidence_hist = hist_add(
+            confidence_hist, confidence_bucket(call.confidence), CONFIDENCE_HIST_SIZE
+        )
+    return {"latency_hist": latency_hist, "confidence_hist": confidence_hist}
+
+
+def _locked_row(key: dict) -> CallRollup | None:
+    """The rollup row of ``key``, locked until the transaction ends (None if missing)."""
+    return CallRollup.objects.select_for_update().filter(**key).first()
+
+
+@transaction.atomic
+def rollup_apply(*, call: RoutedCall) -> None:
+    """Add one finished call (status success or error) to its hourly rollup row.
+
+    Call it exactly once per call, in the transaction that sets the final status. Calls
+    that are not finished (queued, running) are ignored.
+    """
+    if call.status not in FINISHED_STATUSES:
+        return
+    key = rollup_key(call=call)
+    increments = _increments(call)
+    for _attempt in range(_CREATE_ATTEMPTS):
+        row = _locked_row(key)
+        if row is None:
+            try:
+                with transaction.atomic():
+                    CallRollup.objects.create(**key, **increments, **_with_hists(call, None, None))
+                return
+            except IntegrityError:
+                # Another worker created the row between our SELECT and INSERT: lock and
+                # update it on the next attempt.
+                continue
+        # The row is locked until our transaction ends, so the histogram
+        # read-modify-write cannot lose a concurrent increment.
+        updates = {name: F(name) + amount for name, amount in increments.items()}
+        updates.update(_with_hists(call, row.latency_hist, row.confidence_hist))
+        updates["updated_at"] = timezone.now()
+        CallRollup.objects.filter(pk=row.pk).update(**updates)
+        return
+    raise IntegrityError(
+        f"could not create or lock the rollup row {key} after {_CREATE_ATTEMPTS} attempts"
+    )
+
+
+class _Log10(Func):
+    """Base-10 logarithm of a float: ``LOG10(x)`` on SQLite, ``LOG(x)`` on PostgreSQL.
+
+    SQLite's log10(1000) is 2.9999999999999996 where Python says 3.0, so both sides add
+    1e-9 before flooring (see ``experiments.stats.histograms.latency_bucket``).
+    """
+
+    function = "LOG10"
+    arity = 1
+    output_field = FloatField()
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return self.as_sql(compiler, connection, function="LOG", **extra_context)
+
+
+def _latency_bucket_expression():
+    """SQL twin of ``latency_bucket``: 0 below 1 ms, else min(floor(20 log10 x + 1e-9) + 1, 121)."""
+    return Case(
+        When(latency_ms__lt=1.0, then=Value(0)),
+        default=Least(
+            Cast(
+                Floor(
+                    Value(float(LATENCY_HIST_PER_DECADE)) * _Log10(Cast("latency_ms", FloatField()))
+                    + Value(1e-9)
+                ),
+                IntegerField(),
+            )
+            + Value(1),
+            Value(LATENCY_HIST_SIZE - 1),
+        ),
+        output_field=IntegerField(),
+    )
+
+
+def _confidence_bucket_expression():
+    """SQL twin of ``confidence_bucket``: min(floor(50 c + 1e-9), 49)."""
+    return Least(
+        Cast(Floor(Cast("confidence", FloatField()) * Value(50.0) + Value(1e-9)), IntegerField()),
+        Value(CONFIDENCE_HIST_SIZE - 1),
+    )
+
+
+def _finished_calls():
+    return RoutedCall.objects.filter(status__in=FINISHED_STATUSES).annotate(
+        bucket_start=TruncHour(Coalesce("completed_at", "created_at"), tzinfo=UTC),
+        experiment_key=Coalesce(F("experiment__key"), Value("")),
+        arm_key=Coalesce(F("arm__key"), Value("")),
+    )
+
+
+@transaction.atomic
+def rollups_rebuild() -> int:
+    """Recompute every rollup row from the raw calls; returns the number of rows.
+
+    Two grouped queries do the work in the database: one for the sums, one for the
+    (row, bucket) counts of the histograms. Python only assembles the grouped rows.
+    """
+    CallRollup.objects.all().delete()
+    float_cost = Cast("cost_usd", FloatField())
+    grouped = (
+        _finished_calls()
+        .values(*KEY_FIELDS)
+        .order_by()
+        .annotate(
+            sum_n=Count("id"),
+            sum_escalated_n=Count("id", filter=Q(escalated=True)),
+            sum_cost_usd=Sum("cost_usd"),
+            sum_baseline_cost_usd=Sum("baseline_cost_usd"),
+            sum_cost_usd_sq=Sum(float_cost * float_cost),
+            sum_input_tokens=Sum("input_tokens"),
+            sum_output_tokens=Sum("output_tokens"),
+            sum_latency_n=Count("latency_ms"),
+            sum_latency_ms=Sum("latency_ms"),
+            sum_latency_ms_sq=Sum(F("latency_ms") * F("latency_ms")),
+            sum_confidence_n=Count("confidence"),
+            sum_confidence=Sum("confidence"),
+            sum_confidence_sq=Sum(F("confidence") * F("confidence")),
+            sum_quality_n=Count("final_score"),
+            sum_quality=Sum("final_score"),
+            sum_quality_sq=Sum(F("final_score") * F("final_score")),
+        )
+    )
+    rows: dict[tuple, CallRollup] = {}
+    for values in grouped.iterator(chunk_size=5000):
+        key = tuple(values[name] for name in KEY_FIELDS)
+        rows[key] = CallRollup(
+            **{name: values[name] for name in KEY_FIELDS},
+            n=values["sum_n"],
+            escalated_n=values["sum_escalated_n"],
+            cost_usd_sum=values["sum_cost_usd"] or Decimal("0"),
+            baseline_cost_usd_sum=values["sum_baseline_cost_usd"] or Decimal("0"),
+            cost_usd_sumsq=values["sum_cost_usd_sq"] or 0.0,
+            input_tokens_sum=values["sum_input_tokens"] or 0,
+            output_tokens_sum=values["sum_output_tokens"] or 0,
+            latency_n=values["sum_latency_n"],
+            latency_ms_sum=values["sum_latency_ms"] or 0.0,
+            latency_ms_sumsq=values["sum_latency_ms_sq"] or 0.0,
+            confidence_n=values["sum_confidence_n"],
+            confidence_sum=values["sum_confidence"] or 0.0,
+            confidence_sumsq=values["sum_confidence_sq"] or 0.0,
+            quality_n=values["sum_quality_n"],
+            quality_sum=values["sum_quality"] or 0.0,
+            quality_sumsq=values["sum_quality_sq"] or 0.0,
+            latency_hist=[0] * LATENCY_HIST_SIZE,
+            confidence_hist=[0] * CONFIDENCE_HIST_SIZE,
+        )
+    for field, expression, measure in (
+        ("latency_hist", _latency_bucket_expression(), "latency_ms"),
+        ("confidence_hist", _confidence_bucket_expression(), "confidence"),
+    ):
+        counts = (
+            _finished_calls()
+            .filter(**{f"{measure}__isnull": False})
+            .annotate(hist_bucket=expression)
+            .values(*KEY_FIELDS, "hist_bucket")
+            .order_by()
+            .annotate(bucket_n=Count("id"))
+            .values_list(*KEY_FIELDS, "hist_bucket", "bucket_n")
+        )
+        width = len(KEY_FIELDS)
+        for record in counts.iterator(chunk_size=5000):
+            getattr(rows[record[:width]], field)[max(int(record[width]), 0)] += record[width + 1]
+    CallRollup.objects.bulk_create(rows.values(), batch_size=1000)
+    return len(rows)

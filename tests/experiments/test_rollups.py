@@ -1,0 +1,209 @@
+"""CallRollup maintenance: rollup_apply per finished call, rollups_rebuild from raw rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from itertools import count
+
+import pytest
+from django.db import IntegrityError
+
+from experiments import rollups
+from experiments.models import Arm, CallRollup, Experiment, RoutedCall
+from experiments.rollups import rollup_apply, rollups_rebuild
+from experiments.stats.histograms import (
+    CONFIDENCE_HIST_SIZE,
+    LATENCY_HIST_SIZE,
+    confidence_bucket,
+    latency_bucket,
+)
+
+pytestmark = pytest.mark.django_db
+_sequence = count()
+HOUR = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+def make_call(**fields) -> RoutedCall:
+    defaults = {
+        "idempotency_key": f"call-{next(_sequence)}",
+        "kind": RoutedCall.Kind.EXECUTE,
+        "status": RoutedCall.Status.SUCCESS,
+        "strategy": "smart_routing",
+        "complexity": "simple",
+        "tier": "mini",
+        "model": "gpt-4o-mini",
+        "provider": "simulated",
+        "task_type": "analysis",
+        "cost_usd": Decimal("0.0010"),
+        "baseline_cost_usd": Decimal("0.0100"),
+        "latency_ms": 120.0,
+        "confidence": 0.8,
+        "input_tokens": 100,
+        "output_tokens": 50,
+        "completed_at": HOUR + timedelta(minutes=5),
+    }
+    defaults.update(fields)
+    return RoutedCall.objects.create(**defaults)
+
+
+@pytest.fixture
+def experiment_arm():
+    experiment = Experiment.objects.create(key="smart-vs-council", name="Smart vs council")
+    arm = Arm.objects.create(experiment=experiment, key="smart", strategy="smart_routing")
+    return experiment, arm
+
+
+def test_first_call_creates_a_row_with_its_values():
+    """A finished call creates its hourly row holding exactly its own sums and buckets."""
+    call = make_call(latency_ms=250.0, confidence=0.58, final_score=81.0, escalated=True)
+    rollup_apply(call=call)
+    row = CallRollup.objects.get()
+    assert row.bucket_start == HOUR
+    assert (row.experiment_key, row.arm_key, row.status) == ("", "", "success")
+    assert row.n == 1 and row.escalated_n == 1
+    assert row.cost_usd_sum == Decimal("0.0010")
+    assert row.baseline_cost_usd_sum == Decimal("0.0100")
+    assert row.cost_usd_sumsq == pytest.approx(1e-6)
+    assert (row.latency_n, row.latency_ms_sum, row.latency_ms_sumsq) == (1, 250.0, 62500.0)
+    assert (row.quality_n, row.quality_sum) == (1, 81.0)
+    assert len(row.latency_hist) == LATENCY_HIST_SIZE
+    assert len(row.confidence_hist) == CONFIDENCE_HIST_SIZE
+    assert row.latency_hist[latency_bucket(250.0)] == 1 and sum(row.latency_hist) == 1
+    assert row.confidence_hist[29] == 1 and sum(row.confidence_hist) == 1
+
+
+def test_calls_of_the_same_key_add_up_in_one_row(experiment_arm):
+    """Two calls with the same key and hour increment one row; missing measures are not counted."""
+    experiment, arm = experiment_arm
+    first = make_call(experiment=experiment, arm=arm, latency_ms=100.0, confidence=0.9)
+    second = make_call(
+        experiment=experiment, arm=arm, latency_ms=None, confidence=None, completed_at=HOUR
+    )
+    rollup_apply(call=first)
+    rollup_apply(call=second)
+    row = CallRollup.objects.get()
+    assert (row.experiment_key, row.arm_key) == ("smart-vs-council", "smart")
+    assert row.n == 2
+    assert row.latency_n == 1 and row.confidence_n == 1
+    assert row.cost_usd_sum == Decimal("0.0020")
+    assert sum(row.latency_hist) == 1
+
+
+def test_different_hours_and_statuses_get_different_rows():
+    """The hour, the status and every other key field split rows."""
+    rollup_apply(call=make_call())
+    rollup_apply(call=make_call(completed_at=HOUR + timedelta(hours=1)))
+    rollup_apply(call=make_call(status=RoutedCall.Status.ERROR, latency_ms=None))
+    rollup_apply(call=make_call(is_shadow=True))
+    assert CallRollup.objects.count() == 4
+
+
+def test_unfinished_calls_are_ignored():
+    """Queued or running calls add nothing."""
+    rollup_apply(call=make_call(status=RoutedCall.Status.QUEUED))
+    rollup_apply(call=make_call(status=RoutedCall.Status.RUNNING))
+    assert CallRollup.objects.count() == 0
+
+
+def test_the_unique_constraint_race_is_retried_as_an_update(monkeypatch):
+    """When another worker creates the row between our SELECT and INSERT, our call is added to
+    that row instead of failing or being lost."""
+    original_locked_row = rollups._locked_row
+    raced = {"done": False}
+
+    def competitor_inserts_after_our_select(key):
+        row = original_locked_row(key)
+        if not raced["done"]:
+            raced["done"] = True
+            CallRollup.objects.create(**key, n=1)  # the competing worker's row
+        return row
+
+    monkeypatch.setattr(rollups, "_locked_row", competitor_inserts_after_our_select)
+    rollup_apply(call=make_call())
+    row = CallRollup.objects.get()
+    assert raced["done"] is True
+    assert row.n == 2  # the competitor's call plus ours, none lost
+
+
+def test_a_row_that_can_never_be_created_raises(monkeypatch):
+    """If the row can neither be found nor created, the error surfaces instead of losing the call."""
+
+    def always_conflict(**fields):
+        raise IntegrityError("unique")
+
+    monkeypatch.setattr(CallRollup.objects, "create", always_conflict)
+    with pytest.raises(IntegrityError, match="could not create or lock"):
+        rollup_apply(call=make_call())
+
+
+def test_rebuild_matches_incremental_application(experiment_arm):
+    """rollups_rebuild recomputes from raw rows exactly what rollup_apply accumulated."""
+    experiment, arm = experiment_arm
+    calls = []
+    for index in range(40):
+        calls.append(
+            make_call(
+                experiment=experiment if index % 2 else None,
+                arm=arm if index % 2 else None,
+                status=RoutedCall.Status.ERROR if index % 7 == 0 else RoutedCall.Status.SUCCESS,
+                latency_ms=None if index % 5 == 0 else 0.5 + index * 37.3,
+                confidence=None if index % 6 == 0 else (index % 50) / 50,
+                final_score=None if index % 3 else 40 + index,
+                escalated=index % 4 == 0,
+                cost_usd=Decimal("0.0001") * (index + 1),
+                completed_at=HOUR + timedelta(minutes=17 * index),
+            )
+        )
+    make_call(status=RoutedCall.Status.QUEUED, completed_at=None)
+    for call in calls:
+        rollup_apply(call=call)
+    fields = [f.name for f in CallRollup._meta.fields if f.name not in {"id", "updated_at"}]
+    incremental = sorted(
+        CallRollup.objects.values_list(*fields), key=lambda row: tuple(map(str, row[:12]))
+    )
+    assert rollups_rebuild() == len(incremental)
+    rebuilt = sorted(
+        CallRollup.objects.values_list(*fields), key=lambda row: tuple(map(str, row[:12]))
+    )
+    assert len(rebuilt) == len(incremental)
+    for left, right in zip(incremental, rebuilt, strict=True):
+        for name, a, b in zip(fields, left, right, strict=True):
+            if isinstance(a, float):
+                assert a == pytest.approx(b, rel=1e-9), name
+            else:
+                assert a == b, name
+
+
+def test_sql_bucket_expressions_agree_with_python_on_edges():
+    """The SQL bucket formulas put edge and near-edge values where the Python ones do."""
+    latencies = [0.0, 0.999, 1.0, 1.122, 1.1221, 99.99, 100.0, 1000.0, 5e6]
+    confidences = [0.0, 0.02, 0.58, 0.5799, 0.98, 0.999, 1.0]
+    for index, latency in enumerate(latencies):
+        make_call(latency_ms=latency, confidence=confidences[index % len(confidences)])
+    for index, confidence in enumerate(confidences):
+        make_call(latency_ms=latencies[index], confidence=confidence)
+    rollups_rebuild()
+    latency_hist = [0] * LATENCY_HIST_SIZE
+    confidence_hist = [0] * CONFIDENCE_HIST_SIZE
+    for call in RoutedCall.objects.all():
+        latency_hist[latency_bucket(call.latency_ms)] += 1
+        confidence_hist[confidence_bucket(call.confidence)] += 1
+    row = CallRollup.objects.get()
+    assert row.latency_hist == latency_hist
+    assert row.confidence_hist == confidence_hist
+
+
+def test_rebuild_replaces_stale_rows():
+    """Rows that no raw call backs any more disappear on rebuild."""
+    CallRollup.objects.create(bucket_start=HOUR, model="ghost", n=5)
+    assert rollups_rebuild() == 0
+    assert not CallRollup.objects.exists()
+
+
+def test_hour_start_truncates_to_utc():
+    """Timestamps in other zones land in their UTC hour."""
+    from zoneinfo import ZoneInfo
+
+    local = datetime(2026, 11, 20, 10, 45, tzinfo=ZoneInfo("Europe/Berlin"))
+    assert rollups.hour_start(local) == HOUR
