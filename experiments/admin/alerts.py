@@ -1,1 +1,32 @@
-"""Admin: alerts."""
+"""Admin: alert rules (thresholds, levels and actions of the dashboard's alerts)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from experiments.models import AlertRule
+
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(admin.ModelAdmin):
+    list_display = ("name", "metric", "threshold", "level", "min_requests", "enabled")
+    list_editable = ("threshold", "level", "enabled")
+    list_filter = ("level", "enabled", "metric")
+    search_fields = ("key", "name", "action")
+    prepopulated_fields = {"key": ("name",)}
+    readonly_fields = ("created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("key", "name", "enabled")}),
+        (
+            "When it fires",
+            {
+                "fields": ("metric", "threshold", "min_requests", "baseline_hours"),
+                "description": (
+                    "Rules are evaluated over the dashboard's time window (and experiment "
+                    "filter). Guardrail limits are set on each experiment."
+                ),
+            },
+        ),
+        ("What it says", {"fields": ("level", "action")}),
+        ("History", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
+    )

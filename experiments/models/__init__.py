@@ -1,7 +1,18 @@
 """Django models of the experiments app, one module per aggregate."""
 
+from experiments.models.alerts import AlertRule
+from experiments.models.audit import AuditLogEntry
 from experiments.models.calls import RoutedCall
 from experiments.models.experiment import Arm, Assignment, Experiment, Phase
 from experiments.models.rollups import CallRollup
 
-__all__ = ["Arm", "Assignment", "CallRollup", "Experiment", "Phase", "RoutedCall"]
+__all__ = [
+    "AlertRule",
+    "Arm",
+    "Assignment",
+    "AuditLogEntry",
+    "CallRollup",
+    "Experiment",
+    "Phase",
+    "RoutedCall",
+]
