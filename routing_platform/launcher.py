@@ -69,23 +69,43 @@ class Platform:
         for _ in range(self.workers):
             self.processes.append(
                 subprocess.Popen(
-                    [sys.executable, str(BASE_DIR / "manage.py"), "rqworker",
-                     "routing", "shadow", "default", "--with-scheduler"],
-                    env=self.env, cwd=BASE_DIR,
+                    [
+                        sys.executable,
+                        str(BASE_DIR / "manage.py"),
+                        "rqworker",
+                        "routing",
+                        "shadow",
+                        "default",
+                        "--with-scheduler",
+                    ],
+                    env=self.env,
+                    cwd=BASE_DIR,
                 )
             )
         self.processes.append(
             subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "routing_platform.asgi:application",
-                 "--host", self.host, "--port", str(self.port), "--log-level", "warning"],
-                env=self.env, cwd=BASE_DIR,
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "routing_platform.asgi:application",
+                    "--host",
+                    self.host,
+                    "--port",
+                    str(self.port),
+                    "--log-level",
+                    "warning",
+                ],
+                env=self.env,
+                cwd=BASE_DIR,
             )
         )
         if not _wait_http(f"{self.base_url}/admin/login/", 60):
             raise RuntimeError(f"The web server did not answer on {self.base_url} within 60 s.")
         if seed_requests:
-            _manage("routing", "demo-seed", "--requests", str(seed_requests), env=self.env,
-                    check=False)
+            _manage(
+                "routing", "demo-seed", "--requests", str(seed_requests), env=self.env, check=False
+            )
 
     def stop(self) -> None:
         for process in reversed(self.processes):
@@ -108,14 +128,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default=os.environ.get("DEMO_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", "8000")))
     parser.add_argument("--workers", type=int, default=1, help="RQ workers to start.")
-    parser.add_argument("--seed-requests", type=int, default=300,
-                        help="Simulated requests to seed the demo experiment with (0: none).")
-    parser.add_argument("--data-dir", type=Path,
-                        default=Path(os.environ.get("ROUTING_DATA_DIR", BASE_DIR / "var")))
+    parser.add_argument(
+        "--seed-requests",
+        type=int,
+        default=300,
+        help="Simulated requests to seed the demo experiment with (0: none).",
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(os.environ.get("ROUTING_DATA_DIR", BASE_DIR / "var"))
+    )
     args = parser.parse_args(argv)
 
-    platform = Platform(host=args.host, port=args.port, data_dir=args.data_dir.resolve(),
-                        workers=args.workers)
+    platform = Platform(
+        host=args.host, port=args.port, data_dir=args.data_dir.resolve(), workers=args.workers
+    )
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         platform.start(seed_requests=args.seed_requests)
@@ -123,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  Dashboard  {platform.base_url}/admin/dashboard/")
         print(f"  Admin      {platform.base_url}/admin/")
         print(f"  API docs   {platform.base_url}/api/v1/routing/docs")
-        print(f"  OpenAI     {platform.base_url}/v1  (model: \"router\")")
+        print(f'  OpenAI     {platform.base_url}/v1  (model: "router")')
         print(f"  Queues     {platform.base_url}/django-rq/")
         print("\nPress Ctrl-C to stop every process this started.")
         while all(p.poll() is None for p in platform.processes):

@@ -143,9 +143,15 @@ TEMPLATES = [
 # --- Database: SQLite by default, DATABASE_URL (PostgreSQL) when set ------------------------
 
 DATA_DIR = Path(env.str("ROUTING_DATA_DIR", default=str(BASE_DIR / "var")))
-DATABASES = {
-    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'db.sqlite3'}"),
-}
+# An empty DATABASE_URL (as in .env.example) means the SQLite default, like an unset one.
+_database_url = env.str("DATABASE_URL", default="") or f"sqlite:///{DATA_DIR / 'db.sqlite3'}"
+if _database_url.partition("://")[0] not in environ.Env.DB_SCHEMES:
+    # The URL itself is not echoed: it may carry a password.
+    raise ImproperlyConfigured(
+        "DATABASE_URL is not a database URL: use postgres://user:password@host:5432/name "
+        "(or leave it empty for SQLite)."
+    )
+DATABASES = {"default": environ.Env.db_url_config(_database_url)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A fresh clone has no var/: SQLite cannot create its file in a missing directory.
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)

@@ -71,5 +71,7 @@ def routellm_dir() -> Path:
     """The shared RouteLLM data; tests that need it skip with the missing path named."""
     path = SHARED_DATA / "routellm"
     if not (path / "mmlu_dev.csv").exists() or not (path / "gsm8k_dev.csv").exists():
-        pytest.skip(f"shared routing data not found at {path} (expected mmlu_dev.csv, gsm8k_dev.csv)")
+        pytest.skip(
+            f"shared routing data not found at {path} (expected mmlu_dev.csv, gsm8k_dev.csv)"
+        )
     return path
