@@ -1,3 +1,21 @@
-"""URLs of the HTTP API (filled by the API issue)."""
+"""URLs of the HTTP API: the routing API, the OpenAI-compatible API and /health."""
 
-urlpatterns: list = []
+from django.http import HttpRequest, JsonResponse
+from django.urls import path
+
+from api.health import health_report
+from api.openai_api import openai_api
+from api.routing_api import routing_api
+
+
+async def health(request: HttpRequest) -> JsonResponse:
+    """Database, Redis and workers; no API key needed (load balancers call it)."""
+    code, body = await health_report()
+    return JsonResponse(body, status=code)
+
+
+urlpatterns = [
+    path("health", health, name="health"),
+    path("api/v1/routing/", routing_api.urls),
+    path("v1/", openai_api.urls),
+]

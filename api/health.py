@@ -1,0 +1,65 @@
+"""Health of the platform's dependencies: the database, Redis and the RQ workers."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.db import connection
+
+from api.redis_client import redis_ping
+
+WORKER_CHECK_TIMEOUT_S = 2.0
+
+
+def _database_check() -> dict[str, Any]:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as err:  # any driver error means "down"; the reason is reported
+        return {"ok": False, "vendor": connection.vendor, "error": f"{type(err).__name__}: {err}"}
+    return {"ok": True, "vendor": connection.vendor}
+
+
+def _workers_check() -> dict[str, Any]:
+    import django_rq
+    from django.conf import settings
+    from rq import Worker
+
+    connection_ = django_rq.get_connection("default")
+    workers = Worker.all(connection=connection_)
+    queues = {name: django_rq.get_queue(name).count for name in settings.RQ_QUEUE_NAMES}
+    return {"ok": bool(workers), "count": len(workers), "queued": queues}
+
+
+async def health_report() -> tuple[int, dict[str, Any]]:
+    """(HTTP status, body): 200 when the database and Redis answer, else 503.
+
+    No workers is reported as "degraded" (queued calls wait) but still 200.
+    """
+    database = await sync_to_async(_database_check)()
+    redis_ok, redis_detail = await redis_ping()
+    redis = {"ok": redis_ok} if redis_ok else {"ok": False, "error": redis_detail}
+    if redis_ok:
+        try:
+            workers = await asyncio.wait_for(
+                sync_to_async(_workers_check)(), timeout=WORKER_CHECK_TIMEOUT_S
+            )
+        except Exception as err:  # Redis went away between the ping and the query
+            workers = {"ok": False, "count": 0, "error": f"{type(err).__name__}: {err}"}
+    else:
+        workers = {"ok": False, "count": 0, "error": "Redis is unreachable"}
+    if not (database["ok"] and redis_ok):
+        status_text, code = "down", 503
+    elif not workers["ok"]:
+        status_text, code = "degraded", 200
+    else:
+        status_text, code = "ok", 200
+    return code, {
+        "status": status_text,
+        "database": database,
+        "redis": redis,
+        "workers": workers,
+    }

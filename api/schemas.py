@@ -1,0 +1,176 @@
+"""Request and response schemas of the HTTP API (pydantic, through django-ninja).
+
+Bounds here are the API's contract: anything outside them is a 400 that names the field,
+before any routing work starts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from ninja import Schema
+from pydantic import ConfigDict, Field, field_validator
+
+TEXT_MAX_CHARS = 200_000
+TASK_TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+KEY_PATTERN = r"^[-a-zA-Z0-9_]{1,100}$"
+
+
+class ErrorOut(Schema):
+    message: str = Field(description="What was wrong and what to do.")
+    code: str
+    param: str | None = None
+
+
+# --- Routing API ----------------------------------------------------------------------------
+
+
+class RoutedRequestIn(Schema):
+    model_config = ConfigDict(populate_by_name=True)
+
+    unit_id: str | None = Field(
+        None,
+        max_length=255,
+        description="The experiment unit (user, script, team) this call is for.",
+    )
+    experiment: str | None = Field(
+        None, pattern=KEY_PATTERN, description="Experiment key; the unit gets a sticky arm."
+    )
+    run_async: bool = Field(
+        False,
+        alias="async",
+        description="Queue the call on the RQ workers and answer 202 with a job id.",
+    )
+
+
+class ExecuteIn(RoutedRequestIn):
+    text: str = Field(..., min_length=1, max_length=TEXT_MAX_CHARS)
+    task_type: str = Field("analysis", pattern=TASK_TYPE_PATTERN)
+    max_tokens: int | None = Field(None, ge=1, le=200_000)
+    temperature: float | None = Field(None, ge=0, le=2)
+
+    @field_validator("text")
+    @classmethod
+    def text_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("text is blank: send the prompt to route")
+        return value
+
+
+class EvaluateIn(RoutedRequestIn):
+    script: str = Field(..., min_length=1, max_length=TEXT_MAX_CHARS)
+    niche: str = Field("general", min_length=1, max_length=100)
+
+    @field_validator("script")
+    @classmethod
+    def script_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("script is blank: send the script to evaluate")
+        return value
+
+
+class JobOut(Schema):
+    job_id: int
+    status: str
+    status_url: str
+
+
+class ArmIn(Schema):
+    key: str = Field(..., pattern=KEY_PATTERN)
+    name: str = Field("", max_length=200)
+    strategy: Literal["smart_routing", "original_council"]
+    weight: int = Field(50, ge=0, le=100)
+    is_control: bool = False
+    escalation_threshold: float | None = Field(None, ge=0, le=1)
+    enable_escalation: bool | None = None
+    cost_optimization_mode: bool | None = None
+
+
+class ExperimentIn(Schema):
+    key: str = Field(..., pattern=r"^[-a-zA-Z0-9_]{1,100}$")
+    name: str = Field(..., min_length=1, max_length=200)
+    hypothesis: str = Field("", max_length=10_000)
+    unit_type: Literal["user", "script", "request", "team"] = "user"
+    traffic_percentage: float = Field(100.0, ge=0, le=100)
+    alpha: float = Field(0.05, ge=0.0001, le=0.5)
+    sequential_testing: bool = True
+    minimum_sample_per_arm: int = Field(200, ge=1, le=100_000_000)
+    shadow_percentage: float = Field(0.0, ge=0, le=100)
+    arms: list[ArmIn] = Field(..., min_length=2, max_length=10)
+    start: bool = Field(False, description="Start the experiment right away.")
+
+
+class RampIn(Schema):
+    traffic_percentage: float = Field(..., ge=0, le=100)
+
+
+# --- OpenAI-compatible API ------------------------------------------------------------------
+
+
+class ContentPart(Schema):
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(..., max_length=64)
+    text: str | None = Field(None, max_length=TEXT_MAX_CHARS)
+
+
+class ChatMessage(Schema):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[ContentPart] | None = None
+    name: str | None = Field(None, max_length=256)
+
+    def text(self) -> str:
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "\n".join(part.text for part in self.content if part.text)
+
+
+class StreamOptions(Schema):
+    model_config = ConfigDict(extra="allow")
+
+    include_usage: bool = False
+
+
+class ChatCompletionIn(Schema):
+    """OpenAI's chat completion request; unknown fields are accepted and ignored."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(
+        ...,
+        min_length=1,
+        max_length=200,
+        description='"router" routes smartly; a model name from /v1/models passes through.',
+    )
+    messages: list[ChatMessage] = Field(..., min_length=1, max_length=2_000)
+    stream: bool | None = False
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(None, ge=1, le=200_000)
+    max_completion_tokens: int | None = Field(None, ge=1, le=200_000)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    n: int | None = Field(None, ge=1, le=1, description="Only one choice is supported.")
+    user: str | None = Field(None, max_length=255)
+    task_type: str | None = Field(
+        None, pattern=TASK_TYPE_PATTERN, description="Router extension: the task type."
+    )
+
+
+class ModelOut(Schema):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+
+
+class ModelListOut(Schema):
+    object: Literal["list"] = "list"
+    data: list[ModelOut]
+
+
+def dump(schema: Schema) -> dict[str, Any]:
+    return schema.model_dump(exclude_none=True, by_alias=True)
