@@ -67,6 +67,7 @@ class RoutedCall(models.Model):
     error_type = models.CharField(max_length=128, blank=True)
     error_message = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    job_id = models.CharField(max_length=64, blank=True, help_text="The RQ job that runs it.")
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -78,6 +79,7 @@ class RoutedCall(models.Model):
             models.Index(fields=["status", "created_at"], name="call_status_time"),
             models.Index(fields=["complexity"], name="call_complexity"),
             models.Index(fields=["model"], name="call_model"),
+            models.Index(fields=["experiment", "unit_id"], name="call_exp_unit"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -89,3 +91,8 @@ class RoutedCall(models.Model):
 
     def __str__(self) -> str:
         return f"call {self.pk} {self.kind} {self.status} {self.model or '-'}"
+
+    @property
+    def is_finished(self) -> bool:
+        """Whether the call has reached success or error (and was rolled up)."""
+        return self.status in (self.Status.SUCCESS, self.Status.ERROR)

@@ -12,6 +12,14 @@ class Strategy(models.TextChoices):
     SMART_ROUTING = "smart_routing", "Smart routing"
 
 
+#: The default ramp: each "ramp" action moves the traffic percentage to the next step.
+DEFAULT_RAMP_SCHEDULE = (1, 5, 25, 50, 100)
+
+
+def default_ramp_schedule() -> list[int]:
+    return list(DEFAULT_RAMP_SCHEDULE)
+
+
 class Experiment(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
@@ -59,6 +67,21 @@ class Experiment(models.Model):
     guardrail_latency_p95_rise_pct = models.FloatField(
         default=10.0, help_text="Latency p95 may not rise by more than this many percent."
     )
+    ramp_schedule = models.JSONField(
+        default=default_ramp_schedule,
+        blank=True,
+        help_text="Traffic percentages the ramp action steps through, e.g. [1, 5, 25, 50, 100].",
+    )
+    serving_arm = models.ForeignKey(
+        "Arm",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Once stopped, concluded or rolled back: the arm every unit gets "
+        "(rollback: the control arm; conclude: the winner). Those calls are not "
+        "counted in the experiment.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -87,6 +110,11 @@ class Experiment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.key})"
+
+    @property
+    def coverage(self) -> float:
+        """The traffic percentage as a fraction in [0, 1] (GrowthBook's coverage)."""
+        return min(max(self.traffic_percentage / 100.0, 0.0), 1.0)
 
 
 class Arm(models.Model):
