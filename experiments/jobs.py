@@ -1,0 +1,91 @@
+"""RQ jobs: each loads its row by id and calls the service of the same name.
+
+Jobs are enqueued only after the transaction that wrote their row commits
+(``transaction.on_commit`` in ``experiments.services.calls``), with RQ retries for jobs
+that crash; ``routed_call_failed`` is the failure callback that records the error row once
+the retries are used up, so a call never silently disappears.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from experiments.models import RoutedCall
+
+logger = logging.getLogger(__name__)
+
+
+def routed_call_execute(call_id: int) -> str:
+    """Run routed call ``call_id`` through the engine and record it (once); its status."""
+    from experiments import services
+
+    call = RoutedCall.objects.filter(pk=call_id).first()
+    if call is None:
+        # The row was deleted (e.g. a test database reset): nothing to run or record.
+        logger.warning("routed call %s no longer exists; job skipped", call_id)
+        return "missing"
+    return services.routed_call_execute(call=call).status
+
+
+def routed_call_failed(job, connection, exc_type, exc_value, traceback) -> None:
+    """RQ failure callback: record the call as an error once no retry is left.
+
+    RQ calls it on every failure, before it schedules a retry, and for jobs found
+    abandoned by a killed worker; while ``job.retries_left`` is positive RQ will run the
+    job again, so nothing is recorded yet.
+    """
+    from experiments import services
+
+    if job.retries_left:
+        return
+    call_id = job.args[0] if job.args else job.kwargs.get("call_id")
+    name = getattr(exc_type, "__name__", str(exc_type))
+    detail = str(exc_value) or (
+        "the worker died while running it" if name == "AbandonedJobError" else "no message"
+    )
+    reason = f"job {job.id} failed and has no retry left: {name}: {detail}"
+    services.routed_call_fail(call_id=call_id, reason=reason, error_type="JobFailed")
+
+
+def enqueue_routed_call(*, call_id: int, job_id: str, queue_name: str):
+    """Put ``routed_call_execute(call_id)`` on ``queue_name`` with retries and the callback."""
+    import django_rq
+    from rq import Callback, Retry
+
+    from experiments.services.calls import JOB_MAX_RETRIES, JOB_TIMEOUT_S
+
+    queue = django_rq.get_queue(queue_name)
+    return queue.enqueue(
+        routed_call_execute,
+        call_id,
+        job_id=job_id,
+        job_timeout=JOB_TIMEOUT_S,
+        retry=Retry(max=JOB_MAX_RETRIES),
+        on_failure=Callback(routed_call_failed),
+        result_ttl=3600,
+        failure_ttl=7 * 24 * 3600,
+    )
+
+
+def job_state(*, job_id: str, queue_name: str) -> tuple[str, str]:
+    """("pending" | "failed" | "lost", reason) of a routed call's RQ job."""
+    import django_rq
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job, JobStatus
+
+    connection = django_rq.get_connection(queue_name)
+    try:
+        job = Job.fetch(job_id, connection=connection)
+    except NoSuchJobError:
+        return "lost", f"job {job_id} no longer exists in the queue"
+    status = job.get_status(refresh=True)
+    if status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
+        latest = job.latest_result()
+        detail = ""
+        if latest is not None and latest.exc_string:
+            detail = latest.exc_string.strip().splitlines()[-1]
+        return "failed", f"job {job_id} {status.value}: {detail or 'no reason recorded by RQ'}"
+    if status == JobStatus.FINISHED:
+        # The job ran but its row is unfinished: it cannot be retried, so say so.
+        return "failed", f"job {job_id} finished without recording the call"
+    return "pending", ""
