@@ -1,0 +1,179 @@
+"""The simulated provider: deterministic answers for the offline demo, tests and load tests.
+
+Given the same prompt, model and seed it always returns the same text, token counts,
+latency and confidence. It plays its tier: premium models are more reliable (higher
+confidence, tighter council scores) and slower; mini models are fast and cheap but lose
+confidence as the prompt gets harder (the classifier's score is the difficulty), which is
+what makes the router escalate. Every response says `provider="simulated"`.
+
+Latency is `fixed_latency_ms` when set (load tests), otherwise tier-dependent and small
+(tens of milliseconds) so that tests and the demo stay quick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from routing_platform.engine.classifier import classify
+from routing_platform.engine.cost import TokenUsage
+from routing_platform.engine.providers.base import (
+    CompletionRequest,
+    CompletionResponse,
+    Provider,
+)
+
+# Per tier: mean confidence on a prompt within its reach, how hard a prompt it handles
+# (classifier score) before confidence falls, noise, latency (ms) and answer length.
+TIER_PROFILE: dict[str, dict[str, float]] = {
+    "mini": {"quality": 0.78, "reach": 0.28, "noise": 0.085, "latency_ms": 12, "tokens": 200},
+    "standard": {"quality": 0.80, "reach": 0.58, "noise": 0.08, "latency_ms": 25, "tokens": 220},
+    "premium": {"quality": 0.89, "reach": 1.00, "noise": 0.05, "latency_ms": 45, "tokens": 240},
+}
+# How fast confidence falls per unit of difficulty above the tier's reach.
+OVERREACH_SLOPE = 0.9
+# Spread of council scores around the script's "true" score, per tier.
+SCORE_NOISE = {"mini": 9.0, "standard": 6.0, "premium": 3.5}
+
+_OPENERS = (
+    "Here is a concise answer.",
+    "Short answer first, then the detail.",
+    "Working through the request:",
+    "The key points are these.",
+)
+_FEEDBACK = (
+    "The hook lands in the first seconds",
+    "the pacing sags in the middle",
+    "the call to action is clear",
+    "the niche vocabulary is used well",
+    "the structure could be tighter",
+    "the payoff arrives too late",
+    "the tone fits the audience",
+    "examples would make the claims concrete",
+)
+
+
+def _rng(*parts: Any) -> random.Random:
+    digest = hashlib.blake2b("\x1f".join(str(p) for p in parts).encode(), digest_size=8).digest()
+    return random.Random(int.from_bytes(digest, "big"))  # simulation, not security
+
+
+def _verdict(score: float) -> str:
+    if score >= 70:
+        return "approved"
+    if score >= 50:
+        return "needs_revision"
+    return "rejected"
+
+
+class SimulatedProvider(Provider):
+    name = "simulated"
+    key_env = ""
+    simulated = True
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        fixed_latency_ms: float = 0.0,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
+        self.seed = seed
+        self.fixed_latency_ms = fixed_latency_ms
+        self._sleep = sleep
+
+    def __repr__(self) -> str:
+        return f"<SimulatedProvider seed={self.seed}>"
+
+    async def complete(self, request: CompletionRequest) -> CompletionResponse:
+        tier = request.tier if request.tier in TIER_PROFILE else "standard"
+        profile = TIER_PROFILE[tier]
+        prompt = "\n".join(m["content"] for m in request.messages)
+        user_text = next(
+            (m["content"] for m in reversed(request.messages) if m.get("role") == "user"), prompt
+        )
+        rng = _rng(self.seed, request.model, prompt)
+        difficulty = classify(user_text, request.task_type or "analysis").score
+
+        overreach = max(0.0, difficulty - profile["reach"])
+        confidence = (
+            profile["quality"] - OVERREACH_SLOPE * overreach + rng.gauss(0.0, profile["noise"])
+        )
+        confidence = min(0.99, max(0.05, confidence))
+
+        if request.json_mode:
+            text = self._evaluation_json(request, tier, confidence, rng)
+            output_tokens = max(1, len(text) // 4)
+        else:
+            output_tokens = int(profile["tokens"] * (0.6 + difficulty) * rng.uniform(0.8, 1.2))
+            text = ""
+        finish_reason = "stop"
+        if request.max_tokens is not None and output_tokens > request.max_tokens:
+            output_tokens = request.max_tokens
+            finish_reason = "length"
+        if not request.json_mode:
+            text = self._answer(request, tier, user_text, output_tokens, rng)
+
+        latency_ms = (
+            self.fixed_latency_ms
+            if self.fixed_latency_ms > 0
+            else profile["latency_ms"] * (0.8 + 0.5 * rng.random()) * (0.8 + 0.4 * difficulty)
+        )
+        if latency_ms > 0:
+            await self._sleep(latency_ms / 1000.0)
+
+        # Token logprobs whose geometric mean is the simulated confidence.
+        center = math.log(confidence)
+        jitter = [rng.uniform(-0.02, 0.02) for _ in range(3)]
+        logprobs = tuple(min(0.0, center + j) for j in (*jitter, *(-j for j in jitter)))
+        return CompletionResponse(
+            text=text,
+            model=request.model,
+            provider=self.name,
+            usage=TokenUsage(
+                input_tokens=max(1, len(prompt) // 4), output_tokens=max(1, output_tokens)
+            ),
+            finish_reason=finish_reason,
+            logprobs=logprobs,
+            latency_ms=round(latency_ms, 3),
+        )
+
+    def _answer(
+        self, request: CompletionRequest, tier: str, user_text: str, tokens: int, rng: random.Random
+    ) -> str:
+        topic = " ".join(user_text.split()[:12])
+        opener = _OPENERS[rng.randrange(len(_OPENERS))]
+        return (
+            f"[simulated {request.model}, {tier} tier] {opener} "
+            f"For the {request.task_type or 'general'} request \u201c{topic}\u201d: "
+            f"a {tokens}-token answer would appear here when a real provider is configured."
+        )
+
+    def _evaluation_json(
+        self, request: CompletionRequest, tier: str, confidence: float, rng: random.Random
+    ) -> str:
+        users = [m["content"] for m in request.messages if m.get("role") == "user"] or [""]
+        script_text, user_text = users[0], users[-1]
+        # The script's "true" quality depends on the script only, so members roughly agree.
+        truth = _rng(self.seed, "truth", script_text).uniform(42.0, 94.0)
+        score = round(min(100.0, max(0.0, rng.gauss(truth, SCORE_NOISE[tier]))))
+        picks = rng.sample(_FEEDBACK, 2)
+        body = {
+            "score": score,
+            "verdict": _verdict(score),
+            "feedback": f"{picks[0].capitalize()}; {picks[1]}.",
+            "confidence": round(confidence, 2),
+        }
+        text = json.dumps(body)
+        roll = rng.random()
+        # Small models sometimes wrap or break their JSON; the council must cope.
+        if tier == "mini" and roll < 0.04:
+            return "Here is my evaluation:\n```json\n" + text + "\n```"
+        if tier == "mini" and roll < 0.05 and "not valid JSON" not in user_text:
+            return text[: len(text) // 2]
+        return text

@@ -1,0 +1,197 @@
+"""Drop-in replacements for the original council and direct model calls.
+
+    from routing_platform.routing.integration import council, smart_council, smart_executor
+
+    result = await council.evaluate_script(script, niche)         # the original ensemble
+    result = await smart_council.evaluate_script(script, niche)   # same keys + _routing_metadata
+    out = await smart_executor.execute(text=prompt, task_type="analysis")
+
+With `ENABLE_SMART_ROUTING=false` the smart objects behave as the original (their metadata
+says strategy "original_council"): the rollback needs no code change. When the A/B facade
+(`routing_platform.routing.ab_testing.ab_test_manager`) is present, each call asks it for
+an arm (`aroute`) and reports the outcome (`arecord`); a failure there is logged and never
+fails the user's call.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from routing_platform.engine.errors import RoutingError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "council",
+    "smart_council",
+    "smart_executor",
+    "OriginalCouncil",
+    "SmartCouncil",
+    "SmartExecutor",
+]
+
+
+def _ab_manager():
+    try:
+        from routing_platform.routing.ab_testing import ab_test_manager
+    except ImportError:
+        return None
+    return ab_test_manager
+
+
+async def _aroute(*, unit_id: str, experiment: str | None, kind: str):
+    manager = _ab_manager()
+    if manager is None or not hasattr(manager, "aroute"):
+        return None
+    try:
+        return await manager.aroute(unit_id=unit_id, experiment=experiment, kind=kind)
+    except Exception:  # an experiment problem must not fail the user's call
+        logger.warning("A/B routing failed; using the default strategy", exc_info=True)
+        return None
+
+
+async def _arecord(**kwargs: Any) -> None:
+    manager = _ab_manager()
+    if manager is None or not hasattr(manager, "arecord"):
+        return
+    try:
+        await manager.arecord(source="sdk", **kwargs)
+    except Exception:
+        logger.warning("recording the routed call failed", exc_info=True)
+
+
+def _annotate(result: dict, route) -> dict:
+    if route is not None and isinstance(result.get("_routing_metadata"), dict):
+        result["_routing_metadata"]["experiment"] = route.experiment_key
+        result["_routing_metadata"]["arm"] = route.arm_key
+    return result
+
+
+class OriginalCouncil:
+    """The original ensemble: every configured provider's premium model, in parallel."""
+
+    async def evaluate_script(self, script: str, niche: str = "general") -> dict[str, Any]:
+        from routing_platform import runtime
+
+        result = await runtime.run_evaluate(script=script, niche=niche, strategy="original_council")
+        # The original API returned no routing metadata; keep its shape exactly.
+        result.pop("_routing_metadata", None)
+        return result
+
+
+class SmartCouncil:
+    """`evaluate_script` with smart routing (or the arm an experiment assigns)."""
+
+    async def evaluate_script(
+        self,
+        script: str,
+        niche: str = "general",
+        *,
+        unit_id: str | None = None,
+        experiment: str | None = None,
+    ) -> dict[str, Any]:
+        from routing_platform import runtime
+
+        unit_id = unit_id or uuid.uuid4().hex
+        route = await _aroute(unit_id=unit_id, experiment=experiment, kind="evaluate")
+        strategy = route.strategy if route is not None else "smart_routing"
+        router_params = dict(route.router_params or {}) if route is not None else None
+        payload = {"script": script, "niche": niche}
+        try:
+            result = await runtime.run_evaluate(
+                script=script, niche=niche, strategy=strategy, router_params=router_params
+            )
+        except RoutingError as err:
+            await _arecord(
+                kind="evaluate",
+                route=route,
+                unit_id=unit_id,
+                task_type="analysis",
+                request_payload=payload,
+                result=None,
+                error=err,
+            )
+            raise
+        _annotate(result, route)
+        await _arecord(
+            kind="evaluate",
+            route=route,
+            unit_id=unit_id,
+            task_type="analysis",
+            request_payload=payload,
+            result=result,
+            error=None,
+        )
+        return result
+
+
+class SmartExecutor:
+    """`execute(text=..., task_type=...)` -> {"response", "model", "provider", "_routing_metadata"}."""
+
+    async def execute(
+        self,
+        text: str | None = None,
+        task_type: str = "analysis",
+        *,
+        messages: list[dict] | None = None,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        unit_id: str | None = None,
+        experiment: str | None = None,
+    ) -> dict[str, Any]:
+        from routing_platform import runtime
+
+        unit_id = unit_id or uuid.uuid4().hex
+        route = await _aroute(unit_id=unit_id, experiment=experiment, kind="execute")
+        strategy = route.strategy if route is not None else "smart_routing"
+        router_params = dict(route.router_params or {}) if route is not None else None
+        payload: dict[str, Any] = {"text": text, "task_type": task_type}
+        for name, value in (
+            ("messages", messages),
+            ("model", model),
+            ("max_tokens", max_tokens),
+            ("temperature", temperature),
+        ):
+            if value is not None:
+                payload[name] = value
+        try:
+            result = await runtime.run_execute(
+                text=text,
+                messages=messages,
+                task_type=task_type,
+                strategy=strategy,
+                router_params=router_params,
+                model=model,
+                max_tokens=max_tokens,
+                temperature=temperature,
+            )
+        except RoutingError as err:
+            await _arecord(
+                kind="execute",
+                route=route,
+                unit_id=unit_id,
+                task_type=task_type,
+                request_payload=payload,
+                result=None,
+                error=err,
+            )
+            raise
+        _annotate(result, route)
+        await _arecord(
+            kind="execute",
+            route=route,
+            unit_id=unit_id,
+            task_type=task_type,
+            request_payload=payload,
+            result=result,
+            error=None,
+        )
+        return result
+
+
+council = OriginalCouncil()
+smart_council = SmartCouncil()
+smart_executor = SmartExecutor()

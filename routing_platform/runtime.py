@@ -1,0 +1,277 @@
+"""The one bridge from Django settings to the pure engine (contract 1 in the team brief).
+
+- `router_config(**overrides)`: a `RouterConfig` from settings, with arm router parameters.
+- `run_execute(...)` / `run_evaluate(...)`: run one request by strategy and return the
+  result with `_routing_metadata`.
+
+Providers are built from settings: real clients for the keys that are set; the
+deterministic simulator when `ROUTER_PROVIDER_MODE=simulated`, or in `auto` mode when no
+key (and no OpenAI-compatible base URL) is set. One `httpx.AsyncClient` is kept per event
+loop (a client must not cross loops: each RQ job runs its own), while circuit breakers are
+kept per process so that a failing provider stays skipped across jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import weakref
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from routing_platform.engine.catalog import DEFAULT_MODELS, Catalog, parse_compatible_models
+from routing_platform.engine.config import PriceOverride, RouterConfig
+from routing_platform.engine.council import OriginalCouncil, SmartCouncil
+from routing_platform.engine.errors import InvalidRequestError
+from routing_platform.engine.executor import STRATEGIES, Executor
+from routing_platform.engine.providers.base import Provider
+from routing_platform.engine.providers.circuit import CircuitBreaker
+from routing_platform.engine.providers.pool import ProviderPool
+from routing_platform.engine.router import ModelRouter
+
+REAL_PROVIDERS = ("openai", "anthropic", "gemini")
+
+
+def _settings():
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "routing_platform.settings")
+    from django.conf import settings
+
+    return settings
+
+
+def _compatible_models(settings) -> tuple:
+    if not settings.OPENAI_COMPATIBLE_BASE_URL:
+        return ()
+    try:
+        return parse_compatible_models(settings.OPENAI_COMPATIBLE_MODELS)
+    except ValueError as err:
+        raise InvalidRequestError(str(err)) from None
+
+
+def router_config(**overrides: Any) -> RouterConfig:
+    """The engine configuration from settings, with arm router parameters applied."""
+    settings = _settings()
+    # Self-hosted models have no list price; they cost $0 at the API unless overridden.
+    price_overrides = {
+        spec.name: PriceOverride(Decimal("0"), Decimal("0"))
+        for spec in _compatible_models(settings)
+    }
+    price_overrides.update(getattr(settings, "ROUTER_PRICE_OVERRIDES", None) or {})
+    config = RouterConfig(
+        escalation_threshold=settings.ROUTER_ESCALATION_THRESHOLD,
+        enable_escalation=settings.ROUTER_ENABLE_ESCALATION,
+        cost_optimization_mode=settings.ROUTER_COST_OPTIMIZATION,
+        enable_smart_routing=settings.ENABLE_SMART_ROUTING,
+        learned_router_path=settings.ROUTER_MODEL_PATH,
+        provider_mode=settings.ROUTER_PROVIDER_MODE,
+        simulation_seed=settings.ROUTER_SIMULATION_SEED,
+        simulated_latency_ms=getattr(settings, "ROUTER_SIMULATED_LATENCY_MS", 0.0),
+        request_timeout_s=settings.ROUTER_REQUEST_TIMEOUT_S,
+        max_retries=settings.ROUTER_MAX_RETRIES,
+        price_overrides=price_overrides,
+    )
+    return config.with_overrides(**overrides)
+
+
+# -- providers, per settings and per event loop ------------------------------------------
+
+
+@dataclass(frozen=True)
+class _ProviderSettings:
+    mode: str
+    openai_key: str
+    anthropic_key: str
+    gemini_key: str
+    openai_base_url: str
+    anthropic_base_url: str
+    gemini_base_url: str
+    compatible_base_url: str
+    compatible_key: str
+    compatible_models: tuple
+    seed: int
+    simulated_latency_ms: float
+    timeout_s: float
+    max_retries: int
+
+    def __repr__(self) -> str:  # keys never show up in a repr
+        return f"<_ProviderSettings mode={self.mode}>"
+
+    @property
+    def any_real_key(self) -> bool:
+        return bool(
+            self.openai_key or self.anthropic_key or self.gemini_key or self.compatible_base_url
+        )
+
+    @property
+    def simulated(self) -> bool:
+        return self.mode == "simulated" or (self.mode == "auto" and not self.any_real_key)
+
+
+def _provider_settings(config: RouterConfig) -> _ProviderSettings:
+    settings = _settings()
+    return _ProviderSettings(
+        mode=config.provider_mode,
+        openai_key=settings.OPENAI_API_KEY,
+        anthropic_key=settings.ANTHROPIC_API_KEY,
+        gemini_key=settings.GEMINI_API_KEY,
+        openai_base_url=settings.OPENAI_BASE_URL,
+        anthropic_base_url=settings.ANTHROPIC_BASE_URL,
+        gemini_base_url=settings.GEMINI_BASE_URL,
+        compatible_base_url=settings.OPENAI_COMPATIBLE_BASE_URL,
+        compatible_key=settings.OPENAI_COMPATIBLE_API_KEY,
+        compatible_models=_compatible_models(settings),
+        seed=config.simulation_seed,
+        simulated_latency_ms=config.simulated_latency_ms,
+        timeout_s=config.request_timeout_s,
+        max_retries=config.max_retries,
+    )
+
+
+_lock = threading.Lock()
+_breakers: dict[_ProviderSettings, dict[str, CircuitBreaker]] = {}
+_pools: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_no_loop_pools: dict[_ProviderSettings, ProviderPool] = {}
+
+
+def _build_pool(key: _ProviderSettings, config: RouterConfig) -> ProviderPool:
+    catalog = Catalog(DEFAULT_MODELS)
+    if key.simulated:
+        from routing_platform.engine.providers.simulated import SimulatedProvider
+
+        simulator = SimulatedProvider(seed=key.seed, fixed_latency_ms=key.simulated_latency_ms)
+        providers: dict[str, Provider] = {name: simulator for name in REAL_PROVIDERS}
+    else:
+        import httpx
+
+        from routing_platform.engine.providers.anthropic import AnthropicProvider
+        from routing_platform.engine.providers.gemini import GeminiProvider
+        from routing_platform.engine.providers.openai import OpenAIProvider
+        from routing_platform.engine.providers.openai_compatible import OpenAICompatibleProvider
+
+        client = httpx.AsyncClient(
+            timeout=key.timeout_s,
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        )
+        common = {
+            "client": client,
+            "timeout_s": key.timeout_s,
+            "max_retries": key.max_retries,
+            "backoff_base_s": config.backoff_base_s,
+            "backoff_max_s": config.backoff_max_s,
+            "retry_after_cap_s": config.retry_after_cap_s,
+        }
+        providers = {
+            "openai": OpenAIProvider(
+                api_key=key.openai_key, base_url=key.openai_base_url, **common
+            ),
+            "anthropic": AnthropicProvider(
+                api_key=key.anthropic_key, base_url=key.anthropic_base_url, **common
+            ),
+            "gemini": GeminiProvider(
+                api_key=key.gemini_key, base_url=key.gemini_base_url, **common
+            ),
+        }
+        if key.compatible_base_url:
+            providers["openai_compatible"] = OpenAICompatibleProvider(
+                api_key=key.compatible_key, base_url=key.compatible_base_url, **common
+            )
+            catalog = catalog.with_models(key.compatible_models)
+    with _lock:
+        breakers = _breakers.setdefault(key, {})
+    return ProviderPool(
+        providers,
+        catalog,
+        breakers=breakers,
+        breaker_factory=lambda: CircuitBreaker(
+            failure_threshold=config.circuit_failure_threshold,
+            reset_after_s=config.circuit_reset_s,
+        ),
+    )
+
+
+def provider_pool(config: RouterConfig | None = None) -> ProviderPool:
+    """The pool for the current settings, cached per event loop."""
+    config = config or router_config()
+    key = _provider_settings(config)
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    with _lock:
+        cache = _no_loop_pools if loop is None else _pools.setdefault(loop, {})
+        pool = cache.get(key)
+    if pool is None:
+        pool = _build_pool(key, config)
+        with _lock:
+            pool = cache.setdefault(key, pool)
+    return pool
+
+
+def reset() -> None:
+    """Forget cached pools and circuit breakers (tests, settings changes)."""
+    with _lock:
+        _breakers.clear()
+        _pools.clear()
+        _no_loop_pools.clear()
+
+
+def simulated() -> bool:
+    """Whether calls run on the simulator with the current settings."""
+    return _provider_settings(router_config()).simulated
+
+
+def _router(router_params: dict | None) -> ModelRouter:
+    if router_params is not None and not isinstance(router_params, dict):
+        raise InvalidRequestError("router_params must be an object of router parameters.")
+    config = router_config(**(router_params or {}))
+    return ModelRouter(config, pool=provider_pool(config))
+
+
+def effective_strategy(strategy: str, config: RouterConfig | None = None) -> str:
+    """`ENABLE_SMART_ROUTING=false` turns every smart request into the original (rollback)."""
+    if strategy not in STRATEGIES:
+        raise InvalidRequestError(
+            f"strategy={strategy!r} is not known: use {' or '.join(STRATEGIES)}."
+        )
+    config = config or router_config()
+    if strategy == "smart_routing" and not config.enable_smart_routing:
+        return "original_council"
+    return strategy
+
+
+async def run_execute(
+    *,
+    text: str | None = None,
+    messages: list[dict] | None = None,
+    task_type: str = "analysis",
+    strategy: str = "smart_routing",
+    router_params: dict | None = None,
+    model: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+) -> dict:
+    router = _router(router_params)
+    return await Executor(router).execute(
+        text=text,
+        messages=messages,
+        task_type=task_type,
+        strategy=effective_strategy(strategy, router.config),
+        model=model,
+        max_tokens=max_tokens,
+        temperature=temperature,
+    )
+
+
+async def run_evaluate(
+    *,
+    script: str,
+    niche: str = "general",
+    strategy: str = "smart_routing",
+    router_params: dict | None = None,
+) -> dict:
+    router = _router(router_params)
+    if effective_strategy(strategy, router.config) == "original_council":
+        return await OriginalCouncil(router).evaluate_script(script, niche)
+    return await SmartCouncil(router).evaluate_script(script, niche)
