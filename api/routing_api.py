@@ -15,7 +15,13 @@ from ninja import NinjaAPI, Path, Query, Router, Schema, Status
 from pydantic import Field
 
 from api.auth import read_auth, write_auth
-from api.errors import NotFound, ServiceUnavailable, install_error_handlers, routing_error_body
+from api.errors import (
+    BadRequest,
+    NotFound,
+    ServiceUnavailable,
+    install_error_handlers,
+    routing_error_body,
+)
 from api.health import health_report
 from api.recording import record_call
 from api.redis_client import redis_ping
@@ -71,8 +77,6 @@ async def _route(payload: RoutedRequestIn, kind: str):
         return route_for_unit(experiment=experiment, unit_id=payload.unit_id or "")
 
     if not payload.unit_id:
-        from api.errors import BadRequest
-
         raise BadRequest(
             "unit_id is required with experiment: it is what the sticky arm is assigned to.",
             param="unit_id",
@@ -92,6 +96,7 @@ def _record_routed(*, kind: str, payload: RoutedRequestIn, route, request_payloa
         experiment=route.experiment_id if route and route.in_experiment else None,
         arm=route.arm_id if route and route.in_experiment else None,
         phase=route.phase_id if route and route.in_experiment else None,
+        strategy=route.strategy if route else "",
     )
 
 
@@ -271,43 +276,53 @@ async def job(request: HttpRequest, job_id: int = Path(..., ge=1, le=JOB_ID_MAX)
 # --- Monitoring ----------------------------------------------------------------------------
 
 
-class DashboardQuery(Schema):
+class WindowQuery(Schema):
     window: str | None = Field(
         None, max_length=16, description="Time window, e.g. 24h, 7d, 30d (default: all time)."
     )
     experiment: str | None = Field(None, pattern=KEY_PATTERN)
 
 
+def _metrics(load):
+    """Run a dashboard/analytics read; its input errors (window, experiment) become 400s."""
+    from experiments.metrics import MetricsInputError
+
+    try:
+        return load()
+    except MetricsInputError as err:
+        raise BadRequest(str(err)) from None
+
+
 @router.get(
     "/dashboard",
     auth=read_auth,
     response=dict,
-    summary="router_dashboard.get_dashboard()",
+    summary="router_dashboard.get_dashboard(): overview, breakdowns, time series, alerts",
     openapi_extra=ERROR_RESPONSES,
 )
-async def dashboard(request: HttpRequest, query: Query[DashboardQuery]):
+async def dashboard(request: HttpRequest, query: Query[WindowQuery]):
     def load():
         from routing_platform.routing.dashboard import router_dashboard
 
         return router_dashboard.get_dashboard(window=query.window, experiment=query.experiment)
 
-    return await sync_to_async(load)()
+    return await sync_to_async(_metrics)(load)
 
 
 @router.get(
     "/analytics",
     auth=read_auth,
     response=dict,
-    summary="analytics.get_summary()",
+    summary="analytics.get_summary(): cost analysis by complexity, tier, model, arm",
     openapi_extra=ERROR_RESPONSES,
 )
-async def analytics(request: HttpRequest):
+async def analytics(request: HttpRequest, query: Query[WindowQuery]):
     def load():
         from routing_platform.routing.analytics import analytics as analytics_
 
-        return analytics_.get_summary()
+        return analytics_.get_summary(window=query.window, experiment=query.experiment)
 
-    return await sync_to_async(load)()
+    return await sync_to_async(_metrics)(load)
 
 
 # --- Experiments ---------------------------------------------------------------------------
@@ -412,9 +427,10 @@ async def experiment_ramp(
 )
 async def experiment_results(request: HttpRequest, key: str = Path(..., pattern=KEY_PATTERN)):
     def load():
+        experiment = _experiment_or_404(key)
         from experiments.reports import experiment_report
 
-        return experiment_report(experiment=_experiment_or_404(key))
+        return experiment_report(experiment=experiment)
 
     return await sync_to_async(load)()
 
@@ -428,9 +444,10 @@ async def experiment_results(request: HttpRequest, key: str = Path(..., pattern=
 )
 async def experiment_export(request: HttpRequest, key: str = Path(..., pattern=KEY_PATTERN)):
     def load() -> str:
+        experiment = _experiment_or_404(key)
         from experiments.reports import report_export_json
 
-        return report_export_json(experiment=_experiment_or_404(key))
+        return report_export_json(experiment=experiment)
 
     response = HttpResponse(await sync_to_async(load)(), content_type="application/json")
     response["Content-Disposition"] = f'attachment; filename="experiment-{key}.json"'
