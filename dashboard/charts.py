@@ -1,0 +1,292 @@
+"""Charts of the dashboard: summaries in, Plotly figures out (pure: no Django, no queries).
+
+Each function takes parts of ``router_dashboard.get_dashboard()`` (plain dicts and
+lists) and returns a ``plotly.graph_objects.Figure``; :func:`build_charts` makes the whole
+set. Every chart draws SVG (no WebGL traces), so it renders in any browser, headless
+included, and plotly.js comes from the app's static files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import plotly.graph_objects as go
+
+#: One colour per meaning, used across charts.
+COLORS = {
+    "actual": "#2563eb",
+    "baseline": "#9ca3af",
+    "savings": "#16a34a",
+    "p50": "#0891b2",
+    "p95": "#db2777",
+    "escalation": "#ea580c",
+    "threshold": "#dc2626",
+    "bars": "#6366f1",
+}
+#: Complexity classes in their natural order (others follow, by size).
+COMPLEXITY_ORDER = ("simple", "medium", "complex")
+
+
+@dataclass(frozen=True)
+class Chart:
+    key: str
+    title: str
+    description: str
+    figure: go.Figure
+
+
+def _layout(**extra) -> dict:
+    layout = {
+        "template": "plotly_white",
+        "height": 320,
+        "margin": {"l": 56, "r": 16, "t": 16, "b": 48},
+        "legend": {"orientation": "h", "y": -0.22, "x": 0},
+        "font": {"size": 12},
+        "hovermode": "x unified",
+    }
+    layout.update(extra)
+    return layout
+
+
+def _times(timeseries: list[dict]) -> list[datetime]:
+    return [datetime.fromisoformat(point["bucket_start"]) for point in timeseries]
+
+
+def savings_over_time(timeseries: list[dict]) -> go.Figure:
+    """Actual cost against the baseline (what the original premium council would have cost),
+    per time bucket; the gap between the lines is the saving."""
+    times = _times(timeseries)
+    figure = go.Figure(layout=_layout(yaxis={"title": {"text": "USD"}, "rangemode": "tozero"}))
+    figure.add_trace(
+        go.Scatter(
+            x=times,
+            y=[point["baseline_cost_usd"] for point in timeseries],
+            name="Baseline (original council)",
+            mode="lines+markers",
+            line={"color": COLORS["baseline"], "dash": "dash"},
+        )
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=times,
+            y=[point["cost_usd"] for point in timeseries],
+            name="Actual cost",
+            mode="lines+markers",
+            line={"color": COLORS["actual"]},
+            fill="tonexty",
+            fillcolor="rgba(22, 163, 74, 0.12)",
+            customdata=[point["cost_savings_percentage"] for point in timeseries],
+            hovertemplate="$%{y:.4f} (saved %{customdata:.1f}%)<extra>Actual cost</extra>",
+        )
+    )
+    return figure
+
+
+def cost_per_request_by_arm(by_arm: dict[str, dict]) -> go.Figure:
+    """Cost per request of each experiment arm (and of calls outside experiments)."""
+    labels = list(by_arm)
+    figure = go.Figure(
+        layout=_layout(yaxis={"title": {"text": "USD per request"}}, hovermode="closest")
+    )
+    figure.add_trace(
+        go.Bar(
+            x=labels,
+            y=[by_arm[label]["cost_per_request_usd"] for label in labels],
+            marker={"color": COLORS["bars"]},
+            text=[f"${by_arm[label]['cost_per_request_usd']:.4f}" for label in labels],
+            textposition="auto",
+            customdata=[by_arm[label]["requests"] for label in labels],
+            hovertemplate="%{x}: $%{y:.5f} per request over %{customdata:,} requests<extra></extra>",
+            name="Cost per request",
+        )
+    )
+    return figure
+
+
+def confidence_distribution(
+    buckets: list[dict], *, low_confidence_threshold: float | None = None
+) -> go.Figure:
+    """Histogram of confidence (0-1), with the low-confidence alert threshold marked."""
+    figure = go.Figure(
+        layout=_layout(
+            xaxis={"title": {"text": "confidence"}, "range": [0, 1]},
+            yaxis={"title": {"text": "requests"}},
+            bargap=0.05,
+            hovermode="closest",
+        )
+    )
+    figure.add_trace(
+        go.Bar(
+            x=[(bucket["low"] + bucket["high"]) / 2 for bucket in buckets],
+            y=[bucket["count"] for bucket in buckets],
+            width=[bucket["high"] - bucket["low"] for bucket in buckets],
+            marker={"color": COLORS["bars"]},
+            name="Requests",
+            hovertemplate="confidence %{x:.2f}: %{y:,} requests<extra></extra>",
+        )
+    )
+    if low_confidence_threshold is not None:
+        figure.add_vline(
+            x=low_confidence_threshold,
+            line={"color": COLORS["threshold"], "dash": "dot"},
+            annotation_text=f"alert below {low_confidence_threshold:g}",
+            annotation_position="top left",
+        )
+    return figure
+
+
+def escalation_rate_over_time(
+    timeseries: list[dict], *, alert_threshold_pct: float | None = None
+) -> go.Figure:
+    """Share of requests escalated to a stronger tier, per time bucket, in percent."""
+    figure = go.Figure(
+        layout=_layout(yaxis={"title": {"text": "% escalated"}, "rangemode": "tozero"})
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=_times(timeseries),
+            y=[point["escalation_rate"] * 100 for point in timeseries],
+            name="Escalation rate",
+            mode="lines+markers",
+            line={"color": COLORS["escalation"]},
+            hovertemplate="%{y:.1f}%<extra>Escalation rate</extra>",
+        )
+    )
+    if alert_threshold_pct is not None:
+        figure.add_hline(
+            y=alert_threshold_pct,
+            line={"color": COLORS["threshold"], "dash": "dot"},
+            annotation_text=f"alert above {alert_threshold_pct:g}%",
+            annotation_position="top left",
+        )
+    return figure
+
+
+def latency_over_time(timeseries: list[dict]) -> go.Figure:
+    """Latency p50 and p95 per time bucket (estimated from summed histograms)."""
+    times = _times(timeseries)
+    figure = go.Figure(layout=_layout(yaxis={"title": {"text": "ms"}, "rangemode": "tozero"}))
+    for key, name in (("latency_p50_ms", "p50"), ("latency_p95_ms", "p95")):
+        figure.add_trace(
+            go.Scatter(
+                x=times,
+                y=[point[key] for point in timeseries],
+                name=name,
+                mode="lines+markers",
+                line={"color": COLORS[name]},
+                connectgaps=False,
+                hovertemplate="%{y:,.0f} ms<extra>" + name + "</extra>",
+            )
+        )
+    return figure
+
+
+def complexity_mix(by_complexity: dict[str, dict]) -> go.Figure:
+    """Share of requests per complexity class (simple / medium / complex)."""
+    labels = sorted(
+        by_complexity,
+        key=lambda label: (
+            COMPLEXITY_ORDER.index(label) if label in COMPLEXITY_ORDER else len(COMPLEXITY_ORDER),
+            -by_complexity[label]["requests"],
+        ),
+    )
+    figure = go.Figure(layout=_layout(hovermode="closest", legend={"orientation": "v"}))
+    figure.add_trace(
+        go.Pie(
+            labels=labels,
+            values=[by_complexity[label]["requests"] for label in labels],
+            hole=0.45,
+            sort=False,
+            textinfo="label+percent",
+            hovertemplate="%{label}: %{value:,} requests (%{percent})<extra></extra>",
+            name="Complexity",
+        )
+    )
+    return figure
+
+
+def model_mix(by_model: dict[str, dict], *, top: int = 12) -> go.Figure:
+    """Requests per model (the largest ``top``; the rest summed as "other")."""
+    labels = list(by_model)[:top]
+    values = [by_model[label]["requests"] for label in labels]
+    rest = sum(entry["requests"] for label, entry in list(by_model.items())[top:])
+    if rest:
+        labels.append("other")
+        values.append(rest)
+    figure = go.Figure(
+        layout=_layout(
+            hovermode="closest",
+            xaxis={"title": {"text": "requests"}},
+            yaxis={"autorange": "reversed", "automargin": True},
+        )
+    )
+    figure.add_trace(
+        go.Bar(
+            x=values,
+            y=labels,
+            orientation="h",
+            marker={"color": COLORS["bars"]},
+            name="Requests",
+            hovertemplate="%{y}: %{x:,} requests<extra></extra>",
+        )
+    )
+    return figure
+
+
+def build_charts(
+    dashboard: dict,
+    *,
+    low_confidence_threshold: float | None = None,
+    escalation_alert_pct: float | None = None,
+) -> list[Chart]:
+    """Every chart of the dashboard page, in display order."""
+    timeseries = dashboard["timeseries"]
+    unit = "hour" if dashboard.get("timeseries_granularity") == "hour" else "day"
+    return [
+        Chart(
+            "savings",
+            "Savings over time",
+            f"Actual cost vs the original council's baseline, per {unit}.",
+            savings_over_time(timeseries),
+        ),
+        Chart(
+            "cost-by-arm",
+            "Cost per request by arm",
+            "Average cost of one request in each experiment arm.",
+            cost_per_request_by_arm(dashboard["by_arm"]),
+        ),
+        Chart(
+            "confidence",
+            "Confidence distribution",
+            "How sure the answering model was; low confidence triggers escalation.",
+            confidence_distribution(
+                dashboard["confidence_distribution"],
+                low_confidence_threshold=low_confidence_threshold,
+            ),
+        ),
+        Chart(
+            "escalation",
+            "Escalation rate",
+            f"Share of requests escalated to a stronger tier, per {unit}.",
+            escalation_rate_over_time(timeseries, alert_threshold_pct=escalation_alert_pct),
+        ),
+        Chart(
+            "latency",
+            "Latency p50 / p95",
+            f"Estimated from summed latency histograms, per {unit}.",
+            latency_over_time(timeseries),
+        ),
+        Chart(
+            "complexity-mix",
+            "Complexity mix",
+            "Requests per complexity class.",
+            complexity_mix(dashboard["by_complexity"]),
+        ),
+        Chart(
+            "model-mix",
+            "Model mix",
+            "Requests per answering model.",
+            model_mix(dashboard["by_model"]),
+        ),
+    ]

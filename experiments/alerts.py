@@ -1,0 +1,428 @@
+"""Alerts: the dashboard's warnings, from the editable :class:`AlertRule` rows.
+
+Two steps. :func:`alerts_snapshot` measures what the rules need (from the dashboard's
+metrics plus a few small queries: the error-rate baseline, the units per arm of running
+experiments). :func:`alerts_evaluate` is pure: rules and a snapshot in, alerts out, each
+with a level, a message that states the measured value, and an action.
+
+Guardrails here are point estimates over the window, checked once both arms hold the
+experiment's minimum sample; the experiment report tests them properly (non-inferiority),
+and the alert's action points there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+
+from django.db.models import Count
+
+from experiments.metrics import DashboardMetrics, error_totals
+from experiments.models import AlertRule, Assignment, Experiment
+
+#: The window the error-rate rule compares when the dashboard shows all time.
+ALL_TIME_ERROR_PERIOD = timedelta(hours=24)
+_LEVEL_ORDER = {AlertRule.Level.CRITICAL: 0, AlertRule.Level.WARNING: 1, AlertRule.Level.INFO: 2}
+#: Expected count per arm below which the chi-square SRM test is not trusted.
+SRM_MIN_EXPECTED = 5.0
+
+
+@dataclass(frozen=True)
+class Rule:
+    """An alert rule as plain data (``Rule.from_model(alert_rule)``)."""
+
+    key: str
+    name: str
+    metric: str
+    threshold: float | None
+    level: str
+    action: str
+    min_requests: int = 20
+    baseline_hours: int = 168
+
+    @classmethod
+    def from_model(cls, rule: AlertRule) -> Rule:
+        return cls(
+            key=rule.key,
+            name=rule.name,
+            metric=rule.metric,
+            threshold=None if rule.threshold is None else float(rule.threshold),
+            level=rule.level,
+            action=rule.action,
+            min_requests=rule.min_requests,
+            baseline_hours=rule.baseline_hours,
+        )
+
+
+@dataclass(frozen=True)
+class Alert:
+    rule: str
+    metric: str
+    level: str
+    message: str
+    action: str
+    value: float | None
+    threshold: float | None
+    experiment: str | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ErrorBaseline:
+    """Error rate of the evaluated period and of the ``baseline_hours`` before it."""
+
+    baseline_hours: int
+    period_label: str
+    requests: int
+    error_rate: float
+    baseline_requests: int
+    baseline_error_rate: float
+
+
+@dataclass(frozen=True)
+class ArmSnapshot:
+    key: str
+    is_control: bool
+    weight: float
+    units: int
+    requests: int
+    error_rate: float
+    avg_quality: float | None
+    latency_p95_ms: float | None
+
+
+@dataclass(frozen=True)
+class ExperimentSnapshot:
+    key: str
+    minimum_sample_per_arm: int
+    guardrail_quality_drop_pct: float
+    guardrail_error_rate_rise_pts: float
+    guardrail_latency_p95_rise_pct: float
+    arms: tuple[ArmSnapshot, ...]
+
+
+@dataclass(frozen=True)
+class AlertSnapshot:
+    """What the rules measure; built by :func:`alerts_snapshot`, or by hand in tests."""
+
+    period_label: str
+    requests: int
+    confidence_n: int
+    avg_confidence: float
+    escalation_rate: float
+    cost_per_request_usd: float
+    error_baselines: tuple[ErrorBaseline, ...] = ()
+    experiments: tuple[ExperimentSnapshot, ...] = ()
+
+
+def srm_p_value(observed: Sequence[int], weights: Sequence[float]) -> float | None:
+    """Chi-square goodness-of-fit p-value of units per arm against the configured weights
+    (Pearson: sum (O - E)^2 / E with k - 1 degrees of freedom). None when it cannot be
+    trusted: fewer than two arms, weights not positive, or an expected count below 5."""
+    from scipy import stats
+
+    total = sum(observed)
+    weight_sum = sum(weights)
+    if len(observed) < 2 or len(observed) != len(weights) or total <= 0 or weight_sum <= 0:
+        return None
+    expected = [total * weight / weight_sum for weight in weights]
+    if min(expected) < SRM_MIN_EXPECTED:
+        return None
+    return float(stats.chisquare(observed, expected).pvalue)
+
+
+# --- Pure evaluation --------------------------------------------------------------------
+
+
+def _pct(fraction: float) -> str:
+    return f"{fraction * 100:.1f}%"
+
+
+def _evaluate_rule(rule: Rule, snapshot: AlertSnapshot) -> list[Alert]:
+    def alert(message: str, value: float | None, experiment: str | None = None) -> Alert:
+        return Alert(
+            rule=rule.key,
+            metric=rule.metric,
+            level=rule.level,
+            message=message,
+            action=rule.action,
+            value=value,
+            threshold=rule.threshold,
+            experiment=experiment,
+        )
+
+    metric, threshold, period = rule.metric, rule.threshold, snapshot.period_label
+    enough = snapshot.requests >= max(rule.min_requests, 1)
+    if metric == AlertRule.Metric.AVG_CONFIDENCE:
+        if enough and snapshot.confidence_n and snapshot.avg_confidence < threshold:
+            return [
+                alert(
+                    f"Average confidence is {snapshot.avg_confidence:.3f}, below {threshold:g} "
+                    f"({snapshot.confidence_n:,} requests, {period}).",
+                    snapshot.avg_confidence,
+                )
+            ]
+    elif metric == AlertRule.Metric.ESCALATION_RATE:
+        if enough and snapshot.escalation_rate * 100 > threshold:
+            return [
+                alert(
+                    f"Escalation rate is {_pct(snapshot.escalation_rate)}, above {threshold:g}% "
+                    f"({snapshot.requests:,} requests, {period}).",
+                    snapshot.escalation_rate * 100,
+                )
+            ]
+    elif metric == AlertRule.Metric.COST_PER_REQUEST:
+        if enough and snapshot.cost_per_request_usd > threshold:
+            return [
+                alert(
+                    f"Cost per request is ${snapshot.cost_per_request_usd:.4f}, above "
+                    f"${threshold:g} ({snapshot.requests:,} requests, {period}).",
+                    snapshot.cost_per_request_usd,
+                )
+            ]
+    elif metric == AlertRule.Metric.ERROR_RATE_RISE:
+        return _error_rate_alerts(rule, snapshot, alert)
+    elif metric == AlertRule.Metric.SRM:
+        return _srm_alerts(rule, snapshot, alert)
+    elif metric == AlertRule.Metric.GUARDRAIL:
+        return _guardrail_alerts(rule, snapshot, alert)
+    return []
+
+
+def _error_rate_alerts(rule: Rule, snapshot: AlertSnapshot, alert) -> list[Alert]:
+    baseline = next(
+        (item for item in snapshot.error_baselines if item.baseline_hours == rule.baseline_hours),
+        None,
+    )
+    if baseline is None or baseline.requests < max(rule.min_requests, 1):
+        return []
+    if baseline.baseline_requests < max(rule.min_requests, 1):
+        return []
+    rise_pts = (baseline.error_rate - baseline.baseline_error_rate) * 100
+    if rise_pts <= rule.threshold:
+        return []
+    return [
+        alert(
+            f"Error rate is {_pct(baseline.error_rate)} ({baseline.period_label}, "
+            f"{baseline.requests:,} requests), {rise_pts:.1f} points above its baseline of "
+            f"{_pct(baseline.baseline_error_rate)} (the {rule.baseline_hours} hours before); "
+            f"limit +{rule.threshold:g} points.",
+            rise_pts,
+        )
+    ]
+
+
+def _srm_alerts(rule: Rule, snapshot: AlertSnapshot, alert) -> list[Alert]:
+    alerts = []
+    for experiment in snapshot.experiments:
+        units = [arm.units for arm in experiment.arms]
+        if sum(units) < max(rule.min_requests, 1):
+            continue
+        p_value = srm_p_value(units, [arm.weight for arm in experiment.arms])
+        if p_value is None or p_value >= rule.threshold:
+            continue
+        split = ", ".join(
+            f"{arm.key} {arm.units:,} ({_pct(arm.weight)} configured)" for arm in experiment.arms
+        )
+        alerts.append(
+            alert(
+                f"Sample-ratio mismatch in {experiment.key}: p = {p_value:.2g} < "
+                f"{rule.threshold:g}; units per arm: {split}.",
+                p_value,
+                experiment.key,
+            )
+        )
+    return alerts
+
+
+def _guardrail_alerts(rule: Rule, snapshot: AlertSnapshot, alert) -> list[Alert]:
+    alerts = []
+    for experiment in snapshot.experiments:
+        control = next((arm for arm in experiment.arms if arm.is_control), None)
+        if control is None:
+            continue
+        minimum = max(experiment.minimum_sample_per_arm, rule.min_requests, 1)
+        for arm in experiment.arms:
+            if arm is control or arm.requests < minimum or control.requests < minimum:
+                continue
+            where = f"{experiment.key}: arm {arm.key} vs {control.key}"
+            sample = f"{arm.requests:,} vs {control.requests:,} requests"
+            if arm.avg_quality is not None and control.avg_quality:
+                drop_pct = (control.avg_quality - arm.avg_quality) / control.avg_quality * 100
+                if drop_pct > experiment.guardrail_quality_drop_pct:
+                    alerts.append(
+                        alert(
+                            f"Guardrail failing in {where}: quality (final_score) "
+                            f"{arm.avg_quality:.1f} vs {control.avg_quality:.1f}, "
+                            f"{drop_pct:.1f}% lower (limit {experiment.guardrail_quality_drop_pct:g}%"
+                            f"; {sample}).",
+                            drop_pct,
+                            experiment.key,
+                        )
+                    )
+            rise_pts = (arm.error_rate - control.error_rate) * 100
+            if rise_pts > experiment.guardrail_error_rate_rise_pts:
+                alerts.append(
+                    alert(
+                        f"Guardrail failing in {where}: error rate {_pct(arm.error_rate)} vs "
+                        f"{_pct(control.error_rate)}, +{rise_pts:.1f} points "
+                        f"(limit +{experiment.guardrail_error_rate_rise_pts:g}; {sample}).",
+                        rise_pts,
+                        experiment.key,
+                    )
+                )
+            if arm.latency_p95_ms is not None and control.latency_p95_ms:
+                rise_pct = (arm.latency_p95_ms - control.latency_p95_ms) / control.latency_p95_ms
+                rise_pct *= 100
+                if rise_pct > experiment.guardrail_latency_p95_rise_pct:
+                    alerts.append(
+                        alert(
+                            f"Guardrail failing in {where}: latency p95 "
+                            f"{arm.latency_p95_ms:,.0f} ms vs {control.latency_p95_ms:,.0f} ms, "
+                            f"+{rise_pct:.1f}% (limit +{experiment.guardrail_latency_p95_rise_pct:g}%"
+                            f"; {sample}).",
+                            rise_pct,
+                            experiment.key,
+                        )
+                    )
+    return alerts
+
+
+def alerts_evaluate(rules: Iterable[Rule], snapshot: AlertSnapshot) -> list[Alert]:
+    """The alerts that fire, most severe first (pure: no database)."""
+    alerts = [alert for rule in rules for alert in _evaluate_rule(rule, snapshot)]
+    return sorted(alerts, key=lambda alert: _LEVEL_ORDER.get(alert.level, 9))
+
+
+# --- Measuring --------------------------------------------------------------------------
+
+
+def alert_rules_enabled() -> list[Rule]:
+    """The enabled rules (one query)."""
+    return [Rule.from_model(rule) for rule in AlertRule.objects.filter(enabled=True)]
+
+
+def _error_baselines(rules: Iterable[Rule], metrics: DashboardMetrics) -> tuple[ErrorBaseline, ...]:
+    """For each distinct baseline length: the evaluated period's and the baseline's error
+    rates (one or two queries each)."""
+    window = metrics.window
+    results = []
+    for hours in sorted(
+        {rule.baseline_hours for rule in rules if rule.metric == AlertRule.Metric.ERROR_RATE_RISE}
+    ):
+        if window.since is None:
+            since = window.until - ALL_TIME_ERROR_PERIOD
+            current = error_totals(
+                since=since, until=window.until, experiment_key=metrics.experiment_key
+            )
+            label = "last 24 hours"
+        else:
+            since = window.since
+            current = metrics.totals
+            label = window.label.lower()
+        baseline = error_totals(
+            since=since - timedelta(hours=hours),
+            until=since,
+            experiment_key=metrics.experiment_key,
+        )
+        results.append(
+            ErrorBaseline(
+                baseline_hours=hours,
+                period_label=label,
+                requests=current.requests,
+                error_rate=current.error_rate,
+                baseline_requests=baseline.requests,
+                baseline_error_rate=baseline.error_rate,
+            )
+        )
+    return tuple(results)
+
+
+def _experiment_snapshots(metrics: DashboardMetrics) -> tuple[ExperimentSnapshot, ...]:
+    """Running and paused experiments (or the filtered one) with units and figures per arm
+    (three queries: experiments with arms and phases, then units per arm)."""
+    experiments = Experiment.objects.prefetch_related("arms", "phases")
+    if metrics.experiment_key:
+        experiments = experiments.filter(key=metrics.experiment_key)
+    else:
+        experiments = experiments.filter(
+            status__in=[Experiment.Status.RUNNING, Experiment.Status.PAUSED]
+        )
+    experiments = list(experiments)
+    if not experiments:
+        return ()
+    phases = {}
+    for experiment in experiments:
+        current = max(experiment.phases.all(), key=lambda phase: phase.number, default=None)
+        if current is not None:
+            phases[experiment.pk] = current
+    units: dict[tuple[int, str], int] = {}
+    if phases:
+        counts = (
+            Assignment.objects.filter(phase__in=list(phases.values()))
+            .values("phase_id", "arm__key")
+            .annotate(units=Count("id"))
+            .order_by()
+        )
+        units = {(row["phase_id"], row["arm__key"]): row["units"] for row in counts}
+    snapshots = []
+    for experiment in experiments:
+        phase = phases.get(experiment.pk)
+        weights = {}
+        if phase is not None and len(phase.arm_keys) == len(phase.weights):
+            weights = dict(zip(phase.arm_keys, phase.weights, strict=True))
+        arms = []
+        for arm in experiment.arms.all():
+            figures = metrics.by_arm.get(f"{experiment.key}/{arm.key}", {})
+            arms.append(
+                ArmSnapshot(
+                    key=arm.key,
+                    is_control=arm.is_control,
+                    weight=float(weights.get(arm.key, arm.weight / 100)),
+                    units=units.get((phase.pk, arm.key), 0) if phase is not None else 0,
+                    requests=figures.get("requests", 0),
+                    error_rate=figures.get("error_rate", 0.0),
+                    avg_quality=figures.get("avg_quality"),
+                    latency_p95_ms=figures.get("latency_p95_ms"),
+                )
+            )
+        snapshots.append(
+            ExperimentSnapshot(
+                key=experiment.key,
+                minimum_sample_per_arm=experiment.minimum_sample_per_arm,
+                guardrail_quality_drop_pct=experiment.guardrail_quality_drop_pct,
+                guardrail_error_rate_rise_pts=experiment.guardrail_error_rate_rise_pts,
+                guardrail_latency_p95_rise_pct=experiment.guardrail_latency_p95_rise_pct,
+                arms=tuple(arms),
+            )
+        )
+    return tuple(snapshots)
+
+
+def alerts_snapshot(*, metrics: DashboardMetrics, rules: Sequence[Rule]) -> AlertSnapshot:
+    """Measure what ``rules`` need, starting from the dashboard's metrics."""
+    totals = metrics.totals
+    needs_experiments = any(
+        rule.metric in {AlertRule.Metric.SRM, AlertRule.Metric.GUARDRAIL} for rule in rules
+    )
+    return AlertSnapshot(
+        period_label=metrics.window.label.lower(),
+        requests=totals.requests,
+        confidence_n=totals.confidence_n,
+        avg_confidence=totals.avg_confidence,
+        escalation_rate=totals.escalation_rate,
+        cost_per_request_usd=totals.cost_per_request_usd,
+        error_baselines=_error_baselines(rules, metrics),
+        experiments=_experiment_snapshots(metrics) if needs_experiments else (),
+    )
+
+
+def alerts_for(*, metrics: DashboardMetrics) -> list[Alert]:
+    """The alerts of the dashboard's window and experiment filter, most severe first."""
+    rules = alert_rules_enabled()
+    if not rules:
+        return []
+    return alerts_evaluate(rules, alerts_snapshot(metrics=metrics, rules=rules))

@@ -1,0 +1,558 @@
+"""Dashboard metrics, aggregated by the database from the hourly :class:`CallRollup` rows.
+
+Three grouped queries feed every number of the dashboard, however many calls there are:
+
+1. the *cube*: ``SUM(...) GROUP BY`` every breakdown dimension (experiment, arm, strategy,
+   complexity, tier, model, provider, task type, status) over the window; a few hundred
+   rows, folded in Python into the overview and each breakdown;
+2. the *series*: the same sums ``GROUP BY bucket_start`` (one row per hour), merged into
+   days when the window is longer than two days;
+3. the *histograms*: the latency and confidence histograms of every rollup row in the
+   window, read as text and summed with numpy (bucket-wise), for p50 / p95 overall, per
+   time bucket and per arm, and the confidence distribution.
+
+Shadow calls (the background twin of a call, in shadow mode) are left out of every figure
+except ``overview.shadow_requests`` / ``overview.shadow_cost_usd``: they are not requests
+anybody made. Windows align to whole UTC hours, because that is the rollups' grain.
+
+Rates (escalation, error, share) are fractions 0-1; ``cost_savings_percentage`` is a
+percentage, as in the user's guide. Money is summed as Decimal and reported as float USD.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from django.db.models import Q, QuerySet, Sum, TextField
+from django.db.models.functions import Cast
+from django.utils import timezone
+
+from experiments.models import CallRollup, RoutedCall
+from experiments.stats.histograms import (
+    CONFIDENCE_HIST_EDGES,
+    CONFIDENCE_HIST_SIZE,
+    CONFIDENCE_HIST_TOP,
+    LATENCY_HIST_EDGES_MS,
+    LATENCY_HIST_SIZE,
+    LATENCY_HIST_TOP_MS,
+    hist_quantile,
+)
+
+#: The windows the dashboard offers, as (key, label, length); None = all time.
+WINDOW_CHOICES: tuple[tuple[str, str, timedelta | None], ...] = (
+    ("24h", "Last 24 hours", timedelta(hours=24)),
+    ("7d", "Last 7 days", timedelta(days=7)),
+    ("30d", "Last 30 days", timedelta(days=30)),
+    ("90d", "Last 90 days", timedelta(days=90)),
+    ("all", "All time", None),
+)
+_WINDOW_PATTERN = re.compile(r"^\s*(\d{1,5})\s*([hdw])\s*$", re.IGNORECASE)
+_UNIT_HOURS = {"h": 1, "d": 24, "w": 24 * 7}
+#: Windows up to this long get an hourly series; longer ones a daily series.
+HOURLY_SERIES_MAX = timedelta(hours=48)
+
+#: Breakdown name -> rollup field.
+BREAKDOWNS: dict[str, str] = {
+    "by_complexity": "complexity",
+    "by_tier": "tier",
+    "by_model": "model",
+    "by_provider": "provider",
+    "by_task_type": "task_type",
+}
+_CUBE_FIELDS = (
+    "experiment_key",
+    "arm_key",
+    "strategy",
+    "complexity",
+    "tier",
+    "model",
+    "provider",
+    "task_type",
+    "status",
+)
+_ERROR = RoutedCall.Status.ERROR
+
+
+class MetricsInputError(ValueError):
+    """A window or filter the metrics cannot use; the message says what is accepted."""
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """A half-open interval ``[since, until)`` of rollup hours; ``since`` None = all time."""
+
+    key: str
+    label: str
+    since: datetime | None
+    until: datetime
+
+    @property
+    def length(self) -> timedelta | None:
+        return None if self.since is None else self.until - self.since
+
+
+def _hour_floor(moment: datetime) -> datetime:
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, UTC)
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def window_resolve(
+    window: str | timedelta | TimeWindow | None = None, *, now: datetime | None = None
+) -> TimeWindow:
+    """The window for ``window``: None or "all" (all time), "24h", "7d", "2w", ... or a
+    timedelta. It ends after the current hour and starts on a whole hour."""
+    if isinstance(window, TimeWindow):
+        return window
+    now = now or timezone.now()
+    until = _hour_floor(now) + timedelta(hours=1)
+    if window is None or (isinstance(window, str) and window.strip().lower() in {"all", ""}):
+        return TimeWindow(key="all", label="All time", since=None, until=until)
+    if isinstance(window, timedelta):
+        hours = int(window.total_seconds() // 3600)
+        key = f"{hours}h"
+    elif isinstance(window, str):
+        match = _WINDOW_PATTERN.match(window)
+        if not match:
+            raise MetricsInputError(
+                f"Unknown time window {window!r}: use 'all' or a number with h, d or w "
+                "(e.g. 24h, 7d, 2w)."
+            )
+        hours = int(match.group(1)) * _UNIT_HOURS[match.group(2).lower()]
+        key = f"{match.group(1)}{match.group(2).lower()}"
+    else:
+        raise MetricsInputError(
+            f"A time window is a string like '7d' or a timedelta, not {window!r}."
+        )
+    if hours < 1:
+        raise MetricsInputError("A time window must be at least one hour long (e.g. 1h, 24h, 7d).")
+    label = next((label for choice, label, _ in WINDOW_CHOICES if choice == key), f"Last {key}")
+    return TimeWindow(key=key, label=label, since=until - timedelta(hours=hours), until=until)
+
+
+def rollups_in(
+    *, window: TimeWindow, experiment_key: str | None = None, shadow: bool | None = False
+) -> QuerySet[CallRollup]:
+    """Rollup rows of the window (and experiment); ``shadow`` None keeps both kinds."""
+    rows = CallRollup.objects.filter(bucket_start__lt=window.until)
+    if window.since is not None:
+        rows = rows.filter(bucket_start__gte=window.since)
+    if experiment_key:
+        rows = rows.filter(experiment_key=experiment_key)
+    if shadow is not None:
+        rows = rows.filter(is_shadow=shadow)
+    return rows.order_by()
+
+
+def _sums() -> dict:
+    """The aggregate expressions every grouped query uses."""
+    return {
+        "requests": Sum("n"),
+        "errors": Sum("n", filter=Q(status=_ERROR)),
+        "escalated": Sum("escalated_n"),
+        "cost_usd": Sum("cost_usd_sum"),
+        "baseline_cost_usd": Sum("baseline_cost_usd_sum"),
+        "input_tokens": Sum("input_tokens_sum"),
+        "output_tokens": Sum("output_tokens_sum"),
+        "latency_n": Sum("latency_n"),
+        "latency_ms_sum": Sum("latency_ms_sum"),
+        "confidence_n": Sum("confidence_n"),
+        "confidence_sum": Sum("confidence_sum"),
+        "quality_n": Sum("quality_n"),
+        "quality_sum": Sum("quality_sum"),
+    }
+
+
+@dataclass
+class Totals:
+    """Running sums of grouped rows; the derived figures are properties."""
+
+    requests: int = 0
+    errors: int = 0
+    escalated: int = 0
+    cost_usd: Decimal = Decimal("0")
+    baseline_cost_usd: Decimal = Decimal("0")
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_n: int = 0
+    latency_ms_sum: float = 0.0
+    confidence_n: int = 0
+    confidence_sum: float = 0.0
+    quality_n: int = 0
+    quality_sum: float = 0.0
+
+    def add(self, row: dict) -> Totals:
+        self.requests += int(row.get("requests") or 0)
+        self.errors += int(row.get("errors") or 0)
+        self.escalated += int(row.get("escalated") or 0)
+        self.cost_usd += Decimal(row.get("cost_usd") or 0)
+        self.baseline_cost_usd += Decimal(row.get("baseline_cost_usd") or 0)
+        self.input_tokens += int(row.get("input_tokens") or 0)
+        self.output_tokens += int(row.get("output_tokens") or 0)
+        self.latency_n += int(row.get("latency_n") or 0)
+        self.latency_ms_sum += float(row.get("latency_ms_sum") or 0.0)
+        self.confidence_n += int(row.get("confidence_n") or 0)
+        self.confidence_sum += float(row.get("confidence_sum") or 0.0)
+        self.quality_n += int(row.get("quality_n") or 0)
+        self.quality_sum += float(row.get("quality_sum") or 0.0)
+        return self
+
+    @property
+    def savings_usd(self) -> Decimal:
+        return self.baseline_cost_usd - self.cost_usd
+
+    @property
+    def cost_savings_percentage(self) -> float:
+        if self.baseline_cost_usd <= 0:
+            return 0.0
+        return float(self.savings_usd / self.baseline_cost_usd * 100)
+
+    @property
+    def cost_per_request_usd(self) -> float:
+        return float(self.cost_usd / self.requests) if self.requests else 0.0
+
+    @property
+    def avg_confidence(self) -> float:
+        return self.confidence_sum / self.confidence_n if self.confidence_n else 0.0
+
+    @property
+    def escalation_rate(self) -> float:
+        return self.escalated / self.requests if self.requests else 0.0
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    @property
+    def avg_latency_ms(self) -> float | None:
+        return self.latency_ms_sum / self.latency_n if self.latency_n else None
+
+    @property
+    def avg_quality(self) -> float | None:
+        return self.quality_sum / self.quality_n if self.quality_n else None
+
+    def figures(self) -> dict:
+        """The JSON-ready figures shared by the overview, the breakdowns and the series."""
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "cost_usd": _usd(self.cost_usd),
+            "baseline_cost_usd": _usd(self.baseline_cost_usd),
+            "savings_usd": _usd(self.savings_usd),
+            "cost_savings_percentage": self.cost_savings_percentage,
+            "cost_per_request_usd": self.cost_per_request_usd,
+            "avg_confidence": self.avg_confidence,
+            "escalation_rate": self.escalation_rate,
+            "error_rate": self.error_rate,
+            "avg_latency_ms": self.avg_latency_ms,
+            "avg_quality": self.avg_quality,
+        }
+
+
+def _usd(amount: Decimal) -> float:
+    return float(round(amount, 10))
+
+
+def totals_of(rows: Iterable[dict]) -> Totals:
+    totals = Totals()
+    for row in rows:
+        totals.add(row)
+    return totals
+
+
+def cube(*, window: TimeWindow, experiment_key: str | None = None) -> list[dict]:
+    """Sums grouped by every breakdown dimension over the window (one query)."""
+    return list(
+        rollups_in(window=window, experiment_key=experiment_key)
+        .values(*_CUBE_FIELDS)
+        .annotate(**_sums())
+    )
+
+
+def series_rows(*, window: TimeWindow, experiment_key: str | None = None) -> list[dict]:
+    """Sums per rollup hour over the window, oldest first (one query)."""
+    return list(
+        rollups_in(window=window, experiment_key=experiment_key)
+        .values("bucket_start")
+        .annotate(**_sums())
+        .order_by("bucket_start")
+    )
+
+
+def shadow_totals(*, window: TimeWindow, experiment_key: str | None = None) -> Totals:
+    """Sums of the shadow calls of the window (one query)."""
+    row = rollups_in(window=window, experiment_key=experiment_key, shadow=True).aggregate(**_sums())
+    return Totals().add(row)
+
+
+def error_totals(
+    *, since: datetime | None, until: datetime, experiment_key: str | None = None
+) -> Totals:
+    """Requests and errors between two hours (one query); used for error-rate baselines."""
+    window = TimeWindow(key="custom", label="custom", since=since, until=until)
+    row = rollups_in(window=window, experiment_key=experiment_key).aggregate(
+        requests=Sum("n"), errors=Sum("n", filter=Q(status=_ERROR))
+    )
+    return Totals().add(row)
+
+
+# --- Histograms -------------------------------------------------------------------------
+
+
+@dataclass
+class Histograms:
+    """Summed histograms of a window: overall, per series hour, and per experiment arm."""
+
+    latency: list[int] = field(default_factory=lambda: [0] * LATENCY_HIST_SIZE)
+    confidence: list[int] = field(default_factory=lambda: [0] * CONFIDENCE_HIST_SIZE)
+    latency_by_hour: dict[datetime, list[int]] = field(default_factory=dict)
+    latency_by_arm: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+
+
+def _parse_hists(texts: list[str], size: int):
+    """A (rows x size) integer array from JSON list texts.
+
+    One C-level parse of the joined texts instead of a ``json.loads`` per row (about five
+    times faster on 100,000 rows); rows of another length fall back to a per-row parse.
+    """
+    import numpy as np
+
+    if not texts:
+        return np.zeros((0, size), dtype=np.int64)
+    joined = ",".join(text.strip()[1:-1] for text in texts)
+    with warnings.catch_warnings():
+        # Malformed text makes numpy warn and stop early; the size check below catches it.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        values = np.fromstring(joined, sep=",", dtype=np.int64)
+    if values.size == len(texts) * size:
+        return values.reshape(len(texts), size)
+    import json
+
+    matrix = np.zeros((len(texts), size), dtype=np.int64)
+    for index, text in enumerate(texts):
+        counts = json.loads(text) or []
+        width = min(len(counts), size)
+        if width:
+            matrix[index, :width] = counts[:width]
+    return matrix
+
+
+def histograms(*, window: TimeWindow, experiment_key: str | None = None) -> Histograms:
+    """The window's histograms summed bucket-wise (one query; numpy does the sums)."""
+    import numpy as np
+
+    rows = list(
+        rollups_in(window=window, experiment_key=experiment_key)
+        .annotate(
+            latency_text=Cast("latency_hist", TextField()),
+            confidence_text=Cast("confidence_hist", TextField()),
+        )
+        .values_list("bucket_start", "experiment_key", "arm_key", "latency_text", "confidence_text")
+    )
+    result = Histograms()
+    if not rows:
+        return result
+    latency = _parse_hists([row[3] or "[]" for row in rows], LATENCY_HIST_SIZE)
+    confidence = _parse_hists([row[4] or "[]" for row in rows], CONFIDENCE_HIST_SIZE)
+    result.latency = latency.sum(axis=0).tolist()
+    result.confidence = confidence.sum(axis=0).tolist()
+    for name, keys in (
+        ("latency_by_hour", [row[0] for row in rows]),
+        ("latency_by_arm", [(row[1], row[2]) for row in rows]),
+    ):
+        groups: dict = {}
+        index = np.fromiter((groups.setdefault(key, len(groups)) for key in keys), dtype=np.int64)
+        sums = np.zeros((len(groups), LATENCY_HIST_SIZE), dtype=np.int64)
+        np.add.at(sums, index, latency)
+        setattr(result, name, {key: sums[position].tolist() for key, position in groups.items()})
+    return result
+
+
+def latency_quantile(counts: list[int], q: float) -> float | None:
+    return hist_quantile(counts, LATENCY_HIST_EDGES_MS, q, top=LATENCY_HIST_TOP_MS)
+
+
+def confidence_distribution(counts: list[int]) -> list[dict]:
+    """The confidence histogram as buckets ``{low, high, count}``."""
+    edges = list(CONFIDENCE_HIST_EDGES) + [CONFIDENCE_HIST_TOP]
+    return [
+        {"low": edges[index], "high": edges[index + 1], "count": int(count)}
+        for index, count in enumerate(counts)
+    ]
+
+
+# --- Folding grouped rows into the dashboard ---------------------------------------------
+
+
+def breakdown(rows: Iterable[dict], field_name: str, *, requests_total: int) -> dict[str, dict]:
+    """Figures per value of one cube dimension, largest first; "" reads "unknown"."""
+    groups: dict[str, Totals] = defaultdict(Totals)
+    for row in rows:
+        groups[row[field_name] or "unknown"].add(row)
+    ordered = sorted(groups.items(), key=lambda item: (-item[1].requests, item[0]))
+    return {
+        name: {
+            **totals.figures(),
+            "share": totals.requests / requests_total if requests_total else 0.0,
+        }
+        for name, totals in ordered
+    }
+
+
+def arm_breakdown(
+    rows: Iterable[dict], *, requests_total: int, hists: Histograms | None = None
+) -> dict[str, dict]:
+    """Figures per experiment arm ("experiment/arm"); calls outside experiments are "none"."""
+    groups: dict[tuple[str, str], Totals] = defaultdict(Totals)
+    strategies: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for row in rows:
+        key = (row["experiment_key"], row["arm_key"])
+        groups[key].add(row)
+        if row["strategy"]:
+            strategies[key].add(row["strategy"])
+    ordered = sorted(groups.items(), key=lambda item: (item[0][0] == "", item[0]))
+    result = {}
+    for (experiment_key, arm_key), totals in ordered:
+        label = f"{experiment_key}/{arm_key}" if experiment_key else "none"
+        latency = (hists.latency_by_arm.get((experiment_key, arm_key)) if hists else None) or []
+        result[label] = {
+            **totals.figures(),
+            "share": totals.requests / requests_total if requests_total else 0.0,
+            "experiment_key": experiment_key,
+            "arm_key": arm_key,
+            "strategy": ",".join(sorted(strategies[(experiment_key, arm_key)])),
+            "latency_p95_ms": latency_quantile(latency, 0.95) if latency else None,
+        }
+    return result
+
+
+def series(
+    rows: list[dict], *, window: TimeWindow, hists: Histograms | None = None
+) -> tuple[str, list[dict]]:
+    """The time series: hourly for windows up to 48 hours (or spans that short), else daily."""
+    if not rows:
+        return "hour", []
+    span = rows[-1]["bucket_start"] - rows[0]["bucket_start"]
+    length = window.length if window.length is not None else span
+    granularity = "hour" if length <= HOURLY_SERIES_MAX else "day"
+    buckets: dict[datetime, Totals] = {}
+    latency: dict[datetime, list[int]] = {}
+    for row in rows:
+        start = row["bucket_start"].astimezone(UTC)
+        if granularity == "day":
+            start = start.replace(hour=0)
+        buckets.setdefault(start, Totals()).add(row)
+        hour_hist = hists.latency_by_hour.get(row["bucket_start"]) if hists else None
+        if hour_hist:
+            merged = latency.setdefault(start, [0] * LATENCY_HIST_SIZE)
+            for index, count in enumerate(hour_hist):
+                merged[index] += count
+    points = []
+    for start, totals in buckets.items():
+        counts = latency.get(start) or []
+        points.append(
+            {
+                "bucket_start": start.isoformat(),
+                **totals.figures(),
+                "latency_p50_ms": latency_quantile(counts, 0.5) if counts else None,
+                "latency_p95_ms": latency_quantile(counts, 0.95) if counts else None,
+            }
+        )
+    return granularity, points
+
+
+def overview(totals: Totals, hists: Histograms, shadow: Totals) -> dict:
+    """The headline figures (names as in the user's guide where it names them)."""
+    figures = totals.figures()
+    return {
+        "total_requests": totals.requests,
+        "successful_requests": totals.requests - totals.errors,
+        "failed_requests": totals.errors,
+        "total_cost_usd": figures["cost_usd"],
+        "baseline_cost_usd": figures["baseline_cost_usd"],
+        "savings_usd": figures["savings_usd"],
+        "cost_savings_percentage": figures["cost_savings_percentage"],
+        "cost_per_request_usd": figures["cost_per_request_usd"],
+        "avg_confidence": figures["avg_confidence"],
+        "escalation_rate": figures["escalation_rate"],
+        "error_rate": figures["error_rate"],
+        "avg_latency_ms": figures["avg_latency_ms"],
+        "latency_p50_ms": latency_quantile(hists.latency, 0.5),
+        "latency_p95_ms": latency_quantile(hists.latency, 0.95),
+        "avg_quality": figures["avg_quality"],
+        "input_tokens": totals.input_tokens,
+        "output_tokens": totals.output_tokens,
+        "shadow_requests": shadow.requests,
+        "shadow_cost_usd": _usd(shadow.cost_usd),
+    }
+
+
+@dataclass(frozen=True)
+class DashboardMetrics:
+    """Everything the dashboard shows except the alerts; ``as_dict()`` is JSON-ready."""
+
+    window: TimeWindow
+    experiment_key: str | None
+    totals: Totals
+    overview: dict
+    breakdowns: dict[str, dict]
+    by_arm: dict[str, dict]
+    granularity: str
+    timeseries: list[dict]
+    confidence_distribution: list[dict]
+    cube_rows: list[dict]
+
+    def as_dict(self) -> dict:
+        return {
+            "window": {
+                "key": self.window.key,
+                "label": self.window.label,
+                "since": self.window.since.isoformat() if self.window.since else None,
+                "until": self.window.until.isoformat(),
+            },
+            "experiment": self.experiment_key,
+            "overview": self.overview,
+            **self.breakdowns,
+            "by_arm": self.by_arm,
+            "timeseries_granularity": self.granularity,
+            "timeseries": self.timeseries,
+            "confidence_distribution": self.confidence_distribution,
+        }
+
+
+def dashboard_metrics(
+    *,
+    window: str | timedelta | TimeWindow | None = None,
+    experiment_key: str | None = None,
+    now: datetime | None = None,
+) -> DashboardMetrics:
+    """Overview, breakdowns, time series and distributions of a window (four queries)."""
+    resolved = window_resolve(window, now=now)
+    cube_rows = cube(window=resolved, experiment_key=experiment_key)
+    totals = totals_of(cube_rows)
+    hists = histograms(window=resolved, experiment_key=experiment_key)
+    shadow = shadow_totals(window=resolved, experiment_key=experiment_key)
+    granularity, points = series(
+        series_rows(window=resolved, experiment_key=experiment_key), window=resolved, hists=hists
+    )
+    return DashboardMetrics(
+        window=resolved,
+        experiment_key=experiment_key,
+        totals=totals,
+        overview=overview(totals, hists, shadow),
+        breakdowns={
+            name: breakdown(cube_rows, field_name, requests_total=totals.requests)
+            for name, field_name in BREAKDOWNS.items()
+        },
+        by_arm=arm_breakdown(cube_rows, requests_total=totals.requests, hists=hists),
+        granularity=granularity,
+        timeseries=points,
+        confidence_distribution=confidence_distribution(hists.confidence),
+        cube_rows=cube_rows,
+    )
