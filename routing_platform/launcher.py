@@ -1,9 +1,14 @@
 """`make demo`: run the whole platform on one machine, embedded defaults included.
 
 Starts, in order: the embedded Redis (unless ``REDIS_URL`` is set), migrations, a staff
-user, one RQ worker, the ASGI web server (uvicorn), and the demo seed; prints the URLs;
+user, RQ workers, the ASGI web server (uvicorn), and the demo seed; prints the URLs;
 stops every process it started on Ctrl-C (or SIGTERM). Running it twice reuses what is
 there: the database, the staff user, a Redis already listening on the socket.
+
+The children run in their own sessions, so a Ctrl-C in the terminal reaches only this
+launcher, which then stops them in order: the web server and the workers first (a worker
+finishes the job in hand), Redis last. On Linux each child also dies with the launcher if
+the launcher itself is killed.
 """
 
 from __future__ import annotations
@@ -11,13 +16,22 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
+from routing_platform.redis_embedded import child_process_options, start_embedded_redis
+
 BASE_DIR = Path(__file__).resolve().parent.parent
+WORKER_QUEUES = ("routing", "shadow", "default")
+
+
+class LauncherError(RuntimeError):
+    """The platform could not start; the message says what to do."""
 
 
 def _manage(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
@@ -26,9 +40,19 @@ def _manage(*args: str, env: dict[str, str], check: bool = True) -> subprocess.C
     )
 
 
-def _wait_http(url: str, timeout_s: float) -> bool:
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _wait_http(url: str, timeout_s: float, process: subprocess.Popen) -> bool:
+    """True once ``url`` answers (any HTTP status); False if ``process`` dies or time runs out."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and process.poll() is None:
         try:
             with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - loopback URL we built
                 return True
@@ -43,124 +67,163 @@ class Platform:
     """The processes of one demo run; ``stop()`` ends all of them."""
 
     def __init__(self, *, host: str, port: int, data_dir: Path, workers: int) -> None:
-        self.host, self.port, self.data_dir, self.workers = host, port, data_dir, workers
-        self.processes: list[subprocess.Popen] = []
+        self.host, self.port, self.data_dir, self.workers = host, port, Path(data_dir), workers
+        self.web: subprocess.Popen | None = None
+        self.worker_processes: list[subprocess.Popen] = []
         self.redis = None
+        self.seed_returncode: int | None = None
         self.env = dict(os.environ)
         self.env.setdefault("DJANGO_SETTINGS_MODULE", "routing_platform.settings")
-        self.env["ROUTING_DATA_DIR"] = str(data_dir)
+        self.env["ROUTING_DATA_DIR"] = str(self.data_dir)
         self.env.setdefault("PYTHONUNBUFFERED", "1")
 
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self, *, seed_requests: int) -> None:
-        from routing_platform.redis_embedded import start_embedded_redis
+    @property
+    def processes(self) -> list[subprocess.Popen]:
+        """Every long-running child except Redis: the web server and the workers."""
+        return [p for p in (self.web, *self.worker_processes) if p is not None]
 
+    def _spawn(self, argv: list[str]) -> subprocess.Popen:
+        return subprocess.Popen(argv, env=self.env, cwd=BASE_DIR, **child_process_options())
+
+    def start(self, *, seed_requests: int) -> None:
+        if not port_is_free(self.host, self.port):
+            raise LauncherError(
+                f"Port {self.port} on {self.host} is in use (another `make demo`?): stop that, "
+                f"or choose another port with DEMO_PORT=8001 make demo."
+            )
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if not self.env.get("REDIS_URL"):
             self.redis = start_embedded_redis(self.data_dir)
-            print(f"redis     embedded redis-server on {self.redis.socket_path}")
+            print(f"redis     embedded redis-server on {self.redis.socket_path}", flush=True)
         else:
-            print("redis     REDIS_URL (external server)")
+            print("redis     REDIS_URL (external server)", flush=True)
         _manage("migrate", "--noinput", "-v", "0", env=self.env)
         _manage("routing", "demo-setup", env=self.env)
         for _ in range(self.workers):
-            self.processes.append(
-                subprocess.Popen(
+            self.worker_processes.append(
+                self._spawn(
                     [
                         sys.executable,
                         str(BASE_DIR / "manage.py"),
                         "rqworker",
-                        "routing",
-                        "shadow",
-                        "default",
+                        *WORKER_QUEUES,
                         "--with-scheduler",
-                    ],
-                    env=self.env,
-                    cwd=BASE_DIR,
+                    ]
                 )
             )
-        self.processes.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "routing_platform.asgi:application",
-                    "--host",
-                    self.host,
-                    "--port",
-                    str(self.port),
-                    "--log-level",
-                    "warning",
-                ],
-                env=self.env,
-                cwd=BASE_DIR,
-            )
+        self.web = self._spawn(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "routing_platform.asgi:application",
+                "--host",
+                self.host,
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ]
         )
-        if not _wait_http(f"{self.base_url}/admin/login/", 60):
-            raise RuntimeError(f"The web server did not answer on {self.base_url} within 60 s.")
+        if not _wait_http(f"{self.base_url}/admin/login/", 60, self.web):
+            raise LauncherError(
+                f"The web server did not answer on {self.base_url}; its errors are above."
+            )
         if seed_requests:
-            _manage(
+            seeded = _manage(
                 "routing", "demo-seed", "--requests", str(seed_requests), env=self.env, check=False
             )
+            self.seed_returncode = seeded.returncode
+            if seeded.returncode:
+                print(
+                    "seed      demo-seed failed (see above); the platform runs unseeded.",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
     def stop(self) -> None:
-        for process in reversed(self.processes):
+        """SIGTERM the web server and workers (warm shutdown), wait, then stop Redis."""
+        for process in self.processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
         for process in self.processes:
             try:
-                process.wait(timeout=15)
+                process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=5)
-        self.processes.clear()
+        self.web, self.worker_processes = None, []
         if self.redis is not None:
             self.redis.stop()
             self.redis = None
 
 
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default=os.environ.get("DEMO_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", "8000")))
-    parser.add_argument("--workers", type=int, default=1, help="RQ workers to start.")
+    parser.add_argument(
+        "--host",
+        default=os.environ.get("DEMO_HOST", "127.0.0.1"),
+        help="address the web server binds (default 127.0.0.1; env DEMO_HOST)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("DEMO_PORT", "8000")),
+        help="web server port (default 8000; env DEMO_PORT)",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="RQ workers to start (default 1)")
     parser.add_argument(
         "--seed-requests",
         type=int,
-        default=300,
-        help="Simulated requests to seed the demo experiment with (0: none).",
+        default=int(os.environ.get("DEMO_SEED_REQUESTS", "300")),
+        help="simulated requests to seed the demo experiment with (0: none; env DEMO_SEED_REQUESTS)",
     )
     parser.add_argument(
-        "--data-dir", type=Path, default=Path(os.environ.get("ROUTING_DATA_DIR", BASE_DIR / "var"))
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("ROUTING_DATA_DIR", BASE_DIR / "var")),
+        help="SQLite file, Redis socket and demo password live here (default ./var)",
     )
     args = parser.parse_args(argv)
 
     platform = Platform(
         host=args.host, port=args.port, data_dir=args.data_dir.resolve(), workers=args.workers
     )
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    # A shell that starts us in the background hands us SIGINT ignored; Ctrl-C must still work.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         platform.start(seed_requests=args.seed_requests)
-        print()
-        print(f"  Dashboard  {platform.base_url}/admin/dashboard/")
-        print(f"  Admin      {platform.base_url}/admin/")
-        print(f"  API docs   {platform.base_url}/api/v1/routing/docs")
-        print(f'  OpenAI     {platform.base_url}/v1  (model: "router")')
-        print(f"  Queues     {platform.base_url}/django-rq/")
-        print("\nPress Ctrl-C to stop every process this started.")
+        print(
+            f"\n  Dashboard  {platform.base_url}/admin/dashboard/"
+            f"\n  Admin      {platform.base_url}/admin/"
+            f"\n  API docs   {platform.base_url}/api/v1/routing/docs"
+            f'\n  OpenAI     {platform.base_url}/v1  (model: "router")'
+            f"\n  Queues     {platform.base_url}/django-rq/"
+            "\n\nPress Ctrl-C to stop every process this started.",
+            flush=True,
+        )
         while all(p.poll() is None for p in platform.processes):
             time.sleep(0.5)
-        print("A platform process exited; stopping the rest.", file=sys.stderr)
+        print("A platform process exited; stopping the rest.", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:
-        print("\nStopping...")
+        print("\nStopping...", flush=True)
         return 0
+    except (LauncherError, subprocess.CalledProcessError) as err:
+        print(f"make demo: {err}", file=sys.stderr, flush=True)
+        return 1
     finally:
         platform.stop()
+        print("Stopped.", flush=True)
 
 
 if __name__ == "__main__":

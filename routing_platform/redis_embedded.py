@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,33 @@ from pathlib import Path
 
 class EmbeddedRedisError(RuntimeError):
     """The embedded Redis could not be started."""
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: have the kernel SIGTERM this child when the process that started it dies."""
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def child_process_options() -> dict:
+    """Popen options for a long-running child of the launcher or the tests.
+
+    Its own session: a Ctrl-C in the terminal reaches only the parent, which stops its
+    children in order (Redis last). On Linux it also dies with its parent, so a killed
+    parent leaves nothing running.
+    """
+    options: dict = {"start_new_session": True}
+    if sys.platform.startswith("linux"):
+        options["preexec_fn"] = _die_with_parent
+    return options
 
 
 def redis_server_binary() -> str:
@@ -113,7 +142,7 @@ def start_embedded_redis(data_dir: Path, *, socket_name: str = "redis.sock") -> 
         "--logfile",
         str(data_dir / f"{stem}.log"),
     ]
-    process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+    process = subprocess.Popen(args, stdin=subprocess.DEVNULL, **child_process_options())
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if socket_is_live(socket_path):
