@@ -19,7 +19,7 @@ from routing_platform.engine.providers.base import CompletionRequest
 from routing_platform.engine.router import ModelRouter, RoutedResult, default_call
 
 STRATEGIES = ("smart_routing", "original_council")
-_ROLES = {"system", "user", "assistant"}
+_ROLES = {"system", "user", "assistant", "developer"}
 
 
 def normalise_messages(
@@ -36,11 +36,12 @@ def normalise_messages(
             role, content = message.get("role"), message.get("content")
             if role not in _ROLES:
                 raise InvalidRequestError(
-                    f"messages[{index}].role={role!r} is not allowed: use system, user or assistant."
+                    f"messages[{index}].role={role!r} is not allowed: use system, developer, user or assistant."
                 )
             if not isinstance(content, str):
                 raise InvalidRequestError(f"messages[{index}].content must be a string.")
-            clean.append({"role": role, "content": content})
+            # OpenAI's newer "developer" role is a system prompt for every other provider.
+            clean.append({"role": "system" if role == "developer" else role, "content": content})
         if text:
             clean.append({"role": "user", "content": text})
         user_text = "\n".join(m["content"] for m in clean if m["role"] == "user")
