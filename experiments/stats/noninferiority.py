@@ -1,0 +1,250 @@
+"""Non-inferiority tests for the guardrails: is the treatment no worse than a margin?
+
+Each guardrail is phrased as a *harm* (positive = worse) with a margin:
+
+- quality (final_score): relative drop, ``harm = -(mean_t / mean_c - 1)``, margin 2%;
+- error rate: absolute rise in points, ``harm = p_t - p_c``, margin 1 point (0.01);
+- latency p95: relative rise, ``harm = q95_t / q95_c - 1``, margin 10%.
+
+``H0: harm >= margin`` against ``H1: harm < margin``. With ``[harm_low, harm_high]`` the
+interval whose each side holds with probability ``1 - alpha``:
+
+- ``pass`` when ``harm_high <= margin`` (non-inferiority shown; equivalently p < alpha),
+- ``fail`` when ``harm_low > margin`` (the data rule the margin out: worse than allowed),
+- ``inconclusive`` otherwise (not enough data yet).
+
+Fixed-horizon bounds are one-sided normal bounds ``harm +- z_{1-alpha} se`` (Newcombe's
+interval at level ``1 - 2 alpha`` for the error rate), and the p-value is
+``Phi((harm - margin) / se)``. With ``sequential=True`` the bounds come from the two-sided
+``1 - alpha`` confidence sequence (conservative for one side) and the p-value is the
+always-valid p-value of ``margin - harm`` (1 when ``harm >= margin``), so a daily look at
+the guardrails is safe too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from scipy import stats as scipy_stats
+
+from experiments.stats import sequential as seq
+from experiments.stats.errors import StatsInputError
+from experiments.stats.means import check_alpha, delta_relative_arrays
+from experiments.stats.proportions import newcombe_arrays
+from experiments.stats.quantiles import QuantileEstimate
+from experiments.stats.summaries import MeanStats, ProportionStats
+
+PASS = "pass"
+FAIL = "fail"
+INCONCLUSIVE = "inconclusive"
+
+
+@dataclass(frozen=True)
+class NonInferiorityResult:
+    harm: float
+    harm_low: float
+    harm_high: float
+    margin: float
+    standard_error: float
+    p_value: float
+    status: str
+    method: str
+    alpha: float
+    sequential: bool
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _status(harm_low: float, harm_high: float, margin: float) -> str:
+    if harm_high <= margin:
+        return PASS
+    if harm_low > margin:
+        return FAIL
+    return INCONCLUSIVE
+
+
+def _check_margin(margin: float) -> float:
+    if isinstance(margin, bool) or not isinstance(margin, int | float) or not margin >= 0:
+        raise StatsInputError(f"margin must be a number >= 0, got {margin!r}")
+    if not math.isfinite(margin):
+        raise StatsInputError(f"margin must be finite, got {margin!r}")
+    return float(margin)
+
+
+def _fixed_p(harm: float, margin: float, se: float) -> float:
+    if se <= 0:
+        return 0.0 if harm < margin else 1.0
+    return float(scipy_stats.norm.cdf((harm - margin) / se))
+
+
+def _sequential_p(
+    harm: float, margin: float, variance: float, n_total: int, alpha: float, tuning_n: float
+) -> float:
+    if harm >= margin:
+        return 1.0
+    return float(seq.p_value_arrays(margin - harm, variance, n_total, alpha, tuning_n))
+
+
+def _result(harm, se, margin, alpha, sequential, n_total, tuning_n, method, fixed_bounds=None):
+    if sequential:
+        half = float(seq.half_width_arrays(se * se, n_total, alpha, tuning_n))
+        low, high = harm - half, harm + half
+        p = _sequential_p(harm, margin, se * se, n_total, alpha, tuning_n)
+        method = f"{method}, confidence sequence"
+    else:
+        if fixed_bounds is None:
+            z = float(scipy_stats.norm.ppf(1 - alpha))
+            low, high = harm - z * se, harm + z * se
+        else:
+            low, high = fixed_bounds
+        p = _fixed_p(harm, margin, se)
+    return NonInferiorityResult(
+        harm=harm,
+        harm_low=low,
+        harm_high=high,
+        margin=margin,
+        standard_error=se,
+        p_value=min(max(p, 0.0), 1.0),
+        status=_status(low, high, margin),
+        method=method,
+        alpha=alpha,
+        sequential=sequential,
+    )
+
+
+def relative_mean_noninferiority(
+    control: MeanStats,
+    treatment: MeanStats,
+    *,
+    margin: float,
+    alpha: float = 0.05,
+    higher_is_better: bool = True,
+    sequential: bool = False,
+    tuning_n: float = seq.DEFAULT_TUNING_N,
+) -> NonInferiorityResult:
+    """Relative non-inferiority of a mean (quality): ``harm = -lift`` when higher is
+    better, else ``lift``; ``lift`` and its delta-method ``se`` as in
+    :func:`experiments.stats.means.relative_difference`. ``margin`` is a fraction (0.02)."""
+    margin = _check_margin(margin)
+    alpha = check_alpha(alpha)
+    for name, arm in (("control", control), ("treatment", treatment)):
+        if not isinstance(arm, MeanStats) or arm.n < 2:
+            raise StatsInputError(f"{name} must be MeanStats with n >= 2, got {arm!r}")
+    if control.mean == 0:
+        raise StatsInputError("a relative margin needs a control mean other than 0")
+    lift, se, _z, _p = delta_relative_arrays(
+        control.n, control.mean, control.variance, treatment.n, treatment.mean, treatment.variance
+    )
+    harm = -float(lift) if higher_is_better else float(lift)
+    return _result(
+        harm,
+        float(se),
+        margin,
+        alpha,
+        sequential,
+        control.n + treatment.n,
+        tuning_n,
+        "relative difference of means (delta method)",
+    )
+
+
+def rate_rise_noninferiority(
+    control: ProportionStats,
+    treatment: ProportionStats,
+    *,
+    margin: float,
+    alpha: float = 0.05,
+    sequential: bool = False,
+    tuning_n: float = seq.DEFAULT_TUNING_N,
+) -> NonInferiorityResult:
+    """Absolute non-inferiority of a rate that should not rise (error rate):
+    ``harm = p_t - p_c``, margin in fractions (1 point = 0.01). Fixed bounds: Newcombe's
+    interval at ``1 - 2 alpha``; p-value and sequential variance from the unpooled
+    ``se^2 = p_t (1-p_t) / n_t + p_c (1-p_c) / n_c``, with the sequential variance using
+    ``(x + 1) / (n + 2)`` so that zero events still give a positive width."""
+    margin = _check_margin(margin)
+    alpha = check_alpha(alpha)
+    for name, arm in (("control", control), ("treatment", treatment)):
+        if not isinstance(arm, ProportionStats) or arm.n < 1:
+            raise StatsInputError(f"{name} must be ProportionStats with n >= 1, got {arm!r}")
+    harm = treatment.rate - control.rate
+    if sequential:
+        adjusted = [(arm.successes + 1) / (arm.n + 2) for arm in (control, treatment)]
+        se = math.sqrt(
+            adjusted[0] * (1 - adjusted[0]) / control.n
+            + adjusted[1] * (1 - adjusted[1]) / treatment.n
+        )
+        bounds = None
+    else:
+        se = math.sqrt(
+            control.rate * (1 - control.rate) / control.n
+            + treatment.rate * (1 - treatment.rate) / treatment.n
+        )
+        low, high = newcombe_arrays(
+            control.successes, control.n, treatment.successes, treatment.n, 2 * alpha
+        )
+        bounds = (float(low), float(high))
+    return _result(
+        harm,
+        se,
+        margin,
+        alpha,
+        sequential,
+        control.n + treatment.n,
+        tuning_n,
+        "difference of rates (Newcombe)" if not sequential else "difference of rates",
+        fixed_bounds=bounds,
+    )
+
+
+def quantile_ratio_noninferiority(
+    control: QuantileEstimate,
+    treatment: QuantileEstimate,
+    *,
+    margin: float,
+    alpha: float = 0.05,
+    sequential: bool = False,
+    tuning_n: float = seq.DEFAULT_TUNING_N,
+) -> NonInferiorityResult:
+    """Relative non-inferiority of a quantile that should not rise (latency p95).
+
+    On the log scale ``L = ln q_t - ln q_c`` with ``Var(L) = se_t^2 + se_c^2`` (each
+    ``se`` from the quantile's order-statistic interval); bounds ``L +- w`` map back to
+    ``harm = exp(L) - 1``; ``margin`` is a fraction (0.10). The p-value tests
+    ``L >= ln(1 + margin)``."""
+    margin = _check_margin(margin)
+    alpha = check_alpha(alpha)
+    for name, arm in (("control", control), ("treatment", treatment)):
+        if not isinstance(arm, QuantileEstimate):
+            raise StatsInputError(f"{name} must be a QuantileEstimate, got {arm!r}")
+        if arm.log_standard_error is None or arm.estimate <= 0:
+            raise StatsInputError(
+                f"{name} quantile has no usable interval yet (n = {arm.n}); collect more calls"
+            )
+    log_ratio = math.log(treatment.estimate) - math.log(control.estimate)
+    se = math.hypot(control.log_standard_error, treatment.log_standard_error)
+    log_margin = math.log1p(margin)
+    n_total = control.n + treatment.n
+    if sequential:
+        half = float(seq.half_width_arrays(se * se, n_total, alpha, tuning_n))
+        p = _sequential_p(log_ratio, log_margin, se * se, n_total, alpha, tuning_n)
+        method = "ratio of quantiles (log scale), confidence sequence"
+    else:
+        half = float(scipy_stats.norm.ppf(1 - alpha)) * se
+        p = _fixed_p(log_ratio, log_margin, se)
+        method = "ratio of quantiles (log scale)"
+    low, high = math.expm1(log_ratio - half), math.expm1(log_ratio + half)
+    return NonInferiorityResult(
+        harm=math.expm1(log_ratio),
+        harm_low=low,
+        harm_high=high,
+        margin=margin,
+        standard_error=se,
+        p_value=min(max(p, 0.0), 1.0),
+        status=_status(low, high, margin),
+        method=method,
+        alpha=alpha,
+        sequential=sequential,
+    )
