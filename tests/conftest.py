@@ -33,19 +33,19 @@ def real_redis_url(tmp_path_factory) -> str:
 
 
 @pytest.fixture
-def real_redis(real_redis_url, settings):
+def real_redis(real_redis_url, settings, monkeypatch):
     """Point django-rq at the real Redis and start each test with empty queues."""
-    import django_rq
+    import django_rq.settings
     import redis
 
     connection = redis.Redis.from_url(real_redis_url)
     connection.flushdb()
-    settings.RQ_QUEUES = {
+    queues = {
         name: {"URL": real_redis_url, "DEFAULT_TIMEOUT": 300} for name in settings.RQ_QUEUE_NAMES
     }
-    django_rq.queues.get_redis_connection.cache_clear() if hasattr(
-        django_rq.queues.get_redis_connection, "cache_clear"
-    ) else None
+    settings.RQ_QUEUES = queues
+    # django-rq copied RQ_QUEUES into its own module at import time: point that copy too.
+    monkeypatch.setattr(django_rq.settings, "QUEUES", queues)
     yield connection
     connection.flushdb()
 
@@ -63,6 +63,8 @@ def fake_redis(settings, monkeypatch):
         return connection
 
     monkeypatch.setattr(django_rq.queues, "get_redis_connection", fake_connection)
+    # get_queue() resolves connections through connection_utils.get_connection.
+    monkeypatch.setattr(django_rq.connection_utils, "get_redis_connection", fake_connection)
     return connection
 
 

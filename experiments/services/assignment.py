@@ -9,33 +9,13 @@ phase can never move a unit).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from django.db import IntegrityError, transaction
 
 from experiments.bucketing import assign_arm
 from experiments.models import Arm, Assignment, Experiment, Phase
+from experiments.routes import ArmRoute
 
 HASH_VERSION = 2
-
-
-@dataclass(frozen=True)
-class ArmRoute:
-    """Where one unit's call goes: the arm's strategy and router parameters.
-
-    ``in_experiment`` is False when the experiment is over and only serves one arm to
-    everyone (stopped, concluded, rolled back): such calls run that arm's strategy but
-    are not counted in the experiment.
-    """
-
-    experiment_key: str
-    arm_key: str
-    strategy: str
-    router_params: dict = field(default_factory=dict)
-    experiment_id: int | None = None
-    arm_id: int | None = None
-    phase_id: int | None = None
-    in_experiment: bool = True
 
 
 def _layout(experiment: Experiment) -> tuple[Phase | None, dict[str, Arm], dict[int, Arm]]:
@@ -89,9 +69,11 @@ def assignment_get_or_create(*, experiment: Experiment, unit_id: str) -> Assignm
     if arm is None:  # the phase names an arm that was deleted since: treat as not assigned
         return None
     assignment = Assignment(experiment=experiment, phase=phase, arm=arm, unit_id=unit_id)
-    # The unique constraint is enforced by the database (and a race is handled below), so
-    # full_clean skips the extra uniqueness queries on this hot path.
-    assignment.full_clean(validate_unique=False, validate_constraints=False)
+    # The related rows were just read and the unique constraint is enforced by the database
+    # (a race is handled below), so full_clean skips their lookups on this hot path.
+    assignment.full_clean(
+        exclude=["experiment", "phase", "arm"], validate_unique=False, validate_constraints=False
+    )
     try:
         with transaction.atomic():
             assignment.save()

@@ -1,0 +1,239 @@
+"""A/B testing facade of the user's guide: ``from routing_platform.routing.ab_testing import
+ab_test_manager``.
+
+```python
+ab_test_manager.enabled = True             # smart_council / smart_executor calls that carry
+                                           # a unit_id now run their arm's strategy
+ab_test_manager.assign("user-42")          # -> "smart_routing" (sticky)
+results = ab_test_manager.get_results()    # the latest report of the running experiment
+if results["winner"]["strategy"] == "smart_routing": ...
+```
+
+Thin glue over ``experiments`` (assignment, recording, reports); every Django import is
+inside a method, so importing this module never needs configured settings.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from experiments.routes import ArmRoute  # pure dataclass: no Django import
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ABTestManager", "ArmRoute", "ab_test_manager"]
+
+
+def _django_ready() -> bool:
+    try:
+        from django.apps import apps
+        from django.conf import settings
+
+        return bool(settings.configured) and apps.ready
+    except Exception:  # pragma: no cover - django missing or broken settings
+        return False
+
+
+class ABTestManager:
+    """Sticky assignment of units to experiment arms, and the record of their calls."""
+
+    def __init__(self, *, enabled: bool = False) -> None:
+        self.enabled = enabled
+
+    # --- experiments -----------------------------------------------------------------------
+
+    @staticmethod
+    def _experiment(experiment: Any = None):
+        """An Experiment from an instance, a key, or None (the latest running one)."""
+        from experiments import selectors
+        from experiments.models import Experiment
+
+        if isinstance(experiment, Experiment):
+            return experiment
+        if experiment:
+            return (
+                Experiment.objects.select_related("serving_arm").filter(key=str(experiment)).first()
+            )
+        return selectors.experiment_running()
+
+    def route(self, unit_id: str, experiment: Any = None):
+        """The unit's ArmRoute (sticky), or None when no experiment applies to it."""
+        from experiments import services
+
+        if not unit_id or not _django_ready():
+            return None
+        found = self._experiment(experiment)
+        if found is None:
+            return None
+        return services.route_for_unit(experiment=found, unit_id=str(unit_id))
+
+    def assign(self, unit_id: str, experiment: Any = None) -> str | None:
+        """The key of the unit's arm in ``experiment`` (default: the running one), or None
+        when the unit is outside the experiment's traffic or no experiment runs."""
+        route = self.route(unit_id, experiment)
+        return route.arm_key if route is not None else None
+
+    async def aroute(self, *, unit_id: str | None, experiment: Any = None, kind: str = "execute"):
+        """The route of an SDK call (None when disabled, without a unit or experiment)."""
+        if not self.enabled or not unit_id or not _django_ready():
+            return None
+        from asgiref.sync import sync_to_async
+
+        return await sync_to_async(self.route, thread_sensitive=True)(unit_id, experiment)
+
+    # --- recording --------------------------------------------------------------------------
+
+    def record(
+        self,
+        *,
+        kind: str,
+        route: Any = None,
+        unit_id: str | None = "",
+        task_type: str = "",
+        request_payload: Mapping[str, Any] | None = None,
+        result: Mapping[str, Any] | None = None,
+        error: BaseException | str | None = None,
+        source: str = "sdk",
+    ):
+        """Record one routed call (under its arm when ``route`` is in the experiment), and
+        maybe queue its shadow twin. Returns the RoutedCall, or None without Django."""
+        if not _django_ready():
+            return None
+        from experiments import services
+
+        in_experiment = route is not None and getattr(route, "in_experiment", True)
+        call = services.routed_call_record(
+            kind=kind,
+            source=source,
+            unit_id=unit_id or "",
+            task_type=task_type or "",
+            request_payload=dict(request_payload or {}),
+            result=result,
+            error=error,
+            experiment=route.experiment_id if in_experiment else None,
+            arm=route.arm_id if in_experiment else None,
+            phase=route.phase_id if in_experiment else None,
+            strategy=route.strategy if route is not None else "",
+        )
+        if in_experiment and error is None:
+            try:
+                services.routed_call_shadow_enqueue(call=call)
+            except Exception:  # the primary call is recorded; a dead queue must not fail it
+                logger.exception("shadow call of routed call %s not enqueued", call.pk)
+        return call
+
+    async def arecord(
+        self,
+        *,
+        kind: str,
+        route: Any = None,
+        unit_id: str | None = "",
+        task_type: str = "",
+        request_payload: Mapping[str, Any] | None = None,
+        result: Mapping[str, Any] | None = None,
+        error: BaseException | str | None = None,
+        source: str = "sdk",
+    ):
+        """Async ``record`` for the SDK (a no-op when Django settings are not configured).
+
+        Recording never breaks the caller's call: a database failure is logged, not raised.
+        """
+        if not _django_ready():
+            return None
+        from asgiref.sync import sync_to_async
+
+        try:
+            return await sync_to_async(self.record, thread_sensitive=True)(
+                kind=kind,
+                route=route,
+                unit_id=unit_id,
+                task_type=task_type,
+                request_payload=request_payload,
+                result=result,
+                error=error,
+                source=source,
+            )
+        except Exception:
+            logger.exception("routed call not recorded (kind=%s, unit=%s)", kind, unit_id)
+            return None
+
+    # --- results ----------------------------------------------------------------------------
+
+    def get_results(self, experiment: Any = None) -> dict:
+        """The latest report of ``experiment`` (default: the running one, else the newest).
+
+        With the statistics module (``experiments.reports``) it is ``experiment_report``:
+        decision, per-arm statistics, tests, checklist. Without it: per-arm counts and
+        means. Either way ``results["winner"]["strategy"]`` can be read (None: no winner).
+        """
+        if not _django_ready():
+            return _empty_results("Django is not configured: set DJANGO_SETTINGS_MODULE.")
+        from experiments import selectors
+
+        found = self._experiment(experiment) if experiment else selectors.experiment_default()
+        if found is None:
+            return _empty_results(
+                "No experiment yet: create one in the admin or run `manage.py routing demo-seed`."
+            )
+        try:
+            from experiments.reports import experiment_report
+        except ModuleNotFoundError as err:
+            if err.name != "experiments.reports":
+                raise
+            return _summary_results(found)
+        report = dict(experiment_report(experiment=found))
+        report.setdefault("winner", _winner_from_report(report, found))
+        if not isinstance(report.get("winner"), Mapping):
+            report["winner"] = _winner_from_report(report, found)
+        return report
+
+
+def _empty_results(message: str) -> dict:
+    return {
+        "experiment": None,
+        "decision": "no experiment",
+        "message": message,
+        "winner": {"arm": None, "strategy": None},
+        "arms": [],
+    }
+
+
+def _winner_from_report(report: Mapping[str, Any], experiment) -> dict:
+    """``{"arm", "strategy"}`` of the report's winner (both None when there is none)."""
+    winner = report.get("winner")
+    arm_key = None
+    if isinstance(winner, str):
+        arm_key = winner
+    elif isinstance(winner, Mapping):
+        arm_key = winner.get("arm") or winner.get("arm_key")
+    decision = report.get("decision")
+    if arm_key is None and isinstance(decision, Mapping):
+        arm_key = decision.get("winner") or decision.get("arm")
+        if isinstance(arm_key, Mapping):
+            arm_key = arm_key.get("arm") or arm_key.get("arm_key")
+    strategy = None
+    if arm_key:
+        strategy = next((arm.strategy for arm in experiment.arms.all() if arm.key == arm_key), None)
+    return {"arm": arm_key, "strategy": strategy}
+
+
+def _summary_results(experiment) -> dict:
+    """Per-arm counts and means, for when the statistics report is not installed."""
+    from experiments import selectors
+
+    return {
+        "experiment": experiment.key,
+        "status": experiment.status,
+        "traffic_percentage": experiment.traffic_percentage,
+        "decision": "no winner yet",
+        "message": "Per-arm counts and means only: the statistics report is not available.",
+        "winner": {"arm": None, "strategy": None},
+        "arms": selectors.experiment_arm_summary(experiment=experiment),
+    }
+
+
+#: The process-wide manager of the user's guide. Off by default: calls run the platform's
+#: strategy (ENABLE_SMART_ROUTING) until you enable A/B testing.
+ab_test_manager = ABTestManager(enabled=False)

@@ -1,0 +1,116 @@
+"""Sticky assignment: deterministic, persisted, GrowthBook-compatible, stable under ramping."""
+
+from __future__ import annotations
+
+import pytest
+
+from experiments import services
+from experiments.bucketing import assign_arm
+from experiments.models import Arm, Assignment, Phase
+from tests.experiments.factories import make_experiment
+
+pytestmark = pytest.mark.django_db
+
+
+def test_assignment_matches_the_growthbook_hash_of_the_experiment_key():
+    """Phase 1 buckets a unit exactly as a GrowthBook SDK would with the experiment key."""
+    experiment = make_experiment(key="gb-compatible")
+    for unit in ("alice", "bob", "carol", "dave", "erin"):
+        assignment = services.assignment_get_or_create(experiment=experiment, unit_id=unit)
+        expected = assign_arm(seed="gb-compatible", unit_id=unit, weights=[0.5, 0.5])
+        assert assignment.arm.key == ["original_council", "smart_routing"][expected]
+
+
+def test_assignment_is_sticky_and_persisted_once():
+    """The same unit gets the same arm and one Assignment row, however often it is asked."""
+    experiment = make_experiment()
+    first = services.assignment_get_or_create(experiment=experiment, unit_id="user-7")
+    for _ in range(5):
+        again = services.assignment_get_or_create(experiment=experiment, unit_id="user-7")
+        assert again.pk == first.pk and again.arm_id == first.arm_id
+    assert Assignment.objects.filter(experiment=experiment, unit_id="user-7").count() == 1
+
+
+def test_the_persisted_row_wins_over_the_hash():
+    """A stored assignment is returned even when the hash would say otherwise."""
+    experiment = make_experiment()
+    natural = services.assignment_get_or_create(experiment=experiment, unit_id="pinned")
+    other = Arm.objects.filter(experiment=experiment).exclude(pk=natural.arm_id).get()
+    Assignment.objects.filter(pk=natural.pk).update(arm=other)
+    fresh = type(experiment).objects.get(pk=experiment.pk)
+    assert services.assignment_get_or_create(experiment=fresh, unit_id="pinned").arm == other
+
+
+def test_units_outside_the_coverage_are_not_assigned():
+    """At 10% traffic about 10% of 2,000 units are assigned; the rest get None."""
+    experiment = make_experiment(traffic_percentage=10)
+    assigned = [
+        services.assignment_get_or_create(experiment=experiment, unit_id=f"u{i}")
+        for i in range(2000)
+    ]
+    share = sum(a is not None for a in assigned) / len(assigned)
+    assert 0.07 < share < 0.13
+    assert Assignment.objects.filter(experiment=experiment).count() == sum(
+        a is not None for a in assigned
+    )
+
+
+@pytest.mark.parametrize("status", ["draft", "paused", "stopped", "concluded"])
+def test_only_running_experiments_assign(status):
+    """Draft, paused, stopped and concluded experiments assign no unit."""
+    experiment = make_experiment(status=status)
+    assert services.assignment_get_or_create(experiment=experiment, unit_id="u1") is None
+    assert not Assignment.objects.filter(experiment=experiment).exists()
+
+
+def test_ramping_through_the_schedule_moves_no_persisted_unit():
+    """Ramp 1 -> 5 -> 25 -> 50 -> 100 with 1,000 persisted units: each keeps its first arm.
+
+    (The 100,000-unit version of this property runs on the pure bucketing functions.)"""
+    experiment = make_experiment(traffic_percentage=1)
+    units = [f"unit-{i}" for i in range(1000)]
+    first_arm: dict[str, int] = {}
+    for step in range(5):
+        if step:
+            services.experiment_ramp(experiment=experiment)
+        for unit in units:
+            assignment = services.assignment_get_or_create(experiment=experiment, unit_id=unit)
+            if assignment is None:
+                assert unit not in first_arm  # once in, always in
+                continue
+            assert first_arm.setdefault(unit, assignment.arm_id) == assignment.arm_id
+    assert experiment.traffic_percentage == 100
+    assert len(first_arm) == len(units)
+    assert Phase.objects.filter(experiment=experiment).count() == 1
+
+
+def test_route_for_unit_while_running_and_after_rollback():
+    """Running: the assigned arm's strategy and params; rolled back: the control, uncounted."""
+    experiment = make_experiment(key="routes")
+    route = None
+    for unit in (f"r{i}" for i in range(50)):
+        route = services.route_for_unit(experiment=experiment, unit_id=unit)
+        if route.arm_key == "smart_routing":
+            break
+    assert route.strategy == "smart_routing"
+    assert route.router_params == {"escalation_threshold": 0.6}
+    assert route.in_experiment and route.phase_id is not None
+    services.experiment_rollback(experiment=experiment)
+    after = services.route_for_unit(experiment=experiment, unit_id="r1")
+    assert (after.arm_key, after.strategy, after.in_experiment) == (
+        "original_council",
+        "original_council",
+        False,
+    )
+
+
+def test_assignment_queries_are_pinned(django_assert_num_queries):
+    """A new unit costs phase + arms + lookup + insert (in a savepoint) cold, lookup +
+    insert once the experiment's layout is cached, and one lookup when already known."""
+    experiment = make_experiment()
+    with django_assert_num_queries(6):
+        services.assignment_get_or_create(experiment=experiment, unit_id="q-1")
+    with django_assert_num_queries(4):
+        services.assignment_get_or_create(experiment=experiment, unit_id="q-2")
+    with django_assert_num_queries(1):
+        services.assignment_get_or_create(experiment=experiment, unit_id="q-1")
