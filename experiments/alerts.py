@@ -5,21 +5,34 @@ metrics plus a few small queries: the error-rate baseline, the units per arm of 
 experiments). :func:`alerts_evaluate` is pure: rules and a snapshot in, alerts out, each
 with a level, a message that states the measured value, and an action.
 
-Guardrails here are point estimates over the window, checked once both arms hold the
-experiment's minimum sample; the experiment report tests them properly (non-inferiority),
-and the alert's action points there.
+SRM and guardrails use the same tests as the experiment report (``experiments.stats``:
+chi-square against the weights; non-inferiority with the experiment's margins, alpha and
+sequential setting) over the dashboard's window; a guardrail alert fires only when its
+test *fails* (the interval rules the margin out), not while it is inconclusive.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 
 from django.db.models import Count
 
-from experiments.metrics import DashboardMetrics, error_totals
+from experiments.metrics import DashboardMetrics, Totals, arm_totals, error_totals
 from experiments.models import AlertRule, Assignment, Experiment
+from experiments.stats import (
+    MeanStats,
+    ProportionStats,
+    StatsInputError,
+    histogram_quantile_ci,
+    quantile_ratio_noninferiority,
+    rate_rise_noninferiority,
+    relative_mean_noninferiority,
+    srm_test,
+)
+from experiments.stats.histograms import LATENCY_HIST_EDGES_MS, LATENCY_HIST_TOP_MS
+from experiments.stats.noninferiority import FAIL
 
 #: The window the error-rate rule compares when the dashboard shows all time.
 ALL_TIME_ERROR_PERIOD = timedelta(hours=24)
@@ -84,14 +97,16 @@ class ErrorBaseline:
 
 @dataclass(frozen=True)
 class ArmSnapshot:
+    """One arm's sufficient statistics over the window (units over the current phase)."""
+
     key: str
     is_control: bool
     weight: float
     units: int
-    requests: int
-    error_rate: float
-    avg_quality: float | None
-    latency_p95_ms: float | None
+    requests: int = 0
+    errors: int = 0
+    quality: MeanStats = field(default_factory=lambda: MeanStats(n=0, sum=0.0, sum_squares=0.0))
+    latency_hist: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -102,6 +117,8 @@ class ExperimentSnapshot:
     guardrail_error_rate_rise_pts: float
     guardrail_latency_p95_rise_pct: float
     arms: tuple[ArmSnapshot, ...]
+    alpha: float = 0.05
+    sequential_testing: bool = True
 
 
 @dataclass(frozen=True)
@@ -119,19 +136,20 @@ class AlertSnapshot:
 
 
 def srm_p_value(observed: Sequence[int], weights: Sequence[float]) -> float | None:
-    """Chi-square goodness-of-fit p-value of units per arm against the configured weights
-    (Pearson: sum (O - E)^2 / E with k - 1 degrees of freedom). None when it cannot be
-    trusted: fewer than two arms, weights not positive, or an expected count below 5."""
-    from scipy import stats
-
+    """The sample-ratio-mismatch p-value of units per arm against the configured weights
+    (``experiments.stats.srm_test``, Pearson's chi-square). None when the chi-square
+    approximation cannot be trusted yet: an expected count below 5, or bad input."""
     total = sum(observed)
     weight_sum = sum(weights)
     if len(observed) < 2 or len(observed) != len(weights) or total <= 0 or weight_sum <= 0:
         return None
-    expected = [total * weight / weight_sum for weight in weights]
-    if min(expected) < SRM_MIN_EXPECTED:
+    expected = [total * weight / weight_sum for weight in weights if weight > 0]
+    if not expected or min(expected) < SRM_MIN_EXPECTED:
         return None
-    return float(stats.chisquare(observed, expected).pvalue)
+    try:
+        return srm_test(observed, weights).p_value
+    except StatsInputError:
+        return None
 
 
 # --- Pure evaluation --------------------------------------------------------------------
@@ -238,7 +256,83 @@ def _srm_alerts(rule: Rule, snapshot: AlertSnapshot, alert) -> list[Alert]:
     return alerts
 
 
+def _guardrail_results(experiment: ExperimentSnapshot, control: ArmSnapshot, arm: ArmSnapshot):
+    """(guardrail name, limit text, measured text, result) of each guardrail that can be
+    tested; the tests are the report's non-inferiority tests (``experiments.stats``)."""
+    options = {"alpha": experiment.alpha, "sequential": experiment.sequential_testing}
+    checks = []
+    try:
+        if control.quality.n >= 2 and arm.quality.n >= 2 and control.quality.sum:
+            result = relative_mean_noninferiority(
+                control.quality,
+                arm.quality,
+                margin=experiment.guardrail_quality_drop_pct / 100,
+                **options,
+            )
+            checks.append(
+                (
+                    "quality (final_score)",
+                    f"a drop of at most {experiment.guardrail_quality_drop_pct:g}%",
+                    f"{arm.quality.mean:.1f} vs {control.quality.mean:.1f}, "
+                    f"{result.harm * 100:.1f}% lower",
+                    result,
+                )
+            )
+    except StatsInputError:
+        pass
+    try:
+        result = rate_rise_noninferiority(
+            ProportionStats(n=control.requests, successes=control.errors),
+            ProportionStats(n=arm.requests, successes=arm.errors),
+            margin=experiment.guardrail_error_rate_rise_pts / 100,
+            **options,
+        )
+        checks.append(
+            (
+                "error rate",
+                f"a rise of at most {experiment.guardrail_error_rate_rise_pts:g} points",
+                f"{_pct(arm.errors / arm.requests)} vs {_pct(control.errors / control.requests)}, "
+                f"{result.harm * 100:+.1f} points",
+                result,
+            )
+        )
+    except StatsInputError:
+        pass
+    try:
+        quantiles = [
+            histogram_quantile_ci(
+                list(item.latency_hist),
+                LATENCY_HIST_EDGES_MS,
+                0.95,
+                top=LATENCY_HIST_TOP_MS,
+                alpha=experiment.alpha,
+            )
+            for item in (control, arm)
+        ]
+        if all(quantile is not None for quantile in quantiles):
+            result = quantile_ratio_noninferiority(
+                quantiles[0],
+                quantiles[1],
+                margin=experiment.guardrail_latency_p95_rise_pct / 100,
+                **options,
+            )
+            checks.append(
+                (
+                    "latency p95",
+                    f"a rise of at most {experiment.guardrail_latency_p95_rise_pct:g}%",
+                    f"{quantiles[1].estimate:,.0f} ms vs {quantiles[0].estimate:,.0f} ms, "
+                    f"{result.harm * 100:+.1f}%",
+                    result,
+                )
+            )
+    except StatsInputError:
+        pass
+    return checks
+
+
 def _guardrail_alerts(rule: Rule, snapshot: AlertSnapshot, alert) -> list[Alert]:
+    """One alert per guardrail whose non-inferiority test *fails* (the interval rules the
+    margin out), once both arms hold the experiment's minimum sample."""
     alerts = []
     for experiment in snapshot.experiments:
         control = next((arm for arm in experiment.arms if arm.is_control), None)
@@ -248,46 +342,19 @@ def _guardrail_alerts(rule: Rule, snapshot: AlertSnapshot, alert) -> list[Alert]
         for arm in experiment.arms:
             if arm is control or arm.requests < minimum or control.requests < minimum:
                 continue
-            where = f"{experiment.key}: arm {arm.key} vs {control.key}"
-            sample = f"{arm.requests:,} vs {control.requests:,} requests"
-            if arm.avg_quality is not None and control.avg_quality:
-                drop_pct = (control.avg_quality - arm.avg_quality) / control.avg_quality * 100
-                if drop_pct > experiment.guardrail_quality_drop_pct:
-                    alerts.append(
-                        alert(
-                            f"Guardrail failing in {where}: quality (final_score) "
-                            f"{arm.avg_quality:.1f} vs {control.avg_quality:.1f}, "
-                            f"{drop_pct:.1f}% lower (limit {experiment.guardrail_quality_drop_pct:g}%"
-                            f"; {sample}).",
-                            drop_pct,
-                            experiment.key,
-                        )
-                    )
-            rise_pts = (arm.error_rate - control.error_rate) * 100
-            if rise_pts > experiment.guardrail_error_rate_rise_pts:
+            for name, limit, measured, result in _guardrail_results(experiment, control, arm):
+                if result.status != FAIL:
+                    continue
                 alerts.append(
                     alert(
-                        f"Guardrail failing in {where}: error rate {_pct(arm.error_rate)} vs "
-                        f"{_pct(control.error_rate)}, +{rise_pts:.1f} points "
-                        f"(limit +{experiment.guardrail_error_rate_rise_pts:g}; {sample}).",
-                        rise_pts,
+                        f"Guardrail failing in {experiment.key}: {name} of arm {arm.key} vs "
+                        f"{control.key} is {measured}; the test rules out {limit} "
+                        f"(p = {result.p_value:.2g}, {arm.requests:,} vs "
+                        f"{control.requests:,} requests).",
+                        result.harm * 100,
                         experiment.key,
                     )
                 )
-            if arm.latency_p95_ms is not None and control.latency_p95_ms:
-                rise_pct = (arm.latency_p95_ms - control.latency_p95_ms) / control.latency_p95_ms
-                rise_pct *= 100
-                if rise_pct > experiment.guardrail_latency_p95_rise_pct:
-                    alerts.append(
-                        alert(
-                            f"Guardrail failing in {where}: latency p95 "
-                            f"{arm.latency_p95_ms:,.0f} ms vs {control.latency_p95_ms:,.0f} ms, "
-                            f"+{rise_pct:.1f}% (limit +{experiment.guardrail_latency_p95_rise_pct:g}%"
-                            f"; {sample}).",
-                            rise_pct,
-                            experiment.key,
-                        )
-                    )
     return alerts
 
 
@@ -368,6 +435,7 @@ def _experiment_snapshots(metrics: DashboardMetrics) -> tuple[ExperimentSnapshot
             .order_by()
         )
         units = {(row["phase_id"], row["arm__key"]): row["units"] for row in counts}
+    totals_by_arm = arm_totals(metrics.cube_rows)
     snapshots = []
     for experiment in experiments:
         phase = phases.get(experiment.pk)
@@ -376,17 +444,23 @@ def _experiment_snapshots(metrics: DashboardMetrics) -> tuple[ExperimentSnapshot
             weights = dict(zip(phase.arm_keys, phase.weights, strict=True))
         arms = []
         for arm in experiment.arms.all():
-            figures = metrics.by_arm.get(f"{experiment.key}/{arm.key}", {})
+            totals = totals_by_arm.get((experiment.key, arm.key)) or Totals()
             arms.append(
                 ArmSnapshot(
                     key=arm.key,
                     is_control=arm.is_control,
                     weight=float(weights.get(arm.key, arm.weight / 100)),
                     units=units.get((phase.pk, arm.key), 0) if phase is not None else 0,
-                    requests=figures.get("requests", 0),
-                    error_rate=figures.get("error_rate", 0.0),
-                    avg_quality=figures.get("avg_quality"),
-                    latency_p95_ms=figures.get("latency_p95_ms"),
+                    requests=totals.requests,
+                    errors=totals.errors,
+                    quality=MeanStats(
+                        n=totals.quality_n,
+                        sum=totals.quality_sum,
+                        sum_squares=max(totals.quality_sumsq, 0.0),
+                    ),
+                    latency_hist=tuple(
+                        metrics.histograms.latency_by_arm.get((experiment.key, arm.key)) or ()
+                    ),
                 )
             )
         snapshots.append(
@@ -397,6 +471,8 @@ def _experiment_snapshots(metrics: DashboardMetrics) -> tuple[ExperimentSnapshot
                 guardrail_error_rate_rise_pts=experiment.guardrail_error_rate_rise_pts,
                 guardrail_latency_p95_rise_pct=experiment.guardrail_latency_p95_rise_pct,
                 arms=tuple(arms),
+                alpha=experiment.alpha,
+                sequential_testing=experiment.sequential_testing,
             )
         )
     return tuple(snapshots)

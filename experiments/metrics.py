@@ -166,6 +166,7 @@ def _sums() -> dict:
         "confidence_sum": Sum("confidence_sum"),
         "quality_n": Sum("quality_n"),
         "quality_sum": Sum("quality_sum"),
+        "quality_sumsq": Sum("quality_sumsq"),
     }
 
 
@@ -186,6 +187,7 @@ class Totals:
     confidence_sum: float = 0.0
     quality_n: int = 0
     quality_sum: float = 0.0
+    quality_sumsq: float = 0.0
 
     def add(self, row: dict) -> Totals:
         self.requests += int(row.get("requests") or 0)
@@ -201,6 +203,7 @@ class Totals:
         self.confidence_sum += float(row.get("confidence_sum") or 0.0)
         self.quality_n += int(row.get("quality_n") or 0)
         self.quality_sum += float(row.get("quality_sum") or 0.0)
+        self.quality_sumsq += float(row.get("quality_sumsq") or 0.0)
         return self
 
     @property
@@ -405,6 +408,14 @@ def breakdown(rows: Iterable[dict], field_name: str, *, requests_total: int) -> 
     }
 
 
+def arm_totals(rows: Iterable[dict]) -> dict[tuple[str, str], Totals]:
+    """Sums per (experiment_key, arm_key) of cube rows."""
+    groups: dict[tuple[str, str], Totals] = defaultdict(Totals)
+    for row in rows:
+        groups[(row["experiment_key"], row["arm_key"])].add(row)
+    return dict(groups)
+
+
 def arm_breakdown(
     rows: Iterable[dict], *, requests_total: int, hists: Histograms | None = None
 ) -> dict[str, dict]:
@@ -507,6 +518,7 @@ class DashboardMetrics:
     timeseries: list[dict]
     confidence_distribution: list[dict]
     cube_rows: list[dict]
+    histograms: Histograms
 
     def as_dict(self) -> dict:
         return {
@@ -555,4 +567,5 @@ def dashboard_metrics(
         timeseries=points,
         confidence_distribution=confidence_distribution(hists.confidence),
         cube_rows=cube_rows,
+        histograms=hists,
     )
