@@ -26,6 +26,8 @@ from experiments.stats.errors import StatsInputError
 from experiments.stats.means import check_alpha
 
 _MAX_N = 1e12
+#: A t-test needs two observations per arm; no sample size below that is reported.
+_MIN_N = 2.0
 
 
 @dataclass(frozen=True)
@@ -122,12 +124,16 @@ def sample_size_per_arm(
             - power
         )
 
-    low, high = 1e-6, 1.0
-    while shortfall(high) < 0:
-        low, high = high, high * 4
-        if high > _MAX_N:
-            raise StatsInputError("the effect is too small to detect with any realistic sample")
-    exact = float(optimize.brentq(shortfall, low, high, xtol=1e-10, rtol=1e-12, maxiter=500))
+    if shortfall(_MIN_N) >= 0:
+        # Even the smallest testable sample detects an effect this large (or noise this low).
+        exact = _MIN_N
+    else:
+        low, high = _MIN_N, _MIN_N * 4
+        while shortfall(high) < 0:
+            low, high = high, high * 4
+            if high > _MAX_N:
+                raise StatsInputError("the effect is too small to detect with any realistic sample")
+        exact = float(optimize.brentq(shortfall, low, high, xtol=1e-10, rtol=1e-12, maxiter=500))
     return SampleSize(
         per_arm=math.ceil(exact - 1e-9),
         per_arm_exact=exact,
