@@ -164,7 +164,12 @@ async def _run_routed(*, kind: str, payload: RoutedRequestIn, request_payload: d
 # --- Health --------------------------------------------------------------------------------
 
 
-@router.get("/health", auth=None, summary="Health of the database, Redis and the workers")
+@router.get(
+    "/health",
+    auth=None,
+    response={200: dict, 503: dict},
+    summary="Health of the database, Redis and the workers (no key needed)",
+)
 async def health(request: HttpRequest):
     code, body = await health_report()
     return Status(code, body)

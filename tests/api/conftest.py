@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import fakeredis
 import pytest
 
 from api import redis_client
 from api.services import api_key_create, auth_cache_clear
+from tests.conftest import REPO_ROOT
 
 
 @pytest.fixture(autouse=True)
@@ -102,3 +106,156 @@ def token(make_key):
 @pytest.fixture
 def auth_headers(token):
     return {"Authorization": f"Bearer {token}"}
+
+
+# --- A real server process ------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ServerProcess:
+    base_url: str
+    token: str
+    env: dict
+    database_path: Path
+
+    def query(self, sql: str, params=()):
+        """Read the server's SQLite database directly (what it recorded)."""
+        import sqlite3
+
+        with sqlite3.connect(self.database_path, timeout=10) as connection:
+            return connection.execute(sql, params).fetchall()
+
+    def wait_for(self, sql: str, expected, timeout_s: float = 15.0):
+        """Poll ``sql`` until its first value equals ``expected`` (records are written after
+        the answer is sent); returns the last value seen."""
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        value = None
+        while time.monotonic() < deadline:
+            value = self.query(sql)[0][0]
+            if value == expected:
+                return value
+            time.sleep(0.05)
+        return value
+
+
+def _insert_api_key(database_path: Path, *, name: str, rate_limit_per_minute: int) -> str:
+    """Write an API key row straight into a migrated database (saves a Django start-up);
+    the CLI that normally does this is tested on its own."""
+    import secrets
+    import sqlite3
+
+    from api.services import token_hash
+
+    prefix = secrets.token_hex(4)
+    token = f"rk_{prefix}_{secrets.token_urlsafe(32)}"
+    with sqlite3.connect(database_path) as connection:
+        connection.execute(
+            "INSERT INTO api_apikey (name, prefix, secret_hash, scopes, rate_limit_per_minute,"
+            " created_at) VALUES (?, ?, ?, ?, ?, datetime('now'))",
+            (name, prefix, token_hash(token), '["read", "write"]', rate_limit_per_minute),
+        )
+    return token
+
+
+def _copy_test_database(database_path: Path, django_db_setup, django_db_blocker) -> bool:
+    """Copy pytest-django's freshly migrated SQLite test database to a file (a subprocess
+    ``migrate`` takes many seconds); False when the tests run on another database."""
+    from django.db import connection
+
+    # Only pytest-django's in-memory test database: never the developer's database file
+    # (which is what `connection` still points at when no collected test uses the DB).
+    if connection.vendor != "sqlite" or not connection.is_in_memory_db():
+        return False
+    import sqlite3
+
+    with django_db_blocker.unblock():
+        connection.ensure_connection()
+        with sqlite3.connect(database_path) as target:
+            connection.connection.backup(target)
+    return True
+
+
+@pytest.fixture(scope="session")
+def server_process(tmp_path_factory, real_redis_url, django_db_setup, django_db_blocker):
+    """uvicorn serving the platform on 127.0.0.1 (a free port), with a migrated file-based
+    SQLite database, a real Redis and simulated providers; yields its URL and an API key."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    data_dir = tmp_path_factory.mktemp("server")
+    database_path = data_dir / "db.sqlite3"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "routing_platform.settings",
+        "DATABASE_URL": f"sqlite:///{database_path}",
+        "ROUTING_DATA_DIR": str(data_dir),
+        "REDIS_URL": real_redis_url,
+        "ROUTER_PROVIDER_MODE": "simulated",
+        "ROUTER_SIMULATED_LATENCY_MS": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"):
+        env.pop(name, None)
+    manage = [sys.executable, str(REPO_ROOT / "manage.py")]
+    if not _copy_test_database(database_path, django_db_setup, django_db_blocker):
+        subprocess.run(
+            [*manage, "migrate", "--noinput", "-v", "0"], env=env, check=True, cwd=REPO_ROOT
+        )
+    token = _insert_api_key(database_path, name="e2e", rate_limit_per_minute=100_000)
+    port = _free_port()
+    log = open(data_dir / "uvicorn.log", "w")  # noqa: SIM115 - closed at teardown
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "routing_platform.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(f"{base_url}/health", timeout=2)
+            break
+        except httpx.TransportError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                log.close()
+                raise RuntimeError(
+                    f"uvicorn did not start; see {data_dir / 'uvicorn.log'}:\n"
+                    + (data_dir / "uvicorn.log").read_text()[-3000:]
+                ) from None
+            time.sleep(0.1)
+    yield ServerProcess(base_url=base_url, token=token, env=env, database_path=database_path)
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+    log.close()

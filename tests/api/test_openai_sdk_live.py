@@ -1,0 +1,86 @@
+"""The official `openai` SDK against the platform served by a real uvicorn process."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.redis_server]
+
+
+@pytest.fixture
+def sdk(server_process):
+    return openai.OpenAI(
+        base_url=f"{server_process.base_url}/v1", api_key=server_process.token, max_retries=0
+    )
+
+
+def test_chat_completion_with_router_model(sdk, server_process):
+    """model "router": a valid ChatCompletion with usage, x-router-* headers, and a record."""
+    raw = sdk.chat.completions.with_raw_response.create(
+        model="router", messages=[{"role": "user", "content": "Name three primary colours."}]
+    )
+    completion = raw.parse()
+    assert completion.choices[0].message.content
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage.total_tokens == (
+        completion.usage.prompt_tokens + completion.usage.completion_tokens
+    )
+    assert raw.headers["x-router-model"] == completion.model
+    assert raw.headers["x-router-tier"] in {"mini", "standard", "premium"}
+    assert raw.headers["x-router-escalated"] in {"true", "false"}
+    assert float(raw.headers["x-router-cost-usd"]) > 0
+    assert float(raw.headers["x-router-overhead-ms"]) >= 0
+    recorded = server_process.wait_for(
+        "SELECT COUNT(*) FROM experiments_routedcall WHERE idempotency_key = "
+        f"'openai:{completion.id}' AND status = 'success' AND kind = 'chat'",
+        1,
+    )
+    assert recorded == 1
+
+
+def test_concrete_model_passes_through(sdk):
+    """A concrete model name is answered by that model."""
+    completion = sdk.chat.completions.create(
+        model="claude-haiku-4-5", messages=[{"role": "user", "content": "hi"}], max_tokens=50
+    )
+    assert completion.model == "claude-haiku-4-5"
+
+
+def test_streaming_with_usage_in_the_final_chunk(sdk):
+    """stream=True yields chunks whose text is the answer; the final chunk carries usage."""
+    stream = sdk.chat.completions.create(
+        model="router",
+        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.total_tokens > 0
+    assert all(c.usage is None for c in chunks[:-1])
+
+
+def test_models_list(sdk):
+    """models.list() includes "router" and the catalog's models."""
+    ids = [model.id for model in sdk.models.list()]
+    assert ids[0] == "router"
+    assert "gpt-4.1" in ids
+
+
+def test_errors_map_to_the_sdk_exceptions(sdk, server_process):
+    """Unknown model -> NotFoundError, bad parameter -> BadRequestError, bad key ->
+    AuthenticationError; each with a message."""
+    with pytest.raises(openai.NotFoundError, match="nope-model"):
+        sdk.chat.completions.create(model="nope-model", messages=[{"role": "user", "content": "x"}])
+    with pytest.raises(openai.BadRequestError, match="temperature"):
+        sdk.chat.completions.create(
+            model="router", messages=[{"role": "user", "content": "x"}], temperature=9
+        )
+    bad = openai.OpenAI(
+        base_url=f"{server_process.base_url}/v1", api_key="rk_wrong_key", max_retries=0
+    )
+    with pytest.raises(openai.AuthenticationError, match="not valid"):
+        bad.models.list()

@@ -1,0 +1,93 @@
+"""With Redis down: 503 JSON where the queue is needed, everything else keeps working."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.test import AsyncClient
+
+from api import redis_client
+from api.recording import wait_for_background_records
+from experiments.models import RoutedCall
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+async def headers(make_key):
+    _, token = await sync_to_async(make_key)()
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_health_reports_redis_down_with_503(redis_down):
+    """/health answers 503 JSON naming Redis as down and the database as up."""
+    for path in ("/health", "/api/v1/routing/health"):
+        response = await AsyncClient().get(path)
+        assert response.status_code == 503, path
+        body = response.json()
+        assert body["status"] == "down"
+        assert body["database"]["ok"] is True
+        assert body["redis"]["ok"] is False
+        assert body["redis"]["error"]
+
+
+async def test_async_execute_is_503_and_records_nothing_half_done(redis_down, headers):
+    """Queueing with Redis down is a 503 JSON message; no queued row is left behind."""
+    response = await AsyncClient().post(
+        "/api/v1/routing/execute",
+        data={"text": "hello", "async": True},
+        content_type="application/json",
+        headers=headers,
+    )
+    assert response.status_code == 503
+    assert "Redis" in response.json()["message"]
+    assert await RoutedCall.objects.acount() == 0
+
+
+async def test_redis_lost_between_check_and_enqueue_is_recorded_as_an_error(
+    redis_down, headers, monkeypatch
+):
+    """If Redis dies after the check, the call ends as an error row with the reason (not lost)."""
+
+    async def looks_alive():
+        return True, "ok"
+
+    monkeypatch.setattr("api.routing_api.redis_ping", looks_alive)
+    response = await AsyncClient().post(
+        "/api/v1/routing/execute",
+        data={"text": "hello", "async": True},
+        content_type="application/json",
+        headers=headers,
+    )
+    assert response.status_code == 503
+    call = await RoutedCall.objects.aget()
+    assert call.status == "error"
+    assert call.error_type == "QueueUnavailable"
+
+
+async def test_calls_that_need_no_queue_still_work(redis_down, headers):
+    """Inline execute and chat completions answer 200 and are recorded (rate limit falls back)."""
+    client = AsyncClient()
+    execute = await client.post(
+        "/api/v1/routing/execute",
+        data={"text": "hello"},
+        content_type="application/json",
+        headers=headers,
+    )
+    assert execute.status_code == 200, execute.content
+    chat = await client.post(
+        "/v1/chat/completions",
+        data={"model": "router", "messages": [{"role": "user", "content": "hi"}]},
+        content_type="application/json",
+        headers=headers,
+    )
+    assert chat.status_code == 200, chat.content
+    await wait_for_background_records()
+    assert await RoutedCall.objects.filter(status="success").acount() == 2
+    assert not redis_client.redis_available()
+
+
+def test_admin_still_loads(redis_down, admin_client):
+    """The admin index and the API key list render with Redis down."""
+    assert admin_client.get("/admin/").status_code == 200
+    assert admin_client.get("/admin/api/apikey/").status_code == 200
