@@ -46,6 +46,11 @@ def real_redis(real_redis_url, settings, monkeypatch):
     settings.RQ_QUEUES = queues
     # django-rq copied RQ_QUEUES into its own module at import time: point that copy too.
     monkeypatch.setattr(django_rq.settings, "QUEUES", queues)
+    # ...and into QUEUES_LIST, which django_rq.utils (the admin's queue pages) imported by
+    # name: change its entries in place so every holder of the list sees the real Redis.
+    for entry in django_rq.settings.QUEUES_LIST:
+        if entry["name"] in queues:
+            monkeypatch.setitem(entry, "connection_config", queues[entry["name"]])
     yield connection
     connection.flushdb()
 
