@@ -11,8 +11,10 @@ from typing import Any, Literal
 from ninja import Schema
 from pydantic import ConfigDict, Field, field_validator
 
+from routing_platform.engine.classifier import TASK_TYPES
+
 TEXT_MAX_CHARS = 200_000
-TASK_TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+TaskType = Literal[TASK_TYPES]  # the classifier's task types
 KEY_PATTERN = r"^[-a-zA-Z0-9_]{1,100}$"
 
 
@@ -45,7 +47,7 @@ class RoutedRequestIn(Schema):
 
 class ExecuteIn(RoutedRequestIn):
     text: str = Field(..., min_length=1, max_length=TEXT_MAX_CHARS)
-    task_type: str = Field("analysis", pattern=TASK_TYPE_PATTERN)
+    task_type: TaskType = "analysis"
     max_tokens: int | None = Field(None, ge=1, le=200_000)
     temperature: float | None = Field(None, ge=0, le=2)
 
@@ -155,9 +157,7 @@ class ChatCompletionIn(Schema):
     top_p: float | None = Field(None, ge=0, le=1)
     n: int | None = Field(None, ge=1, le=1, description="Only one choice is supported.")
     user: str | None = Field(None, max_length=255)
-    task_type: str | None = Field(
-        None, pattern=TASK_TYPE_PATTERN, description="Router extension: the task type."
-    )
+    task_type: TaskType | None = Field(None, description="Router extension: the task type.")
 
 
 class ModelOut(Schema):

@@ -18,6 +18,7 @@ def _fresh_api_state(settings):
     """Each test starts with an empty auth cache and a closed Redis breaker."""
     settings.ROUTER_PROVIDER_MODE = "simulated"
     settings.ROUTER_SIMULATED_LATENCY_MS = 1.0
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast admin_user
     auth_cache_clear()
     redis_client.redis_breaker_reset()
     yield
