@@ -20,6 +20,7 @@ All rates are fractions. Targets (docs/TARGETS.md): aa_fixed within [0.04, 0.06]
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -153,16 +154,20 @@ def run_validation(
     seed: int = DEFAULT_SEED,
     tuning_n: float = seq.DEFAULT_TUNING_N,
     metrics: list[MetricModel] | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> dict:
     """Run the suite; returns ``{"sims", "aa_fixed", "aa_peeking_naive",
-    "aa_peeking_sequential", "coverage"}`` with one rate (a fraction) per metric."""
+    "aa_peeking_sequential", "coverage"}`` with one rate (a fraction) per metric.
+
+    Each arm gets ``ceil(units_per_arm / days)`` units a day for ``days`` days;
+    ``progress(done, total, metric)`` is called after each metric."""
     if sims < 1:
         raise StatsInputError(f"sims must be >= 1, got {sims}")
     if days < 1 or units_per_arm < days:
         raise StatsInputError(
             f"need days >= 1 and at least one unit per arm per day (units_per_arm={units_per_arm}, days={days})"
         )
-    per_day = units_per_arm // days
+    per_day = math.ceil(units_per_arm / days)
     results: dict = {
         "sims": sims,
         "aa_fixed": {},
@@ -172,7 +177,7 @@ def run_validation(
     }
     models = metrics or default_metrics()
     streams = np.random.SeedSequence(seed).spawn(len(models))
-    for model, stream in zip(models, streams, strict=True):
+    for index, (model, stream) in enumerate(zip(models, streams, strict=True)):
         rng = np.random.default_rng(stream)
         control = _daily_sums(model, rng, sims, per_day, days, 0.0)
         treatment = _daily_sums(model, rng, sims, per_day, days, 0.0)
@@ -182,9 +187,13 @@ def run_validation(
         results["aa_peeking_sequential"][model.name] = float(
             np.mean((always_valid < alpha).any(axis=0))
         )
-        final = [tuple(part[-1] for part in arm) for arm in (control,)]
-        ab_treatment = _daily_sums(model, rng, sims, units_per_arm, 1, lift)
-        final_treatment = tuple(part[-1] for part in ab_treatment)
-        covered = _relative_interval_covers(model, final[0], final_treatment, alpha, lift)
+        # A/B: the A/A control against a fresh treatment arm with the true lift.
+        final_control = tuple(part[-1] for part in control)
+        final_treatment = tuple(
+            part[-1] for part in _daily_sums(model, rng, sims, per_day * days, 1, lift)
+        )
+        covered = _relative_interval_covers(model, final_control, final_treatment, alpha, lift)
         results["coverage"][model.name] = float(np.mean(covered))
+        if progress is not None:
+            progress(index + 1, len(models), model.name)
     return results
