@@ -1,1 +1,140 @@
-"""Admin: calls."""
+"""Admin: the record of routed calls (read-only: calls are written by the platform)."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+
+from experiments.models import RoutedCall
+
+
+@admin.register(RoutedCall)
+class RoutedCallAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "created_at",
+        "kind",
+        "source",
+        "status",
+        "experiment",
+        "arm",
+        "is_shadow",
+        "complexity",
+        "tier",
+        "model",
+        "cost_usd",
+        "confidence",
+        "latency_ms",
+        "escalated",
+    )
+    list_filter = (
+        "status",
+        "kind",
+        "source",
+        "is_shadow",
+        "escalated",
+        "tier",
+        "complexity",
+        "provider",
+        "experiment",
+    )
+    search_fields = ("=idempotency_key", "=unit_id", "model", "error_message")
+    date_hierarchy = "created_at"
+    list_select_related = ("experiment", "arm")
+    # Counting a million rows on every page view is slow; show "more" instead.
+    show_full_result_count = False
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "idempotency_key",
+                    "kind",
+                    "source",
+                    "status",
+                    "attempts",
+                    "job_id",
+                    "created_at",
+                    "completed_at",
+                )
+            },
+        ),
+        (
+            "Experiment",
+            {"fields": ("experiment", "arm", "phase", "unit_id", "strategy", "is_shadow", "pair")},
+        ),
+        (
+            "Routing",
+            {
+                "fields": (
+                    "task_type",
+                    "complexity",
+                    "complexity_score",
+                    "tier",
+                    "models_tried",
+                    "model",
+                    "provider",
+                    "escalated",
+                    "escalation_reason",
+                    "confidence",
+                )
+            },
+        ),
+        (
+            "Cost and time",
+            {
+                "fields": (
+                    "input_tokens",
+                    "output_tokens",
+                    "cost_usd",
+                    "baseline_cost_usd",
+                    "latency_ms",
+                )
+            },
+        ),
+        (
+            "Outcome",
+            {
+                "fields": (
+                    "final_score",
+                    "verdict",
+                    "error_type",
+                    "error_message",
+                    "request_pretty",
+                    "result_pretty",
+                )
+            },
+        ),
+    )
+
+    def get_readonly_fields(self, request, obj=None):
+        names = [field.name for field in RoutedCall._meta.fields]
+        return [*names, "pair", "request_pretty", "result_pretty"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="paired call")
+    def pair(self, obj: RoutedCall) -> str:
+        other_id = obj.paired_call_id
+        if other_id is None:
+            other = getattr(obj, "paired_with", None) if obj.pk else None
+            other_id = other.pk if other is not None else None
+        if other_id is None:
+            return "-"
+        url = reverse("admin:experiments_routedcall_change", args=[other_id])
+        return format_html('<a href="{}">call {}</a>', url, other_id)
+
+    @admin.display(description="request")
+    def request_pretty(self, obj: RoutedCall) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(obj.request_payload, indent=2))
+
+    @admin.display(description="result")
+    def result_pretty(self, obj: RoutedCall) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(obj.result, indent=2, default=str))

@@ -180,8 +180,11 @@ def _phase_open(*, experiment: Experiment, arms: Sequence[Arm]) -> Phase:
 
 
 @transaction.atomic
-def experiment_phase_sync(*, experiment: Experiment, user: Any | None = None) -> Phase | None:
-    """Start a new phase if the arms or weights differ from the open phase's.
+def experiment_phase_sync(
+    *, experiment: Experiment, user: Any | None = None, force: bool = False
+) -> Phase | None:
+    """Start a new phase if the arms or weights differ from the open phase's (or, with
+    ``force``, because an arm's strategy or router parameters changed).
 
     Call it after arms change. It does nothing for draft, stopped or concluded
     experiments (their next start opens a phase). Returns the new phase, or None.
@@ -193,14 +196,17 @@ def experiment_phase_sync(*, experiment: Experiment, user: Any | None = None) ->
     experiment_validate_arms(arms=arms)
     current = phase_current(experiment=experiment)
     arm_keys, weights = _phase_layout(arms)
-    if current is not None and current.arm_keys == arm_keys and _same(current.weights, weights):
+    unchanged = (
+        current is not None and current.arm_keys == arm_keys and _same(current.weights, weights)
+    )
+    if unchanged and not force:
         return None
     phase = _phase_open(experiment=experiment, arms=arms)
     audit_log_record(
         experiment=experiment,
         user=user,
         action=Action.NEW_PHASE,
-        message=f"Arms or weights changed: phase {phase.number} starts with a new hash seed.",
+        message=f"Arms changed: phase {phase.number} starts with a new hash seed.",
         changes={
             "before": {"arm_keys": current.arm_keys, "weights": current.weights}
             if current

@@ -184,7 +184,7 @@ class ABTestManager:
                 raise
             return _summary_results(found)
         report = dict(experiment_report(experiment=found))
-        report.setdefault("winner", _winner_from_report(report, found))
+        # The guide reads results["winner"]["strategy"]: derive it from the decision.
         if not isinstance(report.get("winner"), Mapping):
             report["winner"] = _winner_from_report(report, found)
         return report
@@ -201,18 +201,11 @@ def _empty_results(message: str) -> dict:
 
 
 def _winner_from_report(report: Mapping[str, Any], experiment) -> dict:
-    """``{"arm", "strategy"}`` of the report's winner (both None when there is none)."""
-    winner = report.get("winner")
-    arm_key = None
-    if isinstance(winner, str):
-        arm_key = winner
-    elif isinstance(winner, Mapping):
-        arm_key = winner.get("arm") or winner.get("arm_key")
+    """``{"arm", "strategy"}`` of the report's winner (both None while there is none)."""
     decision = report.get("decision")
-    if arm_key is None and isinstance(decision, Mapping):
-        arm_key = decision.get("winner") or decision.get("arm")
-        if isinstance(arm_key, Mapping):
-            arm_key = arm_key.get("arm") or arm_key.get("arm_key")
+    arm_key = None
+    if isinstance(decision, Mapping) and decision.get("status") == "winner":
+        arm_key = decision.get("arm")
     strategy = None
     if arm_key:
         strategy = next((arm.strategy for arm in experiment.arms.all() if arm.key == arm_key), None)
