@@ -151,7 +151,7 @@ async def ask_for_evaluation(
         task_type="analysis",
     )
     response = await provider.complete(request)
-    usage = response.usage
+    usage = first_usage = response.usage
     latency = response.latency_ms
     calls = 1
     try:
@@ -186,6 +186,7 @@ async def ask_for_evaluation(
                 latency_ms=latency,
                 error=f"answer was not valid JSON after one repair ({err})",
                 calls=calls,
+                first_usage=first_usage,
             )
     estimate = confidence_mod.estimate(
         evaluation.feedback or response.text,
@@ -201,6 +202,7 @@ async def ask_for_evaluation(
         latency_ms=latency,
         payload=evaluation,
         calls=calls,
+        first_usage=first_usage,
     )
 
 
@@ -374,7 +376,7 @@ class SmartCouncil:
 
         result = await router.route(script, "analysis", call)
         evaluation: Evaluation | None = result.outcome.payload
-        baseline = council_baseline_usd(router, result.outcome.usage)
+        baseline = council_baseline_usd(router, result.outcome.single_call_usage)
         metadata = routed_metadata(
             strategy="smart_routing",
             result=result,

@@ -184,7 +184,7 @@ class Executor:
         else:
             result = await router.route(user_text, task_type, call, decision=decision)
 
-        final_usage = result.outcome.usage
+        final_usage = result.outcome.single_call_usage
         baseline_cost = cost_usd(
             baseline,
             TokenUsage(

@@ -68,6 +68,12 @@ class CallOutcome:
     payload: Any = None
     error: str = ""  # e.g. "answer was not valid JSON after one repair"
     calls: int = 1
+    # Usage of the first request alone (a repair adds a second): what a baseline prices.
+    first_usage: TokenUsage | None = None
+
+    @property
+    def single_call_usage(self) -> TokenUsage:
+        return self.first_usage if self.first_usage is not None else self.usage
 
 
 @dataclass(frozen=True)

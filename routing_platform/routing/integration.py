@@ -64,8 +64,8 @@ async def _arecord(**kwargs: Any) -> None:
 
 def _annotate(result: dict, route) -> dict:
     if route is not None and isinstance(result.get("_routing_metadata"), dict):
-        result["_routing_metadata"]["experiment"] = route.experiment_key
-        result["_routing_metadata"]["arm"] = route.arm_key
+        result["_routing_metadata"]["experiment"] = getattr(route, "experiment_key", None)
+        result["_routing_metadata"]["arm"] = getattr(route, "arm_key", None)
     return result
 
 
