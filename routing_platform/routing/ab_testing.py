@@ -60,10 +60,10 @@ class ABTestManager:
 
     def route(self, unit_id: str, experiment: Any = None):
         """The unit's ArmRoute (sticky), or None when no experiment applies to it."""
-        from experiments import services
-
         if not unit_id or not _django_ready():
             return None
+        from experiments import services
+
         found = self._experiment(experiment)
         if found is None:
             return None
