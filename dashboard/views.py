@@ -13,9 +13,9 @@ from django.contrib import messages
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 
-from experiments.metrics import WINDOW_CHOICES, MetricsInputError
+from experiments.metrics import WINDOW_CHOICES, MetricsInputError, window_resolve
 from experiments.models import AlertRule, CallRollup, Experiment
-from routing_platform.routing.dashboard import router_dashboard
+from routing_platform.routing.dashboard import experiment_key_of, router_dashboard
 
 #: The window the page opens with: the last week, what a morning look needs.
 DEFAULT_WINDOW = "7d"
@@ -146,11 +146,16 @@ def dashboard_page(request, *, context: dict) -> TemplateResponse:
     window = request.GET.get("window") or DEFAULT_WINDOW
     experiment = request.GET.get("experiment") or None
     try:
-        data = router_dashboard.get_dashboard(window=window, experiment=experiment)
+        window_resolve(window)
     except MetricsInputError as err:
-        messages.error(request, f"{err} Showing the last 7 days of all traffic instead.")
-        window, experiment = DEFAULT_WINDOW, None
-        data = router_dashboard.get_dashboard(window=window)
+        messages.error(request, f"{err} Showing the last 7 days instead.")
+        window = DEFAULT_WINDOW
+    try:
+        experiment = experiment_key_of(experiment)
+    except MetricsInputError as err:
+        messages.error(request, f"{err} Showing all traffic instead.")
+        experiment = None
+    data = router_dashboard.get_dashboard(window=window, experiment=experiment)
     experiments = _experiment_links()
     empty = data["overview"]["total_requests"] == 0
     charts = []

@@ -329,11 +329,16 @@ def _parse_hists(texts: list[str], size: int):
     if not texts:
         return np.zeros((0, size), dtype=np.int64)
     joined = ",".join(text.strip()[1:-1] for text in texts)
+    values = None
     with warnings.catch_warnings():
-        # Malformed text makes numpy warn and stop early; the size check below catches it.
+        # Malformed text (e.g. an empty list) makes numpy raise, or on older versions warn
+        # and stop early; the size check below catches the latter.
         warnings.simplefilter("ignore", DeprecationWarning)
-        values = np.fromstring(joined, sep=",", dtype=np.int64)
-    if values.size == len(texts) * size:
+        try:
+            values = np.fromstring(joined, sep=",", dtype=np.int64)
+        except ValueError:
+            values = None
+    if values is not None and values.size == len(texts) * size:
         return values.reshape(len(texts), size)
     import json
 

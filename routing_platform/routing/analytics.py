@@ -157,6 +157,7 @@ class Analytics:
             try:
                 with os.fdopen(handle, "w", encoding="utf-8") as stream:
                     stream.write(text)
+                os.chmod(temporary, 0o644)  # mkstemp makes it private; a report is not
                 os.replace(temporary, target)
             except BaseException:
                 Path(temporary).unlink(missing_ok=True)

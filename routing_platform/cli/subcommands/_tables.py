@@ -10,22 +10,30 @@ from django.core.management.base import CommandError
 from django.core.serializers.json import DjangoJSONEncoder
 
 
+def _numeric(cell: str) -> bool:
+    return cell[:1] in set("0123456789$+") or (cell[:1] == "-" and cell[1:2].isdigit())
+
+
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]], *, indent: str = "  ") -> str:
-    """Columns padded to their widest cell; numbers (cells starting with a digit, $, + or
-    a minus sign) align right."""
+    """Columns padded to their widest cell. A column whose cells are all numbers (or "-")
+    aligns right, header included; the first column and text columns align left."""
     cells = [[str(cell) for cell in row] for row in rows]
     widths = [len(header) for header in headers]
     for row in cells:
         for index, cell in enumerate(row):
             widths[index] = max(widths[index], len(cell))
+    right = [
+        index > 0
+        and any(_numeric(row[index]) for row in cells)
+        and all(_numeric(row[index]) or row[index] == "-" for row in cells)
+        for index in range(len(headers))
+    ]
 
     def line(row: Sequence[str]) -> str:
-        parts = []
-        for index, cell in enumerate(row):
-            numeric = index > 0 and (
-                cell[:1] in set("0123456789$+") or (cell[:1] == "-" and cell[1:2].isdigit())
-            )
-            parts.append(cell.rjust(widths[index]) if numeric else cell.ljust(widths[index]))
+        parts = [
+            cell.rjust(widths[index]) if right[index] else cell.ljust(widths[index])
+            for index, cell in enumerate(row)
+        ]
         return (indent + "  ".join(parts)).rstrip()
 
     rule = indent + "  ".join("-" * width for width in widths)

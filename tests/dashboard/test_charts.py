@@ -1,0 +1,115 @@
+"""The pure chart module: dashboard summaries in, Plotly figures out (no database)."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from dashboard import charts
+
+
+def _point(start: str, **fields) -> dict:
+    point = {
+        "bucket_start": start,
+        "requests": 10,
+        "cost_usd": 0.01,
+        "baseline_cost_usd": 0.1,
+        "cost_savings_percentage": 90.0,
+        "escalation_rate": 0.2,
+        "latency_p50_ms": 200.0,
+        "latency_p95_ms": 900.0,
+    }
+    point.update(fields)
+    return point
+
+
+def _entry(requests: int, cost_per_request: float = 0.001) -> dict:
+    return {"requests": requests, "cost_per_request_usd": cost_per_request}
+
+
+DASHBOARD = {
+    "timeseries_granularity": "day",
+    "timeseries": [
+        _point("2026-11-18T00:00:00+00:00"),
+        _point(
+            "2026-11-19T00:00:00+00:00", cost_usd=0.02, escalation_rate=0.4, latency_p95_ms=None
+        ),
+    ],
+    "by_arm": {"exp/council": _entry(5, 0.01), "exp/smart": _entry(5, 0.001)},
+    "confidence_distribution": [
+        {"low": 0.0, "high": 0.5, "count": 3},
+        {"low": 0.5, "high": 1.0, "count": 7},
+    ],
+    "by_complexity": {"complex": _entry(1), "simple": _entry(6), "medium": _entry(3)},
+    "by_model": {f"model-{index}": _entry(20 - index) for index in range(15)},
+}
+
+
+def test_build_charts_returns_the_seven_dashboard_charts():
+    """Savings, cost by arm, confidence, escalation, latency, complexity and model mix."""
+    built = charts.build_charts(DASHBOARD, low_confidence_threshold=0.6, escalation_alert_pct=30)
+    assert [chart.key for chart in built] == [
+        "savings",
+        "cost-by-arm",
+        "confidence",
+        "escalation",
+        "latency",
+        "complexity-mix",
+        "model-mix",
+    ]
+    assert all(isinstance(chart.figure, go.Figure) for chart in built)
+    assert "per day" in built[0].description
+
+
+def test_savings_chart_draws_baseline_and_actual_cost():
+    """Two lines: the original council's baseline and the actual cost, per bucket."""
+    figure = charts.savings_over_time(DASHBOARD["timeseries"])
+    names = [trace.name for trace in figure.data]
+    assert names == ["Baseline (original council)", "Actual cost"]
+    assert list(figure.data[1].y) == [0.01, 0.02]
+    assert list(figure.data[0].y) == [0.1, 0.1]
+
+
+def test_no_chart_uses_webgl():
+    """Every trace is SVG-rendered (no *gl traces), so it draws in any headless browser."""
+    for chart in charts.build_charts(DASHBOARD):
+        for trace in chart.figure.data:
+            assert not trace.type.endswith("gl"), (chart.key, trace.type)
+
+
+def test_thresholds_are_marked_on_the_confidence_and_escalation_charts():
+    """The alert thresholds appear as lines with their values."""
+    confidence = charts.confidence_distribution(
+        DASHBOARD["confidence_distribution"], low_confidence_threshold=0.6
+    )
+    assert confidence.layout.shapes[0].x0 == 0.6
+    escalation = charts.escalation_rate_over_time(DASHBOARD["timeseries"], alert_threshold_pct=30)
+    assert escalation.layout.shapes[0].y0 == 30
+    assert list(escalation.data[0].y) == [20.0, 40.0]
+
+
+def test_complexity_mix_keeps_natural_order_and_model_mix_groups_the_tail():
+    """Complexity reads simple, medium, complex; models beyond the top 12 become 'other'."""
+    mix = charts.complexity_mix(DASHBOARD["by_complexity"])
+    assert list(mix.data[0].labels) == ["simple", "medium", "complex"]
+    models = charts.model_mix(DASHBOARD["by_model"])
+    assert len(models.data[0].y) == 13
+    assert models.data[0].y[-1] == "other"
+    assert models.data[0].x[-1] == sum(20 - index for index in range(12, 15))
+
+
+def test_latency_chart_leaves_gaps_for_missing_percentiles():
+    """A bucket without latency data is a gap (None), not a zero."""
+    figure = charts.latency_over_time(DASHBOARD["timeseries"])
+    assert list(figure.data[1].y) == [900.0, None]
+
+
+def test_charts_accept_empty_summaries():
+    """Empty inputs give empty figures, not errors."""
+    empty = {
+        "timeseries": [],
+        "by_arm": {},
+        "confidence_distribution": [],
+        "by_complexity": {},
+        "by_model": {},
+    }
+    assert len(charts.build_charts(empty)) == 7

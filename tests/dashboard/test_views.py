@@ -1,0 +1,171 @@
+"""The dashboard pages in the admin: staff only, empty state, filters, charts data, links."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+
+import pytest
+from django.http import HttpResponse
+
+from tests.metrics_factories import (
+    ensure_default_alert_rules,
+    make_calls,
+    make_experiment,
+    recent_hour,
+)
+
+pytestmark = pytest.mark.django_db
+URL = "/admin/dashboard/dashboard/"
+
+
+def _charts(response) -> list[dict]:
+    content = response.content.decode()
+    start = content.index('<script id="dashboard-charts-data" type="application/json">')
+    start = content.index(">", start) + 1
+    return json.loads(content[start : content.index("</script>", start)])
+
+
+def test_anonymous_users_are_sent_to_the_login_page(client):
+    """Without a session the dashboard redirects to the admin login."""
+    response = client.get(URL)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+
+
+def test_non_staff_users_cannot_see_the_dashboard(client, django_user_model):
+    """An active user without staff status is sent to the login page too."""
+    user = django_user_model.objects.create_user(username="plain", password="pw-12345-long")
+    client.force_login(user)
+    response = client.get(URL)
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
+
+
+def test_staff_without_permissions_see_the_dashboard_in_the_menu(client, django_user_model):
+    """Any active staff user may open the dashboard and finds it on the admin index."""
+    user = django_user_model.objects.create_user(
+        username="staff", password="pw-12345", is_staff=True
+    )
+    client.force_login(user)
+    assert client.get(URL).status_code == 200
+    index = client.get("/admin/").content.decode()
+    assert URL in index and "/admin/dashboard/experiments/" in index
+
+
+def test_empty_database_shows_a_helpful_empty_state(admin_client):
+    """No calls: a 200 page that explains how to get data, no charts, no plotly.js."""
+    response = admin_client.get(URL)
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert "No routed calls yet" in content
+    assert "make demo" in content
+    assert 'class="dash-plot"' not in content
+    assert "plotly.min.js" not in content
+
+
+def test_window_without_calls_suggests_all_time(admin_client):
+    """Calls exist, only outside the window: the page says so and links to all time."""
+    make_calls([{"completed_at": recent_hour(24 * 20)}])
+    content = admin_client.get(URL + "?window=24h").content.decode()
+    assert "No routed calls in this window" in content
+    assert "?window=all" in content
+
+
+def test_dashboard_with_data_renders_cards_alerts_and_seven_charts(admin_client):
+    """Seeded calls give KPI cards, the low-confidence alert and seven Plotly figures; plotly.js
+    comes from this site's static files, never a CDN."""
+    ensure_default_alert_rules()
+    experiment, control, smart = make_experiment()
+    make_calls([{"confidence": 0.4, "experiment": experiment, "arm": smart}] * 30)
+    response = admin_client.get(URL)
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert "/static/dashboard/plotly.min.js" in content
+    assert "cdn" not in content.lower()
+    assert 'data-rule="low-confidence"' in content
+    assert "Average confidence is 0.400" in content
+    charts = _charts(response)
+    assert [chart["key"] for chart in charts] == [
+        "savings",
+        "cost-by-arm",
+        "confidence",
+        "escalation",
+        "latency",
+        "complexity-mix",
+        "model-mix",
+    ]
+    assert all(chart["figure"]["data"] for chart in charts)
+    assert "/admin/dashboard/experiments/smart-vs-council/report/" in content
+
+
+def test_filters_select_window_and_experiment(admin_client):
+    """?window=24h&experiment=KEY shows only that experiment's recent calls."""
+    experiment, control, smart = make_experiment()
+    make_calls(
+        [{"experiment": experiment, "arm": smart}] * 3
+        + [{}] * 2
+        + [{"completed_at": recent_hour(100)}]
+    )
+    response = admin_client.get(URL + "?window=24h&experiment=smart-vs-council")
+    assert response.context["data"]["overview"]["total_requests"] == 3
+    assert response.context["selected_window"] == "24h"
+    assert response.context["selected_experiment"] == "smart-vs-council"
+    assert admin_client.get(URL + "?window=all").context["data"]["overview"]["total_requests"] == 6
+
+
+def test_bad_filters_fall_back_with_a_message_not_an_error(admin_client):
+    """An unknown window or experiment shows a message and the default view (200, not 500)."""
+    make_experiment()
+    response = admin_client.get(URL + "?window=yesterday&experiment=nope")
+    assert response.status_code == 200
+    messages = [str(message) for message in response.context["messages"]]
+    assert any("Unknown time window" in message for message in messages)
+    assert response.context["selected_window"] == "7d"
+    response = admin_client.get(URL + "?experiment=nope")
+    assert any("No experiment with key 'nope'" in str(m) for m in response.context["messages"])
+
+
+def test_dashboard_page_query_count_is_pinned(admin_client, django_assert_num_queries):
+    """Session and user (2), dashboard data (10), thresholds (1), experiment links (1):
+    fourteen queries whatever the number of calls."""
+    ensure_default_alert_rules()
+    make_experiment()
+    make_calls([{"completed_at": recent_hour(hours)} for hours in range(0, 100, 2)])
+    with django_assert_num_queries(14):
+        response = admin_client.get(URL)
+    assert response.status_code == 200
+
+
+def test_experiments_page_lists_every_experiment_with_its_report_link(admin_client):
+    """The experiment reports entry lists experiments, arms and report links."""
+    make_experiment()
+    make_experiment("second-test", status="draft")
+    content = admin_client.get("/admin/dashboard/experiments/").content.decode()
+    assert "smart-vs-council" in content and "second-test" in content
+    assert "council (50%), smart (50%)" in content
+    assert content.count('class="dash-report-link"') == 2
+
+
+def test_report_url_routes_to_the_statistics_report_view(admin_client, monkeypatch):
+    """admin/dashboard/experiments/<key>/report/ calls dashboard.report_views with the key."""
+    module = types.ModuleType("dashboard.report_views")
+    module.experiment_report_view = lambda request, key: HttpResponse(f"report of {key}")
+    monkeypatch.setitem(sys.modules, "dashboard.report_views", module)
+    response = admin_client.get("/admin/dashboard/experiments/smart-vs-council/report/")
+    assert response.content == b"report of smart-vs-council"
+
+
+def test_report_url_without_a_report_view_explains_instead_of_crashing(admin_client, monkeypatch):
+    """If the report module is absent the page says so (503) and names the JSON export."""
+    monkeypatch.setitem(sys.modules, "dashboard.report_views", None)
+    response = admin_client.get("/admin/dashboard/experiments/smart-vs-council/report/")
+    assert response.status_code == 503
+    assert b"routing export --experiment smart-vs-council" in response.content
+
+
+def test_report_url_is_staff_only(client):
+    """The report route sits behind the admin login like the rest."""
+    response = client.get("/admin/dashboard/experiments/smart-vs-council/report/")
+    assert response.status_code == 302
