@@ -7,6 +7,9 @@ STAMP  := $(VENV)/.installed
 .PHONY: demo test lint bench install clean
 
 $(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "Python 3.11 or newer is needed: run e.g. 'make $(MAKECMDGOALS) PYTHON=python3.12'."; \
+	  exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
@@ -26,9 +29,9 @@ lint: $(STAMP)
 test: lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-## Benchmarks: rewrites BENCHMARKS.md.
+## Benchmarks: rewrites BENCHMARKS.md (BENCH_ARGS="--quick" or "--only NAME").
 bench: $(STAMP)
-	$(PY) -m benchmarks.run
+	$(PY) -m benchmarks.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
