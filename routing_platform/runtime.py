@@ -50,6 +50,36 @@ def _compatible_models(settings) -> tuple:
         raise InvalidRequestError(str(err)) from None
 
 
+def price_overrides_from(raw: Any) -> dict[str, PriceOverride]:
+    """`ROUTER_PRICE_OVERRIDES` ({"model": {"input_mtok": .., "output_mtok": ..}}) validated."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    if not isinstance(raw, dict):
+        raise ImproperlyConfigured("ROUTER_PRICE_OVERRIDES must be a JSON object keyed by model.")
+    overrides: dict[str, PriceOverride] = {}
+    for model, prices in raw.items():
+        if isinstance(prices, PriceOverride):
+            overrides[model] = prices
+            continue
+        try:
+            values = {
+                name: Decimal(str(prices[name])) if prices.get(name) is not None else None
+                for name in ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")
+            }
+            if values["input_mtok"] is None or values["output_mtok"] is None:
+                raise KeyError("input_mtok/output_mtok")
+            if any(v is not None and (not v.is_finite() or v < 0) for v in values.values()):
+                raise ValueError("negative")
+        except (AttributeError, KeyError, TypeError, ValueError, ArithmeticError):
+            raise ImproperlyConfigured(
+                f"ROUTER_PRICE_OVERRIDES[{model!r}] must be an object with input_mtok and "
+                "output_mtok (USD per million tokens, >= 0), optionally cache_read_mtok and "
+                "cache_write_mtok."
+            ) from None
+        overrides[model] = PriceOverride(**values)
+    return overrides
+
+
 def router_config(**overrides: Any) -> RouterConfig:
     """The engine configuration from settings, with arm router parameters applied."""
     settings = _settings()
@@ -58,7 +88,7 @@ def router_config(**overrides: Any) -> RouterConfig:
         spec.name: PriceOverride(Decimal("0"), Decimal("0"))
         for spec in _compatible_models(settings)
     }
-    price_overrides.update(getattr(settings, "ROUTER_PRICE_OVERRIDES", None) or {})
+    price_overrides.update(price_overrides_from(getattr(settings, "ROUTER_PRICE_OVERRIDES", None) or {}))
     config = RouterConfig(
         escalation_threshold=settings.ROUTER_ESCALATION_THRESHOLD,
         enable_escalation=settings.ROUTER_ENABLE_ESCALATION,
@@ -177,7 +207,8 @@ def _build_pool(key: _ProviderSettings, config: RouterConfig) -> ProviderPool:
             providers["openai_compatible"] = OpenAICompatibleProvider(
                 api_key=key.compatible_key, base_url=key.compatible_base_url, **common
             )
-            catalog = catalog.with_models(key.compatible_models)
+            # Self-hosted models come first in their tier: they are the cheapest to call.
+            catalog = Catalog([*key.compatible_models, *DEFAULT_MODELS])
     with _lock:
         breakers = _breakers.setdefault(key, {})
     return ProviderPool(

@@ -8,6 +8,7 @@ and what it accepts.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import environ
@@ -222,6 +223,17 @@ ROUTER_MODEL_PATH = env.str("ROUTER_MODEL_PATH", default="")
 ROUTER_SIMULATED_LATENCY_MS = env_float(
     "ROUTER_SIMULATED_LATENCY_MS", 0.0, minimum=0.0, maximum=600_000.0
 )
+# Per-model price overrides, USD per million tokens, as JSON:
+# {"gpt-4.1": {"input_mtok": 2.0, "output_mtok": 8.0, "cache_read_mtok": 0.5}}
+# (the engine validates the shape; genai-prices supplies every other price).
+_price_overrides_raw = env.str("ROUTER_PRICE_OVERRIDES", default="").strip()
+try:
+    ROUTER_PRICE_OVERRIDES = json.loads(_price_overrides_raw) if _price_overrides_raw else {}
+except ValueError:
+    raise ImproperlyConfigured(
+        "ROUTER_PRICE_OVERRIDES is not valid JSON: use "
+        '{"model": {"input_mtok": 1.0, "output_mtok": 2.0}}.'
+    ) from None
 
 # --- API ----------------------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ from routing_platform.engine.errors import (
     InvalidRequestError,
     ProviderError,
 )
-from routing_platform.engine.executor import routed_metadata, savings
+from routing_platform.engine.executor import VENDOR_PROVIDERS, routed_metadata, savings
 from routing_platform.engine.providers.base import CompletionRequest, Provider
 from routing_platform.engine.router import CallOutcome, ModelRouter
 
@@ -212,6 +212,8 @@ def council_members(router: ModelRouter) -> list[ModelSpec]:
     assert pool is not None
     members = []
     for provider in pool.configured_providers():
+        if provider not in VENDOR_PROVIDERS:
+            continue
         spec = pool.catalog.premium_for(provider)
         if spec is not None:
             members.append(spec)

@@ -19,6 +19,8 @@ from routing_platform.engine.providers.base import CompletionRequest
 from routing_platform.engine.router import ModelRouter, RoutedResult, default_call
 
 STRATEGIES = ("smart_routing", "original_council")
+# The vendors of the original council; self-hosted servers are not part of the baseline.
+VENDOR_PROVIDERS = ("openai", "anthropic", "gemini")
 _ROLES = {"system", "user", "assistant", "developer"}
 
 
@@ -68,9 +70,14 @@ def savings(cost: Decimal, baseline: Decimal) -> dict[str, float]:
 
 
 def baseline_spec(router: ModelRouter) -> ModelSpec:
-    """The model the original path would have called: first configured premium model."""
+    """The model the original path would have called: the first configured vendor premium
+    model (a self-hosted OpenAI-compatible model is never the baseline)."""
     assert router.pool is not None
-    candidates = router.pool.candidates("premium") or router.pool.catalog.models_for("premium")
+    candidates = [
+        spec
+        for spec in router.pool.candidates("premium") or router.pool.catalog.models_for("premium")
+        if spec.provider in VENDOR_PROVIDERS
+    ] or router.pool.catalog.models_for("premium", VENDOR_PROVIDERS)
     if not candidates:
         raise RoutingError("the catalog has no premium model to compare against")
     return candidates[0]

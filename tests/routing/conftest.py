@@ -21,6 +21,8 @@ def clean_runtime(settings):
     settings.ROUTER_COST_OPTIMIZATION = True
     settings.ROUTER_MODEL_PATH = ""
     settings.ROUTER_SIMULATED_LATENCY_MS = 0.0
+    settings.ROUTER_PRICE_OVERRIDES = {}
+    settings.OPENAI_COMPATIBLE_MODELS = []
     runtime.reset()
     yield
     runtime.reset()

@@ -203,3 +203,34 @@ async def test_simulated_mode_wins_over_keys(settings):
     settings.ROUTER_PROVIDER_MODE = "simulated"
     result = await runtime.run_execute(text="hi", task_type="classification")
     assert result["provider"] == "simulated"
+
+
+async def test_price_overrides_setting_changes_the_cost(settings):
+    """ROUTER_PRICE_OVERRIDES replaces genai-prices for the named model."""
+    settings.ROUTER_PRICE_OVERRIDES = {"gpt-4.1": {"input_mtok": 0, "output_mtok": 0}}
+    result = await runtime.run_execute(text="hi", task_type="classification", strategy="original_council")
+    assert result["model"] == "gpt-4.1"
+    assert result["_routing_metadata"]["cost"] == 0
+
+
+def test_bad_price_overrides_are_a_configuration_error(settings):
+    """A malformed override says what shape is expected."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    settings.ROUTER_PRICE_OVERRIDES = {"gpt-4.1": {"input_mtok": -1, "output_mtok": 2}}
+    with pytest.raises(ImproperlyConfigured, match="input_mtok and output_mtok"):
+        runtime.router_config()
+
+
+async def test_openai_compatible_server_serves_its_tier_first_at_zero_cost(settings, upstream):
+    """OPENAI_COMPATIBLE_*: a local model tagged @mini is preferred for mini and costs $0."""
+    settings.OPENAI_COMPATIBLE_BASE_URL = upstream.url
+    settings.OPENAI_COMPATIBLE_MODELS = ["llama3:8b@mini"]
+    upstream.script(Reply(200, OPENAI_OK))
+    result = await runtime.run_execute(text="Label: spam?", task_type="classification")
+    metadata = result["_routing_metadata"]
+    assert result["model"] == "llama3:8b"
+    assert result["provider"] == "openai_compatible"
+    assert metadata["cost"] == 0
+    assert metadata["baseline_model"] in {"gpt-4.1", "claude-sonnet-4-5", "gemini-2.5-pro"}
+    assert upstream.received[0].body["model"] == "llama3:8b"
