@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 
+from rq.worker import SimpleWorker
+
 from experiments.models import RoutedCall
 
 logger = logging.getLogger(__name__)
@@ -89,3 +91,25 @@ def job_state(*, job_id: str, queue_name: str) -> tuple[str, str]:
         # The job ran but its row is unfinished: it cannot be retried, so say so.
         return "failed", f"job {job_id} finished without recording the call"
     return "pending", ""
+
+
+class RoutingWorker(SimpleWorker):
+    """The platform's RQ worker (``settings.RQ["WORKER_CLASS"]``): runs each job in the
+    worker process instead of a fork per job.
+
+    A routed call is mostly waiting on its upstream; forking the Django process and
+    re-importing the engine for every job would cost more than the call itself (see
+    ``benchmarks/bench_rq_throughput.py``). Database connections are checked before and
+    after each job, as Django does around a request, so a long-lived worker never reuses
+    a broken connection. A worker killed mid-job leaves the job in RQ's started registry;
+    RQ's registry cleanup retries it, and the call's idempotency key records it once.
+    """
+
+    def execute_job(self, job, queue):
+        from django.db import close_old_connections
+
+        close_old_connections()
+        try:
+            return super().execute_job(job, queue)
+        finally:
+            close_old_connections()

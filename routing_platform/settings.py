@@ -186,6 +186,8 @@ RQ_QUEUES = {
     for name in RQ_QUEUE_NAMES
 }
 RQ_SHOW_ADMIN_LINK = True
+# Workers run each job in-process, not in a fork per job (see experiments.jobs.RoutingWorker).
+RQ = {"WORKER_CLASS": "experiments.jobs.RoutingWorker"}
 
 # --- Routing ------------------------------------------------------------------------------
 

@@ -386,12 +386,15 @@ def routed_call_enqueue(
     source: str = "api",
     experiment: Experiment | None = None,
     shadow_share: float | None = None,
+    dispatch: bool = True,
 ) -> RoutedCall:
     """Write a ``queued`` call (assigned to its unit's arm) and enqueue its job on commit.
 
     ``experiment`` may be passed instead of ``experiment_key`` (saves a query per call in
     a simulation). ``shadow_share`` (0-1) overrides the experiment's shadow percentage:
     that share of assigned calls also runs the other arm on the same input, as a pair.
+    ``dispatch=False`` writes the rows without enqueueing: the caller runs
+    ``experiments.jobs.routed_call_execute`` itself (``routing simulate --sync``).
     """
     _validate_payload(kind, request_payload)
     if experiment is None:
@@ -416,9 +419,10 @@ def routed_call_enqueue(
             call.phase_id = route.phase_id
         call.full_clean(exclude=_RELATIONS, validate_unique=False, validate_constraints=False)
         call.save()
-        transaction.on_commit(partial(_enqueue, call.pk, call.job_id, ROUTING_QUEUE))
+        if dispatch:
+            transaction.on_commit(partial(_enqueue, call.pk, call.job_id, ROUTING_QUEUE))
         if route is not None and route.in_experiment:
-            routed_call_shadow_enqueue(call=call, share=shadow_share)
+            routed_call_shadow_enqueue(call=call, share=shadow_share, dispatch=dispatch)
     return call
 
 
@@ -436,7 +440,7 @@ def _other_arm(experiment: Experiment, arm_id: int) -> Arm | None:
 
 @transaction.atomic
 def routed_call_shadow_enqueue(
-    *, call: RoutedCall, share: float | None = None
+    *, call: RoutedCall, share: float | None = None, dispatch: bool = True
 ) -> RoutedCall | None:
     """Maybe run the other arm on the same input, in the background, as the call's pair.
 
@@ -487,7 +491,8 @@ def routed_call_shadow_enqueue(
     shadow.save()
     RoutedCall.objects.filter(pk=call.pk).update(paired_call=shadow)
     call.paired_call = shadow
-    transaction.on_commit(partial(_enqueue, shadow.pk, shadow.job_id, SHADOW_QUEUE))
+    if dispatch:
+        transaction.on_commit(partial(_enqueue, shadow.pk, shadow.job_id, SHADOW_QUEUE))
     return shadow
 
 
