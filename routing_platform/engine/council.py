@@ -376,7 +376,10 @@ class SmartCouncil:
         async def call(spec: ModelSpec, provider: Provider) -> CallOutcome:
             return await ask_for_evaluation(spec, provider, script, niche)
 
-        result = await router.route(script, "analysis", call)
+        # Classify the whole evaluation request (rubric + script), not the script alone:
+        # judging a script against a rubric is harder than the script's length suggests.
+        request_text = "\n\n".join(m["content"] for m in evaluation_messages(script, niche))
+        result = await router.route(request_text, "analysis", call)
         evaluation: Evaluation | None = result.outcome.payload
         baseline = council_baseline_usd(router, result.outcome.single_call_usage)
         metadata = routed_metadata(

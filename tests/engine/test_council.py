@@ -209,7 +209,8 @@ async def test_smart_council_parse_failure_at_premium_is_a_typed_error():
     )
     with pytest.raises(EvaluationParseError) as info:
         await SmartCouncil(ModelRouter(RouterConfig(), pool=pool)).evaluate_script("s", "n")
-    assert len(info.value.metadata["models_tried"]) == 3
+    # Script evaluations start on standard (the rubric makes them medium), then premium.
+    assert info.value.metadata["models_tried"] == ["gpt-4.1-mini", "gpt-4.1"]
 
 
 async def test_empty_script_is_an_invalid_request():
