@@ -17,10 +17,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import (
     Case,
     Count,
+    DateTimeField,
     F,
     FloatField,
     Func,
@@ -33,7 +34,8 @@ from django.db.models import (
 from django.db.models.functions import Cast, Coalesce, Floor, Least, TruncHour
 from django.utils import timezone
 
-from experiments.models import CallRollup, RoutedCall
+from experiments.models import ArmRollup, CallRollup, RoutedCall
+from experiments.models.rollups import RollupMeasures
 from experiments.stats.histograms import (
     CONFIDENCE_HIST_SIZE,
     LATENCY_HIST_PER_DECADE,
@@ -59,6 +61,27 @@ KEY_FIELDS = (
     "provider",
     "task_type",
     "is_shadow",
+)
+#: The dimensions of an ArmRollup row (the reports' grain).
+ARM_KEY_FIELDS = ("bucket_start", "experiment_key", "arm_key", "status", "is_shadow")
+#: The summed fields of both rollups.
+SUM_FIELDS = (
+    "n",
+    "escalated_n",
+    "cost_usd_sum",
+    "baseline_cost_usd_sum",
+    "cost_usd_sumsq",
+    "input_tokens_sum",
+    "output_tokens_sum",
+    "latency_n",
+    "latency_ms_sum",
+    "latency_ms_sumsq",
+    "confidence_n",
+    "confidence_sum",
+    "confidence_sumsq",
+    "quality_n",
+    "quality_sum",
+    "quality_sumsq",
 )
 _CREATE_ATTEMPTS = 3
 
@@ -128,28 +151,19 @@ def _with_hists(call: RoutedCall, latency_hist, confidence_hist) -> dict:
     return {"latency_hist": latency_hist, "confidence_hist": confidence_hist}
 
 
-def _locked_row(key: dict) -> CallRollup | None:
-    """The rollup row of ``key``, locked until the transaction ends (None if missing)."""
-    return CallRollup.objects.select_for_update().filter(**key).first()
+def _locked_row(model: type[RollupMeasures], key: dict) -> RollupMeasures | None:
+    """The ``model`` row of ``key``, locked until the transaction ends (None if missing)."""
+    return model.objects.select_for_update().filter(**key).first()
 
 
-@transaction.atomic
-def rollup_apply(*, call: RoutedCall) -> None:
-    """Add one finished call (status success or error) to its hourly rollup row.
-
-    Call it exactly once per call, in the transaction that sets the final status. Calls
-    that are not finished (queued, running) are ignored.
-    """
-    if call.status not in FINISHED_STATUSES:
-        return
-    key = rollup_key(call=call)
-    increments = _increments(call)
+def _apply(model: type[RollupMeasures], key: dict, increments: dict, call: RoutedCall) -> None:
+    """Create the row of ``key`` or add ``increments`` to it, safe against concurrent workers."""
     for _attempt in range(_CREATE_ATTEMPTS):
-        row = _locked_row(key)
+        row = _locked_row(model, key)
         if row is None:
             try:
                 with transaction.atomic():
-                    CallRollup.objects.create(**key, **increments, **_with_hists(call, None, None))
+                    model.objects.create(**key, **increments, **_with_hists(call, None, None))
                 return
             except IntegrityError:
                 # Another worker created the row between our SELECT and INSERT: lock and
@@ -160,11 +174,27 @@ def rollup_apply(*, call: RoutedCall) -> None:
         updates = {name: F(name) + amount for name, amount in increments.items()}
         updates.update(_with_hists(call, row.latency_hist, row.confidence_hist))
         updates["updated_at"] = timezone.now()
-        CallRollup.objects.filter(pk=row.pk).update(**updates)
+        model.objects.filter(pk=row.pk).update(**updates)
         return
     raise IntegrityError(
-        f"could not create or lock the rollup row {key} after {_CREATE_ATTEMPTS} attempts"
+        f"could not create or lock the {model.__name__} row {key} after {_CREATE_ATTEMPTS} attempts"
     )
+
+
+@transaction.atomic
+def rollup_apply(*, call: RoutedCall) -> None:
+    """Add one finished call (status success or error) to its hourly rollup rows (its
+    :class:`CallRollup` row and its :class:`ArmRollup` row).
+
+    Call it exactly once per call, in the transaction that sets the final status. Calls
+    that are not finished (queued, running) are ignored.
+    """
+    if call.status not in FINISHED_STATUSES:
+        return
+    key = rollup_key(call=call)
+    increments = _increments(call)
+    _apply(CallRollup, key, increments, call)
+    _apply(ArmRollup, {name: key[name] for name in ARM_KEY_FIELDS}, increments, call)
 
 
 class _Log10(Func):
@@ -209,9 +239,28 @@ def _confidence_bucket_expression():
     )
 
 
+class _SqliteHourStart(Func):
+    """The UTC hour of a stored SQLite datetime, by string slicing.
+
+    Django stores aware datetimes on SQLite as UTC text ``YYYY-MM-DD HH:MM:SS[.ffffff]``;
+    keeping the first 13 characters is the hour, without calling Django's Python
+    ``django_datetime_trunc`` once per row (which dominates a rebuild of a million calls).
+    """
+
+    template = "(substr(%(expressions)s, 1, 13) || ':00:00')"
+    output_field = DateTimeField()
+
+
+def _hour_expression():
+    moment = Coalesce("completed_at", "created_at")
+    if connection.vendor == "sqlite":
+        return _SqliteHourStart(moment)
+    return TruncHour(moment, tzinfo=UTC)
+
+
 def _finished_calls():
     return RoutedCall.objects.filter(status__in=FINISHED_STATUSES).annotate(
-        bucket_start=TruncHour(Coalesce("completed_at", "created_at"), tzinfo=UTC),
+        bucket_start=_hour_expression(),
         experiment_key=Coalesce(F("experiment__key"), Value("")),
         arm_key=Coalesce(F("arm__key"), Value("")),
     )
@@ -219,12 +268,14 @@ def _finished_calls():
 
 @transaction.atomic
 def rollups_rebuild() -> int:
-    """Recompute every rollup row from the raw calls; returns the number of rows.
+    """Recompute every rollup row (CallRollup and ArmRollup) from the raw calls; returns
+    the number of CallRollup rows.
 
     Two grouped queries do the work in the database: one for the sums, one for the
     (row, bucket) counts of the histograms. Python only assembles the grouped rows.
     """
     CallRollup.objects.all().delete()
+    ArmRollup.objects.all().delete()
     float_cost = Cast("cost_usd", FloatField())
     grouped = (
         _finished_calls()
@@ -290,4 +341,34 @@ def rollups_rebuild() -> int:
         for record in counts.iterator(chunk_size=5000):
             getattr(rows[record[:width]], field)[max(int(record[width]), 0)] += record[width + 1]
     CallRollup.objects.bulk_create(rows.values(), batch_size=1000)
+    ArmRollup.objects.bulk_create(_arm_rollups(rows.values()), batch_size=1000)
     return len(rows)
+
+
+def _arm_rollups(call_rollups) -> list[ArmRollup]:
+    """ArmRollup rows summed from CallRollup rows (a loop over rollup rows, not calls)."""
+    import numpy as np
+
+    sums: dict[tuple, dict] = {}
+    for row in call_rollups:
+        key = tuple(getattr(row, name) for name in ARM_KEY_FIELDS)
+        into = sums.get(key)
+        if into is None:
+            into = sums[key] = {name: 0 for name in SUM_FIELDS}
+            into["cost_usd_sum"] = Decimal("0")
+            into["baseline_cost_usd_sum"] = Decimal("0")
+            into["latency_hist"] = np.zeros(LATENCY_HIST_SIZE, dtype=np.int64)
+            into["confidence_hist"] = np.zeros(CONFIDENCE_HIST_SIZE, dtype=np.int64)
+        for name in SUM_FIELDS:
+            into[name] += getattr(row, name)
+        into["latency_hist"] += row.latency_hist
+        into["confidence_hist"] += row.confidence_hist
+    return [
+        ArmRollup(
+            **dict(zip(ARM_KEY_FIELDS, key, strict=True)),
+            **{name: values[name] for name in SUM_FIELDS},
+            latency_hist=values["latency_hist"].tolist(),
+            confidence_hist=values["confidence_hist"].tolist(),
+        )
+        for key, values in sums.items()
+    ]

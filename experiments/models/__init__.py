@@ -4,11 +4,12 @@ from experiments.models.alerts import AlertRule
 from experiments.models.audit import AuditLogEntry
 from experiments.models.calls import RoutedCall
 from experiments.models.experiment import Arm, Assignment, Experiment, Phase
-from experiments.models.rollups import CallRollup
+from experiments.models.rollups import ArmRollup, CallRollup
 
 __all__ = [
     "AlertRule",
     "Arm",
+    "ArmRollup",
     "Assignment",
     "AuditLogEntry",
     "CallRollup",

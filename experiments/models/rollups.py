@@ -6,6 +6,11 @@ complexity x tier x model x provider x task_type x is_shadow. Every measure is a
 bucket-wise summable histogram), so any coarser view (per arm, per day, per model, over
 all time) is a ``SUM(...) GROUP BY`` over these rows. Rows are written only by
 ``experiments.rollups`` (``rollup_apply`` per finished call, ``rollups_rebuild`` from raw).
+
+:class:`ArmRollup` is the same sums at the grain the winner reports need (hour x
+experiment x arm x status x shadow): a few rows per arm and hour however many models,
+tiers and task types the calls spread over, so a report over millions of calls reads a
+few thousand rows.
 """
 
 from __future__ import annotations
@@ -15,23 +20,13 @@ from decimal import Decimal
 from django.db import models
 
 
-class CallRollup(models.Model):
-    # The key. Empty strings (not NULL) for "none", so the unique constraint holds.
-    bucket_start = models.DateTimeField(help_text="Start of the UTC hour the calls completed in.")
-    experiment_key = models.CharField(max_length=100, blank=True, default="")
-    arm_key = models.CharField(max_length=100, blank=True, default="")
-    kind = models.CharField(max_length=16, blank=True, default="")
-    status = models.CharField(max_length=16, blank=True, default="")
-    strategy = models.CharField(max_length=32, blank=True, default="")
-    complexity = models.CharField(max_length=16, blank=True, default="")
-    tier = models.CharField(max_length=16, blank=True, default="")
-    model = models.CharField(max_length=128, blank=True, default="")
-    provider = models.CharField(max_length=64, blank=True, default="")
-    task_type = models.CharField(max_length=32, blank=True, default="")
-    is_shadow = models.BooleanField(default=False)
+class RollupMeasures(models.Model):
+    """The summed measures shared by both rollups.
 
-    # Sums. `*_n` counts the calls that had the measure (latency, confidence, final_score
-    # may be missing, e.g. on errors); `n` counts all calls of the row.
+    ``*_n`` counts the calls that had the measure (latency, confidence, final_score may be
+    missing, e.g. on errors); ``n`` counts all calls of the row.
+    """
+
     n = models.PositiveBigIntegerField(default=0)
     escalated_n = models.PositiveBigIntegerField(default=0)
     cost_usd_sum = models.DecimalField(max_digits=24, decimal_places=10, default=Decimal("0"))
@@ -56,6 +51,25 @@ class CallRollup(models.Model):
     confidence_hist = models.JSONField(default=list, blank=True)
 
     updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class CallRollup(RollupMeasures):
+    # The key. Empty strings (not NULL) for "none", so the unique constraint holds.
+    bucket_start = models.DateTimeField(help_text="Start of the UTC hour the calls completed in.")
+    experiment_key = models.CharField(max_length=100, blank=True, default="")
+    arm_key = models.CharField(max_length=100, blank=True, default="")
+    kind = models.CharField(max_length=16, blank=True, default="")
+    status = models.CharField(max_length=16, blank=True, default="")
+    strategy = models.CharField(max_length=32, blank=True, default="")
+    complexity = models.CharField(max_length=16, blank=True, default="")
+    tier = models.CharField(max_length=16, blank=True, default="")
+    model = models.CharField(max_length=128, blank=True, default="")
+    provider = models.CharField(max_length=64, blank=True, default="")
+    task_type = models.CharField(max_length=32, blank=True, default="")
+    is_shadow = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-bucket_start"]
@@ -88,3 +102,31 @@ class CallRollup(models.Model):
     def __str__(self) -> str:
         experiment = f"{self.experiment_key}/{self.arm_key}" if self.experiment_key else "-"
         return f"{self.bucket_start:%Y-%m-%d %H:00} {experiment} {self.model or '-'} n={self.n}"
+
+
+class ArmRollup(RollupMeasures):
+    """The same sums per (UTC hour, experiment, arm, status, shadow): the reports' grain."""
+
+    bucket_start = models.DateTimeField(help_text="Start of the UTC hour the calls completed in.")
+    experiment_key = models.CharField(max_length=100, blank=True, default="")
+    arm_key = models.CharField(max_length=100, blank=True, default="")
+    status = models.CharField(max_length=16, blank=True, default="")
+    is_shadow = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-bucket_start"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket_start", "experiment_key", "arm_key", "status", "is_shadow"],
+                name="arm_rollup_unique_key",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["experiment_key", "arm_key", "bucket_start"], name="arm_rollup_exp_arm_time"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        experiment = f"{self.experiment_key}/{self.arm_key}" if self.experiment_key else "-"
+        return f"{self.bucket_start:%Y-%m-%d %H:00} {experiment} {self.status} n={self.n}"

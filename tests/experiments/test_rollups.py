@@ -10,7 +10,7 @@ import pytest
 from django.db import IntegrityError
 
 from experiments import rollups
-from experiments.models import Arm, CallRollup, Experiment, RoutedCall
+from experiments.models import Arm, ArmRollup, CallRollup, Experiment, RoutedCall
 from experiments.rollups import rollup_apply, rollups_rebuild
 from experiments.stats.histograms import (
     CONFIDENCE_HIST_SIZE,
@@ -112,9 +112,9 @@ def test_the_unique_constraint_race_is_retried_as_an_update(monkeypatch):
     original_locked_row = rollups._locked_row
     raced = {"done": False}
 
-    def competitor_inserts_after_our_select(key):
-        row = original_locked_row(key)
-        if not raced["done"]:
+    def competitor_inserts_after_our_select(model, key):
+        row = original_locked_row(model, key)
+        if model is CallRollup and not raced["done"]:
             raced["done"] = True
             CallRollup.objects.create(**key, n=1)  # the competing worker's row
         return row
@@ -167,12 +167,54 @@ def test_rebuild_matches_incremental_application(experiment_arm):
         CallRollup.objects.values_list(*fields), key=lambda row: tuple(map(str, row[:12]))
     )
     assert len(rebuilt) == len(incremental)
-    for left, right in zip(incremental, rebuilt, strict=True):
+    assert_rows_equal(fields, incremental, rebuilt)
+    coarse_keys = set(
+        CallRollup.objects.values_list(
+            "bucket_start", "experiment_key", "arm_key", "status", "is_shadow"
+        )
+    )
+    assert ArmRollup.objects.count() == len(coarse_keys)
+    assert sum(ArmRollup.objects.values_list("n", flat=True)) == 40
+
+
+def assert_rows_equal(fields, left_rows, right_rows):
+    for left, right in zip(left_rows, right_rows, strict=True):
         for name, a, b in zip(fields, left, right, strict=True):
             if isinstance(a, float):
                 assert a == pytest.approx(b, rel=1e-9), name
             else:
                 assert a == b, name
+
+
+def test_arm_rollups_are_the_call_rollups_summed_per_arm(experiment_arm):
+    """Each ArmRollup row is the sum of the CallRollup rows with its (hour, experiment, arm,
+    status, shadow), histograms included; incremental and rebuilt agree."""
+    experiment, arm = experiment_arm
+    for index in range(12):
+        rollup_apply(
+            call=make_call(
+                experiment=experiment,
+                arm=arm,
+                model=("gpt-4o-mini", "gpt-4o", "claude")[index % 3],
+                tier=("mini", "premium")[index % 2],
+                latency_ms=50.0 * (index + 1),
+                final_score=60.0 + index,
+            )
+        )
+    arm_fields = [f.name for f in ArmRollup._meta.fields if f.name not in {"id", "updated_at"}]
+    incremental = list(ArmRollup.objects.order_by("bucket_start").values_list(*arm_fields))
+    assert len(incremental) == 1
+    row = ArmRollup.objects.get()
+    parts = CallRollup.objects.filter(experiment_key=experiment.key, arm_key="smart")
+    assert parts.count() == 6
+    assert row.n == sum(part.n for part in parts) == 12
+    assert row.quality_sum == pytest.approx(sum(60.0 + i for i in range(12)))
+    assert row.latency_hist == [
+        sum(column) for column in zip(*(p.latency_hist for p in parts), strict=True)
+    ]
+    rollups_rebuild()
+    rebuilt = list(ArmRollup.objects.order_by("bucket_start").values_list(*arm_fields))
+    assert_rows_equal(arm_fields, incremental, rebuilt)
 
 
 def test_sql_bucket_expressions_agree_with_python_on_edges():
@@ -197,8 +239,10 @@ def test_sql_bucket_expressions_agree_with_python_on_edges():
 def test_rebuild_replaces_stale_rows():
     """Rows that no raw call backs any more disappear on rebuild."""
     CallRollup.objects.create(bucket_start=HOUR, model="ghost", n=5)
+    ArmRollup.objects.create(bucket_start=HOUR, n=5)
     assert rollups_rebuild() == 0
     assert not CallRollup.objects.exists()
+    assert not ArmRollup.objects.exists()
 
 
 def test_hour_start_truncates_to_utc():
