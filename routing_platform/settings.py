@@ -312,5 +312,12 @@ LOGGING = {
         "httpx": {"level": "WARNING"},
         "rq.worker": {"level": "INFO"},
         "axes": {"level": "WARNING"},
+        # Django's default logging gives these their own (unredacted) handlers: drop those, so
+        # their records reach the root's redacting handler like everything else.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": [], "propagate": True},
+        # uvicorn installs its own handlers; route its loggers through the redacting one.
+        "uvicorn.error": {"handlers": ["console"], "propagate": False},
+        "uvicorn.access": {"handlers": ["console"], "propagate": False},
     },
 }

@@ -273,6 +273,30 @@ def test_no_secret_in_errors_records_logs_admin_cli_or_exports(
     assert_no_secret(outputs)
 
 
+def test_every_configured_log_handler_redacts():
+    """Each handler settings.LOGGING installs, uvicorn's loggers included, masks secrets."""
+    loggers = [logging.getLogger()] + [
+        logging.getLogger(name)
+        for name in ("uvicorn.error", "uvicorn.access", "django", "rq.worker")
+    ]
+    loggers += [
+        obj for obj in logging.root.manager.loggerDict.values() if isinstance(obj, logging.Logger)
+    ]
+    handlers = {
+        handler
+        for logger in loggers
+        for handler in logger.handlers
+        if not type(handler).__module__.startswith("_pytest")
+        and not isinstance(handler, logging.NullHandler)
+    }
+    assert handlers
+    unfiltered = [
+        h for h in handlers if not any(isinstance(f, RedactSecretsFilter) for f in h.filters)
+    ]
+    assert unfiltered == []
+    assert logging.getLogger("uvicorn.access").handlers  # routed to our handler, not uvicorn's
+
+
 def test_redact_masks_configured_and_secret_shaped_values(settings):
     """Configured keys of any shape and anything shaped like a key or bearer token are masked."""
     for name, value in SECRETS.items():
