@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import fakeredis
@@ -120,12 +119,23 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@dataclass
 class ServerProcess:
-    base_url: str
-    token: str
-    env: dict
-    database_path: Path
+    """A running server: its URL, an API key for it, its environment and database file.
+
+    A plain class with a short repr: Hypothesis prints fixtures of failing examples, and
+    neither the environment nor the token belongs in test output.
+    """
+
+    def __init__(self, *, base_url: str, token: str, env: dict, database_path: Path) -> None:
+        self.base_url, self.token, self.env, self.database_path = (
+            base_url,
+            token,
+            env,
+            database_path,
+        )
+
+    def __repr__(self) -> str:
+        return f"<ServerProcess {self.base_url}>"
 
     def query(self, sql: str, params=()):
         """Read the server's SQLite database directly (what it recorded)."""
