@@ -88,7 +88,9 @@ def router_config(**overrides: Any) -> RouterConfig:
         spec.name: PriceOverride(Decimal("0"), Decimal("0"))
         for spec in _compatible_models(settings)
     }
-    price_overrides.update(price_overrides_from(getattr(settings, "ROUTER_PRICE_OVERRIDES", None) or {}))
+    price_overrides.update(
+        price_overrides_from(getattr(settings, "ROUTER_PRICE_OVERRIDES", None) or {})
+    )
     config = RouterConfig(
         escalation_threshold=settings.ROUTER_ESCALATION_THRESHOLD,
         enable_escalation=settings.ROUTER_ENABLE_ESCALATION,

@@ -33,6 +33,11 @@ __all__ = [
 ]
 
 
+def _request_unit_id() -> str:
+    """A unit for a call that names none: the request itself is randomised (not sticky)."""
+    return f"call-{uuid.uuid4().hex}"
+
+
 def _ab_manager():
     try:
         from routing_platform.routing.ab_testing import ab_test_manager
@@ -94,7 +99,7 @@ class SmartCouncil:
     ) -> dict[str, Any]:
         from routing_platform import runtime
 
-        unit_id = unit_id or uuid.uuid4().hex
+        unit_id = unit_id or _request_unit_id()
         route = await _aroute(unit_id=unit_id, experiment=experiment, kind="evaluate")
         strategy = route.strategy if route is not None else "smart_routing"
         router_params = dict(route.router_params or {}) if route is not None else None
@@ -144,7 +149,7 @@ class SmartExecutor:
     ) -> dict[str, Any]:
         from routing_platform import runtime
 
-        unit_id = unit_id or uuid.uuid4().hex
+        unit_id = unit_id or _request_unit_id()
         route = await _aroute(unit_id=unit_id, experiment=experiment, kind="execute")
         strategy = route.strategy if route is not None else "smart_routing"
         router_params = dict(route.router_params or {}) if route is not None else None

@@ -417,3 +417,19 @@ async def test_gemini_blocked_prompt_is_a_bad_request(upstream, client, recordin
     provider = make("gemini", upstream, client, recording_sleep)
     with pytest.raises(ProviderBadRequestError, match="SAFETY"):
         await provider.complete(request_for("gemini"))
+
+
+async def test_connection_errors_never_show_credentials_in_the_base_url(client, recording_sleep):
+    """A base URL with user:password@ is redacted in the error message."""
+    from routing_platform.engine.errors import ProviderConnectionError
+
+    provider = OpenAICompatibleProvider(
+        api_key="",
+        client=client,
+        base_url="http://admin:hunter2@127.0.0.1:9/v1",
+        max_retries=0,
+        sleep=recording_sleep,
+    )
+    with pytest.raises(ProviderConnectionError) as info:
+        await provider.complete(request_for("openai_compatible"))
+    assert "hunter2" not in str(info.value)

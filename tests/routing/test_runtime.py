@@ -208,7 +208,9 @@ async def test_simulated_mode_wins_over_keys(settings):
 async def test_price_overrides_setting_changes_the_cost(settings):
     """ROUTER_PRICE_OVERRIDES replaces genai-prices for the named model."""
     settings.ROUTER_PRICE_OVERRIDES = {"gpt-4.1": {"input_mtok": 0, "output_mtok": 0}}
-    result = await runtime.run_execute(text="hi", task_type="classification", strategy="original_council")
+    result = await runtime.run_execute(
+        text="hi", task_type="classification", strategy="original_council"
+    )
     assert result["model"] == "gpt-4.1"
     assert result["_routing_metadata"]["cost"] == 0
 

@@ -35,12 +35,14 @@ from routing_platform.engine.errors import (
 )
 
 _SECRET = re.compile(r"(sk-ant-[\w-]+|sk-[\w-]{8,}|AIza[\w-]{10,}|Bearer\s+\S+)")
+_URL_USERINFO = re.compile(r"(://)[^/@\s]+@")
 
 
 def redact(text: str, *secrets: str) -> str:
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "[redacted]")
+    text = _URL_USERINFO.sub(r"\1[redacted]@", text)
     return _SECRET.sub("[redacted]", text)
 
 
