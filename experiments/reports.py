@@ -9,9 +9,10 @@ Where the numbers come from (all aggregated by the database, never a Python loop
 calls):
 
 - per arm sufficient statistics: one ``SUM ... GROUP BY arm_key, status`` over the
-  hourly :class:`~experiments.models.CallRollup` rows of the current phase;
+  hourly :class:`~experiments.models.ArmRollup` rows of the current phase (the
+  per-arm grain of the rollups: a few rows per arm and hour, however many calls);
 - per arm per day: the same grouped by ``TruncDate(bucket_start)`` (cumulative effects);
-- latency histograms per arm: the rollups' JSON histograms summed bucket-wise (p95);
+- latency histograms per arm: those rows' fixed-bucket histograms summed (p95);
 - sample-ratio mismatch: ``COUNT(*) GROUP BY arm`` over the phase's assignments (units);
 - shadow pairs: the differences of paired calls, summed by a SQL self-join.
 
@@ -56,12 +57,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import Case, Count, F, FloatField, Q, QuerySet, Sum, When
-from django.db.models.functions import Cast, TruncDate
+from django.db.models import Count, QuerySet, Sum
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from experiments import stats
-from experiments.models import Arm, Assignment, CallRollup, Experiment, Phase, RoutedCall
+from experiments.models import Arm, ArmRollup, Assignment, Experiment, Phase, RoutedCall
 from experiments.rollups import hour_start
 from experiments.stats import sequential as stats_sequential
 from experiments.stats.histograms import (
@@ -210,8 +211,8 @@ _ROLLUP_SUMS = {
 
 def _experiment_rollups(
     experiment: Experiment, window_start: datetime | None, window_end: datetime
-) -> QuerySet[CallRollup]:
-    rows = CallRollup.objects.filter(
+) -> QuerySet[ArmRollup]:
+    rows = ArmRollup.objects.filter(
         experiment_key=experiment.key, is_shadow=False, bucket_start__lte=window_end
     ).exclude(arm_key="")
     if window_start is not None:
@@ -219,37 +220,29 @@ def _experiment_rollups(
     return rows.order_by()
 
 
-def _summed_latency_hists(rollups: QuerySet[CallRollup]) -> dict[str, list[int]]:
-    """Per arm, the latency histograms of successful calls summed bucket-wise in SQL
-    (``json_each`` on SQLite, ``jsonb_array_elements_text ... WITH ORDINALITY`` on
-    PostgreSQL): one row per (arm, bucket) comes back, never one per rollup row."""
-    inner, params = (
-        rollups.filter(status=_SUCCESS, latency_n__gt=0)
-        .values("arm_key", "latency_hist")
-        .query.sql_with_params()
-    )
-    # `inner` is Django-compiled SQL whose values travel separately in `params`.
-    if connection.vendor == "postgresql":
-        sql = (
-            "SELECT t.arm_key, j.idx - 1, SUM(j.value::bigint) "  # noqa: S608
-            f"FROM ({inner}) t CROSS JOIN LATERAL "
-            "jsonb_array_elements_text(t.latency_hist) WITH ORDINALITY AS j(value, idx) "
-            "GROUP BY t.arm_key, j.idx"
-        )
-    else:
-        sql = (
-            "SELECT t.arm_key, CAST(j.key AS INTEGER), SUM(j.value) "  # noqa: S608
-            f"FROM ({inner}) t, json_each(t.latency_hist) j "
-            "GROUP BY t.arm_key, j.key"
-        )
-    hists: dict[str, list[int]] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        for arm_key, index, count in cursor.fetchall():
-            hist = hists.setdefault(arm_key, [0] * LATENCY_HIST_SIZE)
-            if 0 <= int(index) < LATENCY_HIST_SIZE:
-                hist[int(index)] += int(count or 0)
-    return hists
+def _summed_latency_hists(rollups: QuerySet[ArmRollup]) -> dict[str, list[int]]:
+    """Per arm, the latency histograms of successful calls summed bucket-wise. One query
+    returns the (few, per arm and hour) ArmRollup histograms; numpy adds them."""
+    import numpy as np
+
+    sums: dict[str, np.ndarray] = {}
+    rows = rollups.filter(status=_SUCCESS, latency_n__gt=0).values_list("arm_key", "latency_hist")
+    for arm_key, hist in rows:
+        if not hist:
+            continue
+        counts = np.asarray(hist[:LATENCY_HIST_SIZE], dtype=np.int64)
+        into = sums.setdefault(arm_key, np.zeros(LATENCY_HIST_SIZE, dtype=np.int64))
+        into[: counts.size] += counts
+    return {arm_key: counts.tolist() for arm_key, counts in sums.items()}
+
+
+#: metric -> the RoutedCall column of the value paired calls are compared on.
+PAIRED_COLUMNS = {
+    "cost_per_request": "cost_usd",
+    "quality": "final_score",
+    "confidence": "confidence",
+    "latency_ms": "latency_ms",
+}
 
 
 def _paired_differences(
@@ -257,61 +250,76 @@ def _paired_differences(
 ) -> dict[str, dict]:
     """Shadow pairs (a call and its shadow twin in another arm, both successful): per
     treatment arm and metric the sums of ``treatment - control`` differences (one
-    aggregate query), and up to ``WILCOXON_MAX_PAIRS`` recent differences (one query)."""
-    pairs = RoutedCall.objects.filter(
-        paired_call__isnull=False,
-        experiment=experiment,
-        is_shadow=False,
-        status=_SUCCESS,
-        paired_call__status=_SUCCESS,
-        paired_call__is_shadow=True,
-    ).filter(Q(arm=control) | Q(paired_call__arm=control))
+    aggregate query), and up to ``WILCOXON_MAX_PAIRS`` recent differences (one query).
+
+    Raw SQL over a self-join, written so both SQLite and PostgreSQL walk the unique index
+    of ``paired_call_id`` (``paired_call_id > 0``; the unary ``+`` keeps the planner off
+    the experiment index), i.e. only the pairs, not every call of the experiment."""
+    table = RoutedCall._meta.db_table
+    arm_table = Arm._meta.db_table
+    ops = connection.ops
+    differences = ", ".join(
+        f"(CASE WHEN p.arm_id = %s THEN -1.0 ELSE 1.0 END) * "
+        f"(CAST(p.{column} AS DOUBLE PRECISION) - CAST(s.{column} AS DOUBLE PRECISION)) AS d_{metric}"
+        for metric, column in PAIRED_COLUMNS.items()
+    )
+    conditions = [
+        "p.paired_call_id > 0",
+        "+p.experiment_id = %s",
+        "p.is_shadow = %s",
+        "s.is_shadow = %s",
+        "p.status = %s",
+        "s.status = %s",
+        "(p.arm_id = %s OR s.arm_id = %s)",
+        "p.completed_at <= %s",
+    ]
+    # Parameters in the order of their placeholders: the treatment-arm CASE, the CASE of
+    # each difference, then the WHERE conditions.
+    params: list[Any] = [control.pk] + [control.pk] * len(PAIRED_COLUMNS)
+    params += [experiment.pk, False, True, _SUCCESS, _SUCCESS, control.pk, control.pk]
+    params.append(ops.adapt_datetimefield_value(window_end))
     if window_start is not None:
-        pairs = pairs.filter(completed_at__gte=window_start)
-    pairs = pairs.filter(completed_at__lte=window_end)
-    sign = Case(When(arm=control, then=-1.0), default=1.0, output_field=FloatField())
-    treatment_arm = Case(When(arm=control, then=F("paired_call__arm__key")), default=F("arm__key"))
-    columns = {
-        "cost_per_request": ("cost_usd", True),
-        "quality": ("final_score", False),
-        "confidence": ("confidence", False),
-        "latency_ms": ("latency_ms", False),
-    }
-    annotations = {}
-    for metric, (column, is_decimal) in columns.items():
-        own = Cast(column, FloatField()) if is_decimal else F(column)
-        other = (
-            Cast(f"paired_call__{column}", FloatField())
-            if is_decimal
-            else F(f"paired_call__{column}")
-        )
-        annotations[f"d_{metric}"] = sign * (own - other)
-    annotated = pairs.annotate(treatment_arm=treatment_arm, **annotations).order_by()
-    aggregates = {}
-    for metric in columns:
-        present = Q(**{f"d_{metric}__isnull": False})
-        aggregates[f"{metric}__n"] = Count("id", filter=present)
-        aggregates[f"{metric}__sum"] = Sum(f"d_{metric}")
-        aggregates[f"{metric}__sum_squares"] = Sum(F(f"d_{metric}") * F(f"d_{metric}"))
+        conditions.append("p.completed_at >= %s")
+        params.append(ops.adapt_datetimefield_value(window_start))
+    pairs = (
+        "SELECT p.id AS id, "  # noqa: S608 (identifiers from the models, values as params)
+        "CASE WHEN p.arm_id = %s THEN sa.key ELSE pa.key END AS treatment_arm, "
+        f"{differences} "
+        f"FROM {table} p JOIN {table} s ON s.id = p.paired_call_id "
+        f"JOIN {arm_table} pa ON pa.id = p.arm_id JOIN {arm_table} sa ON sa.id = s.arm_id "
+        f"WHERE {' AND '.join(conditions)}"
+    )
+    aggregates = ", ".join(
+        f"COUNT(d_{metric}), SUM(d_{metric}), SUM(d_{metric} * d_{metric})"
+        for metric in PAIRED_COLUMNS
+    )
     result: dict[str, dict] = {}
-    for row in annotated.values("treatment_arm").annotate(**aggregates):
-        result[row["treatment_arm"]] = {
-            metric: {
-                "n": int(row[f"{metric}__n"] or 0),
-                "sum": float(row[f"{metric}__sum"] or 0.0),
-                "sum_squares": float(row[f"{metric}__sum_squares"] or 0.0),
-                "differences": [],
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT treatment_arm, {aggregates} FROM ({pairs}) pairs GROUP BY treatment_arm",  # noqa: S608
+            params,
+        )
+        for arm_key, *values in cursor.fetchall():
+            result[arm_key] = {
+                metric: {
+                    "n": int(values[3 * index] or 0),
+                    "sum": float(values[3 * index + 1] or 0.0),
+                    "sum_squares": float(values[3 * index + 2] or 0.0),
+                    "differences": [],
+                }
+                for index, metric in enumerate(PAIRED_COLUMNS)
             }
-            for metric in columns
-        }
-    if result:
-        recent = annotated.order_by("-id").values_list(
-            "treatment_arm", *[f"d_{metric}" for metric in columns]
-        )[:WILCOXON_MAX_PAIRS]
-        for arm_key, *values in recent:
-            for metric, value in zip(columns, values, strict=True):
-                if value is not None and arm_key in result:
-                    result[arm_key][metric]["differences"].append(float(value))
+        if result:
+            columns = ", ".join(f"d_{metric}" for metric in PAIRED_COLUMNS)
+            cursor.execute(
+                f"SELECT treatment_arm, {columns} FROM ({pairs}) pairs "  # noqa: S608
+                f"ORDER BY id DESC LIMIT {WILCOXON_MAX_PAIRS:d}",
+                params,
+            )
+            for arm_key, *values in cursor.fetchall():
+                for metric, value in zip(PAIRED_COLUMNS, values, strict=True):
+                    if value is not None and arm_key in result:
+                        result[arm_key][metric]["differences"].append(float(value))
     return result
 
 
@@ -356,7 +364,7 @@ def report_data_load(*, experiment: Experiment, now: datetime | None = None) -> 
     control = _control_arm(arms)
     has_shadows = (
         control is not None
-        and CallRollup.objects.filter(experiment_key=experiment.key, is_shadow=True).exists()
+        and ArmRollup.objects.filter(experiment_key=experiment.key, is_shadow=True).exists()
     )
     if has_shadows:
         paired = _paired_differences(experiment, control, window_start, window_end)

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from experiments.models import Arm, CallRollup, Experiment
+from experiments.models import Arm, ArmRollup, Experiment
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +26,7 @@ def experiment():
     Arm.objects.create(experiment=experiment, key="smart", strategy="smart_routing", position=1)
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     for arm_key, cost in (("council", 0.01), ("smart", 0.002)):
-        CallRollup.objects.create(
+        ArmRollup.objects.create(
             bucket_start=hour,
             experiment_key=experiment.key,
             arm_key=arm_key,

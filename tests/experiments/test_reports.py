@@ -12,7 +12,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from experiments import reports, stats
-from experiments.models import Arm, Assignment, CallRollup, Experiment, Phase, RoutedCall
+from experiments.models import Arm, ArmRollup, Assignment, Experiment, Phase, RoutedCall
 from experiments.stats.histograms import (
     CONFIDENCE_HIST_SIZE,
     LATENCY_HIST_EDGES_MS,
@@ -81,8 +81,8 @@ def add_day(
     escalation_rate: float = 0.15,
     confidence_mean: float = 0.8,
 ) -> None:
-    """One day of calls of one arm, summed the way rollup_apply sums them (one success
-    row and one error row)."""
+    """One day of calls of one arm, summed the way rollup_apply sums them into ArmRollup
+    rows (one success row and one error row)."""
     errors = int(rng.binomial(n, error_rate))
     ok = n - errors
     cost = rng.gamma(2.0, cost_mean / 2.0, ok)
@@ -103,14 +103,8 @@ def add_day(
     assert latency_hist[latency_bucket(float(latency[0]))] > 0
     assert confidence_hist[confidence_bucket(float(confidence[0]))] > 0
     bucket = START + timedelta(days=day, hours=12)
-    common = {
-        "bucket_start": bucket,
-        "experiment_key": experiment.key,
-        "arm_key": arm_key,
-        "kind": "evaluate",
-        "strategy": "smart_routing" if arm_key == "smart" else "original_council",
-    }
-    CallRollup.objects.create(
+    common = {"bucket_start": bucket, "experiment_key": experiment.key, "arm_key": arm_key}
+    ArmRollup.objects.create(
         **common,
         status="success",
         n=ok,
@@ -131,7 +125,7 @@ def add_day(
         confidence_hist=confidence_hist,
     )
     if errors:
-        CallRollup.objects.create(
+        ArmRollup.objects.create(
             **common,
             status="error",
             n=errors,
@@ -277,14 +271,14 @@ def test_report_reads_only_the_current_phase_window():
     """Rollups before the phase started and after `now` are left out."""
     experiment = make_experiment()
     fill(experiment, days=2)
-    stale = CallRollup.objects.filter(experiment_key=experiment.key).first()
-    CallRollup.objects.create(
+    stale = ArmRollup.objects.filter(experiment_key=experiment.key).first()
+    ArmRollup.objects.create(
         bucket_start=START - timedelta(days=3),
         experiment_key=experiment.key,
         arm_key="smart",
         n=999,
     )
-    CallRollup.objects.create(
+    ArmRollup.objects.create(
         bucket_start=NOW + timedelta(days=1), experiment_key=experiment.key, arm_key="smart", n=999
     )
     report = reports.experiment_report(experiment=experiment, now=NOW)
