@@ -159,10 +159,16 @@ class Executor:
                 f"strategy={strategy!r} is not known: use {' or '.join(STRATEGIES)}."
             )
         validate_task_type(task_type)
-        if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
+        if max_tokens is not None and (
+            isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
+        ):
             raise InvalidRequestError("max_tokens must be a whole number of at least 1.")
-        if temperature is not None and not (0.0 <= float(temperature) <= 2.0):
-            raise InvalidRequestError("temperature must be between 0 and 2.")
+        if temperature is not None and (
+            isinstance(temperature, bool)
+            or not isinstance(temperature, int | float)
+            or not 0.0 <= float(temperature) <= 2.0
+        ):
+            raise InvalidRequestError("temperature must be a number between 0 and 2.")
         chat, user_text = normalise_messages(text, messages)
         router = self.router
         pool = router.pool
