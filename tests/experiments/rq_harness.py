@@ -7,10 +7,11 @@ temporary directory (or a scratch PostgreSQL database when the suite runs on
 PostgreSQL). This helper is the only place Django touches that database on the test's
 behalf:
 
-- ``setup``: migrate, create a running experiment, write the scenario calls through
-  ``routed_call_enqueue`` and print their ids as JSON. Calls of the "bulk" scenario are
-  enqueued normally (after commit); the single-call scenarios are written with their job
-  held back, so each test enqueues its own job when it is ready.
+- ``setup NAME...``: migrate, create a running experiment, and write one call per name
+  through ``routed_call_enqueue(dispatch=False)``: its job is held back, so each test
+  enqueues its own job when it is ready (and no test drains another's jobs);
+- ``enqueue N SHARE``: write N calls through ``routed_call_enqueue``, whose jobs go to
+  the real Redis after each commit (SHARE of them with a shadow twin); print their ids.
 - ``lock``: hold the routed-call table's write lock until a line arrives on stdin
   (prints ``locked`` once it holds it).
 """
@@ -22,15 +23,15 @@ import os
 import sys
 
 
-def _setup(bulk: int, shadow_share: float, singles: list[str]) -> dict:
-    from django.core.management import call_command
+def _experiment():
+    from experiments import services
+    from experiments.models import Experiment
 
-    call_command("migrate", verbosity=0, interactive=False)
-
-    from experiments import jobs, services
-
+    experiment = Experiment.objects.filter(key="rq-integration").first()
+    if experiment is not None:
+        return experiment
     experiment = services.experiment_create(
-        key=f"rq-it-{os.getpid()}",
+        key="rq-integration",
         name="RQ integration",
         arms=[
             {
@@ -43,13 +44,39 @@ def _setup(bulk: int, shadow_share: float, singles: list[str]) -> dict:
         ],
         unit_type="request",
     )
-    # Other runs may have left a running experiment on this unit space: stop them.
-    from experiments.models import Experiment
-
-    for other in Experiment.objects.filter(status="running", unit_type="request"):
-        services.experiment_stop(experiment=other)
     services.experiment_start(experiment=experiment)
-    bulk_ids = [
+    return experiment
+
+
+def _setup(singles: list[str]) -> dict:
+    """Migrate, create the experiment, and write one held-back call per scenario name."""
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+    from experiments import services
+
+    experiment = _experiment()
+    held: dict[str, dict] = {}
+    for name in singles:
+        call = services.routed_call_enqueue(
+            kind="execute",
+            request_payload={"text": f"Held call for {name}"},
+            unit_id=f"held-{name}",
+            experiment=experiment,
+            source="simulate",
+            shadow_share=0,
+            dispatch=False,  # the test enqueues its job when it is ready
+        )
+        held[name] = {"id": call.pk, "job_id": call.job_id}
+    return {"experiment": experiment.key, "held": held}
+
+
+def _enqueue(count: int, shadow_share: float) -> dict:
+    """Write ``count`` calls through the services; their jobs are enqueued on commit."""
+    from experiments import services
+
+    experiment = _experiment()
+    ids = [
         services.routed_call_enqueue(
             kind="evaluate" if i % 2 else "execute",
             request_payload={"script": f"Script {i}"} if i % 2 else {"text": f"Question {i}?"},
@@ -59,25 +86,9 @@ def _setup(bulk: int, shadow_share: float, singles: list[str]) -> dict:
             source="simulate",
             shadow_share=shadow_share,
         ).pk
-        for i in range(bulk)
+        for i in range(count)
     ]
-    held: dict[str, dict] = {}
-    original = jobs.enqueue_routed_call
-    jobs.enqueue_routed_call = lambda **kwargs: None  # the test enqueues these itself
-    try:
-        for name in singles:
-            call = services.routed_call_enqueue(
-                kind="execute",
-                request_payload={"text": f"Held call for {name}"},
-                unit_id=f"held-{name}",
-                experiment=experiment,
-                source="simulate",
-                shadow_share=0,
-            )
-            held[name] = {"id": call.pk, "job_id": call.job_id}
-    finally:
-        jobs.enqueue_routed_call = original
-    return {"experiment": experiment.key, "bulk": bulk_ids, "held": held}
+    return {"experiment": experiment.key, "ids": ids}
 
 
 def _lock() -> None:
@@ -101,8 +112,9 @@ def main(argv: list[str]) -> int:
     django.setup()
     command = argv[0]
     if command == "setup":
-        bulk, shadow_share = int(argv[1]), float(argv[2])
-        print(json.dumps(_setup(bulk, shadow_share, argv[3:])), flush=True)
+        print(json.dumps(_setup(argv[1:])), flush=True)
+    elif command == "enqueue":
+        print(json.dumps(_enqueue(int(argv[1]), float(argv[2]))), flush=True)
     elif command == "lock":
         _lock()
     else:

@@ -134,6 +134,8 @@ def _run(args: list[str], env: dict[str, str], timeout: float = 180) -> str:
         timeout=timeout,
     )
     assert done.returncode == 0, f"{args} failed:\n{done.stdout}\n{done.stderr}"
+    if os.environ.get("RQ_IT_DEBUG"):
+        print(done.stdout, done.stderr)
     return done.stdout
 
 
@@ -143,14 +145,14 @@ def _worker_args(*queues: str, burst: bool = True) -> list[str]:
 
 @pytest.fixture(scope="module")
 def scenario(database_url, real_redis_url, tmp_path_factory):
-    """The database, migrated, with 12 bulk calls (25% shadow) enqueued on the real Redis
-    and one held-back call per single-call scenario."""
+    """The database, migrated, with a running experiment and one held-back call (no job
+    yet) per single-call scenario."""
     import redis
 
     redis.Redis.from_url(real_redis_url).flushdb()
     data_dir = tmp_path_factory.mktemp("rqdata")
     env = _env(database_url, real_redis_url, data_dir)
-    out = _run(["-m", "tests.experiments.rq_harness", "setup", "12", "0.25", "kill", "lock"], env)
+    out = _run(["-m", "tests.experiments.rq_harness", "setup", "kill", "lock"], env)
     setup = json.loads(out.strip().splitlines()[-1])
     setup.update(env=env, data_dir=data_dir, database_url=database_url, redis_url=real_redis_url)
     return setup
@@ -179,8 +181,11 @@ def test_every_enqueued_call_is_recorded_exactly_once_even_if_its_job_runs_twice
     """A burst worker records each enqueued call (and its shadow twin) once; delivering
     every job a second time and draining again changes nothing."""
     db, key = scenario["database_url"], scenario["experiment"]
+    before = _rolled_up(db, key)
+    out = _run(["-m", "tests.experiments.rq_harness", "enqueue", "12", "0.25"], scenario["env"])
+    bulk = json.loads(out.strip().splitlines()[-1])["ids"]
     _run(_worker_args("routing", "shadow"), scenario["env"])
-    calls = _calls(db, scenario["bulk"])
+    calls = _calls(db, bulk)
     primaries = [call for call in calls.values() if not call["is_shadow"]]
     shadows = [call for call in calls.values() if call["is_shadow"]]
     assert len(primaries) == 12
@@ -188,20 +193,20 @@ def test_every_enqueued_call_is_recorded_exactly_once_even_if_its_job_runs_twice
     assert {call["status"] for call in calls.values()} == {"success"}
     assert {call["attempts"] for call in calls.values()} == {1}
     assert all(call["paired"] for call in shadows)
-    assert _rolled_up(db, key) == len(calls)
+    assert _rolled_up(db, key) == before + len(calls)
 
     # The same jobs once more (a retried or duplicated delivery).
     for call_id, call in calls.items():
         queue = "shadow" if call["is_shadow"] else "routing"
         _enqueue_by_name(scenario["redis_url"], call_id, f"again-{call_id}", queue)
     _run(_worker_args("routing", "shadow"), scenario["env"])
-    again = _calls(db, scenario["bulk"])
+    again = _calls(db, bulk)
     assert again == calls
-    assert _rolled_up(db, key) == len(calls)
+    assert _rolled_up(db, key) == before + len(calls)
 
 
 def test_a_worker_killed_mid_job_is_retried_and_recorded_once(scenario):
-    """SIGKILL the worker (and its work horse) while the call runs; once RQ notices the
+    """SIGKILL the worker's process group while the call runs; once RQ notices the
     abandoned job it is retried, and the call ends recorded exactly once."""
     import redis
     from rq import Queue
