@@ -1,0 +1,88 @@
+"""RQ jobs: load by id and call the service; a failed record is retried, never doubled."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import OperationalError
+
+from experiments import jobs, services
+from experiments.models import CallRollup, RoutedCall
+
+pytestmark = pytest.mark.django_db
+
+
+def test_job_for_a_deleted_call_does_nothing(fake_engine):
+    """A job whose row is gone returns 'missing' without calling the engine."""
+    assert jobs.routed_call_execute(123456) == "missing"
+    assert fake_engine == []
+
+
+def test_a_database_failure_while_recording_leaves_no_half_record(
+    fake_redis, fake_engine, monkeypatch
+):
+    """If the database fails inside the recording transaction (locked, gone away), nothing
+    of the record is kept: the job raises for RQ to retry, and the retry records once."""
+    from experiments import rollups
+
+    call = services.routed_call_enqueue(kind="execute", request_payload={"text": "x"})
+    real_apply = rollups.rollup_apply
+    failures = {"left": 1}
+
+    def flaky_apply(*, call):
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OperationalError("database is locked")
+        real_apply(call=call)
+
+    monkeypatch.setattr(rollups, "rollup_apply", flaky_apply)
+    with pytest.raises(OperationalError):
+        jobs.routed_call_execute(call.pk)
+    call.refresh_from_db()
+    assert call.status == "running" and call.completed_at is None
+    assert not CallRollup.objects.exists()
+    assert jobs.routed_call_execute(call.pk) == "success"  # RQ's retry
+    assert jobs.routed_call_execute(call.pk) == "success"  # and a duplicate delivery
+    call.refresh_from_db()
+    assert call.attempts == 2
+    assert CallRollup.objects.get().n == 1
+    assert RoutedCall.objects.count() == 1
+
+
+def test_enqueue_routed_call_sets_retry_timeout_and_callback(fake_redis):
+    """Jobs carry 3 retries, a timeout and the failure callback that records errors."""
+    job = jobs.enqueue_routed_call(call_id=7, job_id="call-test", queue_name="shadow")
+    assert job.origin == "shadow" and job.id == "call-test"
+    assert job.retries_left == 3 and job.timeout == 300
+    assert job.failure_callback is jobs.routed_call_failed
+
+
+def test_job_state_reports_missing_failed_and_pending(fake_redis):
+    """job_state tells the reconciler whether a job is lost, failed for good, or pending."""
+    assert jobs.job_state(job_id="nope", queue_name="routing")[0] == "lost"
+    job = jobs.enqueue_routed_call(call_id=7, job_id="call-pending", queue_name="routing")
+    assert jobs.job_state(job_id=job.id, queue_name="routing") == ("pending", "")
+
+
+def test_routing_worker_is_the_configured_worker_class(settings):
+    """rqworker uses RoutingWorker (in-process jobs) by default."""
+    from django_rq.workers import get_worker_class
+
+    assert get_worker_class() is jobs.RoutingWorker
+
+
+def test_routing_worker_runs_jobs_in_process(
+    fake_redis, fake_engine, django_capture_on_commit_callbacks
+):
+    """RoutingWorker drains the queue without forking and records each call."""
+    import django_rq
+
+    with django_capture_on_commit_callbacks(execute=True):
+        ids = [
+            services.routed_call_enqueue(kind="execute", request_payload={"text": f"q{i}"}).pk
+            for i in range(3)
+        ]
+    queue = django_rq.get_queue("routing")
+    jobs.RoutingWorker([queue], connection=queue.connection).work(burst=True)
+    assert set(RoutedCall.objects.filter(pk__in=ids).values_list("status", flat=True)) == {
+        "success"
+    }
