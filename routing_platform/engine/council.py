@@ -31,6 +31,7 @@ from routing_platform.engine.errors import (
     EvaluationParseError,
     InvalidRequestError,
     ProviderError,
+    RoutingError,
 )
 from routing_platform.engine.executor import VENDOR_PROVIDERS, routed_metadata, savings
 from routing_platform.engine.providers.base import CompletionRequest, Provider
@@ -379,7 +380,12 @@ class SmartCouncil:
         # Classify the whole evaluation request (rubric + script), not the script alone:
         # judging a script against a rubric is harder than the script's length suggests.
         request_text = "\n\n".join(m["content"] for m in evaluation_messages(script, niche))
-        result = await router.route(request_text, "analysis", call)
+        try:
+            result = await router.route(request_text, "analysis", call)
+        except RoutingError as err:
+            err.metadata.setdefault("strategy", "smart_routing")
+            err.metadata.setdefault("task_type", "analysis")
+            raise
         evaluation: Evaluation | None = result.outcome.payload
         baseline = council_baseline_usd(router, result.outcome.single_call_usage)
         metadata = routed_metadata(

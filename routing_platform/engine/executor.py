@@ -189,13 +189,25 @@ class Executor:
         decision = router.choose(user_text, task_type)
         baseline = baseline_spec(router)
 
-        if model and model != "router":
-            spec = pool.catalog.get(model)
-            result = await self._single(decision, spec, call)
-        elif strategy == "original_council":
-            result = await self._single(decision, baseline, call, fallback_tier="premium")
-        else:
-            result = await router.route(user_text, task_type, call, decision=decision)
+        try:
+            if model and model != "router":
+                spec = pool.catalog.get(model)
+                result = await self._single(decision, spec, call)
+            elif strategy == "original_council":
+                result = await self._single(decision, baseline, call, fallback_tier="premium")
+            else:
+                result = await router.route(user_text, task_type, call, decision=decision)
+        except RoutingError as err:
+            # What was known when it failed, for the call record.
+            err.metadata.setdefault("strategy", strategy)
+            err.metadata.setdefault("task_type", task_type)
+            err.metadata.setdefault("complexity", decision.classification.complexity)
+            err.metadata.setdefault("complexity_score", decision.classification.score)
+            err.metadata.setdefault("tier", decision.tier)
+            err.metadata.setdefault("baseline_model", baseline.name)
+            if model and model != "router":
+                err.metadata.setdefault("models_tried", [model])
+            raise
 
         final_usage = result.outcome.single_call_usage
         baseline_cost = cost_usd(

@@ -239,3 +239,14 @@ async def test_openai_compatible_server_serves_its_tier_first_at_zero_cost(setti
     assert metadata["cost"] == 0
     assert metadata["baseline_model"] in {"gpt-4.1", "claude-sonnet-4-5", "gemini-2.5-pro"}
     assert upstream.received[0].body["model"] == "llama3:8b"
+
+
+async def test_errors_carry_the_metadata_known_when_they_failed(settings):
+    """A failed smart call's error says its strategy, task type, complexity and models tried."""
+    settings.ROUTER_PROVIDER_MODE = "real"
+    with pytest.raises(AllProvidersFailedError) as info:
+        await runtime.run_execute(text="Label: spam?", task_type="classification")
+    metadata = info.value.metadata
+    assert metadata["strategy"] == "smart_routing"
+    assert metadata["task_type"] == "classification"
+    assert metadata["complexity"] == "simple"
