@@ -167,8 +167,20 @@ _pools: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _no_loop_pools: dict[_ProviderSettings, ProviderPool] = {}
 
 
+def _catalog(key: _ProviderSettings) -> Catalog:
+    if key.simulated or not key.compatible_base_url:
+        return Catalog(DEFAULT_MODELS)
+    # Self-hosted models come first in their tier: they are the cheapest to call.
+    return Catalog([*key.compatible_models, *DEFAULT_MODELS])
+
+
+def model_catalog() -> Catalog:
+    """The models calls can use with the current settings (for model listings)."""
+    return _catalog(_provider_settings(router_config()))
+
+
 def _build_pool(key: _ProviderSettings, config: RouterConfig) -> ProviderPool:
-    catalog = Catalog(DEFAULT_MODELS)
+    catalog = _catalog(key)
     if key.simulated:
         from routing_platform.engine.providers.simulated import SimulatedProvider
 
@@ -209,8 +221,6 @@ def _build_pool(key: _ProviderSettings, config: RouterConfig) -> ProviderPool:
             providers["openai_compatible"] = OpenAICompatibleProvider(
                 api_key=key.compatible_key, base_url=key.compatible_base_url, **common
             )
-            # Self-hosted models come first in their tier: they are the cheapest to call.
-            catalog = Catalog([*key.compatible_models, *DEFAULT_MODELS])
     with _lock:
         breakers = _breakers.setdefault(key, {})
     return ProviderPool(

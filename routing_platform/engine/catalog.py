@@ -8,7 +8,7 @@ never a silent $0.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from routing_platform.engine.errors import UnknownModelError
@@ -118,11 +118,3 @@ class Catalog:
 
     def with_models(self, extra: Iterable[ModelSpec]) -> Catalog:
         return Catalog([*self._models.values(), *extra])
-
-
-def provider_order(models: Mapping[str, ModelSpec]) -> list[str]:
-    seen: list[str] = []
-    for spec in models.values():
-        if spec.provider not in seen:
-            seen.append(spec.provider)
-    return seen

@@ -101,6 +101,3 @@ class RouterConfig:
                     raise InvalidRequestError(f"{name}={value!r} must be true or false.")
                 clean[name] = value
         return dataclasses.replace(self, **clean) if clean else self
-
-    def arm_parameters(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in ARM_PARAMETERS}

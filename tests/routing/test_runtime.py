@@ -250,3 +250,13 @@ async def test_errors_carry_the_metadata_known_when_they_failed(settings):
     assert metadata["strategy"] == "smart_routing"
     assert metadata["task_type"] == "classification"
     assert metadata["complexity"] == "simple"
+
+
+def test_model_catalog_lists_what_calls_can_use(settings):
+    """Self-hosted models are listed (first in their tier) only when their server is configured."""
+    settings.OPENAI_COMPATIBLE_MODELS = ["llama3:8b@standard"]
+    assert "llama3:8b" not in runtime.model_catalog()
+    settings.OPENAI_COMPATIBLE_BASE_URL = "http://127.0.0.1:9/v1"
+    catalog = runtime.model_catalog()
+    assert catalog.models_for("standard")[0].name == "llama3:8b"
+    assert "gpt-4.1" in catalog
