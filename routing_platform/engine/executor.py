@@ -16,7 +16,14 @@ from routing_platform.engine.classifier import TASK_TYPES
 from routing_platform.engine.cost import TokenUsage, cost_usd
 from routing_platform.engine.errors import InvalidRequestError, RoutingError
 from routing_platform.engine.providers.base import CompletionRequest
-from routing_platform.engine.router import ModelRouter, RoutedResult, default_call
+from routing_platform.engine.router import (
+    Attempt,
+    CallFn,
+    ModelRouter,
+    RoutedResult,
+    RoutingDecision,
+    default_call,
+)
 
 STRATEGIES = ("smart_routing", "original_council")
 # The vendors of the original council; self-hosted servers are not part of the baseline.
@@ -233,10 +240,14 @@ class Executor:
             "_routing_metadata": metadata,
         }
 
-    async def _single(self, decision, spec: ModelSpec, call, fallback_tier: str | None = None):
+    async def _single(
+        self,
+        decision: RoutingDecision,
+        spec: ModelSpec,
+        call: CallFn,
+        fallback_tier: str | None = None,
+    ) -> RoutedResult:
         """One model, no escalation (the original path falls back across premium providers)."""
-        from routing_platform.engine.router import Attempt, RoutedResult
-
         pool = self.router.pool
         assert pool is not None
         if fallback_tier:
@@ -244,12 +255,7 @@ class Executor:
         else:
             outcome = await pool.call_model(spec, call)
             failures = []
-        attempts = [
-            Attempt(
-                f.model, f.provider, spec.tier, None, Decimal("0"), TokenUsage(), 0.0, str(f.error)
-            )
-            for f in failures
-        ]
+        attempts = [ModelRouter.failed_attempt(failure, spec.tier) for failure in failures]
         cost = cost_usd(spec, outcome.usage, self.router.config.price_overrides)
         attempts.append(
             Attempt(

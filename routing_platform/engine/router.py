@@ -206,7 +206,7 @@ class ModelRouter:
                 spec, outcome, failures = await self.pool.call_tier(tier, call)
             except AllProvidersFailedError as err:
                 for failure in getattr(err, "failures", []):
-                    attempts.append(self._failed_attempt(failure, tier))
+                    attempts.append(self.failed_attempt(failure, tier))
                 last_error = err
                 higher = next_tier(tier)
                 if best is not None:
@@ -220,7 +220,7 @@ class ModelRouter:
                 tier = higher
                 continue
             for failure in failures:
-                attempts.append(self._failed_attempt(failure, tier))
+                attempts.append(self.failed_attempt(failure, tier))
             cost = cost_usd(spec, outcome.usage, self.config.price_overrides)
             attempts.append(
                 Attempt(
@@ -270,7 +270,7 @@ class ModelRouter:
         )
 
     @staticmethod
-    def _failed_attempt(failure: Any, tier: str) -> Attempt:
+    def failed_attempt(failure: Any, tier: str) -> Attempt:
         return Attempt(
             failure.model,
             failure.provider,
