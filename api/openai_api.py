@@ -174,9 +174,8 @@ def _record(
     },
 )
 async def chat_completions(request: HttpRequest, payload: ChatCompletionIn):
-    from routing_platform.runtime import run_execute
-
     from routing_platform.engine.errors import RoutingError
+    from routing_platform.runtime import run_execute
 
     started = _started_at(request)
     messages = _flatten_messages(payload)
