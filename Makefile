@@ -23,7 +23,7 @@ demo: $(STAMP)
 
 ## Lint, the import contracts, and the test suite.
 lint: $(STAMP)
-	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff check --no-cache .
 	$(VENV)/bin/lint-imports
 
 test: lint
