@@ -26,7 +26,6 @@ from tests.conftest import REPO_ROOT
 pytestmark = pytest.mark.slow
 
 READY = "Press Ctrl-C to stop every process this started."
-SEED_SUBCOMMAND = REPO_ROOT / "routing_platform" / "cli" / "subcommands" / "demo_seed.py"
 
 # Runs inside the demo's environment (same SQLite file and Redis): one call through the queue.
 ROUTE_ONE_CALL = """
@@ -41,8 +40,10 @@ deadline = time.monotonic() + 90
 while call.status in ("queued", "running") and time.monotonic() < deadline:
     time.sleep(0.2)
     call.refresh_from_db()
+from routing_platform.cli.subcommands.demo_seed import DEMO_KEY
+seeded = RoutedCall.objects.filter(experiment__key=DEMO_KEY).count()
 print(json.dumps({"status": call.status, "model": call.model, "provider": call.provider,
-                  "error": call.error_message}))
+                  "error": call.error_message, "seeded": seeded}))
 """
 
 
@@ -157,8 +158,6 @@ def login(base_url: str, username: str, password: str) -> httpx.Client:
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc to prove nothing is left running")
 def test_demo_starts_routes_a_call_through_the_worker_and_stops_everything(tmp_path):
     """The demo's whole start-up path, one call through Redis and the RQ worker, a clean Ctrl-C."""
-    if not SEED_SUBCOMMAND.exists():
-        pytest.skip(f"the demo seed is not there yet: {SEED_SUBCOMMAND} is missing")
     data_dir = tmp_path / "var"
     demo = Demo(data_dir, tmp_path / "demo1.log", seed_requests=20)
     try:
@@ -178,6 +177,7 @@ def test_demo_starts_routes_a_call_through_the_worker_and_stops_everything(tmp_p
         call = json.loads(routed.stdout.strip().splitlines()[-1])
         assert call["status"] == "success", call
         assert call["provider"] == "simulated" and call["model"]
+        assert call["seeded"] >= 20  # demo-seed filled the demo experiment through the worker
 
         assert demo.ctrl_c() == 0, demo.output[-4000:]
     finally:
