@@ -252,9 +252,9 @@ def _paired_differences(
     treatment arm and metric the sums of ``treatment - control`` differences (one
     aggregate query), and up to ``WILCOXON_MAX_PAIRS`` recent differences (one query).
 
-    Raw SQL over a self-join, written so both SQLite and PostgreSQL walk the unique index
-    of ``paired_call_id`` (``paired_call_id > 0``; the unary ``+`` keeps the planner off
-    the experiment index), i.e. only the pairs, not every call of the experiment."""
+    Raw SQL over a self-join, written so the database walks the unique index of
+    ``paired_call_id`` (``paired_call_id > 0``), i.e. only the pairs, not every call of
+    the experiment."""
     table = RoutedCall._meta.db_table
     arm_table = Arm._meta.db_table
     ops = connection.ops
@@ -263,13 +263,16 @@ def _paired_differences(
         f"(CAST(p.{column} AS DOUBLE PRECISION) - CAST(s.{column} AS DOUBLE PRECISION)) AS d_{metric}"
         for metric, column in PAIRED_COLUMNS.items()
     )
+    # SQLite: the unary + makes a column unusable for an index, so the planner takes the
+    # paired_call_id index instead of the (much less selective) experiment or status ones.
+    plain = "+" if connection.vendor == "sqlite" else ""
     conditions = [
         "p.paired_call_id > 0",
-        "+p.experiment_id = %s",
+        f"{plain}p.experiment_id = %s",
         "p.is_shadow = %s",
         "s.is_shadow = %s",
-        "p.status = %s",
-        "s.status = %s",
+        f"{plain}p.status = %s",
+        f"{plain}s.status = %s",
         "(p.arm_id = %s OR s.arm_id = %s)",
         "p.completed_at <= %s",
     ]
