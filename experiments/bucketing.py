@@ -16,18 +16,35 @@ simply not in the experiment yet.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 _FNV32_OFFSET = 0x811C9DC5
 _FNV32_PRIME = 0x01000193
-_UINT32 = 2**32
+_UINT32_MASK = 0xFFFFFFFF
+
+
+def _fnv1a32_continue(state: int, text: str) -> int:
+    """Feed ``text`` into an FNV-1a 32 state, one code point at a time.
+
+    ASCII text (unit ids, keys) is iterated as bytes, whose values are its code points,
+    which is several times faster than ``ord`` per character.
+    """
+    data = text.encode("ascii") if text.isascii() else map(ord, text)
+    for code in data:
+        state = ((state ^ code) * _FNV32_PRIME) & _UINT32_MASK
+    return state
 
 
 def fnv1a32(text: str) -> int:
     """32-bit FNV-1a over the code points of ``text`` (as GrowthBook's Python SDK does)."""
-    value = _FNV32_OFFSET
-    for char in text:
-        value = ((value ^ ord(char)) * _FNV32_PRIME) % _UINT32
-    return value
+    return _fnv1a32_continue(_FNV32_OFFSET, text)
+
+
+@lru_cache(maxsize=1024)
+def _seed_state(seed: str) -> int:
+    # FNV-1a is a stream: hashing seed + value continues from the state after the seed,
+    # so the seed's part is computed once per seed.
+    return fnv1a32(seed)
 
 
 def gb_hash(seed: str, value: str, version: int) -> float | None:
@@ -37,7 +54,14 @@ def gb_hash(seed: str, value: str, version: int) -> float | None:
     v1 = fnv1a32(value + seed) % 1000 / 1000 (the legacy hash, three decimals).
     """
     if version == 2:
-        return (fnv1a32(str(fnv1a32(seed + value))) % 10000) / 10000
+        # Inlined FNV-1a loops: this is the hot path of every assignment.
+        state = _seed_state(seed)
+        for code in value.encode("ascii") if value.isascii() else map(ord, value):
+            state = ((state ^ code) * _FNV32_PRIME) & _UINT32_MASK
+        outer = _FNV32_OFFSET
+        for code in str(state).encode("ascii"):
+            outer = ((outer ^ code) * _FNV32_PRIME) & _UINT32_MASK
+        return (outer % 10000) / 10000
     if version == 1:
         return (fnv1a32(value + seed) % 1000) / 1000
     return None

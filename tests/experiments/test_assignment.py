@@ -105,12 +105,36 @@ def test_route_for_unit_while_running_and_after_rollback():
 
 
 def test_assignment_queries_are_pinned(django_assert_num_queries):
-    """A new unit costs phase + arms + lookup + insert (in a savepoint) cold, lookup +
-    insert once the experiment's layout is cached, and one lookup when already known."""
+    """A new unit costs phase + arms + lookup + insert cold, lookup + insert once the
+    experiment's layout is cached, and one lookup when the unit is already assigned."""
     experiment = make_experiment()
-    with django_assert_num_queries(6):
-        services.assignment_get_or_create(experiment=experiment, unit_id="q-1")
     with django_assert_num_queries(4):
+        services.assignment_get_or_create(experiment=experiment, unit_id="q-1")
+    with django_assert_num_queries(2):
         services.assignment_get_or_create(experiment=experiment, unit_id="q-2")
     with django_assert_num_queries(1):
         services.assignment_get_or_create(experiment=experiment, unit_id="q-1")
+
+
+def test_a_concurrent_insert_of_the_same_unit_keeps_the_first_row(monkeypatch):
+    """If another process stores the unit between our lookup and our insert, our insert
+    does nothing and the other process's row (and arm) wins."""
+    from experiments.models import Assignment, Phase
+    from experiments.services import assignment as module
+
+    experiment = make_experiment()
+    phase = Phase.objects.get(experiment=experiment)
+    hashed = ["original_council", "smart_routing"][
+        assign_arm(seed=phase.hash_seed, unit_id="raced", weights=phase.weights)
+    ]
+    other = Arm.objects.filter(experiment=experiment).exclude(key=hashed).get()
+    real_assign_arm = module.assign_arm
+
+    def assign_while_another_process_inserts(**kwargs):
+        Assignment.objects.create(experiment=experiment, phase=phase, arm=other, unit_id="raced")
+        return real_assign_arm(**kwargs)
+
+    monkeypatch.setattr(module, "assign_arm", assign_while_another_process_inserts)
+    assignment = services.assignment_get_or_create(experiment=experiment, unit_id="raced")
+    assert assignment.arm == other
+    assert Assignment.objects.filter(experiment=experiment, unit_id="raced").count() == 1
