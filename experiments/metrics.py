@@ -1,19 +1,26 @@
-"""Dashboard metrics, aggregated by the database from the hourly :class:`CallRollup` rows.
+"""Dashboard metrics, aggregated by the database from the call rollups.
 
-Three grouped queries feed every number of the dashboard, however many calls there are:
+Reads go to two tables with the same key and sums: the daily compaction
+(:class:`CallRollupDaily`, kept in step by ``experiments.rollups_daily``) for the closed
+UTC days of a window, and the hourly :class:`CallRollup` for the rest (today, and hours at
+the edges of a window that is not day-aligned). A :class:`ReadPlan` says which rows of
+which table make up a window; every query below runs once per table it needs:
 
 1. the *cube*: ``SUM(...) GROUP BY`` every breakdown dimension (experiment, arm, strategy,
-   complexity, tier, model, provider, task type, status) over the window; a few hundred
-   rows, folded in Python into the overview and each breakdown;
-2. the *series*: the same sums ``GROUP BY bucket_start`` (one row per hour), merged into
-   days when the window is longer than two days;
-3. the *histograms*: the latency and confidence histograms of every rollup row in the
-   window, read as text and summed with numpy (bucket-wise), for p50 / p95 overall, per
-   time bucket and per arm, and the confidence distribution.
+   complexity, tier, model, provider, task type, status, shadow); a few hundred rows,
+   folded in Python into the overview and each breakdown;
+2. the *series*: the same sums ``GROUP BY bucket_start`` (hours or days), merged into days
+   when the window is longer than two days;
+3. the *histograms*: latency and confidence histograms from the hourly
+   :class:`ArmRollup` rows (a few per hour), read as text and summed bucket-wise with
+   numpy, for p50 / p95 overall, per time bucket and per arm, and the confidence
+   distribution.
 
 Shadow calls (the background twin of a call, in shadow mode) are left out of every figure
 except ``overview.shadow_requests`` / ``overview.shadow_cost_usd``: they are not requests
-anybody made. Windows align to whole UTC hours, because that is the rollups' grain.
+anybody made. Windows in hours are whole UTC hours ending after the current hour; windows
+in days or weeks are calendar days in UTC, today included ("7d" = today and the six days
+before), so a daily series never starts with a partial day.
 
 Rates (escalation, error, share) are fractions 0-1; ``cost_savings_percentage`` is a
 percentage, as in the user's guide. Money is summed as Decimal and reported as float USD.
@@ -29,11 +36,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Q, QuerySet, Sum, TextField
+from django.db.models import Min, Q, QuerySet, Sum, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from experiments.models import CallRollup, RoutedCall
+from experiments.models import ArmRollup, CallRollup, CallRollupDaily, RoutedCall
 from experiments.stats.histograms import (
     CONFIDENCE_HIST_EDGES,
     CONFIDENCE_HIST_SIZE,
@@ -75,6 +82,7 @@ _CUBE_FIELDS = (
     "provider",
     "task_type",
     "status",
+    "is_shadow",
 )
 _ERROR = RoutedCall.Status.ERROR
 
@@ -103,11 +111,16 @@ def _hour_floor(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
+def _day_floor(moment: datetime) -> datetime:
+    return _hour_floor(moment).replace(hour=0)
+
+
 def window_resolve(
     window: str | timedelta | TimeWindow | None = None, *, now: datetime | None = None
 ) -> TimeWindow:
-    """The window for ``window``: None or "all" (all time), "24h", "7d", "2w", ... or a
-    timedelta. It ends after the current hour and starts on a whole hour."""
+    """The window for ``window``: None or "all" (all time); "24h" (whole hours, ending after
+    the current hour); "7d", "2w" (calendar days in UTC, today included); or a timedelta
+    (whole hours)."""
     if isinstance(window, TimeWindow):
         return window
     now = now or timezone.now()
@@ -116,7 +129,7 @@ def window_resolve(
         return TimeWindow(key="all", label="All time", since=None, until=until)
     if isinstance(window, timedelta):
         hours = int(window.total_seconds() // 3600)
-        key = f"{hours}h"
+        key, since = f"{hours}h", until - timedelta(hours=hours)
     elif isinstance(window, str):
         match = _WINDOW_PATTERN.match(window)
         if not match:
@@ -124,8 +137,13 @@ def window_resolve(
                 f"Unknown time window {window!r}: use 'all' or a number with h, d or w "
                 "(e.g. 24h, 7d, 2w)."
             )
-        hours = int(match.group(1)) * _UNIT_HOURS[match.group(2).lower()]
-        key = f"{match.group(1)}{match.group(2).lower()}"
+        count, unit = int(match.group(1)), match.group(2).lower()
+        hours = count * _UNIT_HOURS[unit]
+        key = f"{count}{unit}"
+        if unit == "h":
+            since = until - timedelta(hours=hours)
+        else:
+            since = _day_floor(now) - timedelta(hours=hours - 24)
     else:
         raise MetricsInputError(
             f"A time window is a string like '7d' or a timedelta, not {window!r}."
@@ -133,21 +151,73 @@ def window_resolve(
     if hours < 1:
         raise MetricsInputError("A time window must be at least one hour long (e.g. 1h, 24h, 7d).")
     label = next((label for choice, label, _ in WINDOW_CHOICES if choice == key), f"Last {key}")
-    return TimeWindow(key=key, label=label, since=until - timedelta(hours=hours), until=until)
+    return TimeWindow(key=key, label=label, since=since, until=until)
 
 
-def rollups_in(
-    *, window: TimeWindow, experiment_key: str | None = None, shadow: bool | None = False
-) -> QuerySet[CallRollup]:
-    """Rollup rows of the window (and experiment); ``shadow`` None keeps both kinds."""
-    rows = CallRollup.objects.filter(bucket_start__lt=window.until)
-    if window.since is not None:
-        rows = rows.filter(bucket_start__gte=window.since)
-    if experiment_key:
-        rows = rows.filter(experiment_key=experiment_key)
-    if shadow is not None:
-        rows = rows.filter(is_shadow=shadow)
-    return rows.order_by()
+@dataclass(frozen=True)
+class ReadPlan:
+    """Which rows make up a time range: daily rows for ``[days_since, days_until)`` (none
+    when ``days_until`` is None; ``days_since`` None = from the first day), hourly rows for
+    each range in ``hours`` (``since`` None = from the first hour)."""
+
+    days_since: datetime | None = None
+    days_until: datetime | None = None
+    hours: tuple[tuple[datetime | None, datetime], ...] = ()
+
+    def querysets(
+        self, *, experiment_key: str | None = None, shadow: bool | None = None
+    ) -> list[QuerySet]:
+        """One queryset per table the plan reads (daily first), filtered alike."""
+        querysets = []
+        if self.days_until is not None:
+            rows = CallRollupDaily.objects.filter(bucket_start__lt=self.days_until)
+            if self.days_since is not None:
+                rows = rows.filter(bucket_start__gte=self.days_since)
+            querysets.append(rows)
+        ranges = Q()
+        for since, until in self.hours:
+            part = Q(bucket_start__lt=until)
+            if since is not None:
+                part &= Q(bucket_start__gte=since)
+            ranges |= part
+        if self.hours:
+            querysets.append(CallRollup.objects.filter(ranges))
+        filtered = []
+        for rows in querysets:
+            if experiment_key:
+                rows = rows.filter(experiment_key=experiment_key)
+            if shadow is not None:
+                rows = rows.filter(is_shadow=shadow)
+            filtered.append(rows.order_by())
+        return filtered
+
+
+def read_plan(
+    since: datetime | None,
+    until: datetime,
+    *,
+    compacted_until: datetime | None,
+    hourly_only: bool = False,
+) -> ReadPlan:
+    """The plan for ``[since, until)``: compacted days (those starting on or after ``since``,
+    ending by ``until`` and before ``compacted_until``) from the daily table, the rest
+    hourly. ``compacted_until`` None (or ``hourly_only``) reads everything hourly."""
+    if hourly_only or compacted_until is None:
+        return ReadPlan(hours=((since, until),))
+    first_day = None
+    if since is not None:
+        first_day = _day_floor(since)
+        if first_day < since:
+            first_day += timedelta(days=1)
+    days_until = min(compacted_until, _day_floor(until))
+    if first_day is not None and first_day >= days_until:
+        return ReadPlan(hours=((since, until),))
+    hours = []
+    if since is not None and since < first_day:
+        hours.append((since, first_day))
+    if days_until < until:
+        hours.append((days_until, until))
+    return ReadPlan(days_since=first_day, days_until=days_until, hours=tuple(hours))
 
 
 def _sums() -> dict:
@@ -269,40 +339,33 @@ def totals_of(rows: Iterable[dict]) -> Totals:
     return totals
 
 
-def cube(*, window: TimeWindow, experiment_key: str | None = None) -> list[dict]:
-    """Sums grouped by every breakdown dimension over the window (one query)."""
-    return list(
-        rollups_in(window=window, experiment_key=experiment_key)
-        .values(*_CUBE_FIELDS)
-        .annotate(**_sums())
-    )
+def cube(*, plan: ReadPlan, experiment_key: str | None = None) -> list[dict]:
+    """Sums grouped by every breakdown dimension and shadow flag (one query per table)."""
+    return [
+        row
+        for rows in plan.querysets(experiment_key=experiment_key)
+        for row in rows.values(*_CUBE_FIELDS).annotate(**_sums())
+    ]
 
 
-def series_rows(*, window: TimeWindow, experiment_key: str | None = None) -> list[dict]:
-    """Sums per rollup hour over the window, oldest first (one query)."""
-    return list(
-        rollups_in(window=window, experiment_key=experiment_key)
-        .values("bucket_start")
-        .annotate(**_sums())
-        .order_by("bucket_start")
-    )
+def series_rows(*, plan: ReadPlan, experiment_key: str | None = None) -> list[dict]:
+    """Sums per row bucket (hour or day) of non-shadow calls, oldest first (one query per
+    table)."""
+    rows = [
+        row
+        for rows in plan.querysets(experiment_key=experiment_key, shadow=False)
+        for row in rows.values("bucket_start").annotate(**_sums())
+    ]
+    return sorted(rows, key=lambda row: row["bucket_start"])
 
 
-def shadow_totals(*, window: TimeWindow, experiment_key: str | None = None) -> Totals:
-    """Sums of the shadow calls of the window (one query)."""
-    row = rollups_in(window=window, experiment_key=experiment_key, shadow=True).aggregate(**_sums())
-    return Totals().add(row)
-
-
-def error_totals(
-    *, since: datetime | None, until: datetime, experiment_key: str | None = None
-) -> Totals:
-    """Requests and errors between two hours (one query); used for error-rate baselines."""
-    window = TimeWindow(key="custom", label="custom", since=since, until=until)
-    row = rollups_in(window=window, experiment_key=experiment_key).aggregate(
-        requests=Sum("n"), errors=Sum("n", filter=Q(status=_ERROR))
-    )
-    return Totals().add(row)
+def error_totals(*, plan: ReadPlan, experiment_key: str | None = None) -> Totals:
+    """Requests and errors of non-shadow calls (one query per table); used for error-rate
+    baselines."""
+    totals = Totals()
+    for rows in plan.querysets(experiment_key=experiment_key, shadow=False):
+        totals.add(rows.aggregate(requests=Sum("n"), errors=Sum("n", filter=Q(status=_ERROR))))
+    return totals
 
 
 # --- Histograms -------------------------------------------------------------------------
@@ -318,7 +381,7 @@ class Histograms:
     latency_by_arm: dict[tuple[str, str], list[int]] = field(default_factory=dict)
 
 
-def _parse_hists(texts: list[str], size: int):
+def parse_hists(texts: list[str], size: int):
     """A (rows x size) integer array from JSON list texts.
 
     One C-level parse of the joined texts instead of a ``json.loads`` per row (about five
@@ -351,12 +414,21 @@ def _parse_hists(texts: list[str], size: int):
     return matrix
 
 
-def histograms(*, window: TimeWindow, experiment_key: str | None = None) -> Histograms:
-    """The window's histograms summed bucket-wise (one query; numpy does the sums)."""
+def histograms(
+    *, since: datetime | None, until: datetime, experiment_key: str | None = None
+) -> Histograms:
+    """Histograms of non-shadow calls in ``[since, until)`` summed bucket-wise: read from
+    :class:`ArmRollup` (hour x experiment x arm x status x shadow: a few rows per hour,
+    however many models and task types), as text, summed with numpy (one query)."""
     import numpy as np
 
+    rows = ArmRollup.objects.filter(bucket_start__lt=until, is_shadow=False)
+    if since is not None:
+        rows = rows.filter(bucket_start__gte=since)
+    if experiment_key:
+        rows = rows.filter(experiment_key=experiment_key)
     rows = list(
-        rollups_in(window=window, experiment_key=experiment_key)
+        rows.order_by()
         .annotate(
             latency_text=Cast("latency_hist", TextField()),
             confidence_text=Cast("confidence_hist", TextField()),
@@ -366,8 +438,8 @@ def histograms(*, window: TimeWindow, experiment_key: str | None = None) -> Hist
     result = Histograms()
     if not rows:
         return result
-    latency = _parse_hists([row[3] or "[]" for row in rows], LATENCY_HIST_SIZE)
-    confidence = _parse_hists([row[4] or "[]" for row in rows], CONFIDENCE_HIST_SIZE)
+    latency = parse_hists([row[3] or "[]" for row in rows], LATENCY_HIST_SIZE)
+    confidence = parse_hists([row[4] or "[]" for row in rows], CONFIDENCE_HIST_SIZE)
     result.latency = latency.sum(axis=0).tolist()
     result.confidence = confidence.sum(axis=0).tolist()
     for name, keys in (
@@ -448,29 +520,25 @@ def arm_breakdown(
     return result
 
 
-def series(
-    rows: list[dict], *, window: TimeWindow, hists: Histograms | None = None
-) -> tuple[str, list[dict]]:
-    """The time series: hourly for windows up to 48 hours (or spans that short), else daily."""
-    if not rows:
-        return "hour", []
-    span = rows[-1]["bucket_start"] - rows[0]["bucket_start"]
-    length = window.length if window.length is not None else span
-    granularity = "hour" if length <= HOURLY_SERIES_MAX else "day"
+def series(rows: list[dict], *, granularity: str, hists: Histograms | None = None) -> list[dict]:
+    """The time series: one point per hour, or per UTC day (hourly and daily rows merged);
+    latency percentiles from the hourly histograms of each point's hours."""
     buckets: dict[datetime, Totals] = {}
-    latency: dict[datetime, list[int]] = {}
     for row in rows:
         start = row["bucket_start"].astimezone(UTC)
         if granularity == "day":
             start = start.replace(hour=0)
         buckets.setdefault(start, Totals()).add(row)
-        hour_hist = hists.latency_by_hour.get(row["bucket_start"]) if hists else None
-        if hour_hist:
-            merged = latency.setdefault(start, [0] * LATENCY_HIST_SIZE)
-            for index, count in enumerate(hour_hist):
-                merged[index] += count
+    latency: dict[datetime, list[int]] = {}
+    for hour, counts in hists.latency_by_hour.items() if hists else ():
+        start = hour.astimezone(UTC)
+        if granularity == "day":
+            start = start.replace(hour=0)
+        merged = latency.setdefault(start, [0] * LATENCY_HIST_SIZE)
+        for index, count in enumerate(counts):
+            merged[index] += count
     points = []
-    for start, totals in buckets.items():
+    for start, totals in sorted(buckets.items()):
         counts = latency.get(start) or []
         points.append(
             {
@@ -480,7 +548,7 @@ def series(
                 "latency_p95_ms": latency_quantile(counts, 0.95) if counts else None,
             }
         )
-    return granularity, points
+    return points
 
 
 def overview(totals: Totals, hists: Histograms, shadow: Totals) -> dict:
@@ -524,6 +592,8 @@ class DashboardMetrics:
     confidence_distribution: list[dict]
     cube_rows: list[dict]
     histograms: Histograms
+    #: Closed days before this moment were read from the daily rows (None: all hourly).
+    compacted_until: datetime | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -543,20 +613,42 @@ class DashboardMetrics:
         }
 
 
+def granularity_of(window: TimeWindow) -> str:
+    """ "hour" for windows (or, for all time, data) spanning at most 48 hours, else "day"."""
+    if window.since is not None:
+        return "hour" if window.length <= HOURLY_SERIES_MAX else "day"
+    first = CallRollup.objects.aggregate(first=Min("bucket_start"))["first"]
+    return "hour" if first is None or window.until - first <= HOURLY_SERIES_MAX else "day"
+
+
 def dashboard_metrics(
     *,
     window: str | timedelta | TimeWindow | None = None,
     experiment_key: str | None = None,
     now: datetime | None = None,
 ) -> DashboardMetrics:
-    """Overview, breakdowns, time series and distributions of a window (four queries)."""
+    """Overview, breakdowns, time series and distributions of a window.
+
+    A daily window first brings the compacted days in step (``daily_rollups_sync``: two
+    small queries when nothing changed), then reads closed days from the daily rows and the
+    rest from the hourly rows: three queries (cube, histograms, series) per table.
+    """
+    from experiments.rollups_daily import compacted_until, daily_rollups_sync
+
     resolved = window_resolve(window, now=now)
-    cube_rows = cube(window=resolved, experiment_key=experiment_key)
-    totals = totals_of(cube_rows)
-    hists = histograms(window=resolved, experiment_key=experiment_key)
-    shadow = shadow_totals(window=resolved, experiment_key=experiment_key)
-    granularity, points = series(
-        series_rows(window=resolved, experiment_key=experiment_key), window=resolved, hists=hists
+    granularity = granularity_of(resolved)
+    boundary = None
+    if granularity == "day":
+        daily_rollups_sync(now=now)
+        boundary = compacted_until(now)
+    plan = read_plan(resolved.since, resolved.until, compacted_until=boundary)
+    cube_rows = cube(plan=plan, experiment_key=experiment_key)
+    served = [row for row in cube_rows if not row["is_shadow"]]
+    totals = totals_of(served)
+    shadow = totals_of(row for row in cube_rows if row["is_shadow"])
+    hists = histograms(since=resolved.since, until=resolved.until, experiment_key=experiment_key)
+    points = series(
+        series_rows(plan=plan, experiment_key=experiment_key), granularity=granularity, hists=hists
     )
     return DashboardMetrics(
         window=resolved,
@@ -564,13 +656,14 @@ def dashboard_metrics(
         totals=totals,
         overview=overview(totals, hists, shadow),
         breakdowns={
-            name: breakdown(cube_rows, field_name, requests_total=totals.requests)
+            name: breakdown(served, field_name, requests_total=totals.requests)
             for name, field_name in BREAKDOWNS.items()
         },
-        by_arm=arm_breakdown(cube_rows, requests_total=totals.requests, hists=hists),
+        by_arm=arm_breakdown(served, requests_total=totals.requests, hists=hists),
         granularity=granularity,
         timeseries=points,
         confidence_distribution=confidence_distribution(hists.confidence),
-        cube_rows=cube_rows,
+        cube_rows=served,
         histograms=hists,
+        compacted_until=boundary,
     )

@@ -5,6 +5,7 @@ from experiments.models.audit import AuditLogEntry
 from experiments.models.calls import RoutedCall
 from experiments.models.experiment import Arm, Assignment, Experiment, Phase
 from experiments.models.rollups import ArmRollup, CallRollup
+from experiments.models.rollups_daily import CallRollupDaily, CallRollupDay
 
 __all__ = [
     "AlertRule",
@@ -13,6 +14,8 @@ __all__ = [
     "Assignment",
     "AuditLogEntry",
     "CallRollup",
+    "CallRollupDaily",
+    "CallRollupDay",
     "Experiment",
     "Phase",
     "RoutedCall",

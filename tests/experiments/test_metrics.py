@@ -26,20 +26,33 @@ def test_window_none_is_all_time_ending_after_the_current_hour():
     assert window.until == datetime(2026, 11, 20, 13, 0, tzinfo=UTC)
 
 
+def test_hour_windows_are_whole_hours_back_from_the_next_hour():
+    """'24h' covers the 24 whole hours ending after the current hour."""
+    window = window_resolve("24h", now=NOW)
+    assert window.until - window.since == timedelta(hours=24)
+    assert window.since == datetime(2026, 11, 19, 13, 0, tzinfo=UTC)
+    assert window.label == "Last 24 hours"
+
+
 @pytest.mark.parametrize(
-    ("text", "hours", "label"),
-    [("24h", 24, "Last 24 hours"), ("7d", 168, "Last 7 days"), ("2w", 336, "Last 2w")],
+    ("text", "first_day", "label"),
+    [
+        ("7d", datetime(2026, 11, 14, tzinfo=UTC), "Last 7 days"),
+        ("1d", datetime(2026, 11, 20, tzinfo=UTC), "Last 1d"),
+        ("2w", datetime(2026, 11, 7, tzinfo=UTC), "Last 2w"),
+    ],
 )
-def test_window_strings_start_on_whole_hours(text, hours, label):
-    """'24h', '7d', '2w' cover that many whole hours back from the end of the current hour."""
+def test_day_windows_are_calendar_days_including_today(text, first_day, label):
+    """'7d' is today and the six days before, from 00:00 UTC, so no series starts with a
+    partial day."""
     window = window_resolve(text, now=NOW)
-    assert window.until - window.since == timedelta(hours=hours)
-    assert window.since.minute == 0 and window.since.second == 0
+    assert window.since == first_day
+    assert window.until == datetime(2026, 11, 20, 13, 0, tzinfo=UTC)
     assert window.label == label
 
 
 def test_window_timedelta_is_accepted():
-    """A timedelta works like the equivalent string."""
+    """A timedelta counts whole hours, like a window in hours."""
     assert window_resolve(timedelta(days=1), now=NOW).since == window_resolve("24h", now=NOW).since
 
 
@@ -256,23 +269,35 @@ def test_confidence_distribution_counts_each_call_once():
 
 
 @pytest.mark.django_db
-def test_dashboard_metrics_takes_four_queries_however_many_calls(django_assert_num_queries):
-    """Cube, histograms, shadow totals and series: four queries, whatever the data."""
+def test_hourly_window_takes_three_queries(django_assert_num_queries):
+    """A 24-hour window: cube, histograms and series, whatever the number of calls."""
+    make_calls([{"completed_at": recent_hour(hours)} for hours in range(0, 24, 2)])
+    with django_assert_num_queries(3):
+        result = dashboard_metrics(window="24h")
+    assert result.overview["total_requests"] == 12
+
+
+@pytest.mark.django_db
+def test_daily_window_takes_seven_queries_once_compacted(django_assert_num_queries):
+    """A 7-day window, days already compacted: two to check the compaction, then cube and
+    series on each table (daily, hourly) and the histograms."""
     experiment, control, smart = make_experiment()
     make_calls(
         [
             {"completed_at": recent_hour(hours), "experiment": experiment, "arm": smart}
-            for hours in range(0, 100, 3)
+            for hours in range(0, 140, 3)
         ]
     )
-    with django_assert_num_queries(4):
-        result = dashboard_metrics(window="7d")
-    assert result.overview["total_requests"] > 0
+    first = dashboard_metrics(window="7d")
+    with django_assert_num_queries(7):
+        again = dashboard_metrics(window="7d")
+    assert again.overview == first.overview
+    assert again.overview["total_requests"] > 0
 
 
 def test_parse_hists_falls_back_for_rows_of_another_length():
     """Histograms of an unexpected length are padded or cut instead of misaligning."""
-    matrix = metrics._parse_hists(
+    matrix = metrics.parse_hists(
         ["[1, 2]", "[]", "[" + ", ".join(["1"] * LATENCY_HIST_SIZE) + "]"], LATENCY_HIST_SIZE
     )
     assert matrix.shape == (3, LATENCY_HIST_SIZE)
