@@ -108,7 +108,7 @@ def delta_relative_arrays(n_c, mean_c, var_c, n_t, mean_t, var_t):
     degenerate = variance <= 0
     z = np.where(
         degenerate,
-        np.where(lift == 0, 0.0, np.sign(lift) * np.inf),
+        np.where(lift == 0, 0.0, np.copysign(np.inf, lift)),
         lift / np.where(degenerate, 1.0, se),
     )
     p = np.where(degenerate, np.where(lift == 0, 1.0, 0.0), 2 * scipy_stats.norm.sf(np.abs(z)))
