@@ -26,8 +26,7 @@ from functools import partial
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from experiments.bucketing import in_sample
@@ -227,39 +226,48 @@ def _record(
     is_shadow,
     strategy,
 ) -> RoutedCall:
-    call = None
     if idempotency_key:
         call = (
             RoutedCall.objects.select_related("experiment", "arm")
-            .select_for_update(of=("self",))
             .filter(idempotency_key=idempotency_key)
             .first()
         )
-        if call is not None and call.is_finished:
-            return call
-    if call is None:
-        call = RoutedCall(
-            idempotency_key=idempotency_key or uuid.uuid4().hex,
-            kind=kind,
-            source=_clip(source, 32),
-            unit_id=_clip(unit_id, 255),
-            task_type=_clip(task_type, 32),
-            request_payload=_json_safe(dict(request_payload or {})),
-            experiment_id=_id_of(experiment),
-            arm_id=_id_of(arm),
-            phase_id=_id_of(phase),
-            is_shadow=is_shadow,
-            strategy=_clip(strategy, 32),
-        )
-        if _instance(Experiment, experiment) is not None:
-            call.experiment = experiment
-        if _instance(Arm, arm) is not None:
-            call.arm = arm
-        if call.attempts == 0:
-            call.attempts = 1
+        if call is not None:
+            return _finish(call, result=result, error=error)
+    call = RoutedCall(
+        idempotency_key=idempotency_key or uuid.uuid4().hex,
+        kind=kind,
+        source=_clip(source, 32),
+        unit_id=_clip(unit_id, 255),
+        task_type=_clip(task_type, 32),
+        request_payload=_json_safe(dict(request_payload or {})),
+        experiment_id=_id_of(experiment),
+        arm_id=_id_of(arm),
+        phase_id=_id_of(phase),
+        is_shadow=is_shadow,
+        strategy=_clip(strategy, 32),
+        attempts=1,
+    )
+    if _instance(Experiment, experiment) is not None:
+        call.experiment = experiment
+    if _instance(Arm, arm) is not None:
+        call.arm = arm
+    _apply_outcome(call, result=result, error=error)
+    # Foreign keys, uniqueness and the confidence check are enforced by the database (and
+    # the race is handled by the caller); skipping their lookups saves queries per call.
+    call.full_clean(exclude=_RELATIONS, validate_unique=False, validate_constraints=False)
+    call.save()
+
+    from experiments.rollups import rollup_apply
+
+    rollup_apply(call=call)
+    return call
+
+
+def _apply_outcome(call: RoutedCall, *, result, error) -> None:
+    """Set the outcome fields of ``call`` (in memory) from a result or an error."""
     if not call.strategy and call.arm_id and call.arm is not None:
         call.strategy = call.arm.strategy
-
     if error is not None:
         fields, metadata = _error_fields(error)
         fields.update(_outcome_fields(metadata, None) if metadata else {})
@@ -275,10 +283,66 @@ def _record(
     for name, value in fields.items():
         setattr(call, name, value)
     call.completed_at = timezone.now()
-    # Foreign keys, uniqueness and the confidence check are enforced by the database (and
-    # the race is handled by the caller); skipping their lookups saves queries per call.
-    call.full_clean(exclude=_RELATIONS, validate_unique=False, validate_constraints=False)
-    call.save()
+
+
+#: What finishing a queued or running call writes.
+_FINISH_FIELDS = (
+    "status",
+    "strategy",
+    "complexity",
+    "complexity_score",
+    "tier",
+    "models_tried",
+    "model",
+    "provider",
+    "escalated",
+    "escalation_reason",
+    "confidence",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "baseline_cost_usd",
+    "latency_ms",
+    "final_score",
+    "verdict",
+    "result",
+    "error_type",
+    "error_message",
+    "completed_at",
+)
+# One statement, built from the model's own column names (constants; values are always
+# parameters). The status condition is what makes recording exactly-once: of two
+# processes finishing the same call, the second one's UPDATE matches no row (on
+# PostgreSQL it waits for the first one's row lock, then re-reads the status).
+_FINISH_SQL = (
+    "UPDATE experiments_routedcall SET "  # noqa: S608 - identifiers are constants
+    + ", ".join(f"{RoutedCall._meta.get_field(name).column} = %s" for name in _FINISH_FIELDS)
+    + " WHERE id = %s AND status IN (%s, %s)"
+)
+
+
+def _finish(call: RoutedCall, *, result, error) -> RoutedCall:
+    """Move a queued or running ``call`` to success/error and roll it up, exactly once.
+
+    Runs inside the caller's transaction. A call already finished (by an earlier run of
+    the same job, or a concurrent one) is returned as it is stored.
+    """
+    if call.is_finished:
+        return call
+    _apply_outcome(call, result=result, error=error)
+    call.clean_fields(
+        exclude=[f.name for f in RoutedCall._meta.fields if f.name not in _FINISH_FIELDS]
+    )
+    params = [
+        RoutedCall._meta.get_field(name).get_db_prep_save(getattr(call, name), connection)
+        for name in _FINISH_FIELDS
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_FINISH_SQL, [*params, call.pk, Status.QUEUED, Status.RUNNING])
+        finished_now = cursor.rowcount == 1
+    if not finished_now:
+        call.refresh_from_db()
+        return call
 
     from experiments.rollups import rollup_apply
 
@@ -528,6 +592,12 @@ def _run_engine(call: RoutedCall) -> dict:
     return asyncio.run(coroutine)
 
 
+_CLAIM_SQL = (
+    "UPDATE experiments_routedcall SET status = %s, attempts = attempts + 1 "
+    "WHERE id = %s AND status IN (%s, %s)"
+)
+
+
 def routed_call_execute(*, call: RoutedCall) -> RoutedCall:
     """Run a queued call through the engine and record its outcome (the job's body).
 
@@ -537,27 +607,20 @@ def routed_call_execute(*, call: RoutedCall) -> RoutedCall:
     """
     from routing_platform.engine.errors import RoutingError
 
-    claimed = RoutedCall.objects.filter(
-        pk=call.pk, status__in=(Status.QUEUED, Status.RUNNING)
-    ).update(status=Status.RUNNING, attempts=F("attempts") + 1)
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, [Status.RUNNING, call.pk, Status.QUEUED, Status.RUNNING])
+        claimed = cursor.rowcount == 1
     if not claimed:
         call.refresh_from_db()
         return call
+    call.status, call.attempts = Status.RUNNING, call.attempts + 1
     result, error = None, None
     try:
         result = _run_engine(call)
     except RoutingError as err:
         error = err
-    return routed_call_record(
-        kind=call.kind,
-        source=call.source,
-        unit_id=call.unit_id,
-        task_type=call.task_type,
-        request_payload=call.request_payload,
-        result=result,
-        error=error,
-        idempotency_key=call.idempotency_key,
-    )
+    with transaction.atomic():
+        return _finish(call, result=result, error=error)
 
 
 def routed_calls_reconcile(*, older_than_s: float = 600.0) -> dict[str, int]:

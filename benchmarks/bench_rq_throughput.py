@@ -1,0 +1,211 @@
+"""Routed calls through RQ workers with a simulated 50 ms upstream, against the ideal rate
+``workers x 1 / latency`` (target >= 80% of it).
+
+Setup, per worker count N: a throw-away SQLite database and an embedded redis-server in
+a temporary directory; N ``manage.py rqworker routing`` processes (the platform's
+``RoutingWorker``) with ``ROUTER_SIMULATED_LATENCY_MS=50`` (every upstream call takes
+50 ms) and escalation off (one upstream call per routed call, so the ideal is exactly
+N x 20 calls/s). Once the workers are registered, RQ is suspended, M calls are written
+and enqueued through ``routed_call_enqueue`` (the API's path), RQ is resumed and the clock
+runs until the last call is recorded. Rate = M / elapsed; the figure is the median of
+several runs. Production settings (DEBUG off).
+
+Run alone: ``python -m benchmarks.bench_rq_throughput [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TITLE = "Routed calls through RQ workers (simulated upstream latency 50 ms)"
+LATENCY_MS = 50.0
+TARGET_SHARE = 0.80
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _wait(predicate, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def _measure(workers: int, calls: int, runs: int, data_dir: Path, redis_url: str) -> list[float]:
+    import django_rq
+    from django.db.models import Max
+    from rq import Worker
+    from rq.suspension import resume, suspend
+
+    from experiments import services
+    from experiments.models import RoutedCall
+
+    env = dict(os.environ)
+    env.update(
+        REDIS_URL=redis_url,
+        ROUTER_SIMULATED_LATENCY_MS=str(LATENCY_MS),
+        ROUTER_ENABLE_ESCALATION="false",
+        ROUTER_PROVIDER_MODE="simulated",
+        LOG_LEVEL="WARNING",
+    )
+    queue = django_rq.get_queue("routing")
+    connection = queue.connection
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "manage.py", "rqworker", "routing", "--name", f"bench-{workers}-{i}"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for i in range(workers)
+    ]
+    rates = []
+    try:
+        _wait(lambda: len(Worker.all(queue=queue)) >= workers, 300, f"{workers} workers")
+        for run in range(runs):
+            suspend(connection)
+            ids = [
+                services.routed_call_enqueue(
+                    kind="execute",
+                    request_payload={"text": f"Classify the sentiment #{run}-{i}: I like it."},
+                    task_type="classification",
+                    source="bench",
+                ).pk
+                for i in range(calls)
+            ]
+            started = time.time()
+            resume(connection)
+            done = RoutedCall.objects.filter(pk__in=ids, status__in=("success", "error"))
+            _wait(lambda done=done: done.count() >= calls, 600, f"{calls} calls")
+            finished = done.aggregate(last=Max("completed_at"))["last"].timestamp()
+            rates.append(calls / max(finished - started, 1e-9))
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        for worker in Worker.all(queue=queue):  # a killed worker would linger in Redis
+            worker.register_death()
+    return rates
+
+
+def _cpu_breakdown(calls: int) -> dict:
+    """CPU milliseconds per routed call spent in the engine, the recording and the rollup,
+    measured in this process by running the job function directly (no queue)."""
+    from experiments import jobs, rollups, services
+    from experiments.services import calls as call_services
+
+    ids = [
+        services.routed_call_enqueue(
+            kind="execute",
+            request_payload={"text": f"Classify the sentiment #{i}: I like it."},
+            task_type="classification",
+            source="bench",
+            dispatch=False,
+        ).pk
+        for i in range(calls + 1)
+    ]
+    jobs.routed_call_execute(ids[0])  # warm-up
+    spent = {"engine": 0.0, "rollup": 0.0}
+    real_engine, real_apply = call_services._run_engine, rollups.rollup_apply
+
+    def timed_engine(call):
+        started = time.process_time()
+        try:
+            return real_engine(call)
+        finally:
+            spent["engine"] += time.process_time() - started
+
+    def timed_apply(*, call):
+        started = time.process_time()
+        try:
+            real_apply(call=call)
+        finally:
+            spent["rollup"] += time.process_time() - started
+
+    call_services._run_engine, rollups.rollup_apply = timed_engine, timed_apply
+    try:
+        started = time.process_time()
+        for call_id in ids[1:]:
+            jobs.routed_call_execute(call_id)
+        total = time.process_time() - started
+    finally:
+        call_services._run_engine, rollups.rollup_apply = real_engine, real_apply
+    per_call = {name: value * 1000 / calls for name, value in spent.items()}
+    per_call["total"] = total * 1000 / calls
+    per_call["record"] = per_call["total"] - per_call["engine"] - per_call["rollup"]
+    return per_call
+
+
+def run(quick: bool = False) -> list[dict]:
+    from benchmarks import setup_django
+    from routing_platform.redis_embedded import start_embedded_redis
+
+    secret = "bench-only-" + "x" * 50
+    data_dir = setup_django(DJANGO_DEBUG="false", DJANGO_SECRET_KEY=secret)
+    redis_server = start_embedded_redis(data_dir)
+    os.environ["REDIS_URL"] = redis_server.url
+    # settings were read before REDIS_URL was set: point django-rq at this server.
+    import django_rq.settings
+
+    for config in django_rq.settings.QUEUES.values():
+        config["URL"] = redis_server.url
+    worker_counts = (1, 2) if quick else (1, 2, 4)
+    runs = 2 if quick else 3
+    os.environ.update(ROUTER_SIMULATED_LATENCY_MS=str(LATENCY_MS), ROUTER_ENABLE_ESCALATION="false")
+    from django.conf import settings
+
+    settings.ROUTER_SIMULATED_LATENCY_MS = LATENCY_MS
+    settings.ROUTER_ENABLE_ESCALATION = False
+    cpu = _cpu_breakdown(50 if quick else 200)
+    figures = [
+        {
+            "metric": "CPU per routed call in a worker, besides RQ",
+            "value": round(cpu["total"], 2),
+            "unit": "ms",
+            "target": f"<= {LATENCY_MS * (1 / TARGET_SHARE - 1):g} ms with RQ's own share",
+            "met": None,
+            "notes": f"engine {cpu['engine']:.1f} ms, recording {cpu['record']:.1f} ms, "
+            f"rollup_apply {cpu['rollup']:.1f} ms (job function run in-process)",
+        }
+    ]
+    try:
+        for workers in worker_counts:
+            ideal = workers * 1000.0 / LATENCY_MS
+            calls = int(ideal * (4 if quick else 10))
+            rates = _measure(workers, calls, runs, data_dir, redis_server.url)
+            rate = statistics.median(rates)
+            share = rate / ideal
+            figures.append(
+                {
+                    "metric": f"routed calls/s, {workers} worker{'s' if workers > 1 else ''}",
+                    "value": round(rate, 2),
+                    "unit": "calls/s",
+                    "target": f">= {TARGET_SHARE:.0%} of ideal {ideal:g}/s",
+                    "met": share >= TARGET_SHARE,
+                    "notes": f"{share:.0%} of ideal; median of {runs} runs of {calls} calls "
+                    f"(runs: {', '.join(f'{r:.1f}' for r in rates)})",
+                }
+            )
+    finally:
+        redis_server.stop()
+    return figures
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=TITLE)
+    parser.add_argument("--quick", action="store_true")
+    print(json.dumps(run(quick=parser.parse_args().quick), indent=2))
