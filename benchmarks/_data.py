@@ -2,11 +2,11 @@
 experiment with 1,000,000 routed calls over 14 days, inserted fast, and a throw-away
 PostgreSQL 15 server.
 
-The generator is the statistics engineer's, from ``bench_winner_report.py``, moved here so
-that both benchmarks measure the same data: ``insert_calls(calls)`` creates the running
-experiment ``bench`` (council vs smart, 50/50, 100,000 assigned units), the calls (70%
-evaluations, 5 task types, 3 providers, 15% escalations on the smart arm, ~1% errors,
-2% shadow pairs), spread uniformly over the last ``DAYS`` days; then call
+The statistics engineer's generator, moved here from ``bench_winner_report.py`` so that
+both benchmarks measure the same data. ``insert_calls(calls)`` creates the running
+experiment ``bench`` (council vs smart, 50/50, 100,000 assigned units) and the calls
+(70% evaluations, 5 task types, 3 providers, 15% escalations on the smart arm, ~1%
+errors, 2% shadow pairs) spread uniformly over the last ``DAYS`` days; then call
 ``experiments.rollups.rollups_rebuild()``.
 """
 
@@ -134,76 +134,78 @@ def insert_calls(calls: int) -> dict:
         batch_size=5000,
     )
 
-    fields = [f for f in RoutedCall._meta.concrete_fields]
+    import numpy as np
+
+    vendor = connection.vendor
+    shadow_at = np.flatnonzero(data["shadow"])
+    # Every primary call, then the shadow twins of the sampled ones (the other arm).
+    index = np.concatenate([np.arange(calls), shadow_at])
+    is_shadow = np.concatenate([np.zeros(calls, dtype=bool), np.ones(shadow_at.size, dtype=bool)])
+    ids = np.arange(1, index.size + 1)
+    paired = np.full(index.size, None, dtype=object)
+    paired[shadow_at] = calls + 1 + np.arange(shadow_at.size)
+    paired[calls:] = shadow_at + 1
+    arm = np.where(is_shadow, 1 - data["arm"][index], data["arm"][index])
+    tier = np.where(arm == 1, data["tier"][index], 2)
+    provider = data["provider"][index]
+    error = data["error"][index]
+    when = np.datetime64(data["start"].replace(tzinfo=None), "us") + (
+        data["seconds"][index] * 1e6
+    ).astype("timedelta64[us]")
+    when_text = np.char.replace(np.datetime_as_string(when, unit="us"), "T", " ")
+    if vendor == "postgresql":
+        when_text = np.char.add(when_text, "+00")
+
+    def text(values) -> list:
+        return [str(value) for value in values]
+
+    def nullable(values, missing) -> list:
+        return [None if gone else float(value) for value, gone in zip(values, missing, strict=True)]
+
+    model_names = np.array([MODELS[(t, p)] for t in TIER for p in PROVIDERS])
+    columns_data = {
+        "id": ids.tolist(),
+        "idempotency_key": text(np.char.add("k", ids.astype(str))),
+        "kind": np.where(data["kind"][index], "evaluate", "execute").tolist(),
+        "source": np.where(is_shadow, "shadow", "sdk").tolist(),
+        "status": np.where(error, "error", "success").tolist(),
+        "experiment_id": [experiment.pk] * index.size,
+        "arm_id": np.where(arm == 1, arms[1].pk, arms[0].pk).tolist(),
+        "phase_id": [phase.pk] * index.size,
+        "unit_id": text(np.char.add("u", data["unit"][index].astype(str))),
+        "strategy": np.where(arm == 1, "smart_routing", "original_council").tolist(),
+        "is_shadow": is_shadow.tolist(),
+        "paired_call_id": paired.tolist(),
+        "task_type": np.array(TASKS)[data["task"][index]].tolist(),
+        "complexity": np.array(COMPLEXITY)[data["complexity"][index]].tolist(),
+        "tier": np.array(TIER)[tier].tolist(),
+        "model": model_names[tier * len(PROVIDERS) + provider].tolist(),
+        "provider": np.array(PROVIDERS)[provider].tolist(),
+        "escalated": (data["escalated"][index] & (arm == 1)).tolist(),
+        "confidence": nullable(data["confidence"][index], error),
+        "input_tokens": [400] * index.size,
+        "output_tokens": [250] * index.size,
+        "cost_usd": text(np.char.mod("%.10f", data["cost"][index])),
+        "baseline_cost_usd": ["0.0120000000"] * index.size,
+        "latency_ms": nullable(data["latency"][index], error),
+        "final_score": nullable(data["quality"][index], error),
+        "created_at": when_text.tolist(),
+        "completed_at": when_text.tolist(),
+        "attempts": [1] * index.size,
+    }
+    fields = list(RoutedCall._meta.concrete_fields)
     columns = [f.column for f in fields]
-    defaults = {}
     for f in fields:
+        if f.column in columns_data:
+            continue
         value = f.get_default()
         if f.get_internal_type() == "JSONField":
-            value = json.dumps(value if value is not None else None)
-        defaults[f.column] = value
-    vendor = connection.vendor
-
-    def moment(seconds: float) -> object:
-        value = data["start"] + timedelta(seconds=float(seconds))
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f") if vendor == "sqlite" else value
-
-    arm_ids = [arms[0].pk, arms[1].pk]
-    strategies = ("original_council", "smart_routing")
-    total = calls + int(data["shadow"].sum())
-    shadow_index = calls  # ids are 1-based: primary i -> id i + 1
+            value = json.dumps(value)
+        columns_data[f.column] = [value] * index.size
+    total = int(index.size)
 
     def rows():
-        for i in range(calls):
-            yield from _rows_for(i)
-
-    def _row(i: int, row_id: int, arm: int, is_shadow: bool, paired: int | None):
-        tier = TIER[int(data["tier"][i]) if arm == 1 else 2]
-        provider = PROVIDERS[int(data["provider"][i])]
-        error = bool(data["error"][i])
-        when = moment(data["seconds"][i])
-        values = dict(defaults)
-        values.update(
-            id=row_id,
-            idempotency_key=f"k{row_id}",
-            kind="evaluate" if data["kind"][i] else "execute",
-            source="shadow" if is_shadow else "sdk",
-            status="error" if error else "success",
-            experiment_id=experiment.pk,
-            arm_id=arm_ids[arm],
-            phase_id=phase.pk,
-            unit_id=f"u{int(data['unit'][i])}",
-            strategy=strategies[arm],
-            is_shadow=is_shadow,
-            paired_call_id=paired,
-            task_type=TASKS[int(data["task"][i])],
-            complexity=COMPLEXITY[int(data["complexity"][i])],
-            tier=tier,
-            model=MODELS[(tier, provider)],
-            provider=provider,
-            escalated=bool(data["escalated"][i]) and arm == 1,
-            confidence=None if error else float(data["confidence"][i]),
-            input_tokens=400,
-            output_tokens=250,
-            cost_usd=f"{float(data['cost'][i]):.10f}",
-            baseline_cost_usd="0.0120000000",
-            latency_ms=None if error else float(data["latency"][i]),
-            final_score=None if error else float(data["quality"][i]),
-            created_at=when,
-            completed_at=when,
-            attempts=1,
-        )
-        return tuple(values[column] for column in columns)
-
-    def _rows_for(i: int):
-        nonlocal shadow_index
-        arm = int(data["arm"][i])
-        if data["shadow"][i]:
-            shadow_index += 1
-            yield _row(i, i + 1, arm, False, shadow_index)
-            yield _row(i, shadow_index, 1 - arm, True, i + 1)
-        else:
-            yield _row(i, i + 1, arm, False, None)
+        return zip(*(columns_data[column] for column in columns), strict=True)
 
     table = RoutedCall._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
