@@ -106,7 +106,8 @@ MIDDLEWARE = [
     # First: refuses oversized API bodies with 413 before anything reads them.
     "api.middleware.ApiBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # WhiteNoise, async-capable: a sync middleware would add two thread hops to every request.
+    "api.middleware.AsyncWhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -316,8 +317,9 @@ LOGGING = {
         # their records reach the root's redacting handler like everything else.
         "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.server": {"handlers": [], "propagate": True},
-        # uvicorn installs its own handlers; route its loggers through the redacting one.
-        "uvicorn.error": {"handlers": ["console"], "propagate": False},
-        "uvicorn.access": {"handlers": ["console"], "propagate": False},
+        # uvicorn installs its own handlers before it imports the app; replace them with ours.
+        "uvicorn": {"handlers": ["console"], "propagate": False},
+        "uvicorn.error": {"handlers": [], "propagate": True},
+        "uvicorn.access": {"handlers": [], "propagate": True},
     },
 }

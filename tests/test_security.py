@@ -273,28 +273,46 @@ def test_no_secret_in_errors_records_logs_admin_cli_or_exports(
     assert_no_secret(outputs)
 
 
+HANDLER_PROBE = """
+import json, logging, logging.config
+from uvicorn.config import LOGGING_CONFIG
+logging.config.dictConfig(LOGGING_CONFIG)  # what uvicorn does before it imports the app
+import django
+django.setup()                             # settings.LOGGING, as in every process we run
+from rq.logutils import setup_loghandlers
+setup_loghandlers("INFO")                  # what `manage.py rqworker` does
+from routing_platform.logging_filters import RedactSecretsFilter
+loggers = [logging.getLogger()] + [
+    logger for logger in logging.root.manager.loggerDict.values()
+    if isinstance(logger, logging.Logger)
+]
+print(json.dumps({
+    "unfiltered": [
+        f"{logger.name}: {handler!r}" for logger in loggers for handler in logger.handlers
+        if not isinstance(handler, logging.NullHandler)
+        and not any(isinstance(f, RedactSecretsFilter) for f in handler.filters)
+    ],
+    "uvicorn_handlers": len(logging.getLogger("uvicorn").handlers),
+}))
+"""
+
+
 def test_every_configured_log_handler_redacts():
-    """Each handler settings.LOGGING installs, uvicorn's loggers included, masks secrets."""
-    loggers = [logging.getLogger()] + [
-        logging.getLogger(name)
-        for name in ("uvicorn.error", "uvicorn.access", "django", "rq.worker")
-    ]
-    loggers += [
-        obj for obj in logging.root.manager.loggerDict.values() if isinstance(obj, logging.Logger)
-    ]
-    handlers = {
-        handler
-        for logger in loggers
-        for handler in logger.handlers
-        if not type(handler).__module__.startswith("_pytest")
-        and not isinstance(handler, logging.NullHandler)
-    }
-    assert handlers
-    unfiltered = [
-        h for h in handlers if not any(isinstance(f, RedactSecretsFilter) for f in h.filters)
-    ]
-    assert unfiltered == []
-    assert logging.getLogger("uvicorn.access").handlers  # routed to our handler, not uvicorn's
+    """In a web or worker process, every log handler (uvicorn's and rq's included) masks secrets."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "ROUTER_"))}
+    env["DJANGO_SETTINGS_MODULE"] = "routing_platform.settings"
+    result = subprocess.run(
+        [sys.executable, "-c", HANDLER_PROBE],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    probe = json.loads(result.stdout.strip().splitlines()[-1])
+    assert probe["unfiltered"] == []
+    assert probe["uvicorn_handlers"] == 1  # our redacting handler replaced uvicorn's
 
 
 def test_redact_masks_configured_and_secret_shaped_values(settings):
