@@ -36,15 +36,30 @@ class Chart:
     figure: go.Figure
 
 
+#: Axis style of every chart (what the "plotly_white" template gives, written out: the
+#: template costs ~80 ms and 7 KB per figure to validate and embed).
+_AXIS = {"gridcolor": "#e5e7eb", "zerolinecolor": "#d1d5db", "linecolor": "#d1d5db"}
+#: Slice and extra-trace colours, in order.
+COLORWAY = ["#6366f1", "#f97316", "#10b981", "#ef4444", "#0ea5e9", "#a855f7", "#eab308"]
+
+
 def _layout(**extra) -> dict:
     layout = {
-        "template": "plotly_white",
+        "template": "none",
+        "paper_bgcolor": "white",
+        "plot_bgcolor": "white",
+        "colorway": COLORWAY,
+        "xaxis": dict(_AXIS),
+        "yaxis": dict(_AXIS),
         "height": 320,
         "margin": {"l": 56, "r": 16, "t": 16, "b": 48},
         "legend": {"orientation": "h", "y": -0.22, "x": 0},
         "font": {"size": 12},
         "hovermode": "x unified",
     }
+    for axis in ("xaxis", "yaxis"):
+        if axis in extra:
+            extra[axis] = {**_AXIS, **extra[axis]}
     layout.update(extra)
     return layout
 
