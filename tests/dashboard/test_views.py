@@ -170,3 +170,16 @@ def test_report_url_is_staff_only(client):
     """The report route sits behind the admin login like the rest."""
     response = client.get("/admin/dashboard/experiments/smart-vs-council/report/")
     assert response.status_code == 302
+
+
+def test_report_link_opens_the_statistics_report(admin_client):
+    """The link on the dashboard leads to the experiment's report page (the statistics
+    engineer's view, routed through this admin)."""
+    experiment, control, smart = make_experiment()
+    make_calls([{"experiment": experiment, "arm": smart}] * 3)
+    dashboard = admin_client.get(URL).content.decode()
+    link = "/admin/dashboard/experiments/smart-vs-council/report/"
+    assert link in dashboard
+    response = admin_client.get(link)
+    assert response.status_code == 200
+    assert experiment.name in response.content.decode()
