@@ -96,7 +96,7 @@ CHECKLIST_CONFIDENCE = 0.75
 CHECKLIST_ESCALATION = 0.25
 CHECKLIST_LATENCY_IMPACT = 0.10
 #: Shadow pairs fetched for the Wilcoxon test (the paired t-test uses all pairs).
-WILCOXON_MAX_PAIRS = 20_000
+WILCOXON_MAX_PAIRS = 5_000
 DECISION_POWER = 0.8
 
 _SUCCESS = RoutedCall.Status.SUCCESS
@@ -250,7 +250,8 @@ def _paired_differences(
 ) -> dict[str, dict]:
     """Shadow pairs (a call and its shadow twin in another arm, both successful): per
     treatment arm and metric the sums of ``treatment - control`` differences (one
-    aggregate query), and up to ``WILCOXON_MAX_PAIRS`` recent differences (one query).
+    aggregate query), and the differences of up to ``WILCOXON_MAX_PAIRS`` recent pairs
+    (one query that walks the same index backwards and stops early).
 
     Raw SQL over a self-join, written so the database walks the unique index of
     ``paired_call_id`` (``paired_call_id > 0``), i.e. only the pairs, not every call of
@@ -285,7 +286,7 @@ def _paired_differences(
         conditions.append("p.completed_at >= %s")
         params.append(ops.adapt_datetimefield_value(window_start))
     pairs = (
-        "SELECT p.id AS id, "  # noqa: S608 (identifiers from the models, values as params)
+        "SELECT p.paired_call_id AS pair_order, "  # noqa: S608 (identifiers from the models, values as params)
         "CASE WHEN p.arm_id = %s THEN sa.key ELSE pa.key END AS treatment_arm, "
         f"{differences} "
         f"FROM {table} p JOIN {table} s ON s.id = p.paired_call_id "
@@ -316,7 +317,7 @@ def _paired_differences(
             columns = ", ".join(f"d_{metric}" for metric in PAIRED_COLUMNS)
             cursor.execute(
                 f"SELECT treatment_arm, {columns} FROM ({pairs}) pairs "  # noqa: S608
-                f"ORDER BY id DESC LIMIT {WILCOXON_MAX_PAIRS:d}",
+                f"ORDER BY pair_order DESC LIMIT {WILCOXON_MAX_PAIRS:d}",
                 params,
             )
             for arm_key, *values in cursor.fetchall():
