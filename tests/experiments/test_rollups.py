@@ -251,3 +251,28 @@ def test_hour_start_truncates_to_utc():
 
     local = datetime(2026, 11, 20, 10, 45, tzinfo=ZoneInfo("Europe/Berlin"))
     assert rollups.hour_start(local) == HOUR
+
+
+def test_backfill_migration_sums_existing_call_rollups_into_arm_rollups(experiment_arm):
+    """Installations with CallRollup rows from before ArmRollup get them summed per arm."""
+    import importlib
+
+    from django.apps import apps
+
+    backfill = importlib.import_module("experiments.migrations.0008_arm_rollup_backfill").backfill
+    experiment, arm = experiment_arm
+    for index in range(6):
+        rollup_apply(
+            call=make_call(
+                experiment=experiment,
+                arm=arm,
+                model=("a", "b", "c")[index % 3],
+                latency_ms=10.0 * (index + 1),
+            )
+        )
+    expected = list(ArmRollup.objects.values_list("n", "latency_hist", "cost_usd_sum"))
+    ArmRollup.objects.all().delete()
+    backfill(apps, None)
+    assert list(ArmRollup.objects.values_list("n", "latency_hist", "cost_usd_sum")) == expected
+    backfill(apps, None)  # a second run changes nothing
+    assert ArmRollup.objects.count() == len(expected)
