@@ -11,9 +11,10 @@ round trip, and the call is recorded after the answer is sent.
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,6 +28,16 @@ from api.schemas import ChatCompletionIn, ModelListOut
 
 ROUTER_MODEL = "router"
 STREAM_CHUNK_CHARS = 48
+
+# Completion ids: a random per-process prefix and a counter (unique without a syscall per
+# call; uuid4 reads the kernel's random pool, which is slow on some virtual machines).
+_ID_PREFIX = os.urandom(6).hex()
+_id_counter = itertools.count(1)
+
+
+def _completion_id() -> str:
+    return f"chatcmpl-{_ID_PREFIX}{os.getpid():x}{next(_id_counter):08x}"
+
 
 openai_api = NinjaAPI(
     title="OpenAI-compatible API",
@@ -180,7 +191,7 @@ async def chat_completions(request: HttpRequest, payload: ChatCompletionIn):
     started = _started_at(request)
     messages = _flatten_messages(payload)
     concrete_model = None if payload.model == ROUTER_MODEL else payload.model
-    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    completion_id = _completion_id()
     created = int(time.time())
     try:
         result = await run_execute(

@@ -106,8 +106,7 @@ MIDDLEWARE = [
     # First: refuses oversized API bodies with 413 before anything reads them.
     "api.middleware.ApiBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    # WhiteNoise, async-capable: a sync middleware would add two thread hops to every request.
-    "api.middleware.AsyncWhiteNoiseMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
