@@ -1,0 +1,512 @@
+"""The learned router (contract 6): which prompts need the strong model, learned from outcomes.
+
+Two regularised logistic models over hand-crafted text features
+(:mod:`routing_platform.engine.quality.features`): one estimates P(strong model right | x),
+the other P(weak model right | x). The router's score is 0.5 + (their difference) / 2:
+the strong model's expected quality gain over the weak one, mapped to [0, 1] (0.5 = no
+gain). Ranking prompts by expected gain is what maximises the area under the
+quality-vs-cost curve (APGR); it beat the "weak model fails" and "only the strong model is
+right" labels in cross-validation on both development files. In ``cascade`` mode the features also describe the weak model's answer
+(final answer present, cut off, hedging, arithmetic that does not add up).
+
+The artifact is one JSON file: weights, feature scaling, the calibrated threshold and
+metadata, with ``format`` and ``version``. Loading never unpickles anything (so an
+artifact from elsewhere cannot run code), does not depend on the scikit-learn version,
+and scoring one prompt is a few dozen regular expressions and one dot product (pure
+Python; scikit-learn is only needed to train).
+
+Usage::
+
+    router = load_router("router.json")
+    router.strong_probability("What is 2 + 2?", "analysis")   # 0..1
+    router.prefers_strong("What is 2 + 2?", "analysis")       # score >= calibrated threshold
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from routing_platform.engine.quality.features import (
+    FEATURE_VERSION,
+    answer_features,
+    prompt_features,
+)
+
+ARTIFACT_FORMAT = "routing-platform/learned-router"
+ARTIFACT_VERSION = 1
+ROUTE = "route"
+CASCADE = "cascade"
+MODES = (ROUTE, CASCADE)
+TASK_TYPES = (
+    "classification",
+    "extraction",
+    "summarization",
+    "creative",
+    "analysis",
+    "code",
+    "reasoning",
+)
+DEFAULT_REGULARIZATION = 0.1  # scikit-learn's C: smaller = simpler model
+SCORE_DEFINITION = "0.5 + (P(strong right) - P(weak right)) / 2"
+
+
+class LearnedRouterError(ValueError):
+    """A learned-router artifact or input that cannot be used (the message says why)."""
+
+
+def task_type_for_eval(eval_name: str) -> str:
+    """The engine task type that an evaluation set's prompts stand for."""
+    name = eval_name.lower()
+    if name.startswith(("gsm8k", "math", "mgsm")):
+        return "reasoning"
+    if name.startswith(("humaneval", "mbpp", "code")):
+        return "code"
+    return "analysis"
+
+
+def _feature_row(
+    text: str, task_type: str, weak_response: str | None, *, mode: str
+) -> dict[str, float]:
+    row = prompt_features(text)
+    known = task_type if task_type in TASK_TYPES else "analysis"
+    for name in TASK_TYPES:
+        row[f"task_{name}"] = 1.0 if name == known else 0.0
+    if mode == CASCADE:
+        row.update(answer_features(weak_response))
+    return row
+
+
+def feature_matrix(
+    texts: Sequence[str],
+    task_types: Sequence[str],
+    weak_responses: Sequence[str | None] | None,
+    *,
+    mode: str,
+    feature_names: Sequence[str] | None = None,
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Rows of features (and their names) for many prompts."""
+    if mode == CASCADE and weak_responses is None:
+        raise LearnedRouterError(
+            "cascade mode reads the weak model's answers: the dataset needs a "
+            "`<weak model>|model_response` column"
+        )
+    rows = [
+        _feature_row(
+            text,
+            task_type,
+            None if weak_responses is None else weak_responses[index],
+            mode=mode,
+        )
+        for index, (text, task_type) in enumerate(zip(texts, task_types, strict=True))
+    ]
+    names = tuple(feature_names) if feature_names is not None else tuple(rows[0]) if rows else ()
+    matrix = np.array([[row.get(name, 0.0) for name in names] for row in rows], dtype=float)
+    return matrix.reshape(len(rows), len(names)), names
+
+
+@dataclass(frozen=True)
+class LinearModel:
+    """A logistic model over standardised features: sigmoid(intercept + w . x)."""
+
+    intercept: float
+    coefficients: tuple[float, ...]
+
+    def logit(self, standardised: Sequence[float]) -> float:
+        return self.intercept + math.fsum(
+            w * x for w, x in zip(self.coefficients, standardised, strict=True)
+        )
+
+    def probabilities(self, standardised: np.ndarray) -> np.ndarray:
+        logits = self.intercept + standardised @ np.asarray(self.coefficients)
+        return 1.0 / (1.0 + np.exp(-logits))
+
+
+def _combine(strong_right, weak_right):
+    """The routing score from P(strong right) and P(weak right) (floats or arrays).
+
+    0.5 + (P(strong right) - P(weak right)) / 2: 0.5 = no expected gain from the strong
+    model, 1 = the strong model surely right and the weak surely wrong. Ranking by the
+    expected gain gave the highest APGR in cross-validation (against P(weak wrong) and
+    P(strong right) x P(weak wrong)).
+    """
+    return 0.5 + 0.5 * (strong_right - weak_right)
+
+
+def _sigmoid(value: float) -> float:
+    if value >= 0:
+        return 1.0 / (1.0 + math.exp(-value))
+    exp = math.exp(value)
+    return exp / (1.0 + exp)
+
+
+@dataclass(frozen=True)
+class LearnedRouter:
+    """A trained router. `threshold`: scores at or above it go to the strong model."""
+
+    mode: str
+    feature_names: tuple[str, ...]
+    means: tuple[float, ...]
+    scales: tuple[float, ...]
+    strong_model: LinearModel
+    weak_model: LinearModel
+    threshold: float | None = None
+    metadata: dict = field(default_factory=dict)
+
+    # -- scoring -------------------------------------------------------------------------
+    def _standardise(self, matrix: np.ndarray) -> np.ndarray:
+        return (matrix - np.asarray(self.means)) / np.asarray(self.scales)
+
+    def scores(
+        self,
+        texts: Sequence[str],
+        task_types: Sequence[str] | None = None,
+        weak_responses: Sequence[str | None] | None = None,
+    ) -> np.ndarray:
+        """The score of many prompts at once (backtests)."""
+        if task_types is None:
+            task_types = ["analysis"] * len(texts)
+        matrix, _ = feature_matrix(
+            texts, task_types, weak_responses, mode=self.mode, feature_names=self.feature_names
+        )
+        return self.score_matrix(matrix)
+
+    def score_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        """Scores of rows already featurised in `feature_names` order."""
+        standardised = self._standardise(matrix)
+        strong = self.strong_model.probabilities(standardised)
+        weak = self.weak_model.probabilities(standardised)
+        return _combine(strong, weak)
+
+    def strong_probability(
+        self, text: str, task_type: str = "analysis", weak_response: str | None = None
+    ) -> float:
+        """How much the strong model is needed, in [0, 1]: 0.5 + (P(S) - P(W)) / 2.
+
+        P(S) - P(W) is the strong model's expected gain: for 0/1 outcomes, the chance that
+        the weak model fails where the strong one would not, net of the reverse. 0.5 means
+        no expected gain; 0.6 (the engine's default premium threshold) a gain of 0.2.
+        Compare it with `threshold`, calibrated on the user's rows. A cascade-mode router
+        also needs the weak model's answer.
+        """
+        if self.mode == CASCADE and weak_response is None:
+            raise LearnedRouterError(
+                "this router was trained in cascade mode: pass the weak model's answer "
+                "(weak_response=...) or train a route-mode router for routing before any call"
+            )
+        row = _feature_row(text, task_type, weak_response, mode=self.mode)
+        standardised = [
+            (row.get(name, 0.0) - mean) / scale
+            for name, mean, scale in zip(self.feature_names, self.means, self.scales, strict=True)
+        ]
+        strong = _sigmoid(self.strong_model.logit(standardised))
+        weak = _sigmoid(self.weak_model.logit(standardised))
+        return float(_combine(strong, weak))
+
+    def prefers_strong(
+        self, text: str, task_type: str = "analysis", weak_response: str | None = None
+    ) -> bool:
+        """True when the prompt's score reaches the calibrated threshold."""
+        if self.threshold is None:
+            raise LearnedRouterError(
+                "this router has no calibrated threshold: train it with --target-strong-share "
+                "or --target-quality"
+            )
+        return self.strong_probability(text, task_type, weak_response) >= self.threshold
+
+    # -- calibration ---------------------------------------------------------------------
+    def calibrated(
+        self,
+        scores: np.ndarray,
+        *,
+        strong: np.ndarray | None = None,
+        weak: np.ndarray | None = None,
+        target_strong_share: float | None = None,
+        target_quality: float | None = None,
+    ) -> LearnedRouter:
+        """This router with its threshold set on `scores` (see :func:`calibrate_threshold`)."""
+        threshold, details = calibrate_threshold(
+            scores,
+            strong=strong,
+            weak=weak,
+            target_strong_share=target_strong_share,
+            target_quality=target_quality,
+        )
+        metadata = dict(self.metadata)
+        metadata["calibration"] = details
+        return replace(self, threshold=threshold, metadata=metadata)
+
+    # -- persistence ---------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "format": ARTIFACT_FORMAT,
+            "version": ARTIFACT_VERSION,
+            "feature_version": FEATURE_VERSION,
+            "mode": self.mode,
+            "threshold": self.threshold,
+            "features": {
+                "names": list(self.feature_names),
+                "means": list(self.means),
+                "scales": list(self.scales),
+            },
+            "models": {
+                "strong_right": {
+                    "intercept": self.strong_model.intercept,
+                    "coefficients": list(self.strong_model.coefficients),
+                },
+                "weak_right": {
+                    "intercept": self.weak_model.intercept,
+                    "coefficients": list(self.weak_model.coefficients),
+                },
+            },
+            "metadata": self.metadata,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=1, sort_keys=False) + "\n")
+        return path
+
+
+def calibrate_threshold(
+    scores: np.ndarray,
+    *,
+    strong: np.ndarray | None = None,
+    weak: np.ndarray | None = None,
+    target_strong_share: float | None = None,
+    target_quality: float | None = None,
+) -> tuple[float, dict]:
+    """The score threshold that reaches a target, measured on the user's own rows.
+
+    - `target_strong_share` (0-1): send about that share of calls to the strong model
+      (RouteLLM's calibration: the (1 - share) quantile of the scores).
+    - `target_quality` (0-1, a share of the strong model's quality, e.g. 0.95): the highest
+      threshold whose routing reaches that share of always-strong quality on these rows
+      (needs the rows' `strong` and `weak` outcomes).
+    """
+    scores = np.asarray(scores, dtype=float)
+    if len(scores) == 0:
+        raise LearnedRouterError("no rows to calibrate on")
+    if (target_strong_share is None) == (target_quality is None):
+        raise LearnedRouterError("give exactly one of target_strong_share or target_quality")
+    ordered = np.sort(scores)[::-1]
+    if target_strong_share is not None:
+        if not 0 <= target_strong_share <= 1:
+            raise LearnedRouterError(
+                f"target strong share must be in [0, 1], not {target_strong_share}"
+            )
+        count = round(target_strong_share * len(scores))
+        threshold = math.inf if count == 0 else float(ordered[count - 1])
+        achieved = float(np.mean(scores >= threshold))
+        return threshold, {
+            "target": "strong_share",
+            "target_value": target_strong_share,
+            "threshold": threshold,
+            "strong_share": achieved,
+            "rows": len(scores),
+        }
+    if strong is None or weak is None:
+        raise LearnedRouterError("a quality target needs the rows' strong and weak outcomes")
+    if not 0 < target_quality <= 1.5:
+        raise LearnedRouterError(
+            f"target quality is a share of the strong model's quality (e.g. 0.95), "
+            f"not {target_quality}"
+        )
+    strong = np.asarray(strong, dtype=float)
+    weak = np.asarray(weak, dtype=float)
+    goal = target_quality * float(strong.mean())
+    # Walk thresholds from the highest score down; take the first that reaches the goal.
+    order = np.argsort(-scores, kind="stable")
+    sorted_scores = scores[order]
+    gains = np.cumsum((strong - weak)[order])
+    quality = (weak.sum() + gains) / len(scores)
+    last_of_tie = np.flatnonzero(np.append(sorted_scores[1:] != sorted_scores[:-1], True))
+    threshold = math.inf
+    reached_quality = float(weak.mean())
+    share = 0.0
+    if reached_quality < goal:
+        for index in last_of_tie:
+            if quality[index] >= goal - 1e-12:
+                threshold = float(sorted_scores[index])
+                reached_quality = float(quality[index])
+                share = (index + 1) / len(scores)
+                break
+        else:
+            threshold = float(sorted_scores[-1])
+            reached_quality = float(quality[-1])
+            share = 1.0
+    return threshold, {
+        "target": "quality",
+        "target_value": target_quality,
+        "threshold": threshold,
+        "quality": reached_quality,
+        "strong_quality": float(strong.mean()),
+        "strong_share": share,
+        "rows": len(scores),
+    }
+
+
+def normalise_outcomes(strong: np.ndarray, weak: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Outcomes as soft labels in [0, 1]: 0/1 stays, other scales are min-max scaled jointly."""
+    strong = np.asarray(strong, dtype=float)
+    weak = np.asarray(weak, dtype=float)
+    both = np.concatenate([strong, weak])
+    low, high = float(both.min()), float(both.max())
+    if low >= 0 and high <= 1:
+        return strong, weak
+    if high == low:
+        return np.zeros_like(strong), np.zeros_like(weak)
+    return (strong - low) / (high - low), (weak - low) / (high - low)
+
+
+def _fit_soft_logistic(matrix: np.ndarray, target: np.ndarray, regularization: float):
+    """Logistic regression on soft labels: each row once as 1 (weight y), once as 0 (1 - y)."""
+    from sklearn.linear_model import LogisticRegression
+
+    n = len(target)
+    if np.all((target == 0) | (target == 1)):
+        labels, weights, rows = target.astype(int), np.ones(n), matrix
+    else:
+        labels = np.concatenate([np.ones(n, dtype=int), np.zeros(n, dtype=int)])
+        weights = np.concatenate([target, 1.0 - target])
+        rows = np.vstack([matrix, matrix])
+    if len(set(labels[weights > 0].tolist())) < 2:
+        # Every row has the same outcome: a constant model (intercept = that rate).
+        rate = float(np.clip(np.average(target), 1e-6, 1 - 1e-6))
+        return LinearModel(math.log(rate / (1 - rate)), tuple(0.0 for _ in range(matrix.shape[1])))
+    model = LogisticRegression(C=regularization, max_iter=5000)
+    model.fit(rows, labels, sample_weight=weights)
+    return LinearModel(float(model.intercept_[0]), tuple(float(w) for w in model.coef_[0]))
+
+
+def train_router(
+    texts: Sequence[str],
+    strong: np.ndarray,
+    weak: np.ndarray,
+    *,
+    task_types: Sequence[str] | None = None,
+    weak_responses: Sequence[str | None] | None = None,
+    mode: str = ROUTE,
+    regularization: float = DEFAULT_REGULARIZATION,
+    metadata: dict | None = None,
+) -> LearnedRouter:
+    """Fit a router on labelled outcomes (`strong`/`weak`: each model's score per prompt)."""
+    if mode not in MODES:
+        raise LearnedRouterError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if task_types is None:
+        task_types = ["analysis"] * len(texts)
+    matrix, names = feature_matrix(texts, task_types, weak_responses, mode=mode)
+    return fit_router(
+        matrix, names, strong, weak, mode=mode, regularization=regularization, metadata=metadata
+    )
+
+
+def fit_router(
+    matrix: np.ndarray,
+    feature_names: Sequence[str],
+    strong: np.ndarray,
+    weak: np.ndarray,
+    *,
+    mode: str = ROUTE,
+    regularization: float = DEFAULT_REGULARIZATION,
+    metadata: dict | None = None,
+) -> LearnedRouter:
+    """Fit a router on rows already featurised (see :func:`feature_matrix`)."""
+    if len(matrix) < 10:
+        raise LearnedRouterError(f"need at least 10 labelled prompts to train, got {len(matrix)}")
+    strong_target, weak_target = normalise_outcomes(strong, weak)
+    means = matrix.mean(axis=0)
+    scales = matrix.std(axis=0)
+    scales[scales < 1e-9] = 1.0
+    standardised = (matrix - means) / scales
+    info = {
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "rows": len(matrix),
+        "regularization": regularization,
+        "strong_quality": float(np.mean(strong)),
+        "weak_quality": float(np.mean(weak)),
+        "score": SCORE_DEFINITION,
+    }
+    info.update(metadata or {})
+    return LearnedRouter(
+        mode=mode,
+        feature_names=tuple(feature_names),
+        means=tuple(float(x) for x in means),
+        scales=tuple(float(x) for x in scales),
+        strong_model=_fit_soft_logistic(standardised, strong_target, regularization),
+        weak_model=_fit_soft_logistic(standardised, weak_target, regularization),
+        metadata=info,
+    )
+
+
+def router_from_dict(data: dict, *, source: str = "artifact") -> LearnedRouter:
+    """Rebuild a router from its JSON form; refuses unknown formats and versions."""
+    if not isinstance(data, dict) or data.get("format") != ARTIFACT_FORMAT:
+        raise LearnedRouterError(
+            f"{source} is not a learned-router artifact (expected format {ARTIFACT_FORMAT!r}); "
+            "create one with `manage.py routing train-router`"
+        )
+    version = data.get("version")
+    if version != ARTIFACT_VERSION:
+        raise LearnedRouterError(
+            f"{source} is learned-router artifact version {version!r}; this platform reads "
+            f"version {ARTIFACT_VERSION}: retrain it with `manage.py routing train-router`"
+        )
+    if data.get("feature_version") != FEATURE_VERSION:
+        raise LearnedRouterError(
+            f"{source} was trained on feature set {data.get('feature_version')!r}; this "
+            f"platform computes feature set {FEATURE_VERSION}: retrain it"
+        )
+    try:
+        features = data["features"]
+        names = tuple(str(name) for name in features["names"])
+        means = tuple(float(x) for x in features["means"])
+        scales = tuple(float(x) for x in features["scales"])
+        models = {
+            key: LinearModel(
+                float(data["models"][key]["intercept"]),
+                tuple(float(x) for x in data["models"][key]["coefficients"]),
+            )
+            for key in ("strong_right", "weak_right")
+        }
+        mode = data["mode"]
+        threshold = data.get("threshold")
+        threshold = None if threshold is None else float(threshold)
+    except (KeyError, TypeError, ValueError) as err:
+        raise LearnedRouterError(f"{source} is damaged ({type(err).__name__}: {err})") from None
+    if mode not in MODES:
+        raise LearnedRouterError(f"{source}: unknown mode {mode!r}")
+    sizes = {len(names), len(means), len(scales)} | {len(m.coefficients) for m in models.values()}
+    if len(sizes) != 1 or any(scale <= 0 for scale in scales):
+        raise LearnedRouterError(f"{source} is damaged (feature and weight counts disagree)")
+    return LearnedRouter(
+        mode=mode,
+        feature_names=names,
+        means=means,
+        scales=scales,
+        strong_model=models["strong_right"],
+        weak_model=models["weak_right"],
+        threshold=threshold,
+        metadata=dict(data.get("metadata") or {}),
+    )
+
+
+def load_router(path: str | Path) -> LearnedRouter:
+    """Load a learned-router artifact written by :meth:`LearnedRouter.save`."""
+    path = Path(path)
+    if not path.is_file():
+        raise LearnedRouterError(
+            f"{path}: no such learned-router file (train one with `manage.py routing train-router`)"
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise LearnedRouterError(f"{path} is not a learned-router artifact ({err})") from None
+    return router_from_dict(data, source=str(path))

@@ -1,0 +1,273 @@
+"""Loading RouterBench-style wide CSV files of recorded model outcomes.
+
+One row per prompt. Columns:
+
+- ``prompt`` (required), ``eval_name`` (optional, defaults to the file's stem) and
+  ``sample_id`` (optional, defaults to the first 16 hex of sha256(eval_name + "|" + prompt));
+- one column per model holding that model's score on the row (0/1 correctness, or any
+  number such as a 1-10 judge score);
+- optionally ``<model>|model_response`` (the model's full answer) and
+  ``<model>|total_cost`` (what the call cost, USD).
+
+Any other known RouterBench bookkeeping column (``oracle_model_to_route_to``) is ignored.
+Repeated prompts (and so repeated sample ids) are kept: the real files have a few.
+Malformed files raise :class:`DatasetError` naming the file, the row and the column.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+RESPONSE_SUFFIX = "|model_response"
+COST_SUFFIX = "|total_cost"
+META_COLUMNS = frozenset({"sample_id", "eval_name", "prompt", "oracle_model_to_route_to"})
+
+
+class DatasetError(ValueError):
+    """A routing dataset that cannot be used; the message names the file, row and column."""
+
+
+def sample_id_for(eval_name: str, prompt: str) -> str:
+    """The RouteLLM/RouterBench-style id: first 16 hex of sha256(eval_name + "|" + prompt)."""
+    return hashlib.sha256(f"{eval_name}|{prompt}".encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class RoutingDataset:
+    """Recorded outcomes of several models on the same prompts (columns as numpy arrays)."""
+
+    sample_ids: tuple[str, ...]
+    eval_names: tuple[str, ...]
+    prompts: tuple[str, ...]
+    scores: dict[str, np.ndarray]
+    responses: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    costs_usd: dict[str, np.ndarray] = field(default_factory=dict)
+    sources: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return tuple(self.scores)
+
+    def score(self, model: str) -> np.ndarray:
+        """The model's per-row score column; a DatasetError listing the models if unknown."""
+        try:
+            return self.scores[model]
+        except KeyError:
+            raise DatasetError(
+                f"model {model!r} is not a column of {self._describe_sources()}; "
+                f"models found: {', '.join(self.models) or 'none'}"
+            ) from None
+
+    def response(self, model: str) -> tuple[str, ...] | None:
+        """The model's full answers, or None when the file has no `<model>|model_response`."""
+        return self.responses.get(model)
+
+    def require_models(self, *models: str) -> None:
+        for model in models:
+            self.score(model)
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> RoutingDataset:
+        """The rows at `indices`, in that order."""
+        index = np.asarray(indices, dtype=int)
+        pick = index.tolist()
+        return RoutingDataset(
+            sample_ids=tuple(self.sample_ids[i] for i in pick),
+            eval_names=tuple(self.eval_names[i] for i in pick),
+            prompts=tuple(self.prompts[i] for i in pick),
+            scores={name: column[index] for name, column in self.scores.items()},
+            responses={
+                name: tuple(column[i] for i in pick) for name, column in self.responses.items()
+            },
+            costs_usd={name: column[index] for name, column in self.costs_usd.items()},
+            sources=self.sources,
+        )
+
+    def _describe_sources(self) -> str:
+        return ", ".join(self.sources) if self.sources else "the dataset"
+
+
+def _raise_field_size_limit() -> None:
+    # Long model answers exceed csv's default 128 KiB field limit.
+    limit = sys.maxsize
+    while True:
+        try:
+            csv.field_size_limit(limit)
+            return
+        except OverflowError:
+            limit //= 10
+
+
+def _parse_number(text: str, *, path: Path, row: int, line: int, column: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise DatasetError(
+            f"{path}: row {row} (line {line}), column {column!r}: {text[:40]!r} is not a number "
+            "(expected the model's score, e.g. 1 for correct and 0 for wrong)"
+        ) from None
+    if not math.isfinite(value):
+        raise DatasetError(
+            f"{path}: row {row} (line {line}), column {column!r}: {text!r} is not a finite number"
+        )
+    return value
+
+
+def load_dataset(path: str | Path, *, models: Iterable[str] | None = None) -> RoutingDataset:
+    """Read one RouterBench-style CSV file.
+
+    `models` restricts (and requires) the model columns to read; by default every column
+    that is neither a known bookkeeping column nor a `<model>|...` column is a model column.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such file (pass a RouterBench-style CSV file)")
+    _raise_field_size_limit()
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            return _read(handle, path, models=None if models is None else list(models))
+    except UnicodeDecodeError as err:
+        raise DatasetError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except csv.Error as err:
+        raise DatasetError(f"{path}: not a readable CSV file ({err})") from None
+
+
+def _read(handle, path: Path, *, models: list[str] | None) -> RoutingDataset:
+    reader = csv.reader(handle)
+    header = next(reader, None)
+    if not header:
+        raise DatasetError(f"{path}: empty file (expected a header row with a 'prompt' column)")
+    header = [name.strip() for name in header]
+    seen: set[str] = set()
+    for number, name in enumerate(header, start=1):
+        if not name:
+            raise DatasetError(f"{path}: header column {number} has no name")
+        if name in seen:
+            raise DatasetError(f"{path}: header names column {name!r} twice")
+        seen.add(name)
+    if "prompt" not in seen:
+        raise DatasetError(
+            f"{path}: no 'prompt' column (header has: {', '.join(header)}); "
+            "a RouterBench-style file needs prompt plus one score column per model"
+        )
+    inferred = [name for name in header if name not in META_COLUMNS and "|" not in name]
+    if models is None:
+        models = inferred
+    for model in models:
+        if model not in seen:
+            raise DatasetError(
+                f"{path}: no column for model {model!r}; model columns found: "
+                f"{', '.join(inferred) or 'none'}"
+            )
+    if not models:
+        raise DatasetError(f"{path}: no model score columns (header has: {', '.join(header)})")
+
+    position = {name: index for index, name in enumerate(header)}
+    response_models = [m for m in models if m + RESPONSE_SUFFIX in position]
+    cost_models = [m for m in models if m + COST_SUFFIX in position]
+    sample_ids: list[str] = []
+    eval_names: list[str] = []
+    prompts: list[str] = []
+    scores: dict[str, list[float]] = {m: [] for m in models}
+    responses: dict[str, list[str]] = {m: [] for m in response_models}
+    costs: dict[str, list[float]] = {m: [] for m in cost_models}
+    default_eval = path.stem
+
+    for row_number, record in enumerate(reader, start=1):
+        line = reader.line_num
+        if not record or (len(record) == 1 and not record[0].strip()):
+            continue  # blank line
+        if len(record) != len(header):
+            raise DatasetError(
+                f"{path}: row {row_number} (line {line}) has {len(record)} fields, "
+                f"the header has {len(header)} (check quoting of that row)"
+            )
+        prompt = record[position["prompt"]]
+        if not prompt.strip():
+            raise DatasetError(f"{path}: row {row_number} (line {line}), column 'prompt' is empty")
+        eval_name = record[position["eval_name"]].strip() if "eval_name" in position else ""
+        eval_name = eval_name or default_eval
+        sample_id = record[position["sample_id"]].strip() if "sample_id" in position else ""
+        sample_id = sample_id or sample_id_for(eval_name, prompt)
+        for model in models:
+            scores[model].append(
+                _parse_number(
+                    record[position[model]].strip(),
+                    path=path,
+                    row=row_number,
+                    line=line,
+                    column=model,
+                )
+            )
+        for model in response_models:
+            responses[model].append(record[position[model + RESPONSE_SUFFIX]])
+        for model in cost_models:
+            column = model + COST_SUFFIX
+            costs[model].append(
+                _parse_number(
+                    record[position[column]].strip(),
+                    path=path,
+                    row=row_number,
+                    line=line,
+                    column=column,
+                )
+            )
+        sample_ids.append(sample_id)
+        eval_names.append(eval_name)
+        prompts.append(prompt)
+
+    if not prompts:
+        raise DatasetError(f"{path}: header only, no data rows")
+    return RoutingDataset(
+        sample_ids=tuple(sample_ids),
+        eval_names=tuple(eval_names),
+        prompts=tuple(prompts),
+        scores={m: np.asarray(v, dtype=float) for m, v in scores.items()},
+        responses={m: tuple(v) for m, v in responses.items()},
+        costs_usd={m: np.asarray(v, dtype=float) for m, v in costs.items()},
+        sources=(str(path),),
+    )
+
+
+def load_datasets(
+    paths: Sequence[str | Path], *, models: Iterable[str] | None = None
+) -> RoutingDataset:
+    """Read and concatenate several files; each must have the requested model columns."""
+    if not paths:
+        raise DatasetError("no dataset given (pass at least one CSV file)")
+    model_list = None if models is None else list(models)
+    parts = [load_dataset(path, models=model_list) for path in paths]
+    return concat_datasets(parts)
+
+
+def concat_datasets(parts: Sequence[RoutingDataset]) -> RoutingDataset:
+    """Rows of every part, in order; keeps only the model columns that every part has."""
+    if len(parts) == 1:
+        return parts[0]
+    common = [m for m in parts[0].models if all(m in part.scores for part in parts)]
+    if not common:
+        raise DatasetError(
+            "the datasets share no model column: "
+            + "; ".join(f"{', '.join(p.sources)} has {', '.join(p.models)}" for p in parts)
+        )
+    response_models = [m for m in common if all(m in p.responses for p in parts)]
+    cost_models = [m for m in common if all(m in p.costs_usd for p in parts)]
+    return RoutingDataset(
+        sample_ids=tuple(s for p in parts for s in p.sample_ids),
+        eval_names=tuple(s for p in parts for s in p.eval_names),
+        prompts=tuple(s for p in parts for s in p.prompts),
+        scores={m: np.concatenate([p.scores[m] for p in parts]) for m in common},
+        responses={m: tuple(s for p in parts for s in p.responses[m]) for m in response_models},
+        costs_usd={m: np.concatenate([p.costs_usd[m] for p in parts]) for m in cost_models},
+        sources=tuple(s for p in parts for s in p.sources),
+    )

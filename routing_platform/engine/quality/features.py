@@ -1,0 +1,383 @@
+"""Hand-crafted text features for routing: the prompt's structure, and the weak answer's.
+
+Plain Python over strings (no model, no download), so a learned router featurises a
+prompt in well under a millisecond. Two groups:
+
+- :func:`prompt_features`: what the question looks like. Length, multiple-choice structure
+  (how long and how alike the choices are: near-identical choices ask for fine
+  distinctions), negations (NOT / EXCEPT), numbers and operators, reasoning cues.
+- :func:`answer_features`: what the weak model's answer looks like, for cascade routing.
+  Whether it reaches a final answer, whether it was cut off, hedging and self-corrections,
+  and whether the arithmetic written in it is right (``12 / 20 x 100 = 55`` is checked).
+
+`FEATURE_VERSION` changes whenever a feature changes meaning; a learned router records
+the version it was trained with.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import zlib
+from fractions import Fraction
+
+FEATURE_VERSION = 1
+
+_CHOICE = re.compile(r"^\(?([A-J])[.):]\s?(.*)$")
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+_NEGATION_UPPER = re.compile(r"\b(NOT|EXCEPT|LEAST|FALSE|INCORRECT|NEVER)\b")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+_DIGIT = re.compile(r"\d")
+_CAPITALISED = re.compile(r"\b[A-Z][a-z]+")
+_YEAR = re.compile(r"\b1[5-9]\d\d\b|\b20\d\d\b")
+_ALL_ABOVE = re.compile(r"\b(all|none|both|neither) of the (above|these|following)\b")
+_ROMAN = re.compile(r"\b(I|II|III|IV)\b")
+_CALCULATE_PHRASES = ("what is the value", "how many", "how much")
+_DEFINITION_PHRASES = ("is called", "refers to", "is defined", "is known as", "term for")
+_SYMBOLS = re.compile(r"[\\{}\[\]|∈∀∃→↔∧∨¬≡⊃~]")
+_CODE = re.compile(r"(def |return |\bint\b|;\s*$|\(\)|==)", re.MULTILINE)
+_PERCENT = re.compile(r"%|\bpercent\b")
+_MONEY = re.compile(r"\$\s?\d")
+_SENTENCE_END = re.compile(r"[.?!](?:\s|$)")
+
+# Word lists, matched by set intersection over the lower-cased words (fast on long prompts).
+_NEGATION_WORDS = frozenset(["not", "except", "n't", "never", "least", "false", "incorrect"])
+_NEGATION_WORDS |= frozenset({"isn't", "doesn't", "don't", "cannot", "can't", "wasn't"})
+_TRUE_FALSE_WORDS = frozenset({"true", "false"})
+_PERSON_WORDS = frozenset(
+    ["he", "she", "his", "her", "man", "woman", "defendant", "plaintiff", "patient"]
+)
+_SCENARIO_WORDS = frozenset(["suppose", "assume", "consider", "if", "when"])
+_CALCULATE_WORDS = frozenset(["calculate", "compute", "probability", "solve", "find"])
+_SUPERLATIVE_WORDS = frozenset(
+    ["best", "most", "primary", "main", "likely", "strongest", "greatest"]
+)
+_INCREASE_WORDS = frozenset(
+    ["increase", "increases", "rise", "rises", "higher", "more", "positive", "up"]
+)
+_DECREASE_WORDS = frozenset(
+    ["decrease", "decreases", "fall", "falls", "lower", "less", "negative", "down"]
+)
+_STEP_WORDS = frozenset(
+    ["then", "after", "before", "each", "every", "per", "twice", "half", "remaining", "left"]
+)
+_FRACTION_WORDS = frozenset(
+    ["half", "third", "quarter", "fifth", "twice", "thrice", "double", "triple"]
+)
+_TIME_WORDS = frozenset(
+    [
+        "hour",
+        "hours",
+        "minute",
+        "minutes",
+        "day",
+        "days",
+        "week",
+        "weeks",
+        "month",
+        "months",
+        "year",
+        "years",
+    ]
+)
+
+
+def split_multiple_choice(prompt: str) -> tuple[str, list[str]]:
+    """(question, choices) of an MMLU-style prompt ("A. ..." lines, then "Answer:")."""
+    lines = prompt.rstrip().split("\n")
+    if lines and lines[-1].strip().lower().startswith("answer"):
+        lines = lines[:-1]
+    choices: list[str] = []
+    while lines:
+        match = _CHOICE.match(lines[-1].strip())
+        if not match:
+            break
+        choices.append(match.group(2))
+        lines.pop()
+    if len(choices) < 2:
+        return prompt, []
+    choices.reverse()
+    return "\n".join(lines), choices
+
+
+def _jaccard(first: set, second: set) -> float:
+    union = first | second
+    return len(first & second) / len(union) if union else 0.0
+
+
+def _trigrams(text: str) -> set[str]:
+    text = " ".join(text.split())
+    return {text[i : i + 3] for i in range(max(1, len(text) - 2))}
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def _share(flags) -> float:
+    flags = list(flags)
+    return sum(1.0 for flag in flags if flag) / len(flags) if flags else 0.0
+
+
+def _count(words: list[str], vocabulary: frozenset[str]) -> int:
+    return sum(1 for word in words if word in vocabulary)
+
+
+def prompt_features(prompt: str) -> dict[str, float]:
+    """Structure of a prompt (multiple-choice aware); every value is a finite float."""
+    question, choices = split_multiple_choice(prompt)
+    lower = question.lower()
+    word_list = _WORD.findall(lower)
+    words = set(word_list)
+    raw_words = question.split()
+    lengths = [len(choice) for choice in choices]
+    choices_lower = [choice.lower() for choice in choices]
+    choice_word_lists = [_WORD.findall(choice) for choice in choices_lower]
+    word_sets = [set(word) for word in choice_word_lists]
+    all_choice_words = set().union(*word_sets) if word_sets else set()
+    gram_sets = [_trigrams(choice) for choice in choices_lower]
+    pairs = [(i, j) for i in range(len(choices)) for j in range(i + 1, len(choices))]
+    word_sims = [_jaccard(word_sets[i], word_sets[j]) for i, j in pairs]
+    gram_sims = [_jaccard(gram_sets[i], gram_sets[j]) for i, j in pairs]
+    joined_choices = " ".join(choices_lower)
+    mean_length = _mean(lengths)
+    return {
+        "prompt_chars_log": math.log1p(len(prompt)),
+        "question_chars_log": math.log1p(len(question)),
+        "question_words_log": math.log1p(len(raw_words)),
+        "question_lines_log": math.log1p(question.count("\n")),
+        "choices_n": float(len(choices)),
+        "choice_chars_mean_log": math.log1p(mean_length),
+        "choice_chars_max_log": math.log1p(max(lengths, default=0)),
+        "choice_chars_min_log": math.log1p(min(lengths, default=0)),
+        "choice_chars_spread": (
+            math.sqrt(_mean([(x - mean_length) ** 2 for x in lengths])) / (mean_length + 1)
+        ),
+        "choice_longest_ratio": max(lengths, default=0) / (mean_length + 1),
+        "choice_words_mean_log": math.log1p(_mean([len(c.split()) for c in choices])),
+        "choice_word_similarity": _mean(word_sims),
+        "choice_word_similarity_max": max(word_sims, default=0.0),
+        "choice_gram_similarity": _mean(gram_sims),
+        "choice_gram_similarity_min": min(gram_sims, default=0.0),
+        "choice_gram_similarity_max": max(gram_sims, default=0.0),
+        "choice_common_prefix": (
+            len(os.path.commonprefix(choices)) / (mean_length + 1) if choices else 0.0
+        ),
+        "choice_negation": _share(bool(s & _NEGATION_WORDS) for s in word_sets),
+        "choice_and": _share(" and " in choice for choice in choices_lower),
+        "choice_single_word": _share(len(choice.split()) <= 1 for choice in choices),
+        "choice_numeric": _share(
+            len(choice.split()) <= 3 and bool(_DIGIT.search(choice)) for choice in choices
+        ),
+        "choice_roman": float(any(_ROMAN.search(choice) for choice in choices)),
+        "choice_all_above": float(bool(_ALL_ABOVE.search(joined_choices))),
+        "choice_true_false": float(bool(all_choice_words & _TRUE_FALSE_WORDS)),
+        "choice_opposites": float(
+            bool(all_choice_words & _INCREASE_WORDS) and bool(all_choice_words & _DECREASE_WORDS)
+        ),
+        "question_choice_overlap": _mean([_jaccard(words, s) for s in word_sets]),
+        "negation_upper": float(bool(_NEGATION_UPPER.search(question))),
+        "negation": float(bool(words & _NEGATION_WORDS)),
+        "statement_pair": float("Statement 1" in question),
+        "roman_list": float(" II" in prompt and bool(re.search(r"\bII\b", prompt))),
+        "which_of_following": float("which of the following" in lower),
+        "question_mark": float(question.rstrip().endswith("?")),
+        "blank": float("_" in question),
+        "digits_log": math.log1p(len(_DIGIT.findall(question))),
+        "numbers_log": math.log1p(len(_NUMBER.findall(question))),
+        "operators_log": math.log1p(sum(question.count(op) for op in "=+*/^<>")),
+        "capitalised_log": math.log1p(len(_CAPITALISED.findall(question))),
+        "years_log": math.log1p(len(_YEAR.findall(question))),
+        "quotes": float('"' in question or "\u201c" in question),
+        "word_length_mean": _mean([len(word) for word in raw_words]),
+        "long_words_share": _share(len(word) >= 10 for word in raw_words),
+        "compression_ratio": len(zlib.compress(question.encode())) / (len(question) + 1),
+        "person": float(bool(words & _PERSON_WORDS)),
+        "scenario": float(bool(words & _SCENARIO_WORDS)),
+        "calculate": float(
+            bool(words & _CALCULATE_WORDS) or any(p in lower for p in _CALCULATE_PHRASES)
+        ),
+        "definition": float(any(phrase in lower for phrase in _DEFINITION_PHRASES)),
+        "superlative": float(bool(words & _SUPERLATIVE_WORDS)),
+        "symbols_log": math.log1p(len(_SYMBOLS.findall(prompt))),
+        "code": float(bool(_CODE.search(prompt))),
+        "step_cues_log": math.log1p(_count(word_list, _STEP_WORDS)),
+        "percent": float(bool(_PERCENT.search(lower))),
+        "fraction_words_log": math.log1p(_count(word_list, _FRACTION_WORDS)),
+        "money": float(bool(_MONEY.search(question))),
+        "time_units_log": math.log1p(_count(word_list, _TIME_WORDS)),
+        "sentences_log": math.log1p(len(_SENTENCE_END.findall(question))),
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# The weak model's answer (cascade mode)
+
+_FINAL_HASH = re.compile(r"####\s*\$?\s*(-?[\d,]*\.?\d+)")
+_FINAL_PHRASE = re.compile(
+    r"(?:the answer is|answer:|final answer|therefore|so,? the|in total|total of)\D{0,40}"
+    r"(-?\$?[\d,]*\.?\d+)",
+    re.IGNORECASE,
+)
+_HEDGE = re.compile(
+    r"\b(maybe|perhaps|might|possibly|approximately|assume|assuming|unclear|not sure|"
+    r"it seems|i think|cannot be determined|not enough information|ambiguous)\b",
+    re.IGNORECASE,
+)
+_CORRECTION = re.compile(
+    r"\b(wait|actually|mistake|correction|let me re|let's re|recalculate|re-evaluate|"
+    r"however|instead|oops|i made an error|that's not right)\b",
+    re.IGNORECASE,
+)
+_ANNOTATION = re.compile(r"<<([^<>=]+)=([^<>]+)>>")
+_ARITHMETIC = re.compile(
+    r"((?:\(?\s*-?\$?\d[\d,]*(?:\.\d+)?%?\s*\)?\s*[-+*/x×÷]\s*)+\(?\s*-?\$?\d[\d,]*(?:\.\d+)?%?\s*\)?)"
+    r"\s*=\s*\$?\s*(-?\d[\d,]*(?:\.\d+)?)"
+)
+_SAFE_EXPRESSION = re.compile(r"^[\d\s.+\-*/()]+$")
+_NUMBER_TOKEN = re.compile(r"\d+(?:\.\d+)?")
+
+
+def _evaluate(expression: str, *, percent_as_fraction: bool = False) -> float | None:
+    """The value of a small arithmetic expression, or None (a parser: nothing is eval()ed)."""
+    expression = (
+        expression.replace(",", "")
+        .replace("$", "")
+        .replace("x", "*")
+        .replace("×", "*")
+        .replace("÷", "/")
+        .replace("%", "/100" if percent_as_fraction else "")
+    )
+    if not _SAFE_EXPRESSION.match(expression) or len(expression) > 120:
+        return None
+    if "**" in expression:
+        return None
+    try:
+        tokens = re.findall(r"\d+(?:\.\d+)?|[-+*/()]", expression)
+        return float(_Parser(tokens).parse())
+    except (ValueError, ZeroDivisionError, IndexError, OverflowError):
+        return None
+
+
+class _Parser:
+    """Recursive-descent parser for + - * / and parentheses over exact fractions."""
+
+    def __init__(self, tokens: list[str]) -> None:
+        self.tokens = tokens
+        self.position = 0
+
+    def parse(self) -> Fraction:
+        value = self._sum()
+        if self.position != len(self.tokens):
+            raise ValueError("trailing tokens")
+        return value
+
+    def _peek(self) -> str | None:
+        return self.tokens[self.position] if self.position < len(self.tokens) else None
+
+    def _sum(self) -> Fraction:
+        value = self._product()
+        while self._peek() in ("+", "-"):
+            operator = self.tokens[self.position]
+            self.position += 1
+            right = self._product()
+            value = value + right if operator == "+" else value - right
+        return value
+
+    def _product(self) -> Fraction:
+        value = self._unary()
+        while self._peek() in ("*", "/"):
+            operator = self.tokens[self.position]
+            self.position += 1
+            right = self._unary()
+            value = value * right if operator == "*" else value / right
+        return value
+
+    def _unary(self) -> Fraction:
+        if self._peek() == "-":
+            self.position += 1
+            return -self._unary()
+        if self._peek() == "(":
+            self.position += 1
+            value = self._sum()
+            if self._peek() != ")":
+                raise ValueError("unbalanced parenthesis")
+            self.position += 1
+            return value
+        token = self._peek()
+        if token is None:
+            raise ValueError("unexpected end")
+        self.position += 1
+        return Fraction(token)
+
+
+def _close(claimed: float, actual: float) -> bool:
+    return abs(claimed - actual) <= max(0.011, 0.005 * abs(actual))
+
+
+def _to_float(text: str) -> float | None:
+    try:
+        return float(text.replace(",", "").replace("$", ""))
+    except ValueError:
+        return None
+
+
+def arithmetic_checks(response: str) -> tuple[int, int]:
+    """(checked, wrong): equations written in the answer whose result was recomputed."""
+    checked = wrong = 0
+    for left, right in _ANNOTATION.findall(response):
+        actual = _evaluate(left)
+        claimed = _to_float(right.strip())
+        if actual is None or claimed is None:
+            continue
+        checked += 1
+        wrong += not _close(claimed, actual)
+    plain = _ANNOTATION.sub("", response)
+    for left, right in _ARITHMETIC.findall(plain):
+        actual = _evaluate(left)
+        claimed = _to_float(right)
+        if actual is None or claimed is None:
+            continue
+        # "12 / 20 x 100 = 55%" is wrong; "8 x $5 x 60% = 24" is right: a percentage may
+        # be written as a number or as a fraction, so either reading can make it right.
+        as_fraction = _evaluate(left, percent_as_fraction=True) if "%" in left else None
+        checked += 1
+        wrong += not (
+            _close(claimed, actual) or (as_fraction is not None and _close(claimed, as_fraction))
+        )
+    return checked, wrong
+
+
+def answer_features(response: str | None) -> dict[str, float]:
+    """Signals that the weak model's answer is wrong; all zero (and `has_answer` 0) if None."""
+    if response is None:
+        response = ""
+    text = response.strip()
+    checked, wrong = arithmetic_checks(text)
+    final_hash = _FINAL_HASH.search(text)
+    final_phrase = _FINAL_PHRASE.findall(text)
+    numbers = _NUMBER_TOKEN.findall(text)
+    last_line = text.rsplit("\n", 1)[-1] if text else ""
+    ends_cleanly = text.endswith((".", "!", ")", "]")) or bool(final_hash)
+    distinct_final = len({n.replace(",", "").lstrip("$") for n in final_phrase})
+    return {
+        "answer_present": float(bool(text)),
+        "answer_chars_log": math.log1p(len(text)),
+        "answer_lines_log": math.log1p(text.count("\n")),
+        "answer_final_marker": float(bool(final_hash)),
+        "answer_final_phrase": float(bool(final_phrase)),
+        "answer_final_candidates": float(distinct_final),
+        "answer_truncated": float(bool(text) and not ends_cleanly),
+        "answer_unfinished_annotation": float(text.count("<<") > text.count(">>")),
+        "answer_hedges_log": math.log1p(len(_HEDGE.findall(text))),
+        "answer_corrections_log": math.log1p(len(_CORRECTION.findall(text))),
+        "answer_arithmetic_checked_log": math.log1p(checked),
+        "answer_arithmetic_wrong": float(wrong),
+        "answer_arithmetic_wrong_any": float(wrong > 0),
+        "answer_numbers_log": math.log1p(len(numbers)),
+        "answer_last_line_has_number": float(bool(_NUMBER_TOKEN.search(last_line))),
+        "answer_ends_question": float(text.endswith("?")),
+        "answer_decimal_final": float(bool(final_hash) and "." in final_hash.group(1)),
+        "answer_negative_final": float(bool(final_hash) and final_hash.group(1).startswith("-")),
+    }

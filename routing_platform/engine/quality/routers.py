@@ -1,0 +1,162 @@
+"""Routers that a backtest compares: each gives every row a score (higher = strong model).
+
+- ``random``: a seeded uniform score (APGR ~0.5 by construction).
+- ``length``: the longer prompt goes to the strong model (the README's floor).
+- ``heuristic``: the engine's complexity classifier score; in cascade mode, one minus the
+  engine's confidence in the weak model's answer (the signal the engine escalates on),
+  with the complexity score breaking ties.
+- ``learned``: the learned router trained and scored out-of-fold (folds by MMLU subject
+  and prompt hash, see :mod:`.crossval`): never scored on rows it trained on.
+- ``oracle``: knows the outcomes (strong minus weak); the ceiling, for reference only.
+- a learned-router artifact (``--router-file``): the trained router scores every row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from routing_platform.engine.learned import (
+    CASCADE,
+    DEFAULT_REGULARIZATION,
+    LearnedRouter,
+    feature_matrix,
+    fit_router,
+    task_type_for_eval,
+)
+from routing_platform.engine.quality.crossval import DEFAULT_FOLDS, Progress, fold_ids
+from routing_platform.engine.quality.dataset import DatasetError, RoutingDataset
+
+ROUTER_NAMES = ("heuristic", "learned", "length", "random", "oracle")
+BASELINES = ("random", "length")
+
+
+def task_types(dataset: RoutingDataset) -> list[str]:
+    return [task_type_for_eval(name) for name in dataset.eval_names]
+
+
+def weak_answers(dataset: RoutingDataset, weak: str) -> tuple[str, ...]:
+    answers = dataset.response(weak)
+    if answers is None:
+        raise DatasetError(
+            f"cascade mode reads the weak model's answers, but {', '.join(dataset.sources)} "
+            f"has no {weak + '|model_response'!r} column; use --mode route"
+        )
+    return answers
+
+
+def heuristic_score(prompt: str, task_type: str) -> float:
+    """The engine classifier's complexity score in [0, 1] (higher = harder)."""
+    from routing_platform.engine.classifier import classify
+
+    return float(classify(prompt, task_type).score)
+
+
+def escalation_score(answer: str) -> float:
+    """One minus the engine's confidence in an answer (no logprobs: its text heuristics)."""
+    from routing_platform.engine.confidence import estimate
+
+    return 1.0 - float(estimate(answer).value)
+
+
+@dataclass(frozen=True)
+class RouterSpec:
+    name: str
+    description: str
+
+
+def _random(dataset: RoutingDataset, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).random(len(dataset))
+
+
+def _length(dataset: RoutingDataset) -> np.ndarray:
+    return np.array([len(prompt) for prompt in dataset.prompts], dtype=float)
+
+
+def _heuristic(dataset: RoutingDataset, *, weak: str, mode: str) -> np.ndarray:
+    complexity = np.array(
+        [heuristic_score(p, t) for p, t in zip(dataset.prompts, task_types(dataset), strict=True)]
+    )
+    if mode != CASCADE:
+        return complexity
+    escalation = np.array([escalation_score(answer) for answer in weak_answers(dataset, weak)])
+    return escalation + 1e-3 * complexity
+
+
+def _learned_cross_validated(
+    dataset: RoutingDataset,
+    *,
+    strong: str,
+    weak: str,
+    mode: str,
+    n_folds: int,
+    regularization: float,
+    progress: Progress | None,
+) -> np.ndarray:
+    # Featurise every row once; each fold fits on its training rows only.
+    matrix, names = feature_matrix(
+        dataset.prompts,
+        task_types(dataset),
+        weak_answers(dataset, weak) if mode == CASCADE else None,
+        mode=mode,
+    )
+    strong_outcome, weak_outcome = dataset.score(strong), dataset.score(weak)
+    folds = fold_ids(dataset, n_folds)
+    scores = np.zeros(len(dataset))
+    for fold in range(n_folds):
+        train, test = folds != fold, folds == fold
+        if not test.any():
+            continue
+        router = fit_router(
+            matrix[train],
+            names,
+            strong_outcome[train],
+            weak_outcome[train],
+            mode=mode,
+            regularization=regularization,
+        )
+        scores[test] = router.score_matrix(matrix[test])
+        if progress is not None:
+            progress(fold + 1, n_folds, f"fold {fold + 1}/{n_folds}")
+    return scores
+
+
+def artifact_scores(router: LearnedRouter, dataset: RoutingDataset, *, weak: str) -> np.ndarray:
+    """A trained router's scores for every row (its own mode decides if answers are read)."""
+    responses = weak_answers(dataset, weak) if router.mode == CASCADE else None
+    return router.scores(dataset.prompts, task_types(dataset), responses)
+
+
+def router_scores(
+    name: str,
+    dataset: RoutingDataset,
+    *,
+    strong: str,
+    weak: str,
+    mode: str,
+    seed: int = 0,
+    n_folds: int = DEFAULT_FOLDS,
+    regularization: float = DEFAULT_REGULARIZATION,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """Scores of a named router on every row of `dataset`."""
+    if name == "random":
+        return _random(dataset, seed)
+    if name == "length":
+        return _length(dataset)
+    if name == "heuristic":
+        return _heuristic(dataset, weak=weak, mode=mode)
+    if name == "oracle":
+        return dataset.score(strong) - dataset.score(weak)
+    if name == "learned":
+        return _learned_cross_validated(
+            dataset,
+            strong=strong,
+            weak=weak,
+            mode=mode,
+            n_folds=n_folds,
+            regularization=regularization,
+            progress=progress,
+        )
+    raise ValueError(f"unknown router {name!r}; choose one of {', '.join(ROUTER_NAMES)}")
