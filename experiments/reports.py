@@ -737,6 +737,9 @@ def _cumulative(
                 "day": day,
                 "control_n": control[PRIMARY_METRIC]["n"],
                 "treatment_n": treatment[PRIMARY_METRIC]["n"],
+                # Cumulative sufficient statistics, so each point can be recomputed.
+                "control_stats": control[PRIMARY_METRIC],
+                "treatment_stats": treatment[PRIMARY_METRIC],
                 "lift": relative.get("lift"),
                 "fixed_ci_low": relative.get("ci_low"),
                 "fixed_ci_high": relative.get("ci_high"),

@@ -436,6 +436,15 @@ def test_export_round_trip_recomputes_every_number_from_the_file_alone(tmp_path)
     )
     assert quality["result"]["p_value"] == pytest.approx(again.p_value, rel=1e-9, abs=1e-300)
     assert reports.decide(data) == data["decision"]
+    last = data["cumulative"]["by_arm"]["smart"][-1]
+    again = reports.compare_metric(
+        metric="cost_per_request",
+        control=last["control_stats"],
+        treatment=last["treatment_stats"],
+        alpha=data["settings"]["alpha"],
+        sequential=True,
+    )
+    assert last["ci_low"] == pytest.approx(again["relative_ci_low"], rel=1e-9)
     assert edges == pytest.approx(list(LATENCY_HIST_EDGES_MS))
     assert data["histogram_edges"]["latency_top_ms"] == pytest.approx(LATENCY_HIST_TOP_MS)
 
