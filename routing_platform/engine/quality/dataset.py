@@ -51,6 +51,8 @@ class RoutingDataset:
     responses: dict[str, tuple[str, ...]] = field(default_factory=dict)
     costs_usd: dict[str, np.ndarray] = field(default_factory=dict)
     sources: tuple[str, ...] = ()
+    # The engine task type of each row when known (recorded calls); else from eval_name.
+    task_types: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -91,6 +93,7 @@ class RoutingDataset:
             },
             costs_usd={name: column[index] for name, column in self.costs_usd.items()},
             sources=self.sources,
+            task_types=None if self.task_types is None else tuple(self.task_types[i] for i in pick),
         )
 
     def _describe_sources(self) -> str:

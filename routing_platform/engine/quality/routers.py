@@ -33,6 +33,9 @@ BASELINES = ("random", "length")
 
 
 def task_types(dataset: RoutingDataset) -> list[str]:
+    """Each row's engine task type: recorded with the row, else implied by its eval set."""
+    if dataset.task_types is not None:
+        return list(dataset.task_types)
     return [task_type_for_eval(name) for name in dataset.eval_names]
 
 

@@ -1,0 +1,118 @@
+"""Train a learned router with an honest report, and calibrate its threshold.
+
+1. Out-of-fold scores (folds by MMLU subject / prompt hash) give the cross-validated
+   APGR, CPT and savings the router can be expected to reach on prompts it never saw.
+2. The same out-of-fold scores calibrate the threshold to the user's target: a share of
+   strong-model calls, or a share of the strong model's quality (RouteLLM calibrates on
+   public data; here it is the user's own rows, scored as if unseen).
+3. The final router is fitted on every row and carries the threshold and the report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from routing_platform.engine.learned import (
+    CASCADE,
+    DEFAULT_REGULARIZATION,
+    LearnedRouter,
+    feature_matrix,
+    fit_router,
+)
+from routing_platform.engine.quality.crossval import DEFAULT_FOLDS, Progress
+from routing_platform.engine.quality.dataset import RoutingDataset
+from routing_platform.engine.quality.metrics import MetricsError, evaluate_scores
+from routing_platform.engine.quality.routers import router_scores, task_types, weak_answers
+
+DEFAULT_TARGET_QUALITY = 0.95
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    router: LearnedRouter
+    out_of_fold_scores: np.ndarray | None
+    summary: dict
+
+
+def train_and_calibrate(
+    dataset: RoutingDataset,
+    *,
+    strong: str,
+    weak: str,
+    mode: str = "route",
+    n_folds: int = DEFAULT_FOLDS,
+    regularization: float = DEFAULT_REGULARIZATION,
+    target_strong_share: float | None = None,
+    target_quality: float | None = None,
+    progress: Progress | None = None,
+) -> TrainingResult:
+    """Cross-validate, fit on all rows, calibrate on the out-of-fold scores."""
+    dataset.require_models(strong, weak)
+    if target_strong_share is None and target_quality is None:
+        target_quality = DEFAULT_TARGET_QUALITY
+    strong_outcome, weak_outcome = dataset.score(strong), dataset.score(weak)
+    notes: list[str] = []
+    out_of_fold: np.ndarray | None = None
+    cross_validation: dict | None = None
+    try:
+        out_of_fold = router_scores(
+            "learned",
+            dataset,
+            strong=strong,
+            weak=weak,
+            mode=mode,
+            n_folds=n_folds,
+            regularization=regularization,
+            progress=progress,
+        )
+    except ValueError as err:
+        notes.append(f"no cross-validation ({err}); threshold calibrated in-sample")
+    if out_of_fold is not None:
+        try:
+            metrics = evaluate_scores(out_of_fold, strong_outcome, weak_outcome, mode=mode)
+            cross_validation = {"folds": n_folds, **metrics.as_dict()}
+        except MetricsError as err:
+            notes.append(f"cross-validated metrics undefined: {err}")
+
+    matrix, names = feature_matrix(
+        dataset.prompts,
+        task_types(dataset),
+        weak_answers(dataset, weak) if mode == CASCADE else None,
+        mode=mode,
+    )
+    router = fit_router(
+        matrix,
+        names,
+        strong_outcome,
+        weak_outcome,
+        mode=mode,
+        regularization=regularization,
+        metadata={
+            "strong_model": strong,
+            "weak_model": weak,
+            "trained_on": list(dataset.sources),
+            "cross_validation": cross_validation,
+        },
+    )
+    calibration_scores = out_of_fold if out_of_fold is not None else router.score_matrix(matrix)
+    router = router.calibrated(
+        calibration_scores,
+        strong=strong_outcome,
+        weak=weak_outcome,
+        target_strong_share=target_strong_share,
+        target_quality=target_quality,
+    )
+    summary = {
+        "rows": len(dataset),
+        "strong": strong,
+        "weak": weak,
+        "mode": mode,
+        "datasets": list(dataset.sources),
+        "cross_validation": cross_validation,
+        "calibration": router.metadata.get("calibration"),
+        "threshold": router.threshold,
+        "notes": notes,
+    }
+    return TrainingResult(router=router, out_of_fold_scores=out_of_fold, summary=summary)
