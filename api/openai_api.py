@@ -6,7 +6,7 @@ through. Answers are OpenAI's shapes (completion, chunk stream, error) plus ``x-
 headers saying which model answered, its tier, cost, escalation and our overhead.
 
 This is the latency-critical path: auth is cached in-process, the rate limit is one Redis
-round trip, and the call is recorded after the answer is sent.
+round trip, and the call's record is handed to Redis for the workers (``api.recording``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from ninja import NinjaAPI
 
 from api.auth import ApiKeyAuth, write_auth
 from api.errors import ApiError, BadRequest, classify, install_error_handlers, openai_error_body
-from api.recording import record_call_in_background
+from api.recording import record_call_deferred
 from api.schemas import ChatCompletionIn, ModelListOut
 
 ROUTER_MODEL = "router"
@@ -141,7 +141,7 @@ async def _stream(completion_id: str, created: int, result: dict[str, Any]) -> A
     yield b"data: [DONE]\n\n"
 
 
-def _record(
+async def _record(
     *,
     completion_id: str,
     payload: ChatCompletionIn,
@@ -150,7 +150,7 @@ def _record(
     result: dict[str, Any] | None,
     error: Exception | None,
 ) -> None:
-    record_call_in_background(
+    await record_call_deferred(
         kind="chat",
         source="openai",
         unit_id=payload.user or "",
@@ -202,7 +202,7 @@ async def chat_completions(request: HttpRequest, payload: ChatCompletionIn):
             temperature=payload.temperature,
         )
     except RoutingError as err:
-        _record(
+        await _record(
             completion_id=completion_id,
             payload=payload,
             messages=messages,
@@ -211,7 +211,7 @@ async def chat_completions(request: HttpRequest, payload: ChatCompletionIn):
             error=err,
         )
         raise
-    _record(
+    await _record(
         completion_id=completion_id,
         payload=payload,
         messages=messages,

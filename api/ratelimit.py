@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from django.core.cache import cache
 
-from api.redis_client import REDIS_ERRORS, get_client, redis_available, redis_failed
+from api import redis_client
+from api.redis_client import REDIS_ERRORS
 
 WINDOW_S = 60
 
@@ -26,7 +27,7 @@ class RateDecision:
 
 
 async def _count_in_redis(bucket: str) -> int:
-    pipe = get_client().pipeline(transaction=False)
+    pipe = redis_client.get_client().pipeline(transaction=False)
     pipe.incr(bucket)
     pipe.expire(bucket, WINDOW_S + 1)
     count, _ = await pipe.execute()
@@ -50,11 +51,11 @@ async def rate_limit_hit(
     window = int(now // WINDOW_S)
     bucket = f"api:ratelimit:{key_id}:{window}"
     count = None
-    if redis_available():
+    if redis_client.redis_available():
         try:
             count = await _count_in_redis(bucket)
         except REDIS_ERRORS:
-            redis_failed()
+            redis_client.redis_failed()
     if count is None:
         count = await _count_in_cache(bucket)
     retry_after = max(1, math.ceil((window + 1) * WINDOW_S - now))

@@ -77,3 +77,19 @@ async def redis_ping() -> tuple[bool, str]:
         return False, f"{type(err).__name__}: {err}"
     redis_breaker_reset()
     return True, "ok"
+
+
+_sync_clients: dict[str, object] = {}
+
+
+def get_sync_client():
+    """A blocking Redis client (same URL and timeouts), for RQ enqueues and the RQ jobs."""
+    import redis
+
+    url = redis_url()
+    client = _sync_clients.get(url)
+    if client is None:
+        client = _sync_clients[url] = redis.Redis.from_url(
+            url, socket_timeout=SOCKET_TIMEOUT_S * 4, socket_connect_timeout=SOCKET_TIMEOUT_S
+        )
+    return client

@@ -27,9 +27,11 @@ def _fresh_api_state(settings):
 
 @pytest.fixture
 def fake_async_redis(monkeypatch):
-    """Rate-limit counters and pings on an in-memory (fakeredis) asyncio Redis."""
+    """The API's Redis (rate limits, pings, call records; async and sync clients) on one
+    in-memory fakeredis server."""
     server = fakeredis.FakeServer()
     clients = {}
+    sync_client = fakeredis.FakeRedis(server=server)
 
     def get_client():
         import asyncio
@@ -40,8 +42,21 @@ def fake_async_redis(monkeypatch):
         return clients[loop]
 
     monkeypatch.setattr(redis_client, "get_client", get_client)
-    monkeypatch.setattr("api.ratelimit.get_client", get_client)
+    monkeypatch.setattr(redis_client, "get_sync_client", lambda: sync_client)
     return server
+
+
+@pytest.fixture
+def drain_records():
+    """Run the call-records drain job (what an RQ worker does), from async tests."""
+    from asgiref.sync import sync_to_async
+
+    from api.jobs import call_records_drain
+
+    async def drain() -> int:
+        return await sync_to_async(call_records_drain)()
+
+    return drain
 
 
 def point_queues_at(url, settings, monkeypatch):
@@ -198,8 +213,9 @@ def _copy_test_database(database_path: Path, django_db_setup, django_db_blocker)
 
 @pytest.fixture(scope="session")
 def server_process(tmp_path_factory, real_redis_url, django_db_setup, django_db_blocker):
-    """uvicorn serving the platform on 127.0.0.1 (a free port), with a migrated file-based
-    SQLite database, a real Redis and simulated providers; yields its URL and an API key."""
+    """uvicorn serving the platform on 127.0.0.1 (a free port) and an RQ worker, with a
+    migrated file-based SQLite database, a real Redis and simulated providers; yields the
+    server's URL and an API key."""
     import os
     import subprocess
     import sys
@@ -247,6 +263,21 @@ def server_process(tmp_path_factory, real_redis_url, django_db_setup, django_db_
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+    worker = subprocess.Popen(
+        [
+            *manage,
+            "rqworker",
+            "routing",
+            "default",
+            "shadow",
+            "--worker-class",
+            "rq.worker.SimpleWorker",
+        ],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base_url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -263,10 +294,12 @@ def server_process(tmp_path_factory, real_redis_url, django_db_setup, django_db_
                 ) from None
             time.sleep(0.1)
     yield ServerProcess(base_url=base_url, token=token, env=env, database_path=database_path)
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
+    for child in (worker, process):
+        child.terminate()
+    for child in (worker, process):
+        try:
+            child.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(timeout=5)
     log.close()

@@ -9,7 +9,6 @@ from asgiref.sync import sync_to_async
 from ninja.testing import TestAsyncClient
 
 from api.openai_api import openai_api
-from api.recording import wait_for_background_records
 from experiments.models import RoutedCall
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,7 +26,7 @@ def chat(**overrides):
 
 
 async def test_router_model_answers_a_chat_completion_with_usage_and_headers(
-    client, auth_headers, fake_async_redis
+    client, auth_headers, fake_async_redis, drain_records
 ):
     """model "router" routes smartly; the answer is a chat completion with usage and x-router-*."""
     response = await client.post("/chat/completions", json=chat(), headers=auth_headers)
@@ -46,7 +45,7 @@ async def test_router_model_answers_a_chat_completion_with_usage_and_headers(
     assert float(response["x-router-cost-usd"]) > 0
     assert response["x-router-escalated"] in {"true", "false"}
     assert float(response["x-router-overhead-ms"]) >= 0
-    assert await wait_for_background_records() == 1
+    assert await drain_records() == 1
     call = await RoutedCall.objects.aget(idempotency_key=f"openai:{body['id']}")
     assert call.kind == "chat"
     assert call.source == "openai"
@@ -54,7 +53,7 @@ async def test_router_model_answers_a_chat_completion_with_usage_and_headers(
     assert call.model == body["model"]
 
 
-async def test_concrete_model_passes_through(client, auth_headers, fake_async_redis):
+async def test_concrete_model_passes_through(client, auth_headers, fake_async_redis, drain_records):
     """A model name from the catalog is used as is, without routing."""
     response = await client.post(
         "/chat/completions", json=chat(model="gpt-4.1-mini"), headers=auth_headers
@@ -62,10 +61,12 @@ async def test_concrete_model_passes_through(client, auth_headers, fake_async_re
     assert response.status_code == 200, response.content
     assert response.json()["model"] == "gpt-4.1-mini"
     assert response["x-router-model"] == "gpt-4.1-mini"
-    await wait_for_background_records()
+    await drain_records()
 
 
-async def test_stream_sends_chunks_usage_last_and_done(client, auth_headers, fake_async_redis):
+async def test_stream_sends_chunks_usage_last_and_done(
+    client, auth_headers, fake_async_redis, drain_records
+):
     """stream: true answers server-sent chunks, usage in the final chunk, then [DONE]."""
     response = await client.post("/chat/completions", json=chat(stream=True), headers=auth_headers)
     assert response.status_code == 200
@@ -80,7 +81,7 @@ async def test_stream_sends_chunks_usage_last_and_done(client, auth_headers, fak
     assert text
     assert chunks[-1]["choices"] == []
     assert chunks[-1]["usage"]["total_tokens"] > 0
-    await wait_for_background_records()
+    await drain_records()
 
 
 @pytest.mark.parametrize(
@@ -96,7 +97,7 @@ async def test_stream_sends_chunks_usage_last_and_done(client, auth_headers, fak
     ],
 )
 async def test_bad_requests_answer_openai_errors(
-    client, auth_headers, fake_async_redis, body, status, fragment, param
+    client, auth_headers, fake_async_redis, body, status, fragment, param, drain_records
 ):
     """Invalid input is a 4xx in OpenAI's error shape, naming the field."""
     response = await client.post("/chat/completions", json=body, headers=auth_headers)
@@ -105,16 +106,18 @@ async def test_bad_requests_answer_openai_errors(
     assert fragment in error["message"]
     assert error["type"] == "invalid_request_error"
     assert error["param"] == param
-    await wait_for_background_records()
+    await drain_records()
 
 
-async def test_unknown_model_is_recorded_as_an_error_call(client, auth_headers, fake_async_redis):
+async def test_unknown_model_is_recorded_as_an_error_call(
+    client, auth_headers, fake_async_redis, drain_records
+):
     """A routed call that fails in the engine is still recorded, as an error."""
     response = await client.post(
         "/chat/completions", json=chat(model="no-such-model"), headers=auth_headers
     )
     assert response.status_code == 404
-    assert await wait_for_background_records() == 1
+    assert await drain_records() == 1
     call = await RoutedCall.objects.aget(kind="chat")
     assert call.status == "error"
     assert call.error_type == "UnknownModelError"

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import httpx
 import pytest
-
-from tests.conftest import REPO_ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis_server]
 
@@ -70,23 +66,14 @@ def test_execute_evaluate_and_monitoring(http):
     assert analytics["by_complexity"]
 
 
-def test_async_execute_runs_on_a_real_worker(http, server_process):
-    """async: true answers 202 with a job id; an rqworker --burst runs it; the job succeeds."""
+def test_async_execute_runs_on_a_real_worker(http):
+    """async: true answers 202 with a job id; the server's RQ worker runs it to success."""
     queued = http.post("/execute", json={"text": "List two fruits.", "async": True})
     assert queued.status_code == 202, queued.text
     job_id = queued.json()["job_id"]
-    assert http.get(f"/jobs/{job_id}").json()["status"] == "queued"
-    subprocess.run(
-        [sys.executable, str(REPO_ROOT / "manage.py"), "rqworker", "routing", "--burst"],
-        env=server_process.env,
-        cwd=REPO_ROOT,
-        check=True,
-        timeout=120,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while (job := http.get(f"/jobs/{job_id}").json())["status"] != "success":
+        assert job["status"] in {"queued", "running"}, job
         assert time.monotonic() < deadline, job
         time.sleep(0.1)
     assert job["result"]["response"]
