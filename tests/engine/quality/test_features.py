@@ -1,0 +1,73 @@
+"""Hand-crafted features: multiple-choice structure and the weak answer's checks."""
+
+from __future__ import annotations
+
+import math
+
+from routing_platform.engine.quality.features import (
+    answer_features,
+    arithmetic_checks,
+    prompt_features,
+    split_multiple_choice,
+)
+
+MC = "Which of these is NOT a prime?\nA. 2\nB. 3\nC. 4\nD. 5\nAnswer:"
+
+
+def test_split_multiple_choice():
+    """Choices are the trailing A-D lines; the question is the rest."""
+    question, choices = split_multiple_choice(MC)
+    assert question == "Which of these is NOT a prime?"
+    assert choices == ["2", "3", "4", "5"]
+    assert split_multiple_choice("Just a question?") == ("Just a question?", [])
+
+
+def test_prompt_features_see_structure():
+    """Negation, choice count and numeric choices are picked up; values are finite."""
+    features = prompt_features(MC)
+    assert features["negation_upper"] == 1.0
+    assert features["choices_n"] == 4.0
+    assert features["choice_numeric"] == 1.0
+    assert all(math.isfinite(value) for value in features.values())
+    plain = prompt_features("Write a haiku.")
+    assert plain["choices_n"] == 0.0 and plain["negation"] == 0.0
+
+
+def test_similar_choices_score_higher_similarity():
+    """Near-identical choices (fine distinctions) have a higher similarity feature."""
+    alike = "Q?\nA. real GDP rises and prices fall\nB. real GDP falls and prices rise\nC. real GDP rises and prices rise\nD. real GDP falls and prices fall\nAnswer:"
+    unlike = (
+        "Q?\nA. a cat\nB. the industrial revolution\nC. 42\nD. photosynthesis in leaves\nAnswer:"
+    )
+    assert (
+        prompt_features(alike)["choice_gram_similarity"]
+        > prompt_features(unlike)["choice_gram_similarity"]
+    )
+
+
+def test_arithmetic_checks_find_wrong_results():
+    """Wrong equations count as wrong; right ones (annotations, percentages) do not."""
+    assert arithmetic_checks("(12 / 20) x 100 = 55%") == (1, 1)
+    # The annotation and the sentence around it are both checked.
+    assert arithmetic_checks("3 x 60 = <<3*60=180>>180 meters") == (2, 0)
+    assert arithmetic_checks("8 x $5 x 60% = 24") == (1, 0)
+    assert arithmetic_checks("So 5 * 75 + 120 = 795.") == (1, 1)
+    assert arithmetic_checks("no numbers here") == (0, 0)
+
+
+def test_answer_features_flag_truncated_and_final_answers():
+    """A cut-off answer is truncated; a '#### 540' answer has a final marker."""
+    cut = answer_features("15 + 25 = <<15+2")
+    assert cut["answer_truncated"] == 1.0
+    assert cut["answer_unfinished_annotation"] == 1.0
+    done = answer_features("180 x 3 = <<180*3=540>>540 meters.\n#### 540")
+    assert done["answer_final_marker"] == 1.0
+    assert done["answer_truncated"] == 0.0
+    assert done["answer_arithmetic_wrong"] == 0.0
+    assert answer_features(None)["answer_present"] == 0.0
+
+
+def test_evaluator_never_runs_code():
+    """Only arithmetic is evaluated: anything else is skipped, not executed."""
+    assert arithmetic_checks("__import__('os') = 1") == (0, 0)
+    assert arithmetic_checks("2 ** 3 ** 4 = 5") == (0, 0)

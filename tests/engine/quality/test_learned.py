@@ -1,0 +1,165 @@
+"""The learned router: training, the JSON artifact round-trip, versions, calibration."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from routing_platform.engine.learned import (
+    ARTIFACT_VERSION,
+    LearnedRouterError,
+    calibrate_threshold,
+    load_router,
+    normalise_outcomes,
+    train_router,
+)
+from routing_platform.engine.quality.crossval import fold_ids
+from routing_platform.engine.quality.dataset import load_dataset
+from routing_platform.engine.quality.metrics import evaluate_scores
+from tests.engine.quality.conftest import STRONG, WEAK, synthetic_rows
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return synthetic_rows(150)
+
+
+@pytest.fixture(scope="module")
+def router(rows):
+    return train_router(
+        [row["prompt"] for row in rows],
+        np.array([row[STRONG] for row in rows], dtype=float),
+        np.array([row[WEAK] for row in rows], dtype=float),
+    )
+
+
+def test_learns_which_prompts_need_the_strong_model(router, rows):
+    """Hard (long, negated) prompts score higher than easy ones; scores are in [0, 1]."""
+    hard = router.strong_probability(rows[0]["prompt"], "analysis")
+    easy = router.strong_probability(rows[1]["prompt"], "analysis")
+    assert 0.0 <= easy < hard <= 1.0
+
+
+def test_round_trip_gives_identical_scores(router, rows, tmp_path):
+    """Saved and loaded, the router scores every prompt exactly as before."""
+    calibrated = router.calibrated(
+        router.scores([row["prompt"] for row in rows]), target_strong_share=0.3
+    )
+    path = calibrated.save(tmp_path / "router.json")
+    loaded = load_router(path)
+    assert loaded.threshold == calibrated.threshold
+    assert loaded.metadata["calibration"]["target"] == "strong_share"
+    prompts = [row["prompt"] for row in rows[:20]]
+    np.testing.assert_allclose(loaded.scores(prompts), calibrated.scores(prompts))
+    for prompt in prompts[:5]:
+        assert loaded.strong_probability(prompt, "analysis") == pytest.approx(
+            calibrated.strong_probability(prompt, "analysis")
+        )
+        assert loaded.prefers_strong(prompt) == (
+            calibrated.strong_probability(prompt) >= calibrated.threshold
+        )
+
+
+def test_unknown_version_and_foreign_files_are_refused(router, tmp_path):
+    """Another version, another format, a damaged file: each a clear error."""
+    data = router.to_dict()
+    newer = tmp_path / "newer.json"
+    newer.write_text(json.dumps({**data, "version": ARTIFACT_VERSION + 1}))
+    with pytest.raises(LearnedRouterError, match="version 2.*retrain"):
+        load_router(newer)
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text(json.dumps({"weights": [1, 2]}))
+    with pytest.raises(LearnedRouterError, match="not a learned-router artifact"):
+        load_router(foreign)
+    damaged = tmp_path / "damaged.json"
+    data["features"]["means"] = data["features"]["means"][:-1]
+    damaged.write_text(json.dumps(data))
+    with pytest.raises(LearnedRouterError, match="damaged"):
+        load_router(damaged)
+    garbage = tmp_path / "garbage.json"
+    garbage.write_bytes(b"\x80\x04pickle")
+    with pytest.raises(LearnedRouterError):
+        load_router(garbage)
+    with pytest.raises(LearnedRouterError, match="no such"):
+        load_router(tmp_path / "absent.json")
+
+
+def test_cascade_router_reads_the_weak_answer(rows):
+    """A cascade router needs the weak answer and uses it (wrong arithmetic -> strong)."""
+    router = train_router(
+        [row["prompt"] for row in rows],
+        np.array([row[STRONG] for row in rows], dtype=float),
+        np.array([row[WEAK] for row in rows], dtype=float),
+        weak_responses=[row[f"{WEAK}|model_response"] for row in rows],
+        mode="cascade",
+    )
+    prompt = rows[1]["prompt"]
+    with pytest.raises(LearnedRouterError, match="cascade mode"):
+        router.strong_probability(prompt)
+    wrong = router.strong_probability(prompt, weak_response="Let me think 2 + 2 = 5 so")
+    right = router.strong_probability(prompt, weak_response="The answer is B.")
+    assert wrong > right
+
+
+def test_calibrate_to_a_strong_share():
+    """The threshold sends the requested share of rows to the strong model."""
+    scores = np.linspace(0, 1, 101)
+    threshold, details = calibrate_threshold(scores, target_strong_share=0.2)
+    assert np.mean(scores >= threshold) == pytest.approx(0.2, abs=0.011)
+    assert details["strong_share"] == pytest.approx(0.2, abs=0.011)
+    none, _ = calibrate_threshold(scores, target_strong_share=0.0)
+    assert not np.any(scores >= none)
+
+
+def test_calibrate_to_a_quality_target():
+    """The highest threshold whose routing reaches 95% of the strong quality is chosen."""
+    scores = np.array([0.9, 0.8, 0.7, 0.1])
+    strong = np.array([1, 1, 1, 1])
+    weak = np.array([0, 0, 1, 1])
+    threshold, details = calibrate_threshold(scores, strong=strong, weak=weak, target_quality=0.95)
+    # 95% of 1.0 needs both weak failures (rows 0 and 1) sent to the strong model.
+    assert threshold == 0.8
+    assert details["quality"] == 1.0 and details["strong_share"] == 0.5
+    with pytest.raises(LearnedRouterError, match="exactly one"):
+        calibrate_threshold(scores)
+    with pytest.raises(LearnedRouterError, match="outcomes"):
+        calibrate_threshold(scores, target_quality=0.9)
+
+
+def test_uncalibrated_router_cannot_decide(router):
+    """prefers_strong needs a threshold and says how to get one."""
+    with pytest.raises(LearnedRouterError, match="--target"):
+        router.prefers_strong("hello")
+
+
+def test_scores_on_other_scales_become_soft_labels():
+    """1-10 judge scores are scaled to [0, 1] jointly; 0/1 outcomes are unchanged."""
+    strong, weak = normalise_outcomes(np.array([10.0, 5.5]), np.array([1.0, 10.0]))
+    np.testing.assert_allclose(strong, [1.0, 0.5])
+    np.testing.assert_allclose(weak, [0.0, 1.0])
+    same, _ = normalise_outcomes(np.array([1.0, 0.0]), np.array([0.0, 0.0]))
+    assert same.tolist() == [1.0, 0.0]
+
+
+def test_too_few_rows_are_refused():
+    """Training needs a handful of labelled prompts."""
+    with pytest.raises(LearnedRouterError, match="at least 10"):
+        train_router(["a", "b"], np.array([1.0, 0.0]), np.array([0.0, 0.0]))
+
+
+def test_trained_on_real_subjects_it_beats_random_on_unseen_ones(routellm_dir):
+    """Trained on a third of four subject folds, it ranks the fifth fold's (unseen) subjects
+    better than chance (kept small so the test stays fast)."""
+    mmlu = load_dataset(routellm_dir / "mmlu_dev.csv")
+    strong, weak = "gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1"
+    folds = fold_ids(mmlu, 5)
+    part = mmlu.subset(np.flatnonzero(folds != 4)[::3])
+    held_out = mmlu.subset(np.flatnonzero(folds == 4))
+    assert not set(part.eval_names) & set(held_out.eval_names)
+    router = train_router(part.prompts, part.score(strong), part.score(weak))
+    metrics = evaluate_scores(
+        router.scores(held_out.prompts), held_out.score(strong), held_out.score(weak)
+    )
+    assert metrics.apgr > 0.55
