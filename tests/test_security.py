@@ -188,7 +188,7 @@ def _admin_request(client: Client):
 
 
 @pytest.mark.redis_server
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the API may record from another thread/connection
 def test_no_secret_in_errors_records_logs_admin_cli_or_exports(
     leaky_providers, real_redis, admin_client, tmp_path
 ):
@@ -247,9 +247,14 @@ def test_no_secret_in_errors_records_logs_admin_cli_or_exports(
     assert "[REDACTED]" in outputs["logs"]  # the careless log lines were there, masked
     assert token not in outputs["logs"]
 
+    # The OpenAI-compatible endpoint hands its records to Redis; write them as a worker would.
+    from api.jobs import call_records_drain
+
+    call_records_drain()
     calls = list(RoutedCall.objects.all())
     assert calls, "the failed calls were not recorded"
     assert any(call.status == "error" and call.error_message for call in calls)
+    assert {call.source for call in calls} >= {"api", "openai"}, {call.source for call in calls}
     outputs["recorded calls"] = json.dumps([model_to_dict(call) for call in calls], default=str)
 
     pages = admin_pages(admin_client)
