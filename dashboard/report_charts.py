@@ -144,7 +144,7 @@ def cumulative_effect(report: dict) -> dict:
         **_layout(
             margin={"l": 64, "r": 24, "t": 16, "b": 48},
             xaxis={"title": "day (UTC)"},
-            yaxis={"title": f"{metric}: cumulative relative difference (%)", "ticksuffix": "%"},
+            yaxis={"title": f"{metric} vs control (%)", "ticksuffix": "%"},
         )
     )
     return _to_dict(figure)

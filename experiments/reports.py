@@ -1056,6 +1056,11 @@ def _candidate(report: dict, arm_key: str) -> dict:
     }
 
 
+def _p_text(p_value: float) -> str:
+    """``= 0.012`` or ``< 0.0001`` (always-valid p-values underflow to 0 on big effects)."""
+    return "< 0.0001" if p_value < 0.0001 else f"= {p_value:.2g}"
+
+
 def decide(report: dict) -> dict:
     """The decision rule (module docstring) over a report's SRM, tests and guardrails.
 
@@ -1075,7 +1080,7 @@ def decide(report: dict) -> dict:
         decision.update(status=INVALID)
         decision["reasons"].append(
             f"Sample-ratio mismatch: the {srm['unit']} per arm {srm['result']['observed']} do not "
-            f"match the weights {srm['result']['weights']} (chi-square p = {srm['result']['p_value']:.2g} "
+            f"match the weights {srm['result']['weights']} (chi-square p {_p_text(srm['result']['p_value'])} "
             f"< {srm['result']['threshold']}). Fix the assignment before trusting any result."
         )
         return decision
@@ -1130,7 +1135,7 @@ def decide(report: dict) -> dict:
         decision["reasons"].append(
             f"Arm {best['treatment']!r} improves {PRIMARY_METRIC.replace('_', ' ')} "
             + (f"by {abs(lift):.1%} " if lift is not None else "")
-            + f"vs {control!r} (adjusted p = {best['p_value_adjusted']:.2g} < {settings['alpha']}"
+            + f"vs {control!r} (adjusted p {_p_text(best['p_value_adjusted'])} < {settings['alpha']}"
             + (", always-valid" if settings["sequential_testing"] else "")
             + "), and every guardrail is shown within its margin."
         )
@@ -1158,7 +1163,7 @@ def decide(report: dict) -> dict:
             decision["missing"].append("significance")
             decision["reasons"].append(
                 f"{test['treatment']}: the {PRIMARY_METRIC.replace('_', ' ')} difference is not significant yet "
-                f"(adjusted p = {test['p_value_adjusted']:.2g}, alpha {settings['alpha']})."
+                f"(adjusted p {_p_text(test['p_value_adjusted'])}, alpha {settings['alpha']})."
             )
         pending = [
             g["guardrail"] for g in guardrails_by_arm[test["treatment"]] if g["status"] != "pass"
