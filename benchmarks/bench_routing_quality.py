@@ -1,0 +1,167 @@
+"""Routing quality on real outcomes: our routers vs baselines vs RouteLLM's published routers.
+
+Data: ../shared/data/routellm/ (RouteLLM's recorded GPT-4 / Mixtral-8x7B outcomes, dev
+split). Every figure of a trained router is cross-validated: MMLU folds are whole subjects
+(the router is judged on subjects it never saw), GSM8K folds are prompt hashes. Metrics
+as in the data README: APGR, CPT(50%), CPT(80%), savings at 95% of GPT-4 quality (GPT-4
+$24.7, Mixtral $0.24 per M tokens; cascade mode pays the weak call on every row).
+
+Routers: ``learned`` (engine/learned.py, two logistic models over hand-crafted features),
+``heuristic`` (the engine's complexity classifier; in cascade mode the engine's confidence
+in the weak answer), ``length`` (longer prompt -> strong) and ``random`` (median of 5
+seeds). The cross-validated figures are deterministic (fixed folds, deterministic
+solver); only the random baseline varies, hence its median.
+
+Reproduce: ``python -m benchmarks.run --only routing_quality``, or one table with
+``python manage.py routing backtest --dataset ../shared/data/routellm/mmlu_dev.csv
+--strong gpt-4-1106-preview --weak mistralai/Mixtral-8x7B-Instruct-v0.1 --router learned``.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+from pathlib import Path
+
+TITLE = "Routing quality on real outcomes (RouteLLM dev data, cross-validated)"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("ROUTING_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+STRONG = "gpt-4-1106-preview"
+WEAK = "mistralai/Mixtral-8x7B-Instruct-v0.1"
+TARGETS = {"mmlu": 0.65, "gsm8k": 0.68}
+FLOORS = {"mmlu": 0.56, "gsm8k": 0.62}
+# RouteLLM paper (arXiv 2406.18665), Tables 2-3: best router per benchmark, full test sets.
+ROUTELLM_BEST = {
+    "mmlu": {"apgr": 0.600, "cpt50": 0.355, "cpt80": 0.703},
+    "gsm8k": {"apgr": 0.622, "cpt50": 0.336, "cpt80": 0.633},
+}
+SETTINGS = (("mmlu", "route"), ("gsm8k", "route"), ("gsm8k", "cascade"))
+RANDOM_SEEDS = 5
+
+
+def _figure(metric, value, unit, target="", met=None, notes=""):
+    return {
+        "metric": metric,
+        "value": float(value),
+        "unit": unit,
+        "target": target,
+        "met": met,
+        "notes": notes,
+    }
+
+
+def _setting_figures(name: str, mode: str, dataset, *, folds: int) -> list[dict]:
+    from routing_platform.engine.quality.backtest import run_backtest
+
+    report = run_backtest(
+        dataset,
+        strong=STRONG,
+        weak=WEAK,
+        routers=["learned", "heuristic", "length"],
+        baselines=(),
+        mode=mode,
+        n_folds=folds,
+    )
+    random_runs = [
+        run_backtest(
+            dataset,
+            strong=STRONG,
+            weak=WEAK,
+            routers=["random"],
+            baselines=(),
+            mode=mode,
+            seed=seed,
+        )
+        .results[0]
+        .metrics
+        for seed in range(RANDOM_SEEDS)
+    ]
+    rows = [(result.name, result.metrics) for result in report.results]
+    rows.append(
+        (
+            "random",
+            {
+                key: statistics.median(run[key] for run in random_runs)
+                for key in ("apgr", "cpt50", "cpt80", "savings_at_95", "strong_share_at_95")
+            },
+        )
+    )
+    label = f"{name.upper()} {mode}"
+    grouping = "folds = whole MMLU subjects" if name == "mmlu" else "folds = prompt hash"
+    figures = []
+    for router, metrics in rows:
+        is_learned = router == "learned"
+        target = f">= {TARGETS[name]}" if is_learned else ""
+        met = metrics["apgr"] >= TARGETS[name] if is_learned else None
+        notes = {
+            "learned": f"{folds}-fold cross-validated, {grouping}; never scored on rows it trained on",
+            "heuristic": "engine classifier score"
+            + ("; cascade: 1 - engine confidence in the weak answer" if mode == "cascade" else ""),
+            "length": f"floor on these files: {FLOORS[name]}",
+            "random": f"median of {RANDOM_SEEDS} seeds",
+        }[router]
+        figures.append(_figure(f"{label}: {router} APGR", metrics["apgr"], "", target, met, notes))
+        figures.append(_figure(f"{label}: {router} CPT(50%)", 100 * metrics["cpt50"], "%"))
+        figures.append(_figure(f"{label}: {router} CPT(80%)", 100 * metrics["cpt80"], "%"))
+        figures.append(
+            _figure(
+                f"{label}: {router} savings at 95% quality",
+                100 * metrics["savings_at_95"],
+                "%",
+                notes=f"strong share {100 * metrics['strong_share_at_95']:.1f}%",
+            )
+        )
+    return figures
+
+
+def run(quick: bool = False) -> list[dict]:
+    sys.path.insert(0, str(REPO_ROOT))
+    from routing_platform.engine.quality.dataset import load_dataset
+    from routing_platform.engine.quality.metrics import evaluate_scores
+    from routing_platform.engine.quality.routers import router_scores
+
+    data_dir = SHARED / "routellm"
+    paths = {name: data_dir / f"{name}_dev.csv" for name in ("mmlu", "gsm8k")}
+    missing = [str(path) for path in paths.values() if not path.exists()]
+    if missing:
+        raise FileNotFoundError(f"routing data not found: {', '.join(missing)}")
+    datasets = {name: load_dataset(path, models=[STRONG, WEAK]) for name, path in paths.items()}
+    folds = 3 if quick else 5
+    figures: list[dict] = []
+    for name, mode in SETTINGS:
+        figures += _setting_figures(name, mode, datasets[name], folds=folds)
+    if not quick:
+        # Leave-one-subject-out: each subject scored by a router trained on the other 35.
+        mmlu = datasets["mmlu"]
+        subjects = len(set(mmlu.eval_names))
+        scores = router_scores(
+            "learned", mmlu, strong=STRONG, weak=WEAK, mode="route", n_folds=subjects
+        )
+        loso = evaluate_scores(scores, mmlu.score(STRONG), mmlu.score(WEAK))
+        figures.append(
+            _figure(
+                "MMLU route: learned APGR, leave-one-subject-out",
+                loso.apgr,
+                "",
+                f">= {TARGETS['mmlu']}",
+                loso.apgr >= TARGETS["mmlu"],
+                f"{subjects} folds, one subject each; CPT50 {100 * loso.cpt50:.1f}%, "
+                f"CPT80 {100 * loso.cpt80:.1f}%, savings at 95% {100 * loso.savings_at_95:.1f}%",
+            )
+        )
+    for name, anchor in ROUTELLM_BEST.items():
+        for key, label, scale, unit in (
+            ("apgr", "APGR", 1, ""),
+            ("cpt50", "CPT(50%)", 100, "%"),
+            ("cpt80", "CPT(80%)", 100, "%"),
+        ):
+            figures.append(
+                _figure(
+                    f"{name.upper()}: RouteLLM best published router {label}",
+                    scale * anchor[key],
+                    unit,
+                    notes="paper Tables 2-3, full test sets (not these dev files)",
+                )
+            )
+    return figures
