@@ -408,7 +408,10 @@ def _control_arm(arms: list[Arm]) -> Arm | None:
 
 
 def _clean(value: Any) -> Any:
-    """JSON-safe: non-finite floats become None, tuples lists, nested containers cleaned."""
+    """JSON-safe: numpy scalars become Python numbers, non-finite floats None, tuples
+    lists; nested containers cleaned."""
+    if hasattr(value, "item") and type(value).__module__ == "numpy":
+        value = value.item()
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
