@@ -22,6 +22,7 @@ from django.http import HttpRequest
 from django.middleware.security import SecurityMiddleware
 
 API_PATH_PREFIXES = ("/v1/", "/api/", "/health")
+SHARED_THREAD_PREFIXES = ("/v1/",)
 
 API_MIDDLEWARE = [
     "api.middleware.ApiBodyLimitMiddleware",
@@ -50,7 +51,21 @@ class ApiSecurityMiddleware:
 
 
 class ApiASGIHandler(ASGIHandler):
-    """Django's ASGI handler with ``API_MIDDLEWARE`` instead of ``settings.MIDDLEWARE``."""
+    """Django's ASGI handler with ``API_MIDDLEWARE`` instead of ``settings.MIDDLEWARE``.
+
+    On the OpenAI-compatible paths it also skips the per-request ``ThreadSensitiveContext``,
+    which starts (and stops) a fresh thread for every request: those requests run
+    thread-sensitive code (Django's connection signals, a key-cache miss) on asgiref's one
+    shared sync thread instead. They do almost no ORM work, so nothing long can queue
+    there. The routing API, whose dashboard and experiment reads can be slow, keeps a
+    thread per request.
+    """
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(SHARED_THREAD_PREFIXES):
+            await self.handle(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
     def load_middleware(self, is_async: bool = False) -> None:
         full_chain = settings.MIDDLEWARE
