@@ -35,9 +35,12 @@ def _workers_check() -> dict[str, Any]:
 
 
 async def health_report() -> tuple[int, dict[str, Any]]:
-    """(HTTP status, body): 200 when the database and Redis answer, else 503.
+    """(HTTP status, body): 503 "down" when the database does not answer, else 200.
 
-    No workers is reported as "degraded" (queued calls wait) but still 200.
+    Redis down or no worker running is 200 "degraded": the API still routes and records
+    calls (rate limits fall back to the cache, records are written inline); only queued
+    calls (``async``) are refused with 503. A load balancer should not pull every server
+    out of rotation because the shared Redis is down.
     """
     database = await sync_to_async(_database_check)()
     redis_ok, redis_detail = await redis_ping()
@@ -51,9 +54,9 @@ async def health_report() -> tuple[int, dict[str, Any]]:
             workers = {"ok": False, "count": 0, "error": f"{type(err).__name__}: {err}"}
     else:
         workers = {"ok": False, "count": 0, "error": "Redis is unreachable"}
-    if not (database["ok"] and redis_ok):
+    if not database["ok"]:
         status_text, code = "down", 503
-    elif not workers["ok"]:
+    elif not (redis_ok and workers["ok"]):
         status_text, code = "degraded", 200
     else:
         status_text, code = "ok", 200

@@ -18,16 +18,29 @@ async def headers(make_key):
     return {"Authorization": f"Bearer {token}"}
 
 
-async def test_health_reports_redis_down_with_503(redis_down):
-    """/health answers 503 JSON naming Redis as down and the database as up."""
+async def test_health_reports_redis_down_as_degraded(redis_down):
+    """/health answers JSON naming Redis as down: "degraded", still 200 (calls still work)."""
     for path in ("/health", "/api/v1/routing/health"):
         response = await AsyncClient().get(path)
-        assert response.status_code == 503, path
+        assert response.status_code == 200, path
         body = response.json()
-        assert body["status"] == "down"
+        assert body["status"] == "degraded"
         assert body["database"]["ok"] is True
         assert body["redis"]["ok"] is False
         assert body["redis"]["error"]
+        assert body["workers"]["ok"] is False
+
+
+async def test_health_is_503_when_the_database_is_down(monkeypatch):
+    """Without the database /health is 503 "down"."""
+
+    def database_down():
+        return {"ok": False, "vendor": "sqlite", "error": "OperationalError: unable to open"}
+
+    monkeypatch.setattr("api.health._database_check", database_down)
+    response = await AsyncClient().get("/health")
+    assert response.status_code == 503
+    assert response.json()["status"] == "down"
 
 
 async def test_async_execute_is_503_and_records_nothing_half_done(redis_down, headers):
