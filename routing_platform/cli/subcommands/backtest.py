@@ -108,6 +108,11 @@ def format_table(report: dict) -> list[str]:
         f"strong {report['strong']} vs weak {report['weak']}",
         f"cost: {report['cost']}",
     ]
+    if report.get("rows_skipped_without_outcome"):
+        lines.append(
+            f"{report['rows_skipped_without_outcome']} rows without a score for both models "
+            "were left out"
+        )
     header = (
         f"{'router':<16}{'APGR':>7}{'CPT50':>9}{'CPT80':>9}{'strong@95%':>12}"
         f"{'savings@95%':>13}  kind"

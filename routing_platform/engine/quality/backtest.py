@@ -65,6 +65,7 @@ class BacktestReport:
     results: list[RouterResult]
     cost_source: str
     n_folds: int
+    skipped_rows: int = 0
 
     def result(self, name: str) -> RouterResult:
         return next(result for result in self.results if result.name == name)
@@ -74,6 +75,7 @@ class BacktestReport:
             "report_version": REPORT_VERSION,
             "datasets": list(self.dataset.sources),
             "rows": len(self.dataset),
+            "rows_skipped_without_outcome": self.skipped_rows,
             "eval_sets": sorted(set(eval_group(name) for name in self.dataset.eval_names)),
             "strong": self.strong,
             "weak": self.weak,
@@ -223,7 +225,7 @@ def run_backtest(
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     if strong == weak:
         raise DatasetError("--strong and --weak name the same model; name two different models")
-    dataset.require_models(strong, weak)
+    dataset, skipped_rows = dataset.with_outcomes(strong, weak)
     if router_file is not None and router_file.mode == CASCADE and mode != CASCADE:
         raise ValueError(
             "the router file was trained in cascade mode (it reads the weak model's answer): "
@@ -286,4 +288,6 @@ def run_backtest(
         if progress:
             progress(done, steps, name)
     _, _, cost_source = _costs(dataset, strong, weak)
-    return BacktestReport(strong, weak, mode, dataset, results, cost_source, n_folds)
+    return BacktestReport(
+        strong, weak, mode, dataset, results, cost_source, n_folds, skipped_rows=skipped_rows
+    )

@@ -10,7 +10,9 @@ One row per prompt. Columns:
   ``<model>|total_cost`` (what the call cost, USD).
 
 Any other known RouterBench bookkeeping column (``oracle_model_to_route_to``) is ignored.
-Repeated prompts (and so repeated sample ids) are kept: the real files have a few.
+Repeated prompts (and so repeated sample ids) are kept: the real files have a few. An
+empty or NaN score means "not recorded": such rows are left out of comparisons that need
+that model (and counted), instead of failing the whole file.
 Malformed files raise :class:`DatasetError` naming the file, the row and the column.
 """
 
@@ -79,6 +81,20 @@ class RoutingDataset:
         for model in models:
             self.score(model)
 
+    def with_outcomes(self, *models: str) -> tuple[RoutingDataset, int]:
+        """The rows where every one of `models` has a recorded score, and how many were not."""
+        self.require_models(*models)
+        known = np.ones(len(self), dtype=bool)
+        for model in models:
+            known &= np.isfinite(self.scores[model])
+        if known.all():
+            return self, 0
+        if not known.any():
+            raise DatasetError(
+                f"no row of {self._describe_sources()} has scores for all of {', '.join(models)}"
+            )
+        return self.subset(np.flatnonzero(known)), int((~known).sum())
+
     def subset(self, indices: Sequence[int] | np.ndarray) -> RoutingDataset:
         """The rows at `indices`, in that order."""
         index = np.asarray(indices, dtype=int)
@@ -111,7 +127,12 @@ def _raise_field_size_limit() -> None:
             limit //= 10
 
 
+MISSING = frozenset({"", "nan", "na", "n/a", "null", "none"})
+
+
 def _parse_number(text: str, *, path: Path, row: int, line: int, column: str) -> float:
+    if text.lower() in MISSING:
+        return math.nan  # no recorded outcome: the row is left out of that model's comparisons
     try:
         value = float(text)
     except ValueError:
@@ -119,6 +140,8 @@ def _parse_number(text: str, *, path: Path, row: int, line: int, column: str) ->
             f"{path}: row {row} (line {line}), column {column!r}: {text[:40]!r} is not a number "
             "(expected the model's score, e.g. 1 for correct and 0 for wrong)"
         ) from None
+    if math.isnan(value):
+        return math.nan
     if not math.isfinite(value):
         raise DatasetError(
             f"{path}: row {row} (line {line}), column {column!r}: {text!r} is not a finite number"

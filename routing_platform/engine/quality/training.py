@@ -49,11 +49,13 @@ def train_and_calibrate(
     progress: Progress | None = None,
 ) -> TrainingResult:
     """Cross-validate, fit on all rows, calibrate on the out-of-fold scores."""
-    dataset.require_models(strong, weak)
+    dataset, skipped_rows = dataset.with_outcomes(strong, weak)
     if target_strong_share is None and target_quality is None:
         target_quality = DEFAULT_TARGET_QUALITY
     strong_outcome, weak_outcome = dataset.score(strong), dataset.score(weak)
     notes: list[str] = []
+    if skipped_rows:
+        notes.append(f"{skipped_rows} rows without a recorded score for both models were left out")
     out_of_fold: np.ndarray | None = None
     cross_validation: dict | None = None
     try:

@@ -116,3 +116,16 @@ def test_plot_is_a_self_contained_page(dataset, tmp_path):
     assert "Plotly.newPlot" in html
     for name in ("heuristic", "random", "length"):
         assert name in html
+
+
+def test_rows_without_outcomes_are_counted_in_the_report(tmp_path):
+    """A backtest leaves out rows missing a score and says how many."""
+    path = tmp_path / "gaps.csv"
+    lines = [f"prompt,{STRONG},{WEAK}"] + [
+        f"q{i} {'x' * i},{int(i % 4 != 0)},{(i // 2) % 2}" for i in range(12)
+    ]
+    lines.append("q-missing,1,")
+    path.write_text("\n".join(lines) + "\n")
+    report = run_backtest(load_dataset(path), strong=STRONG, weak=WEAK, routers=["length"])
+    assert report.as_dict()["rows"] == 12
+    assert report.as_dict()["rows_skipped_without_outcome"] == 1

@@ -130,3 +130,19 @@ def test_shared_files_load(routellm_dir):
     assert mmlu.models == ("gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1")
     assert gsm8k.response("mistralai/Mixtral-8x7B-Instruct-v0.1") is not None
     assert round(float(mmlu.score("gpt-4-1106-preview").mean()), 3) == 0.817
+
+
+def test_missing_scores_are_left_out_not_fatal(tmp_path):
+    """Empty / NaN cells mean "not recorded": those rows drop out of that comparison."""
+    path = tmp_path / "gaps.csv"
+    path.write_text("prompt,a,b,c\nq1,1,0,\nq2,1,NaN,1\nq3,0,1,1\n")
+    dataset = load_dataset(path)
+    kept, skipped = dataset.with_outcomes("a", "b")
+    assert (len(kept), skipped) == (2, 1)
+    assert kept.prompts == ("q1", "q3")
+    same, none_skipped = dataset.with_outcomes("a")
+    assert same is dataset and none_skipped == 0
+    empty = tmp_path / "empty.csv"
+    empty.write_text("prompt,a,b\nq1,1,\n")
+    with pytest.raises(DatasetError, match="no row"):
+        load_dataset(empty).with_outcomes("a", "b")
