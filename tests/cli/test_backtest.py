@@ -285,3 +285,48 @@ def test_shared_gsm8k_backtest_and_training(routellm_dir, tmp_path):
         "--no-progress",
     )
     assert len(scores.read_text().splitlines()) == 923 + 1
+
+
+def test_calibrate_on_the_users_own_prompts(bench, tmp_path):
+    """--calibrate-on a prompts-only file sets the threshold to the share asked for there."""
+    prompts = tmp_path / "mine.csv"
+    rows = synthetic_rows(40, seed=3)
+    write_csv(prompts, [{"prompt": row["prompt"]} for row in rows])
+    model = tmp_path / "router.json"
+    run(
+        "train-router",
+        "--dataset",
+        str(bench),
+        "--strong",
+        STRONG,
+        "--weak",
+        WEAK,
+        "--out",
+        str(model),
+        "--target-strong-share",
+        "0.25",
+        "--calibrate-on",
+        str(prompts),
+        "--no-progress",
+    )
+    from routing_platform.engine.learned import load_router
+
+    router = load_router(model)
+    assert router.metadata["calibration"]["rows_from"] == [str(prompts)]
+    share = sum(router.prefers_strong(row["prompt"]) for row in rows) / len(rows)
+    assert share == pytest.approx(0.25, abs=0.03)
+    with pytest.raises(CommandError, match="--target-strong-share"):
+        run(
+            "train-router",
+            "--dataset",
+            str(bench),
+            "--strong",
+            STRONG,
+            "--weak",
+            WEAK,
+            "--out",
+            str(model),
+            "--calibrate-on",
+            str(prompts),
+            "--no-progress",
+        )

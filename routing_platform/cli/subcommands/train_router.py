@@ -73,6 +73,13 @@ def add_arguments(parser) -> None:
         metavar="SHARE",
         help="Calibrate the threshold to send about this share of calls (0-1) to the strong model.",
     )
+    parser.add_argument(
+        "--calibrate-on",
+        metavar="FILE",
+        help="Calibrate the threshold on this CSV of your own prompts instead of the training "
+        "rows (a prompt column suffices for --target-strong-share; --target-quality also needs "
+        "the two model columns).",
+    )
     parser.add_argument("--folds", type=int, default=5, help="Cross-validation folds (default 5).")
     parser.add_argument(
         "--regularization",
@@ -148,6 +155,17 @@ def handle(command, **options) -> None:
             dataset = load_datasets(options["dataset"], models=[strong, weak])
         except DatasetError as err:
             raise CommandError(str(err)) from err
+    calibration = None
+    if options["calibrate_on"]:
+        from routing_platform.engine.quality.dataset import dataset_columns, load_dataset
+
+        path = options["calibrate_on"]
+        columns = dataset_columns(path)
+        labelled = [strong, weak] if strong in columns and weak in columns else []
+        try:
+            calibration = load_dataset(path, models=labelled)
+        except DatasetError as err:
+            raise CommandError(str(err)) from err
     progress = ProgressBar(
         getattr(command.stderr, "_out", sys.stderr), enabled=not options["no_progress"]
     )
@@ -161,6 +179,7 @@ def handle(command, **options) -> None:
             regularization=options["regularization"],
             target_strong_share=options["target_strong_share"],
             target_quality=options["target_quality"],
+            calibration=calibration,
             progress=progress,
         )
         path = result.router.save(options["out"])

@@ -187,6 +187,7 @@ def _read(handle, path: Path, *, models: list[str] | None) -> RoutingDataset:
             "a RouterBench-style file needs prompt plus one score column per model"
         )
     inferred = [name for name in header if name not in META_COLUMNS and "|" not in name]
+    prompts_only = models is not None and not models  # models=[]: only the prompts are wanted
     if models is None:
         models = inferred
     for model in models:
@@ -195,7 +196,7 @@ def _read(handle, path: Path, *, models: list[str] | None) -> RoutingDataset:
                 f"{path}: no column for model {model!r}; model columns found: "
                 f"{', '.join(inferred) or 'none'}"
             )
-    if not models:
+    if not models and not prompts_only:
         raise DatasetError(f"{path}: no model score columns (header has: {', '.join(header)})")
 
     position = {name: index for index, name in enumerate(header)}
@@ -263,6 +264,15 @@ def _read(handle, path: Path, *, models: list[str] | None) -> RoutingDataset:
         costs_usd={m: np.asarray(v, dtype=float) for m, v in costs.items()},
         sources=(str(path),),
     )
+
+
+def dataset_columns(path: str | Path) -> list[str]:
+    """The header of a CSV file (empty when the file is missing or empty)."""
+    try:
+        with Path(path).open(newline="", encoding="utf-8-sig") as handle:
+            return [name.strip() for name in next(csv.reader(handle), [])]
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
 
 
 def load_datasets(

@@ -4,7 +4,9 @@
    APGR, CPT and savings the router can be expected to reach on prompts it never saw.
 2. The same out-of-fold scores calibrate the threshold to the user's target: a share of
    strong-model calls, or a share of the strong model's quality (RouteLLM calibrates on
-   public data; here it is the user's own rows, scored as if unseen).
+   public data; here it is the user's own rows, scored as if unseen). Or a separate file
+   of the user's own prompts calibrates it (`--calibrate-on`): prompts alone are enough
+   for a strong-share target, outcomes are needed for a quality target.
 3. The final router is fitted on every row and carries the threshold and the report.
 """
 
@@ -24,7 +26,12 @@ from routing_platform.engine.learned import (
 from routing_platform.engine.quality.crossval import DEFAULT_FOLDS, Progress
 from routing_platform.engine.quality.dataset import RoutingDataset
 from routing_platform.engine.quality.metrics import MetricsError, evaluate_scores
-from routing_platform.engine.quality.routers import router_scores, task_types, weak_answers
+from routing_platform.engine.quality.routers import (
+    artifact_scores,
+    router_scores,
+    task_types,
+    weak_answers,
+)
 
 DEFAULT_TARGET_QUALITY = 0.95
 
@@ -46,9 +53,11 @@ def train_and_calibrate(
     regularization: float = DEFAULT_REGULARIZATION,
     target_strong_share: float | None = None,
     target_quality: float | None = None,
+    calibration: RoutingDataset | None = None,
     progress: Progress | None = None,
 ) -> TrainingResult:
-    """Cross-validate, fit on all rows, calibrate on the out-of-fold scores."""
+    """Cross-validate, fit on all rows, calibrate on the out-of-fold scores (or on the
+    user's own `calibration` rows: prompts alone suffice for a strong-share target)."""
     dataset, skipped_rows = dataset.with_outcomes(strong, weak)
     if target_strong_share is None and target_quality is None:
         target_quality = DEFAULT_TARGET_QUALITY
@@ -98,14 +107,44 @@ def train_and_calibrate(
             "cross_validation": cross_validation,
         },
     )
-    calibration_scores = out_of_fold if out_of_fold is not None else router.score_matrix(matrix)
-    router = router.calibrated(
-        calibration_scores,
-        strong=strong_outcome,
-        weak=weak_outcome,
-        target_strong_share=target_strong_share,
-        target_quality=target_quality,
-    )
+    if calibration is not None:
+        # The user's own prompts, unseen in training: RouteLLM's calibration on their data.
+        calibration_strong = calibration.scores.get(strong)
+        calibration_weak = calibration.scores.get(weak)
+        if target_quality is not None:
+            if calibration_strong is None or calibration_weak is None:
+                raise ValueError(
+                    f"a quality target needs {strong!r} and {weak!r} score columns in the "
+                    "calibration file; for a prompts-only file use --target-strong-share"
+                )
+            calibration, _ = calibration.with_outcomes(strong, weak)
+            calibration_strong, calibration_weak = (
+                calibration.score(strong),
+                calibration.score(weak),
+            )
+        calibration_scores = artifact_scores(router, calibration, weak=weak)
+        router = router.calibrated(
+            calibration_scores,
+            strong=calibration_strong,
+            weak=calibration_weak,
+            target_strong_share=target_strong_share,
+            target_quality=target_quality,
+        )
+        router.metadata["calibration"]["rows_from"] = list(calibration.sources)
+    else:
+        calibration_scores = out_of_fold if out_of_fold is not None else router.score_matrix(matrix)
+        router = router.calibrated(
+            calibration_scores,
+            strong=strong_outcome,
+            weak=weak_outcome,
+            target_strong_share=target_strong_share,
+            target_quality=target_quality,
+        )
+        router.metadata["calibration"]["rows_from"] = (
+            "out-of-fold scores of the training rows"
+            if out_of_fold is not None
+            else "in-sample scores of the training rows"
+        )
     summary = {
         "rows": len(dataset),
         "strong": strong,
