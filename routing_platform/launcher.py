@@ -28,6 +28,8 @@ from routing_platform.redis_embedded import child_process_options, start_embedde
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 WORKER_QUEUES = ("routing", "shadow", "default")
+# No `--with-scheduler`: nothing is scheduled for later (job retries are immediate), and
+# django-rq 3's queue page fails on the scheduler lock that rq >= 2.10 writes.
 
 
 class LauncherError(RuntimeError):
@@ -111,7 +113,6 @@ class Platform:
                         str(BASE_DIR / "manage.py"),
                         "rqworker",
                         *WORKER_QUEUES,
-                        "--with-scheduler",
                     ]
                 )
             )

@@ -171,6 +171,7 @@ def test_demo_starts_routes_a_call_through_the_worker_and_stops_everything(tmp_p
         client = login(demo.base_url, "admin", password)
         assert client.get("/admin/").status_code == 200
         assert client.get("/admin/dashboard/").status_code == 200
+        assert client.get("/django-rq/").status_code == 200  # the queues page, workers running
 
         routed = demo.manage("shell", "-c", ROUTE_ONE_CALL)
         assert routed.returncode == 0, routed.stderr[-3000:]

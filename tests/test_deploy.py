@@ -70,12 +70,16 @@ def test_compose_has_the_production_services():
 
 
 def test_worker_scales_and_listens_to_every_queue(settings):
-    """`--scale worker=4` needs a worker with no fixed name or host port; it serves all queues."""
+    """`--scale worker=4` needs a worker with no fixed name or host port; it serves all queues,
+    in the same priority order as the demo's workers."""
+    from routing_platform.launcher import WORKER_QUEUES
+
     worker = compose()["services"]["worker"]
     assert "container_name" not in worker
     assert "ports" not in worker
-    assert "rqworker" in worker["command"]
-    assert set(settings.RQ_QUEUE_NAMES) <= set(worker["command"])
+    assert worker["command"][:3] == ["python", "manage.py", "rqworker"]
+    assert worker["command"][3:] == list(WORKER_QUEUES)
+    assert set(WORKER_QUEUES) == set(settings.RQ_QUEUE_NAMES)
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
