@@ -39,7 +39,7 @@ def child(backend: str, calls: int) -> dict:
     setup_django(database_url, ROUTER_PROVIDER_MODE="simulated")
     from django.db import connection
 
-    from experiments.models import CallRollup, Experiment
+    from experiments.models import ArmRollup, CallRollup, Experiment, RoutedCall
     from experiments.reports import experiment_report
     from experiments.rollups import rollups_rebuild
 
@@ -52,6 +52,7 @@ def child(backend: str, calls: int) -> dict:
             cursor.execute("ANALYZE")
     experiment = Experiment.objects.get(key=loaded["experiment"])
     report = experiment_report(experiment=experiment)  # warm-up
+    load_before = os.getloadavg()[0]
     timings = []
     for _ in range(RUNS):
         started = time.perf_counter()
@@ -62,6 +63,9 @@ def child(backend: str, calls: int) -> dict:
         "calls": loaded["calls"],
         "rollup_rows": rollup_rows,
         "rollup_rows_in_db": CallRollup.objects.count(),
+        "arm_rollup_rows": ArmRollup.objects.filter(experiment_key=loaded["experiment"]).count(),
+        "shadow_pairs": RoutedCall.objects.filter(is_shadow=True).count(),
+        "load_average": load_before,
         "insert_s": loaded["insert_s"],
         "rebuild_s": rebuild_s,
         "report_median_s": statistics.median(timings),
@@ -106,7 +110,10 @@ def _figure(result: dict, calls: int) -> dict:
         "target": "<= 1 s",
         "met": result["report_median_s"] <= 1.0 if calls >= FULL_CALLS else None,
         "notes": (
-            f"median of {RUNS} runs (after a warm-up) over {result['rollup_rows']:,} hourly rollup rows; "
+            f"median of {RUNS} runs (after a warm-up); the report reads {result['arm_rollup_rows']:,} "
+            f"per-arm hourly rollup rows and joins {result['shadow_pairs']:,} shadow pairs "
+            f"({result['rollup_rows']:,} CallRollup rows in all); "
+            f"machine load average {result['load_average']:.1f} on 2 cores; "
             f"runs {', '.join(f'{t:.3f}' for t in result['report_runs_s'])} s; "
             f"rollups_rebuild {result['rebuild_s']:.1f} s, bulk insert {result['insert_s']:.1f} s; "
             f"decision: {result['decision']}"
