@@ -17,9 +17,12 @@ from __future__ import annotations
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
-from django.core.handlers.asgi import ASGIHandler
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.http import HttpRequest
 from django.middleware.security import SecurityMiddleware
+from django.urls import set_script_prefix
 
 API_PATH_PREFIXES = ("/v1/", "/api/", "/health")
 SHARED_THREAD_PREFIXES = ("/v1/",)
@@ -63,9 +66,43 @@ class ApiASGIHandler(ASGIHandler):
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(SHARED_THREAD_PREFIXES):
-            await self.handle(scope, receive, send)
+            await self.handle_without_thread_hops(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
+
+    async def handle_without_thread_hops(self, scope, receive, send) -> None:
+        """``ASGIHandler.handle`` without its two ``sync_to_async`` hops.
+
+        Django sends ``request_started`` (before the view) and closes the response (which
+        sends ``request_finished``) through ``sync_to_async``; their receivers only reset
+        per-thread state (queries log, database connections, caches, urlconf) and the
+        event loop's thread holds no database connection, so they run inline here. On a
+        busy machine each hop waits for a thread to be scheduled, milliseconds on the
+        critical path. The views of these paths refresh the connections of the thread
+        their ORM work runs in themselves (``api.auth``, ``api.recording``).
+        """
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            body_file.close()
+            await self.send_response(error_response, send)
+            error_response.close()
+            return
+        response = None
+        try:
+            response = await self.run_get_response(request)
+            await self.send_response(response, send)
+        finally:
+            if response is not None:
+                response.close()
+            else:
+                signals.request_finished.send(sender=self.__class__)
+            body_file.close()
 
     def load_middleware(self, is_async: bool = False) -> None:
         full_chain = settings.MIDDLEWARE

@@ -7,6 +7,7 @@ database query: one Redis round trip for the rate-limit counter.
 from __future__ import annotations
 
 from asgiref.sync import sync_to_async
+from django.db import close_old_connections
 from django.http import HttpRequest
 from ninja.security import HttpBearer
 
@@ -18,6 +19,16 @@ MISSING_KEY = (
     "Missing API key: send `Authorization: Bearer rk_...` (create a key in the admin or with "
     "`manage.py routing create-api-key --name NAME`)."
 )
+
+
+def _authenticate_in_thread(token: str) -> AuthenticatedKey:
+    # The OpenAI paths skip Django's per-request connection signals (api.asgi), so the
+    # thread that runs this refreshes its own database connection.
+    close_old_connections()
+    try:
+        return api_key_authenticate(token)
+    finally:
+        close_old_connections()
 
 
 class ApiKeyAuth(HttpBearer):
@@ -43,7 +54,7 @@ class ApiKeyAuth(HttpBearer):
         key = api_key_cached(token)
         if key is None:
             try:
-                key = await sync_to_async(api_key_authenticate)(token)
+                key = await sync_to_async(_authenticate_in_thread)(token)
             except ApiKeyError as err:
                 raise AuthError(str(err)) from None
         if self.scope not in key.scopes:

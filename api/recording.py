@@ -19,6 +19,7 @@ import logging
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.db import close_old_connections
 
 from api import redis_client
 from api.redis_client import REDIS_ERRORS
@@ -90,5 +91,15 @@ async def record_call_deferred(**fields: Any) -> str:
                     # The payload is safe in Redis; the next trigger enqueues a drain job.
                     logger.warning("Could not enqueue the call-records drain job", exc_info=True)
             return "queued"
-    await sync_to_async(record_call)(**fields)
+    await sync_to_async(_record_in_thread)(fields)
     return "recorded"
+
+
+def _record_in_thread(fields: dict[str, Any]) -> None:
+    # The OpenAI paths skip Django's per-request connection signals (api.asgi), so the
+    # thread that runs this refreshes its own database connection.
+    close_old_connections()
+    try:
+        record_call(**fields)
+    finally:
+        close_old_connections()
