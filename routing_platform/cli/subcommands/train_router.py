@@ -84,8 +84,8 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--regularization",
         type=float,
-        default=0.1,
-        help="Inverse regularisation strength C of the logistic models (default 0.1).",
+        default=0.03,
+        help="Inverse regularisation strength C of the logistic models (default 0.03).",
     )
     parser.add_argument("--json", action="store_true", help="Print the summary as JSON.")
     parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
