@@ -193,16 +193,16 @@ class LearnedRouter:
         the weak model fails where the strong one would not, net of the reverse. 0.5 means
         no expected gain; 0.6 (the engine's default premium threshold) a gain of 0.2.
         Compare it with `threshold`, calibrated on the user's rows. A cascade-mode router
-        also needs the weak model's answer.
+        reads the weak model's answer; without one it judges the prompt alone (its answer
+        features held at their training average), so the engine never fails on it.
         """
-        if self.mode == CASCADE and weak_response is None:
-            raise LearnedRouterError(
-                "this router was trained in cascade mode: pass the weak model's answer "
-                "(weak_response=...) or train a route-mode router for routing before any call"
-            )
         row = _feature_row(text, task_type, weak_response, mode=self.mode)
+        if self.mode == CASCADE and weak_response is None:
+            # No answer yet (the engine deciding before any call): the answer features stay
+            # at their training average, so they add nothing and the prompt alone decides.
+            row = {name: value for name, value in row.items() if not name.startswith("answer_")}
         standardised = [
-            (row.get(name, 0.0) - mean) / scale
+            (row[name] - mean) / scale if name in row else 0.0
             for name, mean, scale in zip(self.feature_names, self.means, self.scales, strict=True)
         ]
         strong = _sigmoid(self.strong_model.logit(standardised))

@@ -87,7 +87,8 @@ def test_unknown_version_and_foreign_files_are_refused(router, tmp_path):
 
 
 def test_cascade_router_reads_the_weak_answer(rows):
-    """A cascade router needs the weak answer and uses it (wrong arithmetic -> strong)."""
+    """A cascade router uses the weak answer (wrong arithmetic -> strong); without one it
+    judges the prompt alone instead of failing."""
     router = train_router(
         [row["prompt"] for row in rows],
         np.array([row[STRONG] for row in rows], dtype=float),
@@ -96,11 +97,11 @@ def test_cascade_router_reads_the_weak_answer(rows):
         mode="cascade",
     )
     prompt = rows[1]["prompt"]
-    with pytest.raises(LearnedRouterError, match="cascade mode"):
-        router.strong_probability(prompt)
+    prompt_only = router.strong_probability(prompt)
     wrong = router.strong_probability(prompt, weak_response="Let me think 2 + 2 = 5 so")
     right = router.strong_probability(prompt, weak_response="The answer is B.")
     assert wrong > right
+    assert right < prompt_only < wrong
 
 
 def test_calibrate_to_a_strong_share():
@@ -163,3 +164,16 @@ def test_trained_on_real_subjects_it_beats_random_on_unseen_ones(routellm_dir):
         router.scores(held_out.prompts), held_out.score(strong), held_out.score(weak)
     )
     assert metrics.apgr > 0.55
+
+
+def test_engine_router_uses_the_artifact_from_its_path(router, rows, tmp_path):
+    """Contract 6: with learned_router_path set, the engine's tier comes from the artifact."""
+    from routing_platform.engine.config import RouterConfig
+    from routing_platform.engine.router import ModelRouter
+
+    path = router.save(tmp_path / "engine.json")
+    engine = ModelRouter(RouterConfig(learned_router_path=str(path)))
+    decision = engine.choose(rows[0]["prompt"], "analysis")
+    assert decision.strong_probability == pytest.approx(
+        router.strong_probability(rows[0]["prompt"], "analysis")
+    )
