@@ -97,7 +97,9 @@ def _lock() -> None:
     with transaction.atomic():
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
-                cursor.execute("LOCK TABLE experiments_routedcall IN ACCESS EXCLUSIVE MODE")
+                # EXCLUSIVE blocks every write to the table but not plain reads (the test
+                # watches the row while the worker waits).
+                cursor.execute("LOCK TABLE experiments_routedcall IN EXCLUSIVE MODE")
             else:  # SQLite: a write takes the database's write lock until commit
                 cursor.execute("UPDATE experiments_routedcall SET attempts = attempts WHERE 0")
                 cursor.execute("UPDATE experiments_routedcall SET attempts = attempts")

@@ -70,17 +70,18 @@ def test_routing_worker_is_the_configured_worker_class(settings):
     assert get_worker_class() is jobs.RoutingWorker
 
 
-def test_routing_worker_runs_jobs_in_process(
-    fake_redis, fake_engine, django_capture_on_commit_callbacks
-):
-    """RoutingWorker drains the queue without forking and records each call."""
+@pytest.mark.django_db(transaction=True)
+def test_routing_worker_runs_jobs_in_process(fake_redis, fake_engine):
+    """RoutingWorker drains the queue without forking and records each call.
+
+    (transaction=True: the worker checks database connections around each job as Django
+    does around a request, which closes a connection held inside a test transaction.)"""
     import django_rq
 
-    with django_capture_on_commit_callbacks(execute=True):
-        ids = [
-            services.routed_call_enqueue(kind="execute", request_payload={"text": f"q{i}"}).pk
-            for i in range(3)
-        ]
+    ids = [
+        services.routed_call_enqueue(kind="execute", request_payload={"text": f"q{i}"}).pk
+        for i in range(3)
+    ]
     queue = django_rq.get_queue("routing")
     jobs.RoutingWorker([queue], connection=queue.connection).work(burst=True)
     assert set(RoutedCall.objects.filter(pk__in=ids).values_list("status", flat=True)) == {

@@ -21,6 +21,18 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
+async def thread_connections():
+    """Close the database connection the facade opened in asgiref's worker thread, so the
+    test database can be dropped at the end of the session (PostgreSQL refuses while a
+    session is open)."""
+    yield
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    await sync_to_async(connections.close_all)()
+
+
+@pytest.fixture
 def manager():
     """The process-wide manager, enabled for the test and restored afterwards."""
     previous = ab_test_manager.enabled
@@ -54,7 +66,7 @@ def test_assign_without_an_experiment_or_outside_traffic_is_none():
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_aroute_only_when_enabled(manager):
+async def test_aroute_only_when_enabled(manager, thread_connections):
     """aroute gives the arm's route when enabled, and None when disabled or without a unit."""
     from asgiref.sync import sync_to_async
 
@@ -71,7 +83,9 @@ async def test_aroute_only_when_enabled(manager):
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_smart_executor_runs_and_records_the_arm_of_the_unit(manager, fake_redis):
+async def test_smart_executor_runs_and_records_the_arm_of_the_unit(
+    manager, fake_redis, thread_connections
+):
     """With A/B on, smart_executor calls carrying a unit_id run their arm's strategy and
     are recorded under that arm."""
     from asgiref.sync import sync_to_async
@@ -99,7 +113,7 @@ async def test_smart_executor_runs_and_records_the_arm_of_the_unit(manager, fake
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_smart_council_records_without_an_arm_when_disabled(fake_redis):
+async def test_smart_council_records_without_an_arm_when_disabled(fake_redis, thread_connections):
     """With A/B off, the call runs smart routing and is recorded outside any experiment."""
     from asgiref.sync import sync_to_async
 
@@ -117,7 +131,7 @@ async def test_smart_council_records_without_an_arm_when_disabled(fake_redis):
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_sdk_calls_get_shadow_twins_on_the_queue(manager, fake_redis):
+async def test_sdk_calls_get_shadow_twins_on_the_queue(manager, fake_redis, thread_connections):
     """With shadow at 100%, each recorded SDK call queues the other arm on the same input."""
     import django_rq
     from asgiref.sync import sync_to_async
