@@ -23,14 +23,20 @@ class RoutedCall(models.Model):
 
     idempotency_key = models.CharField(max_length=128, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.EXECUTE)
-    source = models.CharField(max_length=32, blank=True, help_text="sdk, api, openai, simulate, shadow")
+    source = models.CharField(
+        max_length=32, blank=True, help_text="sdk, api, openai, simulate, shadow"
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
 
     experiment = models.ForeignKey(
         Experiment, null=True, blank=True, on_delete=models.SET_NULL, related_name="calls"
     )
-    arm = models.ForeignKey(Arm, null=True, blank=True, on_delete=models.SET_NULL, related_name="calls")
-    phase = models.ForeignKey(Phase, null=True, blank=True, on_delete=models.SET_NULL, related_name="calls")
+    arm = models.ForeignKey(
+        Arm, null=True, blank=True, on_delete=models.SET_NULL, related_name="calls"
+    )
+    phase = models.ForeignKey(
+        Phase, null=True, blank=True, on_delete=models.SET_NULL, related_name="calls"
+    )
     unit_id = models.CharField(max_length=255, blank=True)
     strategy = models.CharField(max_length=32, blank=True)
     is_shadow = models.BooleanField(default=False)

@@ -94,7 +94,8 @@ class Experiment(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(traffic_percentage__gte=0) & models.Q(traffic_percentage__lte=100),
+                condition=models.Q(traffic_percentage__gte=0)
+                & models.Q(traffic_percentage__lte=100),
                 name="experiment_traffic_percentage_0_100",
             ),
             models.CheckConstraint(
@@ -139,7 +140,9 @@ class Arm(models.Model):
     class Meta:
         ordering = ["experiment", "position", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["experiment", "key"], name="arm_unique_key_per_experiment"),
+            models.UniqueConstraint(
+                fields=["experiment", "key"], name="arm_unique_key_per_experiment"
+            ),
         ]
 
     def __str__(self) -> str:
