@@ -330,3 +330,11 @@ def test_calibrate_on_the_users_own_prompts(bench, tmp_path):
             str(prompts),
             "--no-progress",
         )
+
+
+def test_cli_router_choices_match_the_engine():
+    """The command offers exactly the routers the engine can score."""
+    from routing_platform.cli.subcommands.backtest import ROUTER_CHOICES
+    from routing_platform.engine.quality.routers import ROUTER_NAMES
+
+    assert set(ROUTER_CHOICES) == set(ROUTER_NAMES)

@@ -20,6 +20,8 @@ from pathlib import Path
 from django.core.management.base import CommandError
 
 HELP = "Backtest a router on recorded model outcomes (RouterBench-style CSV): APGR, CPT, savings."
+# Mirrors routing_platform.engine.quality.routers.ROUTER_NAMES (not imported here: every
+# subcommand module is imported for `routing --help`, and numpy should not load for that).
 ROUTER_CHOICES = ("heuristic", "learned", "length", "random", "oracle")
 
 

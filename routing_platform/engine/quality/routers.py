@@ -13,8 +13,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from routing_platform.engine.learned import (
@@ -61,12 +59,6 @@ def escalation_score(answer: str) -> float:
     from routing_platform.engine.confidence import estimate
 
     return 1.0 - float(estimate(answer).value)
-
-
-@dataclass(frozen=True)
-class RouterSpec:
-    name: str
-    description: str
 
 
 def _random(dataset: RoutingDataset, seed: int) -> np.ndarray:
