@@ -18,6 +18,23 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.postgres)
 
 
+def redis_url_for_db(url: str, db: int) -> str:
+    """``url`` pointing at database number ``db`` of the same server.
+
+    A long-lived worker started by one fixture must not share a database with tests that
+    flush it or enqueue their own jobs: it would take (and run against its own SQLite file)
+    jobs that were meant for another test's worker.
+    """
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        query = dict(parse_qsl(parts.query))
+        query["db"] = str(db)
+        return f"unix://{parts.path}?{urlencode(query)}"
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
 @pytest.fixture(scope="session")
 def real_redis_url(tmp_path_factory) -> str:
     """A real Redis server: REDIS_URL when set (CI's apt redis-server), else an embedded one."""

@@ -9,7 +9,7 @@ import pytest
 
 from api import redis_client
 from api.services import api_key_create, auth_cache_clear
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, redis_url_for_db
 
 
 @pytest.fixture(autouse=True)
@@ -230,7 +230,9 @@ def server_process(tmp_path_factory, real_redis_url, django_db_setup, django_db_
         "DJANGO_SETTINGS_MODULE": "routing_platform.settings",
         "DATABASE_URL": f"sqlite:///{database_path}",
         "ROUTING_DATA_DIR": str(data_dir),
-        "REDIS_URL": real_redis_url,
+        # Its own Redis database: this worker lives all session and would otherwise take jobs
+        # that other tests enqueue on the shared server (tests/experiments/test_rq_integration).
+        "REDIS_URL": redis_url_for_db(real_redis_url, 1),
         "ROUTER_PROVIDER_MODE": "simulated",
         "ROUTER_SIMULATED_LATENCY_MS": "1",
         "PYTHONUNBUFFERED": "1",
