@@ -197,12 +197,11 @@ def read_plan(
     until: datetime,
     *,
     compacted_until: datetime | None,
-    hourly_only: bool = False,
 ) -> ReadPlan:
     """The plan for ``[since, until)``: compacted days (those starting on or after ``since``,
     ending by ``until`` and before ``compacted_until``) from the daily table, the rest
-    hourly. ``compacted_until`` None (or ``hourly_only``) reads everything hourly."""
-    if hourly_only or compacted_until is None:
+    hourly. ``compacted_until`` None reads everything hourly."""
+    if compacted_until is None:
         return ReadPlan(hours=((since, until),))
     first_day = None
     if since is not None:
