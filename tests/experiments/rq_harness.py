@@ -11,7 +11,8 @@ behalf:
   through ``routed_call_enqueue(dispatch=False)``: its job is held back, so each test
   enqueues its own job when it is ready (and no test drains another's jobs);
 - ``enqueue N SHARE``: write N calls through ``routed_call_enqueue``, whose jobs go to
-  the real Redis after each commit (SHARE of them with a shadow twin); print their ids.
+  the real Redis after each commit (every third call, and SHARE of the others, with a
+  shadow twin); print their ids.
 - ``lock``: hold the routed-call table's write lock until a line arrives on stdin
   (prints ``locked`` once it holds it).
 """
@@ -84,7 +85,8 @@ def _enqueue(count: int, shadow_share: float) -> dict:
             unit_id=f"unit-{i}",
             experiment=experiment,
             source="simulate",
-            shadow_share=shadow_share,
+            # Every third call gets a twin for sure: the share is a hash of a random key.
+            shadow_share=1.0 if i % 3 == 0 else shadow_share,
         ).pk
         for i in range(count)
     ]

@@ -189,7 +189,7 @@ def test_every_enqueued_call_is_recorded_exactly_once_even_if_its_job_runs_twice
     primaries = [call for call in calls.values() if not call["is_shadow"]]
     shadows = [call for call in calls.values() if call["is_shadow"]]
     assert len(primaries) == 12
-    assert shadows, "a 25% shadow share of 12 calls should pair at least one"
+    assert len(shadows) >= 4  # every third call has a twin
     assert {call["status"] for call in calls.values()} == {"success"}
     assert {call["attempts"] for call in calls.values()} == {1}
     assert all(call["paired"] for call in shadows)
