@@ -30,6 +30,14 @@ def test_health_needs_no_key(server_process):
     assert isinstance(body["workers"]["count"], int)
 
 
+def test_interactive_docs_load(server_process):
+    """The Swagger pages of both APIs render (through the lean API handler)."""
+    for path in ("/api/v1/routing/docs", "/v1/docs"):
+        response = httpx.get(f"{server_process.base_url}{path}")
+        assert response.status_code == 200, path
+        assert "openapi.json" in response.text
+
+
 def test_openapi_schema_lists_every_endpoint(server_process):
     """The OpenAPI schema documents the guide's endpoints."""
     schema = httpx.get(f"{server_process.base_url}/api/v1/routing/openapi.json").json()
