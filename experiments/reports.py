@@ -14,7 +14,7 @@ calls):
 - per arm per day: the same grouped by ``TruncDate(bucket_start)`` (cumulative effects);
 - latency histograms per arm: those rows' fixed-bucket histograms summed (p95);
 - sample-ratio mismatch: ``COUNT(*) GROUP BY arm`` over the phase's assignments (units);
-- shadow pairs: the differences of paired calls, summed by a SQL self-join.
+- shadow pairs: the differences of the most recent 5,000 paired calls, by a SQL self-join.
 
 Metrics (analysis unit: the call):
 
@@ -95,8 +95,9 @@ CHECKLIST_COST_SAVINGS = 0.70
 CHECKLIST_CONFIDENCE = 0.75
 CHECKLIST_ESCALATION = 0.25
 CHECKLIST_LATENCY_IMPACT = 0.10
-#: Shadow pairs fetched for the Wilcoxon test (the paired t-test uses all pairs).
-WILCOXON_MAX_PAIRS = 5_000
+#: The most recent shadow pairs the paired tests use (bounds the cost of the pair join
+#: however many pairs there are; thousands of pairs already give tight intervals).
+PAIRED_MAX_PAIRS = 5_000
 DECISION_POWER = 0.8
 
 _SUCCESS = RoutedCall.Status.SUCCESS
@@ -249,9 +250,9 @@ def _paired_differences(
     experiment: Experiment, control: Arm, window_start: datetime | None, window_end: datetime
 ) -> dict[str, dict]:
     """Shadow pairs (a call and its shadow twin in another arm, both successful): per
-    treatment arm and metric the sums of ``treatment - control`` differences (one
-    aggregate query), and the differences of up to ``WILCOXON_MAX_PAIRS`` recent pairs
-    (one query that walks the same index backwards and stops early).
+    treatment arm and metric the ``treatment - control`` differences of the most recent
+    ``PAIRED_MAX_PAIRS`` pairs and their sums (one query that walks the ``paired_call_id``
+    index backwards and stops early).
 
     Raw SQL over a self-join, written so the database walks the unique index of
     ``paired_call_id`` (``paired_call_id > 0``), i.e. only the pairs, not every call of
@@ -302,42 +303,37 @@ def _paired_differences(
         f"JOIN {arm_table} pa ON pa.id = p.arm_id JOIN {arm_table} sa ON sa.id = s.arm_id "
         f"WHERE {' AND '.join(conditions)}"
     )
-    aggregates = ", ".join(
-        f"COUNT(d_{metric}), SUM(d_{metric}), SUM(d_{metric} * d_{metric})"
-        for metric in PAIRED_COLUMNS
-    )
-    result: dict[str, dict] = {}
+    columns = ", ".join(f"d_{metric}" for metric in PAIRED_COLUMNS)
+    differences_by_arm: dict[str, dict[str, list[float]]] = {}
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # The planner's row estimates for the self-join are high enough to trigger JIT
-            # compilation, which costs more (~0.1 s) than the whole join on 20,000 pairs.
+            # The planner's row estimates for the self-join can trigger JIT compilation,
+            # which costs more than the whole (bounded) join.
             cursor.execute("SET LOCAL jit = off")
         cursor.execute(
-            f"SELECT treatment_arm, {aggregates} FROM ({pairs}) pairs GROUP BY treatment_arm",  # noqa: S608
+            f"SELECT treatment_arm, {columns} FROM ({pairs}) pairs "  # noqa: S608
+            f"ORDER BY pair_order DESC LIMIT {PAIRED_MAX_PAIRS:d}",
             params,
         )
         for arm_key, *values in cursor.fetchall():
-            result[arm_key] = {
-                metric: {
-                    "n": int(values[3 * index] or 0),
-                    "sum": float(values[3 * index + 1] or 0.0),
-                    "sum_squares": float(values[3 * index + 2] or 0.0),
-                    "differences": [],
-                }
-                for index, metric in enumerate(PAIRED_COLUMNS)
-            }
-        if result:
-            columns = ", ".join(f"d_{metric}" for metric in PAIRED_COLUMNS)
-            cursor.execute(
-                f"SELECT treatment_arm, {columns} FROM ({pairs}) pairs "  # noqa: S608
-                f"ORDER BY pair_order DESC LIMIT {WILCOXON_MAX_PAIRS:d}",
-                params,
+            by_metric = differences_by_arm.setdefault(
+                arm_key, {metric: [] for metric in PAIRED_COLUMNS}
             )
-            for arm_key, *values in cursor.fetchall():
-                for metric, value in zip(PAIRED_COLUMNS, values, strict=True):
-                    if value is not None and arm_key in result:
-                        result[arm_key][metric]["differences"].append(float(value))
-    return result
+            for metric, value in zip(PAIRED_COLUMNS, values, strict=True):
+                if value is not None:
+                    by_metric[metric].append(float(value))
+    return {
+        arm_key: {
+            metric: {
+                "n": len(values),
+                "sum": math.fsum(values),
+                "sum_squares": math.fsum(value * value for value in values),
+                "differences": values,
+            }
+            for metric, values in by_metric.items()
+        }
+        for arm_key, by_metric in differences_by_arm.items()
+    }
 
 
 def report_data_load(*, experiment: Experiment, now: datetime | None = None) -> ReportData:
@@ -701,7 +697,7 @@ def _time_to_decision(
 
 
 def _paired_tests(paired: dict, *, alpha: float) -> dict:
-    """Paired t (all pairs, from SQL sums) and Wilcoxon (recent pairs) per arm and metric."""
+    """Paired t and Wilcoxon over the most recent pairs, per arm and metric."""
     out: dict[str, dict] = {}
     for arm_key, metrics in paired.items():
         out[arm_key] = {}
