@@ -22,7 +22,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from ninja import NinjaAPI
 
 from api.auth import ApiKeyAuth, write_auth
-from api.errors import ApiError, BadRequest, classify, install_error_handlers, openai_error_body
+from api.errors import BadRequest, ServiceUnavailable, install_error_handlers, openai_error_body
 from api.recording import record_call_deferred
 from api.schemas import ChatCompletionIn, ModelListOut
 
@@ -244,7 +244,14 @@ def available_models() -> list[dict[str, Any]]:
 
     from routing_platform.engine.catalog import Catalog, parse_compatible_models
 
-    catalog = Catalog().with_models(parse_compatible_models(settings.OPENAI_COMPATIBLE_MODELS))
+    catalog = Catalog()
+    if settings.OPENAI_COMPATIBLE_BASE_URL:
+        try:
+            catalog = catalog.with_models(
+                parse_compatible_models(settings.OPENAI_COMPATIBLE_MODELS)
+            )
+        except ValueError as err:  # a malformed name@tier entry: the operator's to fix
+            raise ServiceUnavailable(f"OPENAI_COMPATIBLE_MODELS is malformed: {err}") from None
     created = 1_700_000_000
     models = [{"id": ROUTER_MODEL, "object": "model", "created": created, "owned_by": "router"}]
     models += [
@@ -257,19 +264,3 @@ def available_models() -> list[dict[str, Any]]:
 @openai_api.get("/models", auth=ApiKeyAuth("read"), response=ModelListOut, summary="List models")
 async def list_models(request: HttpRequest):
     return {"object": "list", "data": available_models()}
-
-
-def openai_error(exc: Exception) -> HttpResponse:
-    """An exception as OpenAI's error response (for callers outside ninja's handlers)."""
-    err, details = classify(exc)
-    response = HttpResponse(
-        json.dumps(openai_error_body(err, details)),
-        status=err.status_code,
-        content_type="application/json",
-    )
-    for name, value in err.headers.items():
-        response[name] = value
-    return response
-
-
-__all__ = ["ApiError", "openai_api", "openai_error"]

@@ -66,21 +66,25 @@ def _experiment_or_404(key: str):
     return experiment
 
 
-async def _route(payload: RoutedRequestIn, kind: str):
+def _require_unit(payload: RoutedRequestIn) -> None:
+    if payload.experiment and not payload.unit_id:
+        raise BadRequest(
+            "unit_id is required with experiment: it is what the sticky arm is assigned to.",
+            param="unit_id",
+        )
+
+
+async def _route(payload: RoutedRequestIn):
     """The unit's arm in the experiment, or None (no experiment named, or not in it)."""
     if not payload.experiment:
         return None
+    _require_unit(payload)
     from experiments.services import route_for_unit
 
     def route():
         experiment = _experiment_or_404(payload.experiment)
         return route_for_unit(experiment=experiment, unit_id=payload.unit_id or "")
 
-    if not payload.unit_id:
-        raise BadRequest(
-            "unit_id is required with experiment: it is what the sticky arm is assigned to.",
-            param="unit_id",
-        )
     return await sync_to_async(route)()
 
 
@@ -103,6 +107,7 @@ def _record_routed(*, kind: str, payload: RoutedRequestIn, route, request_payloa
 async def _enqueue(*, kind: str, payload: RoutedRequestIn, request_payload: dict[str, Any]):
     from experiments.services import QueueUnavailableError, routed_call_enqueue
 
+    _require_unit(payload)
     reachable, _ = await redis_ping()
     if not reachable:
         raise ServiceUnavailable(QUEUE_DOWN)
@@ -131,7 +136,7 @@ async def _run_routed(*, kind: str, payload: RoutedRequestIn, request_payload: d
     """Route (experiment arm), run the engine, record the call, answer the result + call id."""
     from routing_platform.engine.errors import RoutingError
 
-    route = await _route(payload, kind)
+    route = await _route(payload)
     strategy = route.strategy if route else "smart_routing"
     router_params = dict(route.router_params) if route else None
     try:
