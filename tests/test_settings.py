@@ -36,6 +36,7 @@ def run_check(extra_env: dict[str, str], *args: str) -> subprocess.CompletedProc
         ("ROUTER_MAX_RETRIES", "many", "not a whole number"),
         ("ADMIN_LOGIN_FAILURE_LIMIT", "0", "between 1 and 1000"),
         ("DATABASE_URL", "not-a-url", "postgres://user:password@host:5432/name"),
+        ("LOG_LEVEL", "chatty", "use DEBUG, INFO, WARNING, ERROR or CRITICAL"),
     ],
 )
 def test_malformed_value_stops_startup_naming_the_variable(name, value, expected):
