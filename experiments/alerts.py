@@ -19,7 +19,7 @@ from datetime import timedelta
 
 from django.db.models import Count
 
-from experiments.metrics import DashboardMetrics, Totals, arm_totals, error_totals, read_plan
+from experiments.metrics import DashboardMetrics, Totals, arm_totals, error_totals
 from experiments.models import AlertRule, Assignment, Experiment
 from experiments.stats import (
     MeanStats,
@@ -383,8 +383,7 @@ def _error_baselines(rules: Iterable[Rule], metrics: DashboardMetrics) -> tuple[
         if window.since is None:
             since = window.until - ALL_TIME_ERROR_PERIOD
             current = error_totals(
-                plan=read_plan(since, window.until, compacted_until=metrics.compacted_until),
-                experiment_key=metrics.experiment_key,
+                since=since, until=window.until, experiment_key=metrics.experiment_key
             )
             label = "last 24 hours"
         else:
@@ -392,9 +391,8 @@ def _error_baselines(rules: Iterable[Rule], metrics: DashboardMetrics) -> tuple[
             current = metrics.totals
             label = window.label.lower()
         baseline = error_totals(
-            plan=read_plan(
-                since - timedelta(hours=hours), since, compacted_until=metrics.compacted_until
-            ),
+            since=since - timedelta(hours=hours),
+            until=since,
             experiment_key=metrics.experiment_key,
         )
         results.append(

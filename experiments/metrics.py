@@ -1,20 +1,19 @@
 """Dashboard metrics, aggregated by the database from the call rollups.
 
-Reads go to two tables with the same key and sums: the daily compaction
-(:class:`CallRollupDaily`, kept in step by ``experiments.rollups_daily``) for the closed
-UTC days of a window, and the hourly :class:`CallRollup` for the rest (today, and hours at
-the edges of a window that is not day-aligned). A :class:`ReadPlan` says which rows of
-which table make up a window; every query below runs once per table it needs:
+Three tables, each read at the grain that keeps it small:
 
 1. the *cube*: ``SUM(...) GROUP BY`` every breakdown dimension (experiment, arm, strategy,
-   complexity, tier, model, provider, task type, status, shadow); a few hundred rows,
-   folded in Python into the overview and each breakdown;
-2. the *series*: the same sums ``GROUP BY bucket_start`` (hours or days), merged into days
-   when the window is longer than two days;
-3. the *histograms*: latency and confidence histograms from the hourly
-   :class:`ArmRollup` rows (a few per hour), read as text and summed bucket-wise with
-   numpy, for p50 / p95 overall, per time bucket and per arm, and the confidence
-   distribution.
+   complexity, tier, model, provider, task type, status, shadow) over the window; a few
+   hundred rows, folded in Python into the overview and each breakdown. Closed UTC days
+   come from the daily compaction (:class:`CallRollupDaily`, kept in step by
+   ``experiments.rollups_daily``), the rest (today, the edges of an hour-aligned window)
+   from the hourly :class:`CallRollup`; a :class:`ReadPlan` says which rows of which table
+   make up a window, and the query runs once per table;
+2. the *series* and the *histograms*: one read of the hourly :class:`ArmRollup` rows
+   (hour x experiment x arm x status x shadow, a few rows per hour however many models
+   and task types): sums per hour (merged into days for windows over two days), and the
+   latency and confidence histograms, read as text and summed bucket-wise with numpy, for
+   p50 / p95 overall, per time bucket and per arm, and the confidence distribution.
 
 Shadow calls (the background twin of a call, in shadow mode) are left out of every figure
 except ``overview.shadow_requests`` / ``overview.shadow_cost_usd``: they are not requests
@@ -275,6 +274,25 @@ class Totals:
         self.quality_sumsq += float(row.get("quality_sumsq") or 0.0)
         return self
 
+    def as_row(self) -> dict:
+        """The sums under the names of a grouped row (``add`` takes them back)."""
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "escalated": self.escalated,
+            "cost_usd": self.cost_usd,
+            "baseline_cost_usd": self.baseline_cost_usd,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "latency_n": self.latency_n,
+            "latency_ms_sum": self.latency_ms_sum,
+            "confidence_n": self.confidence_n,
+            "confidence_sum": self.confidence_sum,
+            "quality_n": self.quality_n,
+            "quality_sum": self.quality_sum,
+            "quality_sumsq": self.quality_sumsq,
+        }
+
     @property
     def savings_usd(self) -> Decimal:
         return self.baseline_cost_usd - self.cost_usd
@@ -347,24 +365,25 @@ def cube(*, plan: ReadPlan, experiment_key: str | None = None) -> list[dict]:
     ]
 
 
-def series_rows(*, plan: ReadPlan, experiment_key: str | None = None) -> list[dict]:
-    """Sums per row bucket (hour or day) of non-shadow calls, oldest first (one query per
-    table)."""
-    rows = [
-        row
-        for rows in plan.querysets(experiment_key=experiment_key, shadow=False)
-        for row in rows.values("bucket_start").annotate(**_sums())
-    ]
-    return sorted(rows, key=lambda row: row["bucket_start"])
+def _arm_rows(
+    *, since: datetime | None, until: datetime, experiment_key: str | None = None
+) -> QuerySet[ArmRollup]:
+    """Non-shadow :class:`ArmRollup` rows (hour x experiment x arm x status) of a range."""
+    rows = ArmRollup.objects.filter(bucket_start__lt=until, is_shadow=False)
+    if since is not None:
+        rows = rows.filter(bucket_start__gte=since)
+    if experiment_key:
+        rows = rows.filter(experiment_key=experiment_key)
+    return rows.order_by()
 
 
-def error_totals(*, plan: ReadPlan, experiment_key: str | None = None) -> Totals:
-    """Requests and errors of non-shadow calls (one query per table); used for error-rate
-    baselines."""
-    totals = Totals()
-    for rows in plan.querysets(experiment_key=experiment_key, shadow=False):
-        totals.add(rows.aggregate(requests=Sum("n"), errors=Sum("n", filter=Q(status=_ERROR))))
-    return totals
+def error_totals(
+    *, since: datetime | None, until: datetime, experiment_key: str | None = None
+) -> Totals:
+    """Requests and errors of non-shadow calls in ``[since, until)`` from the hourly
+    ArmRollup rows (one aggregate); used for error-rate baselines."""
+    rows = _arm_rows(since=since, until=until, experiment_key=experiment_key)
+    return Totals().add(rows.aggregate(requests=Sum("n"), errors=Sum("n", filter=Q(status=_ERROR))))
 
 
 # --- Histograms -------------------------------------------------------------------------
@@ -413,32 +432,62 @@ def parse_hists(texts: list[str], size: int):
     return matrix
 
 
-def histograms(
+#: ArmRollup columns read by :func:`hours_and_histograms`, named as Totals.add expects.
+_HOUR_SUMS = {
+    "requests": "n",
+    "escalated": "escalated_n",
+    "cost_usd": "cost_usd_sum",
+    "baseline_cost_usd": "baseline_cost_usd_sum",
+    "input_tokens": "input_tokens_sum",
+    "output_tokens": "output_tokens_sum",
+    "latency_n": "latency_n",
+    "latency_ms_sum": "latency_ms_sum",
+    "confidence_n": "confidence_n",
+    "confidence_sum": "confidence_sum",
+    "quality_n": "quality_n",
+    "quality_sum": "quality_sum",
+    "quality_sumsq": "quality_sumsq",
+}
+
+
+def hours_and_histograms(
     *, since: datetime | None, until: datetime, experiment_key: str | None = None
-) -> Histograms:
-    """Histograms of non-shadow calls in ``[since, until)`` summed bucket-wise: read from
-    :class:`ArmRollup` (hour x experiment x arm x status x shadow: a few rows per hour,
-    however many models and task types), as text, summed with numpy (one query)."""
+) -> tuple[list[dict], Histograms]:
+    """The series rows (sums per hour, oldest first) and the summed histograms of
+    non-shadow calls in ``[since, until)``, from one read of the hourly :class:`ArmRollup`
+    rows (hour x experiment x arm x status x shadow: a few rows per hour, however many
+    models and task types). Histograms are read as text and summed with numpy."""
     import numpy as np
 
-    rows = ArmRollup.objects.filter(bucket_start__lt=until, is_shadow=False)
-    if since is not None:
-        rows = rows.filter(bucket_start__gte=since)
-    if experiment_key:
-        rows = rows.filter(experiment_key=experiment_key)
+    columns = list(_HOUR_SUMS.values())
     rows = list(
-        rows.order_by()
+        _arm_rows(since=since, until=until, experiment_key=experiment_key)
         .annotate(
             latency_text=Cast("latency_hist", TextField()),
             confidence_text=Cast("confidence_hist", TextField()),
         )
-        .values_list("bucket_start", "experiment_key", "arm_key", "latency_text", "confidence_text")
+        .values_list(
+            "bucket_start",
+            "experiment_key",
+            "arm_key",
+            "status",
+            "latency_text",
+            "confidence_text",
+            *columns,
+        )
     )
+    hours: dict[datetime, Totals] = {}
+    for row in rows:
+        values = dict(zip(_HOUR_SUMS, row[6:], strict=True))
+        if row[3] == _ERROR:
+            values["errors"] = values["requests"]
+        hours.setdefault(row[0], Totals()).add(values)
+    series = [{"bucket_start": hour, **totals.as_row()} for hour, totals in sorted(hours.items())]
     result = Histograms()
     if not rows:
-        return result
-    latency = parse_hists([row[3] or "[]" for row in rows], LATENCY_HIST_SIZE)
-    confidence = parse_hists([row[4] or "[]" for row in rows], CONFIDENCE_HIST_SIZE)
+        return series, result
+    latency = parse_hists([row[4] or "[]" for row in rows], LATENCY_HIST_SIZE)
+    confidence = parse_hists([row[5] or "[]" for row in rows], CONFIDENCE_HIST_SIZE)
     result.latency = latency.sum(axis=0).tolist()
     result.confidence = confidence.sum(axis=0).tolist()
     for name, keys in (
@@ -450,7 +499,7 @@ def histograms(
         sums = np.zeros((len(groups), LATENCY_HIST_SIZE), dtype=np.int64)
         np.add.at(sums, index, latency)
         setattr(result, name, {key: sums[position].tolist() for key, position in groups.items()})
-    return result
+    return series, result
 
 
 def latency_quantile(counts: list[int], q: float) -> float | None:
@@ -591,8 +640,6 @@ class DashboardMetrics:
     confidence_distribution: list[dict]
     cube_rows: list[dict]
     histograms: Histograms
-    #: Closed days before this moment were read from the daily rows (None: all hourly).
-    compacted_until: datetime | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -629,8 +676,9 @@ def dashboard_metrics(
     """Overview, breakdowns, time series and distributions of a window.
 
     A daily window first brings the compacted days in step (``daily_rollups_sync``: two
-    small queries when nothing changed), then reads closed days from the daily rows and the
-    rest from the hourly rows: three queries (cube, histograms, series) per table.
+    small queries when nothing changed) and reads the cube of closed days from the daily
+    rows, the rest from the hourly rows (one query per table); the series and histograms
+    come from one read of the hourly ArmRollup rows.
     """
     from experiments.rollups_daily import compacted_until, daily_rollups_sync
 
@@ -645,10 +693,10 @@ def dashboard_metrics(
     served = [row for row in cube_rows if not row["is_shadow"]]
     totals = totals_of(served)
     shadow = totals_of(row for row in cube_rows if row["is_shadow"])
-    hists = histograms(since=resolved.since, until=resolved.until, experiment_key=experiment_key)
-    points = series(
-        series_rows(plan=plan, experiment_key=experiment_key), granularity=granularity, hists=hists
+    hour_rows, hists = hours_and_histograms(
+        since=resolved.since, until=resolved.until, experiment_key=experiment_key
     )
+    points = series(hour_rows, granularity=granularity, hists=hists)
     return DashboardMetrics(
         window=resolved,
         experiment_key=experiment_key,
@@ -664,5 +712,4 @@ def dashboard_metrics(
         confidence_distribution=confidence_distribution(hists.confidence),
         cube_rows=served,
         histograms=hists,
-        compacted_until=boundary,
     )

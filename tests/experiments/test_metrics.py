@@ -269,18 +269,18 @@ def test_confidence_distribution_counts_each_call_once():
 
 
 @pytest.mark.django_db
-def test_hourly_window_takes_three_queries(django_assert_num_queries):
-    """A 24-hour window: cube, histograms and series, whatever the number of calls."""
+def test_hourly_window_takes_two_queries(django_assert_num_queries):
+    """A 24-hour window: the cube, and the hourly arm rows (series and histograms)."""
     make_calls([{"completed_at": recent_hour(hours)} for hours in range(0, 24, 2)])
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(2):
         result = dashboard_metrics(window="24h")
     assert result.overview["total_requests"] == 12
 
 
 @pytest.mark.django_db
-def test_daily_window_takes_seven_queries_once_compacted(django_assert_num_queries):
-    """A 7-day window, days already compacted: two to check the compaction, then cube and
-    series on each table (daily, hourly) and the histograms."""
+def test_daily_window_takes_five_queries_once_compacted(django_assert_num_queries):
+    """A 7-day window, days already compacted: two to check the compaction, the cube on
+    each table (daily, hourly), the hourly arm rows (series and histograms)."""
     experiment, control, smart = make_experiment()
     make_calls(
         [
@@ -289,7 +289,7 @@ def test_daily_window_takes_seven_queries_once_compacted(django_assert_num_queri
         ]
     )
     first = dashboard_metrics(window="7d")
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(5):
         again = dashboard_metrics(window="7d")
     assert again.overview == first.overview
     assert again.overview["total_requests"] > 0
@@ -304,3 +304,33 @@ def test_parse_hists_falls_back_for_rows_of_another_length():
     assert matrix[0, :3].tolist() == [1, 2, 0]
     assert matrix[1].sum() == 0
     assert matrix[2].sum() == LATENCY_HIST_SIZE
+
+
+@pytest.mark.django_db
+def test_series_adds_up_to_the_overview():
+    """The series (from the arm rollups) and the overview (from the cube) agree: requests,
+    errors, cost and escalations summed over the points equal the totals."""
+    experiment, control, smart = make_experiment()
+    make_calls(
+        [
+            {
+                "completed_at": recent_hour(hours),
+                "experiment": experiment,
+                "arm": smart,
+                "escalated": hours % 2 == 0,
+            }
+            for hours in range(0, 100, 3)
+        ]
+        + [
+            {"completed_at": recent_hour(hours), "status": "error", "confidence": None}
+            for hours in range(0, 100, 7)
+        ]
+    )
+    result = dashboard_metrics(window="7d")
+    points = result.timeseries
+    overview = result.overview
+    assert sum(point["requests"] for point in points) == overview["total_requests"]
+    assert sum(point["errors"] for point in points) == overview["failed_requests"]
+    assert sum(point["cost_usd"] for point in points) == pytest.approx(overview["total_cost_usd"])
+    escalated = sum(point["escalation_rate"] * point["requests"] for point in points)
+    assert escalated == pytest.approx(overview["escalation_rate"] * overview["total_requests"])

@@ -10,10 +10,10 @@ import pytest
 
 from experiments.metrics import (
     ReadPlan,
+    breakdown,
     cube,
     dashboard_metrics,
     read_plan,
-    series_rows,
     totals_of,
     window_resolve,
 )
@@ -91,8 +91,8 @@ def test_compacted_day_sums_equal_its_hourly_rows():
 
 
 def test_reading_through_daily_rows_gives_the_hourly_answer():
-    """The cube and the series over a week read via compacted days equal the all-hourly
-    reading, figure for figure."""
+    """The cube over a week read via compacted days equals the all-hourly reading, in
+    total and per complexity, figure for figure."""
     _traffic()
     daily_rollups_sync()
     window = window_resolve("7d")
@@ -102,15 +102,11 @@ def test_reading_through_daily_rows_gives_the_hourly_answer():
     assert totals_of(cube(plan=mixed)).figures() == pytest.approx(
         totals_of(cube(plan=hourly)).figures()
     )
-    by_day = {}
-    for row in series_rows(plan=hourly):
-        by_day.setdefault(day_start(row["bucket_start"]), 0)
-        by_day[day_start(row["bucket_start"])] += row["requests"]
-    mixed_by_day = {}
-    for row in series_rows(plan=mixed):
-        mixed_by_day.setdefault(day_start(row["bucket_start"]), 0)
-        mixed_by_day[day_start(row["bucket_start"])] += row["requests"]
-    assert mixed_by_day == by_day
+    by_mixed = breakdown(cube(plan=mixed), "complexity", requests_total=1)
+    by_hourly = breakdown(cube(plan=hourly), "complexity", requests_total=1)
+    assert list(by_mixed) == list(by_hourly)
+    for name in by_hourly:
+        assert by_mixed[name] == pytest.approx(by_hourly[name])
 
 
 def test_a_rebuild_of_the_hourly_rows_recompacts_every_day():
