@@ -5,8 +5,11 @@ Helpers shared by the benchmarks live here so each one stays about what it measu
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -44,3 +47,23 @@ def setup_django(database_url: str | None = None, **env: str) -> Path:
     django.setup()
     call_command("migrate", "--noinput", verbosity=0)
     return data_dir
+
+
+def run_child(module: str, backend: str, calls: int, env: dict, timeout_s: float = 3600) -> dict:
+    """Run ``python -m <module> --child BACKEND --calls N`` and return its last stdout line as JSON.
+
+    The 1M-call benchmarks measure each database backend in a fresh process (its own Django
+    setup and database); the child prints one JSON object as its final line.
+    """
+    repo = Path(__file__).resolve().parent.parent
+    proc = subprocess.run(
+        [sys.executable, "-m", module, "--child", backend, "--calls", str(calls)],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=timeout_s,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{backend} child failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])

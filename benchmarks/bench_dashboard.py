@@ -21,11 +21,9 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 
+from benchmarks import run_child
 from benchmarks._data import FULL_CALLS, QUICK_CALLS, throwaway_postgres
 
 TITLE = "Dashboard page over 1,000,000 recorded calls (SQLite and PostgreSQL)"
@@ -108,26 +106,7 @@ def child(backend: str, calls: int) -> dict:
 
 
 def _run_child(backend: str, calls: int, env: dict) -> dict:
-    repo = Path(__file__).resolve().parent.parent
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.bench_dashboard",
-            "--child",
-            backend,
-            "--calls",
-            str(calls),
-        ],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        timeout=3600,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"{backend} child failed:\n{proc.stderr[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_child("benchmarks.bench_dashboard", backend, calls, env)
 
 
 def _runs(timings: list[float]) -> str:

@@ -15,11 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
+from benchmarks import run_child
 from benchmarks._data import FULL_CALLS, QUICK_CALLS, insert_calls, throwaway_postgres
 
 TITLE = "Winner report over 1,000,000 recorded calls (SQLite and PostgreSQL)"
@@ -79,26 +77,7 @@ def child(backend: str, calls: int) -> dict:
 
 
 def _run_child(backend: str, calls: int, env: dict) -> dict:
-    repo = Path(__file__).resolve().parent.parent
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.bench_winner_report",
-            "--child",
-            backend,
-            "--calls",
-            str(calls),
-        ],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        timeout=3600,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"{backend} child failed:\n{proc.stderr[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_child("benchmarks.bench_winner_report", backend, calls, env)
 
 
 def _figure(result: dict, calls: int) -> dict:

@@ -147,3 +147,34 @@ def test_malformed_figures_are_refused(figures):
 def test_render_with_no_results_says_so():
     """An empty results directory renders a page that says nothing has run."""
     assert "No benchmark has been run yet." in render_markdown([])
+
+
+CHILD = """
+import argparse, json
+parser = argparse.ArgumentParser()
+parser.add_argument("--child")
+parser.add_argument("--calls", type=int)
+args = parser.parse_args()
+if args.child == "broken":
+    raise SystemExit("no database for broken")
+print("progress line")
+print(json.dumps({"backend": args.child, "calls": args.calls}))
+"""
+
+
+def test_run_child_returns_the_childs_last_json_line(tmp_path):
+    """A 1M-call benchmark's child process reports one JSON object as its last stdout line."""
+    from benchmarks import run_child
+
+    (tmp_path / "fake_child.py").write_text(CHILD)
+    result = run_child("fake_child", "sqlite", 1234, {"PYTHONPATH": str(tmp_path)})
+    assert result == {"backend": "sqlite", "calls": 1234}
+
+
+def test_run_child_failure_names_the_backend_and_the_childs_error(tmp_path):
+    """A failing child raises with its backend and the end of its stderr, not a JSON error."""
+    from benchmarks import run_child
+
+    (tmp_path / "fake_child.py").write_text(CHILD)
+    with pytest.raises(RuntimeError, match=r"broken child failed:(.|\n)*no database for broken"):
+        run_child("fake_child", "broken", 1, {"PYTHONPATH": str(tmp_path)})
