@@ -19,28 +19,6 @@ import time
 
 TITLE = "Statistics validity: A/A false positives, peeking, CI coverage; agreement with scipy/statsmodels"
 
-CHECKS = (
-    ("aa_fixed", "A/A false-positive rate, one look", "4%-6%", lambda r: 0.04 <= r <= 0.06),
-    (
-        "aa_peeking_naive",
-        "A/A FPR, 28 daily looks, fixed-horizon p (harness check)",
-        ">= 20%",
-        lambda r: r >= 0.20,
-    ),
-    (
-        "aa_peeking_sequential",
-        "A/A FPR, 28 daily looks, sequential p",
-        "<= 5%",
-        lambda r: r <= 0.05,
-    ),
-    (
-        "coverage",
-        "95% CI for relative lift covers the true lift",
-        "94%-96%",
-        lambda r: 0.94 <= r <= 0.96,
-    ),
-)
-
 
 def _relative_deviation(ours: float, reference: float) -> float:
     return abs(ours - reference) / max(abs(reference), 1e-300)
@@ -146,14 +124,19 @@ def reference_agreement(cases: int = 200, seed: int = 11) -> dict[str, float]:
 
 
 def run(quick: bool = False) -> list[dict]:
-    from experiments.stats.simulation import DEFAULT_DAYS, DEFAULT_UNITS_PER_ARM, run_validation
+    from experiments.stats.simulation import (
+        DEFAULT_DAYS,
+        DEFAULT_UNITS_PER_ARM,
+        VALIDITY_CHECKS,
+        run_validation,
+    )
 
     sims = 1_000 if quick else 10_000
     started = time.perf_counter()
     results = run_validation(sims=sims)
     elapsed = time.perf_counter() - started
     figures = []
-    for key, title, target, check in CHECKS:
+    for key, title, target, check in VALIDITY_CHECKS:
         for metric, rate in results[key].items():
             figures.append(
                 {

@@ -37,6 +37,30 @@ DEFAULT_UNITS_PER_ARM = 2_000
 DEFAULT_DAYS = 28
 DEFAULT_LIFT = 0.05
 
+#: The suite's checks against TARGETS.md: (result key, title, target text, passes(rate)).
+#: Shared by ``routing stats-validate`` and the stats-validity benchmark.
+VALIDITY_CHECKS: tuple[tuple[str, str, str, Callable[[float], bool]], ...] = (
+    ("aa_fixed", "A/A false-positive rate, one look", "4%-6%", lambda r: 0.04 <= r <= 0.06),
+    (
+        "aa_peeking_naive",
+        "A/A FPR, 28 daily looks, fixed-horizon p (harness check)",
+        ">= 20%",
+        lambda r: r >= 0.20,
+    ),
+    (
+        "aa_peeking_sequential",
+        "A/A FPR, 28 daily looks, sequential p",
+        "<= 5%",
+        lambda r: r <= 0.05,
+    ),
+    (
+        "coverage",
+        "95% CI for relative lift covers the true lift",
+        "94%-96%",
+        lambda r: 0.94 <= r <= 0.96,
+    ),
+)
+
 
 @dataclass(frozen=True)
 class MetricModel:

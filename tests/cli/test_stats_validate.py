@@ -86,7 +86,7 @@ def test_human_output_lists_every_check():
     out = StringIO()
     call_command("routing", "stats-validate", *SMALL, stdout=out)
     text = out.getvalue()
-    for title in ("one look", "sequential p", "covers truth", "4%-6%", "94%-96%"):
+    for title in ("one look", "sequential p", "covers the true lift", "4%-6%", "94%-96%"):
         assert title in text
 
 

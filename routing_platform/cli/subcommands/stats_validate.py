@@ -14,29 +14,6 @@ from django.core.management.base import CommandError
 
 HELP = "Validate the statistics by simulation: A/A false positives, peeking, CI coverage."
 
-#: (result key, title, target text, check)
-SECTIONS = (
-    ("aa_fixed", "A/A false-positive rate, one look", "4%-6%", lambda rate: 0.04 <= rate <= 0.06),
-    (
-        "aa_peeking_naive",
-        "A/A, 28 daily looks, fixed-horizon p",
-        ">= 20% (shows why)",
-        lambda rate: rate >= 0.20,
-    ),
-    (
-        "aa_peeking_sequential",
-        "A/A, 28 daily looks, sequential p",
-        "<= 5%",
-        lambda rate: rate <= 0.05,
-    ),
-    (
-        "coverage",
-        "95% CI for relative lift covers truth",
-        "94%-96%",
-        lambda rate: 0.94 <= rate <= 0.96,
-    ),
-)
-
 
 def add_arguments(parser) -> None:
     parser.add_argument(
@@ -59,7 +36,7 @@ def add_arguments(parser) -> None:
 
 def handle(command, **options) -> None:
     from experiments.stats import StatsInputError
-    from experiments.stats.simulation import DEFAULT_SEED, run_validation
+    from experiments.stats.simulation import DEFAULT_SEED, VALIDITY_CHECKS, run_validation
 
     sims = options["sims"]
     if sims is None or sims < 1:
@@ -105,7 +82,7 @@ def handle(command, **options) -> None:
     )
     if sims < 10_000:
         out.write("  (the targets are set for 10,000 simulations; fewer are noisier)")
-    for key, title, target, check in SECTIONS:
+    for key, title, target, check in VALIDITY_CHECKS:
         out.write(f"\n  {title}, target {target}")
         for metric, rate in results[key].items():
             mark = command.style.SUCCESS("ok  ") if check(rate) else command.style.ERROR("MISS")
