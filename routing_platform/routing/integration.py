@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from routing_platform.engine.errors import RoutingError
@@ -86,6 +87,40 @@ class OriginalCouncil:
         return result
 
 
+async def _routed_call(
+    *,
+    kind: str,
+    unit_id: str | None,
+    experiment: str | None,
+    task_type: str,
+    request_payload: dict[str, Any],
+    call: Callable[[str, dict | None], Awaitable[dict[str, Any]]],
+) -> dict[str, Any]:
+    """Ask the A/B facade for an arm, run ``call(strategy, router_params)``, record the outcome.
+
+    The outcome is recorded whether the call succeeds or raises a ``RoutingError``.
+    """
+    unit_id = unit_id or _request_unit_id()
+    route = await _aroute(unit_id=unit_id, experiment=experiment, kind=kind)
+    strategy = route.strategy if route is not None else "smart_routing"
+    router_params = dict(route.router_params or {}) if route is not None else None
+    record = {
+        "kind": kind,
+        "route": route,
+        "unit_id": unit_id,
+        "task_type": task_type,
+        "request_payload": request_payload,
+    }
+    try:
+        result = await call(strategy, router_params)
+    except RoutingError as err:
+        await _arecord(**record, result=None, error=err)
+        raise
+    _annotate(result, route)
+    await _arecord(**record, result=result, error=None)
+    return result
+
+
 class SmartCouncil:
     """`evaluate_script` with smart routing (or the arm an experiment assigns)."""
 
@@ -99,37 +134,16 @@ class SmartCouncil:
     ) -> dict[str, Any]:
         from routing_platform import runtime
 
-        unit_id = unit_id or _request_unit_id()
-        route = await _aroute(unit_id=unit_id, experiment=experiment, kind="evaluate")
-        strategy = route.strategy if route is not None else "smart_routing"
-        router_params = dict(route.router_params or {}) if route is not None else None
-        payload = {"script": script, "niche": niche}
-        try:
-            result = await runtime.run_evaluate(
-                script=script, niche=niche, strategy=strategy, router_params=router_params
-            )
-        except RoutingError as err:
-            await _arecord(
-                kind="evaluate",
-                route=route,
-                unit_id=unit_id,
-                task_type="analysis",
-                request_payload=payload,
-                result=None,
-                error=err,
-            )
-            raise
-        _annotate(result, route)
-        await _arecord(
+        return await _routed_call(
             kind="evaluate",
-            route=route,
             unit_id=unit_id,
+            experiment=experiment,
             task_type="analysis",
-            request_payload=payload,
-            result=result,
-            error=None,
+            request_payload={"script": script, "niche": niche},
+            call=lambda strategy, router_params: runtime.run_evaluate(
+                script=script, niche=niche, strategy=strategy, router_params=router_params
+            ),
         )
-        return result
 
 
 class SmartExecutor:
@@ -149,10 +163,6 @@ class SmartExecutor:
     ) -> dict[str, Any]:
         from routing_platform import runtime
 
-        unit_id = unit_id or _request_unit_id()
-        route = await _aroute(unit_id=unit_id, experiment=experiment, kind="execute")
-        strategy = route.strategy if route is not None else "smart_routing"
-        router_params = dict(route.router_params or {}) if route is not None else None
         payload: dict[str, Any] = {"text": text, "task_type": task_type}
         for name, value in (
             ("messages", messages),
@@ -162,8 +172,13 @@ class SmartExecutor:
         ):
             if value is not None:
                 payload[name] = value
-        try:
-            result = await runtime.run_execute(
+        return await _routed_call(
+            kind="execute",
+            unit_id=unit_id,
+            experiment=experiment,
+            task_type=task_type,
+            request_payload=payload,
+            call=lambda strategy, router_params: runtime.run_execute(
                 text=text,
                 messages=messages,
                 task_type=task_type,
@@ -172,29 +187,8 @@ class SmartExecutor:
                 model=model,
                 max_tokens=max_tokens,
                 temperature=temperature,
-            )
-        except RoutingError as err:
-            await _arecord(
-                kind="execute",
-                route=route,
-                unit_id=unit_id,
-                task_type=task_type,
-                request_payload=payload,
-                result=None,
-                error=err,
-            )
-            raise
-        _annotate(result, route)
-        await _arecord(
-            kind="execute",
-            route=route,
-            unit_id=unit_id,
-            task_type=task_type,
-            request_payload=payload,
-            result=result,
-            error=None,
+            ),
         )
-        return result
 
 
 council = OriginalCouncil()
