@@ -64,7 +64,9 @@ def enqueue_routed_call(*, call_id: int, job_id: str, queue_name: str):
         job_timeout=JOB_TIMEOUT_S,
         retry=Retry(max=JOB_MAX_RETRIES),
         on_failure=Callback(routed_call_failed),
-        result_ttl=3600,
+        # The outcome lives in the RoutedCall row, not in RQ: no result to store (one write
+        # less per job); a failed job is kept a week for its traceback (job_state).
+        result_ttl=0,
         failure_ttl=7 * 24 * 3600,
     )
 
@@ -93,6 +95,20 @@ def job_state(*, job_id: str, queue_name: str) -> tuple[str, str]:
     return "pending", ""
 
 
+def _check_db_connections() -> None:
+    """Django's ``close_old_connections`` for a long-lived worker: connections that an error
+    left unusable are closed, and so are connections past ``CONN_MAX_AGE`` when it is set;
+    but ``CONN_MAX_AGE = 0`` (Django's default, "a connection per request"; the SQLite
+    setting here) keeps a healthy connection across jobs instead of reconnecting (and
+    re-running the SQLite pragmas) for every job."""
+    from django.db import connections
+
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None and conn.settings_dict.get("CONN_MAX_AGE") == 0:
+            conn.close_at = None  # no age limit; errors still close it below
+        conn.close_if_unusable_or_obsolete()
+
+
 class RoutingWorker(SimpleWorker):
     """The platform's RQ worker (``settings.RQ["WORKER_CLASS"]``): runs each job in the
     worker process instead of a fork per job.
@@ -101,15 +117,14 @@ class RoutingWorker(SimpleWorker):
     re-importing the engine for every job would cost more than the call itself (see
     ``benchmarks/bench_rq_throughput.py``). Database connections are checked before and
     after each job, as Django does around a request, so a long-lived worker never reuses
-    a broken connection. A worker killed mid-job leaves the job in RQ's started registry;
-    RQ's registry cleanup retries it, and the call's idempotency key records it once.
+    a broken connection (a healthy one is kept across jobs: ``_check_db_connections``). A
+    worker killed mid-job leaves the job in RQ's started registry; RQ's registry cleanup
+    retries it, and the call's idempotency key records it once.
     """
 
     def execute_job(self, job, queue):
-        from django.db import close_old_connections
-
-        close_old_connections()
+        _check_db_connections()
         try:
             return super().execute_job(job, queue)
         finally:
-            close_old_connections()
+            _check_db_connections()

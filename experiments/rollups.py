@@ -5,19 +5,20 @@ the transaction that moves a ``RoutedCall`` to success or error, so the rollup a
 call commit together. ``rollups_rebuild()`` recomputes every row from the raw calls with
 ``GROUP BY`` queries (after a bulk import, a data fix, or to check ``rollup_apply``).
 
-Concurrency: several RQ workers finish calls of the same hour at once. The row is locked
-(``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite transactions here start ``IMMEDIATE``,
-so writers are serialised anyway) and the counters move with ``F()`` increments; when two
-workers create the same missing row, the loser of the unique-constraint race catches the
-``IntegrityError`` inside a savepoint and updates the winner's row instead.
+Concurrency: several RQ workers finish calls of the same hour at once. Each row is
+written by one ``INSERT ... ON CONFLICT (key) DO UPDATE SET n = n + excluded.n, ...``
+(SQLite >= 3.24 and PostgreSQL): the database creates the row or adds to it atomically,
+histogram buckets included (``json_set`` / ``jsonb_set`` on the stored JSON list), so
+no row is read into Python, locked by hand, or lost to a unique-constraint race.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import (
     Case,
     Count,
@@ -41,7 +42,6 @@ from experiments.stats.histograms import (
     LATENCY_HIST_PER_DECADE,
     LATENCY_HIST_SIZE,
     confidence_bucket,
-    hist_add,
     latency_bucket,
 )
 
@@ -83,7 +83,6 @@ SUM_FIELDS = (
     "quality_sum",
     "quality_sumsq",
 )
-_CREATE_ATTEMPTS = 3
 
 
 def hour_start(moment: datetime) -> datetime:
@@ -139,62 +138,131 @@ def _increments(call: RoutedCall) -> dict:
     }
 
 
-def _with_hists(call: RoutedCall, latency_hist, confidence_hist) -> dict:
-    latency_hist = list(latency_hist or [0] * LATENCY_HIST_SIZE)
-    confidence_hist = list(confidence_hist or [0] * CONFIDENCE_HIST_SIZE)
-    if call.latency_ms is not None:
-        latency_hist = hist_add(latency_hist, latency_bucket(call.latency_ms), LATENCY_HIST_SIZE)
-    if call.confidence is not None:
-        confidence_hist = hist_add(
-            confidence_hist, confidence_bucket(call.confidence), CONFIDENCE_HIST_SIZE
+def _hist_params(call: RoutedCall) -> tuple[int | None, int | None]:
+    """The (latency, confidence) histogram buckets of one call; None where it has no value."""
+    latency = None if call.latency_ms is None else latency_bucket(call.latency_ms)
+    confidence = None if call.confidence is None else confidence_bucket(call.confidence)
+    return latency, confidence
+
+
+def _one_hot(size: int, index: int | None) -> str:
+    """A histogram of ``size`` buckets holding one count at ``index`` (none if None), as JSON."""
+    counts = [0] * size
+    if index is not None:
+        counts[index] = 1
+    return _hist_json(counts)
+
+
+def _hist_increment_sql(table: str, column: str) -> str:
+    """SQL adding one to bucket ``%s`` of the stored JSON histogram ``table.column``.
+
+    Two parameters: the bucket index, twice (as a JSON path on SQLite, as a text[] path
+    and an int on PostgreSQL; see ``_hist_increment_params``).
+    """
+    stored = f"{table}.{column}"
+    if connection.vendor == "postgresql":
+        return (
+            f"jsonb_set({stored}, %s::text[], "
+            f"to_jsonb(COALESCE(({stored} ->> %s::int)::bigint, 0) + 1))"
         )
-    return {"latency_hist": latency_hist, "confidence_hist": confidence_hist}
+    return f"json_set({stored}, %s, COALESCE(json_extract({stored}, %s), 0) + 1)"
 
 
-def _locked_row(model: type[RollupMeasures], key: dict) -> RollupMeasures | None:
-    """The ``model`` row of ``key``, locked until the transaction ends (None if missing)."""
-    return model.objects.select_for_update().filter(**key).first()
+def _hist_increment_params(index: int) -> list:
+    if connection.vendor == "postgresql":
+        return [f"{{{index}}}", index]
+    path = f"$[{index}]"
+    return [path, path]
 
 
-def _apply(model: type[RollupMeasures], key: dict, increments: dict, call: RoutedCall) -> None:
-    """Create the row of ``key`` or add ``increments`` to it, safe against concurrent workers."""
-    for _attempt in range(_CREATE_ATTEMPTS):
-        row = _locked_row(model, key)
-        if row is None:
-            try:
-                with transaction.atomic():
-                    model.objects.create(**key, **increments, **_with_hists(call, None, None))
-                return
-            except IntegrityError:
-                # Another worker created the row between our SELECT and INSERT: lock and
-                # update it on the next attempt.
-                continue
-        # The row is locked until our transaction ends, so the histogram
-        # read-modify-write cannot lose a concurrent increment.
-        updates = {name: F(name) + amount for name, amount in increments.items()}
-        updates.update(_with_hists(call, row.latency_hist, row.confidence_hist))
-        updates["updated_at"] = timezone.now()
-        model.objects.filter(pk=row.pk).update(**updates)
-        return
-    raise IntegrityError(
-        f"could not create or lock the {model.__name__} row {key} after {_CREATE_ATTEMPTS} attempts"
+@lru_cache(maxsize=32)
+def _upsert_sql(model: type[RollupMeasures], vendor: str, latency: bool, confidence: bool) -> str:
+    """``INSERT ... ON CONFLICT (key) DO UPDATE`` adding one call to a rollup row.
+
+    Every sum becomes ``column + excluded.column``; the histograms get one more count in
+    the call's bucket (only those it has a value for). Identifiers are the model's own
+    column names (constants); values are always parameters. Works on SQLite >= 3.24 and
+    PostgreSQL; the vendor is part of the cache key because the JSON functions differ.
+    """
+    table = model._meta.db_table
+    key_fields = KEY_FIELDS if model is CallRollup else ARM_KEY_FIELDS
+    column = {field: model._meta.get_field(field).column for field in _insert_fields(model)}
+    json_cast = "::jsonb" if vendor == "postgresql" else ""
+    placeholders = [
+        f"%s{json_cast}" if field in ("latency_hist", "confidence_hist") else "%s"
+        for field in _insert_fields(model)
+    ]
+    updates = [
+        f"{column[name]} = {table}.{column[name]} + excluded.{column[name]}" for name in SUM_FIELDS
+    ]
+    if latency:
+        updates.append(
+            f"{column['latency_hist']} = " + _hist_increment_sql(table, column["latency_hist"])
+        )
+    if confidence:
+        updates.append(
+            f"{column['confidence_hist']} = "
+            + _hist_increment_sql(table, column["confidence_hist"])
+        )
+    updates.append(f"{column['updated_at']} = excluded.{column['updated_at']}")
+    return (
+        f"INSERT INTO {table} ({', '.join(column.values())}) "  # noqa: S608 - constants
+        f"VALUES ({', '.join(placeholders)}) "
+        f"ON CONFLICT ({', '.join(column[name] for name in key_fields)}) "
+        f"DO UPDATE SET {', '.join(updates)}"
     )
 
 
-@transaction.atomic
+def _insert_fields(model: type[RollupMeasures]) -> tuple[str, ...]:
+    key_fields = KEY_FIELDS if model is CallRollup else ARM_KEY_FIELDS
+    return (*key_fields, *SUM_FIELDS, "latency_hist", "confidence_hist", "updated_at")
+
+
+def _upsert(cursor, model: type[RollupMeasures], key: dict, sums: list, hists: tuple, now) -> None:
+    """Add one call (``sums`` in SUM_FIELDS order) to the ``model`` row of ``key``, creating
+    the row if it is missing: one statement, atomic in the database."""
+    latency, confidence = hists
+    ops = connection.ops
+    key_fields = KEY_FIELDS if model is CallRollup else ARM_KEY_FIELDS
+    params = [
+        ops.adapt_datetimefield_value(key[name]) if name == "bucket_start" else key[name]
+        for name in key_fields
+    ]
+    params += sums
+    params += [
+        _one_hot(LATENCY_HIST_SIZE, latency),
+        _one_hot(CONFIDENCE_HIST_SIZE, confidence),
+        now,
+    ]
+    if latency is not None:
+        params += _hist_increment_params(latency)
+    if confidence is not None:
+        params += _hist_increment_params(confidence)
+    sql = _upsert_sql(model, connection.vendor, latency is not None, confidence is not None)
+    cursor.execute(sql, params)
+
+
 def rollup_apply(*, call: RoutedCall) -> None:
     """Add one finished call (status success or error) to its hourly rollup rows (its
     :class:`CallRollup` row and its :class:`ArmRollup` row).
 
     Call it exactly once per call, in the transaction that sets the final status. Calls
-    that are not finished (queued, running) are ignored.
+    that are not finished (queued, running) are ignored. Each row is one ``INSERT ... ON
+    CONFLICT DO UPDATE`` (sums and histogram buckets incremented in SQL), so concurrent
+    workers never lose an increment and no row is read into Python.
     """
     if call.status not in FINISHED_STATUSES:
         return
     key = rollup_key(call=call)
     increments = _increments(call)
-    _apply(CallRollup, key, increments, call)
-    _apply(ArmRollup, {name: key[name] for name in ARM_KEY_FIELDS}, increments, call)
+    sums = [increments[name] for name in SUM_FIELDS]
+    hists = _hist_params(call)
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    # Both rows or neither: a transaction of its own when called outside one, no savepoint
+    # inside the caller's.
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        _upsert(cursor, CallRollup, key, sums, hists, now)
+        _upsert(cursor, ArmRollup, key, sums, hists, now)
 
 
 class _Log10(Func):

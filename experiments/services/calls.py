@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
@@ -589,7 +590,40 @@ def _run_engine(call: RoutedCall) -> dict:
             max_tokens=payload.get("max_tokens"),
             temperature=payload.get("temperature"),
         )
-    return asyncio.run(coroutine)
+    return _run_coroutine(coroutine)
+
+
+_runners = threading.local()
+
+
+def _run_coroutine(coroutine):
+    """Run ``coroutine`` to completion on this thread's long-lived event loop.
+
+    A worker runs jobs back to back: one loop per thread (instead of ``asyncio.run``'s new
+    loop per job) keeps the engine's per-loop provider pool, and its HTTP keep-alive
+    connections, across jobs. A job interrupted inside the loop (its timeout, a signal)
+    (its task still pending) closes the loop, cancelling whatever it left running, and the
+    next job starts a new one. Like ``asyncio.run``, it refuses to run inside a running loop.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        coroutine.close()
+        raise RuntimeError("routed calls cannot be executed from a running event loop")
+    runner = getattr(_runners, "runner", None)
+    if runner is None:
+        runner = _runners.runner = asyncio.Runner()
+    try:
+        return runner.run(coroutine)
+    except BaseException:
+        # The coroutine's own exception (a RoutingError) leaves the loop clean; an
+        # interruption (job timeout, signal) leaves its task pending: drop that loop.
+        if any(not task.done() for task in asyncio.all_tasks(runner.get_loop())):
+            _runners.runner = None
+            runner.close()
+        raise
 
 
 _CLAIM_SQL = (

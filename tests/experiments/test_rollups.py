@@ -7,7 +7,6 @@ from decimal import Decimal
 from itertools import count
 
 import pytest
-from django.db import IntegrityError
 
 from experiments import rollups
 from experiments.models import Arm, ArmRollup, CallRollup, Experiment, RoutedCall
@@ -106,35 +105,32 @@ def test_unfinished_calls_are_ignored():
     assert CallRollup.objects.count() == 0
 
 
-def test_the_unique_constraint_race_is_retried_as_an_update(monkeypatch):
-    """When another worker creates the row between our SELECT and INSERT, our call is added to
-    that row instead of failing or being lost."""
-    original_locked_row = rollups._locked_row
-    raced = {"done": False}
-
-    def competitor_inserts_after_our_select(model, key):
-        row = original_locked_row(model, key)
-        if model is CallRollup and not raced["done"]:
-            raced["done"] = True
-            CallRollup.objects.create(**key, n=1)  # the competing worker's row
-        return row
-
-    monkeypatch.setattr(rollups, "_locked_row", competitor_inserts_after_our_select)
-    rollup_apply(call=make_call())
+def test_a_row_another_worker_created_is_added_to():
+    """When another worker created the row first, our call is added to that row (sums and
+    histogram buckets), not lost and not a second row."""
+    competitor = make_call(latency_ms=250.0, confidence=0.58)
+    ours = make_call(latency_ms=250.0, confidence=None, cost_usd=Decimal("0.0030"))
+    rollup_apply(call=competitor)
+    rollup_apply(call=ours)
     row = CallRollup.objects.get()
-    assert raced["done"] is True
-    assert row.n == 2  # the competitor's call plus ours, none lost
+    assert row.n == 2 and row.latency_n == 2 and row.confidence_n == 1
+    assert row.cost_usd_sum == Decimal("0.0040")
+    assert row.latency_hist[latency_bucket(250.0)] == 2 and sum(row.latency_hist) == 2
+    assert row.confidence_hist[29] == 1 and sum(row.confidence_hist) == 1
+    arm_row = ArmRollup.objects.get()
+    assert arm_row.n == 2 and arm_row.latency_hist == row.latency_hist
 
 
-def test_a_row_that_can_never_be_created_raises(monkeypatch):
-    """If the row can neither be found nor created, the error surfaces instead of losing the call."""
-
-    def always_conflict(**fields):
-        raise IntegrityError("unique")
-
-    monkeypatch.setattr(CallRollup.objects, "create", always_conflict)
-    with pytest.raises(IntegrityError, match="could not create or lock"):
-        rollup_apply(call=make_call())
+def test_each_rollup_row_is_one_statement(django_assert_num_queries):
+    """Applying a call is one INSERT ... ON CONFLICT DO UPDATE per rollup table: no read,
+    no lock, no retry, whether the row exists or not."""
+    first, second = make_call(), make_call()
+    with django_assert_num_queries(2) as context:
+        rollup_apply(call=first)
+    assert all("ON CONFLICT" in query["sql"] for query in context.captured_queries)
+    with django_assert_num_queries(2):
+        rollup_apply(call=second)
+    assert CallRollup.objects.get().n == 2
 
 
 def test_rebuild_matches_incremental_application(experiment_arm):
