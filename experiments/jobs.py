@@ -12,8 +12,6 @@ import logging
 
 from rq.worker import SimpleWorker
 
-from experiments.models import RoutedCall
-
 logger = logging.getLogger(__name__)
 
 
@@ -21,7 +19,7 @@ def routed_call_execute(call_id: int) -> str:
     """Run routed call ``call_id`` through the engine and record it (once); its status."""
     from experiments import services
 
-    call = RoutedCall.objects.select_related("experiment", "arm").filter(pk=call_id).first()
+    call = services.routed_call_for_job(call_id=call_id)
     if call is None:
         # The row was deleted (e.g. a test database reset): nothing to run or record.
         logger.warning("routed call %s no longer exists; job skipped", call_id)

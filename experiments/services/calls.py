@@ -21,13 +21,14 @@ import json
 import logging
 import threading
 import uuid
+import weakref
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from functools import partial
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
 from experiments.bucketing import in_sample
@@ -562,6 +563,70 @@ def routed_call_shadow_enqueue(
 
 
 # --- Executing (the job's body) -----------------------------------------------------------------
+
+
+_JOB_ROW_MODELS = (("c", RoutedCall), ("e", Experiment), ("a", Arm))
+_job_row_readers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _job_row_reader(conn) -> tuple[str, list]:
+    """(SQL, per model: its alias, model, fields, and each field's converters) of the job's
+    one-row read, built once per database connection."""
+    reader = _job_row_readers.get(conn)
+    if reader is None:
+        columns, parts = [], []
+        for alias, model in _JOB_ROW_MODELS:
+            fields = list(model._meta.concrete_fields)
+            converters = []
+            for field in fields:
+                column = field.get_col(alias)
+                converters.append(
+                    (
+                        column,
+                        conn.ops.get_db_converters(column) + field.get_db_converters(conn),
+                    )
+                )
+                columns.append(f"{alias}.{conn.ops.quote_name(field.column)}")
+            parts.append((alias, model, fields, converters))
+        sql = (
+            f"SELECT {', '.join(columns)} FROM {RoutedCall._meta.db_table} c "  # noqa: S608
+            f"LEFT JOIN {Experiment._meta.db_table} e ON e.id = c.experiment_id "
+            f"LEFT JOIN {Arm._meta.db_table} a ON a.id = c.arm_id "
+            "WHERE c.id = %s"
+        )
+        reader = _job_row_readers[conn] = (sql, parts)
+    return reader
+
+
+def routed_call_for_job(*, call_id: int) -> RoutedCall | None:
+    """The call of a job with its experiment and arm, or None if the row is gone.
+
+    What ``RoutedCall.objects.select_related("experiment", "arm").filter(pk=...).first()``
+    returns, read with one prepared statement: compiling that ORM query cost more CPU per
+    job (~1.5 ms) than the rest of the recording.
+    """
+    conn = connections[DEFAULT_DB_ALIAS]
+    sql, parts = _job_row_reader(conn)
+    with conn.cursor() as cursor:
+        cursor.execute(sql, [call_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    instances, start = [], 0
+    for _alias, model, fields, converters in parts:
+        values = list(row[start : start + len(fields)])
+        start += len(fields)
+        if values[0] is None:  # the LEFT JOIN found no row (no experiment / arm)
+            instances.append(None)
+            continue
+        for index, (column, functions) in enumerate(converters):
+            for function in functions:
+                values[index] = function(values[index], column, conn)
+        instances.append(model.from_db(conn.alias, [f.attname for f in fields], values))
+    call, experiment, arm = instances
+    RoutedCall._meta.get_field("experiment").set_cached_value(call, experiment)
+    RoutedCall._meta.get_field("arm").set_cached_value(call, arm)
+    return call
 
 
 def _run_engine(call: RoutedCall) -> dict:

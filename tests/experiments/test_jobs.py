@@ -7,6 +7,7 @@ from django.db import OperationalError
 
 from experiments import jobs, services
 from experiments.models import CallRollup, RoutedCall
+from tests.experiments.factories import make_experiment
 
 pytestmark = pytest.mark.django_db
 
@@ -87,3 +88,33 @@ def test_routing_worker_runs_jobs_in_process(fake_redis, fake_engine):
     assert set(RoutedCall.objects.filter(pk__in=ids).values_list("status", flat=True)) == {
         "success"
     }
+
+
+def _fields(instance):
+    return {field.attname: getattr(instance, field.attname) for field in instance._meta.fields}
+
+
+def test_routed_call_for_job_reads_what_the_orm_reads(fake_redis):
+    """The job's one-statement read returns the call, its experiment and its arm with the
+    same values as the ORM's select_related query; None for a missing row."""
+    experiment = make_experiment(shadow_percentage=0.0)
+    in_experiment = services.routed_call_enqueue(
+        kind="execute",
+        request_payload={"text": "q", "messages": [{"role": "user", "content": "é"}]},
+        unit_id="u-1",
+        experiment_key=experiment.key,
+    )
+    plain = services.routed_call_enqueue(kind="execute", request_payload={"text": "x"})
+    for call_id in (in_experiment.pk, plain.pk):
+        expected = RoutedCall.objects.select_related("experiment", "arm").filter(pk=call_id).first()
+        loaded = services.routed_call_for_job(call_id=call_id)
+        assert _fields(loaded) == _fields(expected)
+        assert loaded._state.adding is False
+        for relation in ("experiment", "arm"):
+            related, expected_related = getattr(loaded, relation), getattr(expected, relation)
+            if expected_related is None:
+                assert related is None
+            else:
+                assert _fields(related) == _fields(expected_related)
+    assert in_experiment.experiment_id is not None and plain.experiment_id is None
+    assert services.routed_call_for_job(call_id=987654) is None
