@@ -11,6 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from routing_platform.engine.learned import ARTIFACT_VERSION
 from tests.engine.quality.conftest import STRONG, WEAK, synthetic_rows, write_csv
 
 GPT4 = "gpt-4-1106-preview"
@@ -125,9 +126,8 @@ def test_train_router_then_backtest_the_file(bench, tmp_path):
     )
     assert "cross-validated" in out and "router saved" in out
     artifact = json.loads(model.read_text())
-    assert (
-        artifact["version"] == 1 and artifact["metadata"]["calibration"]["target"] == "strong_share"
-    )
+    assert artifact["version"] == ARTIFACT_VERSION
+    assert artifact["metadata"]["calibration"]["target"] == "strong_share"
     out, _ = run(
         "backtest",
         "--dataset",

@@ -22,7 +22,7 @@ import re
 import zlib
 from fractions import Fraction
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 
 _CHOICE = re.compile(r"^\(?([A-J])[.):]\s?(.*)$")
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
@@ -40,6 +40,107 @@ _CODE = re.compile(r"(def |return |\bint\b|;\s*$|\(\)|==)", re.MULTILINE)
 _PERCENT = re.compile(r"%|\bpercent\b")
 _MONEY = re.compile(r"\$\s?\d")
 _SENTENCE_END = re.compile(r"[.?!](?:\s|$)")
+
+# Computation load and problem structure, over the whole prompt (feature set 2): what a
+# weaker model gets wrong in word problems and quantitative questions.
+_QUANTITY = re.compile(r"(?<![\w.])-?\$?\d[\d,]*(?:\.\d+)?%?")
+_FRACTION = re.compile(r"\b\d+\s*/\s*\d+\b")
+_DECIMAL = re.compile(r"\d\.\d")
+_TOKEN = re.compile(r"[a-z]+")
+# Word lists matched by set membership over the lower-cased tokens (one pass; regular
+# expressions with long alternations cost ~50 us each on a GSM8K problem).
+_NUMBER_WORDS = frozenset(
+    [
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "fifteen",
+        "twenty",
+        "thirty",
+        "forty",
+        "fifty",
+        "hundred",
+        "thousand",
+        "million",
+        "dozen",
+        "half",
+        "twice",
+        "thrice",
+        "double",
+        "triple",
+        "quarter",
+        "third",
+        "fourth",
+        "fifth",
+    ]
+)
+_COMPARISON_WORDS = frozenset(["more", "less", "fewer", "than"])
+_COMPARISON_PHRASES = ("times as", "as many", "as much")
+_RATE_WORDS = frozenset(["per", "each", "every", "rate", "speed", "mph", "km"])
+_RATE_PHRASES = ("an hour", "a day", "a week", "a month", "a year")
+_REMAINDER_WORDS = frozenset(
+    ["left", "remaining", "remains", "rest", "spent", "lost", "sold", "ate", "used"]
+)
+_UNIT_OF = {
+    word: word.rstrip("s")
+    for word in [
+        "dollar",
+        "dollars",
+        "cent",
+        "cents",
+        "hour",
+        "hours",
+        "minute",
+        "minutes",
+        "second",
+        "seconds",
+        "day",
+        "days",
+        "week",
+        "weeks",
+        "month",
+        "months",
+        "year",
+        "years",
+        "mile",
+        "miles",
+        "feet",
+        "foot",
+        "inch",
+        "inches",
+        "pound",
+        "pounds",
+        "ounce",
+        "ounces",
+        "kg",
+        "gram",
+        "grams",
+        "liter",
+        "liters",
+        "gallon",
+        "gallons",
+        "meter",
+        "meters",
+        "cup",
+        "cups",
+    ]
+}
+_UNIT_OF["inches"] = "inch"
+_CONDITIONAL_WORDS = frozenset(["if", "unless", "assuming", "suppose", "when"])
+_EQUATION_WORDS = frozenset({"x", "y", "sqrt"})
+_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]{2,}")
+_FORMULA = re.compile(r"\b(?:[A-Z][a-z]?\d*){2,}\b")
+_ROMAN_COMBINATION = re.compile(r"\b(?:I{1,3}|IV)(?:,|\s+and)\s+(?:I{1,3}|IV)\b")
+_SENTENCE_SPLIT = re.compile(r"(?<=[.?!])\s+")
 
 # Word lists, matched by set intersection over the lower-cased words (fast on long prompts).
 _NEGATION_WORDS = frozenset(["not", "except", "n't", "never", "least", "false", "incorrect"])
@@ -122,6 +223,60 @@ def _share(flags) -> float:
 
 def _count(words: list[str], vocabulary: frozenset[str]) -> int:
     return sum(1 for word in words if word in vocabulary)
+
+
+def _quantity_value(token: str) -> float | None:
+    try:
+        return abs(float(token.replace(",", "").replace("$", "").replace("%", "")))
+    except ValueError:
+        return None
+
+
+def computation_features(prompt: str) -> dict[str, float]:
+    """Computation load and structure of the whole prompt: how many quantities (distinct,
+    per sentence, largest), decimals, fractions, percentages, number words, comparisons,
+    rates, remainders, units, named entities, equations, chemical formulas, roman-numeral
+    combinations, conditionals, and the final question's length."""
+    quantities = _QUANTITY.findall(prompt)
+    values = [value for value in map(_quantity_value, quantities) if value is not None]
+    sentences = max(1, len(_SENTENCE_END.findall(prompt)))
+    parts = [part for part in _SENTENCE_SPLIT.split(prompt.strip()) if part]
+    final = parts[-1] if parts else ""
+    lower = prompt.lower()
+    tokens = _TOKEN.findall(lower)
+    counts: dict[str, int] = {}
+    for token in tokens:
+        counts[token] = counts.get(token, 0) + 1
+
+    def tally(words: frozenset[str], phrases: tuple[str, ...] = ()) -> int:
+        return sum(counts.get(word, 0) for word in words) + sum(map(lower.count, phrases))
+
+    units = {_UNIT_OF[token] for token in counts if token in _UNIT_OF}
+    return {
+        "quantities_distinct_log": math.log1p(len(set(values))),
+        "quantities_per_sentence": len(quantities) / sentences,
+        "quantity_max_log": math.log1p(max(values, default=0.0)),
+        "quantity_digits_log": math.log1p(sum(len(token) for token in quantities)),
+        "decimals_log": math.log1p(len(_DECIMAL.findall(prompt))),
+        "fractions_log": math.log1p(len(_FRACTION.findall(prompt))),
+        "number_words_log": math.log1p(tally(_NUMBER_WORDS)),
+        "percentages_log": math.log1p(prompt.count("%") + lower.count("percent")),
+        "comparisons_log": math.log1p(tally(_COMPARISON_WORDS, _COMPARISON_PHRASES)),
+        "rates_log": math.log1p(tally(_RATE_WORDS, _RATE_PHRASES)),
+        "remainders_log": math.log1p(tally(_REMAINDER_WORDS, ("gave away",))),
+        "units_distinct_log": math.log1p(len(units)),
+        "names_distinct_log": math.log1p(len(set(_NAME.findall(prompt)))),
+        "equations_log": math.log1p(
+            sum(map(prompt.count, "=<>≤≥^√∫")) + prompt.count("log") + tally(_EQUATION_WORDS)
+        ),
+        "formulas_log": math.log1p(len(_FORMULA.findall(prompt))),
+        "roman_combination": float(bool(_ROMAN_COMBINATION.search(prompt))),
+        "conditionals_log": math.log1p(tally(_CONDITIONAL_WORDS, ("given that",))),
+        "final_sentence_chars_log": math.log1p(len(final)),
+        "final_sentence_quantities": float(len(_QUANTITY.findall(final))),
+        "sentences_all_log": math.log1p(sentences),
+        "question_marks": float(prompt.count("?")),
+    }
 
 
 def prompt_features(prompt: str) -> dict[str, float]:
@@ -208,6 +363,7 @@ def prompt_features(prompt: str) -> dict[str, float]:
         "money": float(bool(_MONEY.search(question))),
         "time_units_log": math.log1p(_count(word_list, _TIME_WORDS)),
         "sentences_log": math.log1p(len(_SENTENCE_END.findall(question))),
+        **computation_features(prompt),
     }
 
 

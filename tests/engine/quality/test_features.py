@@ -71,3 +71,25 @@ def test_evaluator_never_runs_code():
     """Only arithmetic is evaluated: anything else is skipped, not executed."""
     assert arithmetic_checks("__import__('os') = 1") == (0, 0)
     assert arithmetic_checks("2 ** 3 ** 4 = 5") == (0, 0)
+
+
+def test_computation_features_count_the_load_of_a_word_problem():
+    """Quantities, percentages, fractions, rates, units and names are counted; a plain
+    question has none of them."""
+    from routing_platform.engine.quality.features import computation_features
+
+    problem = (
+        "Maria buys 3 boxes of 12 eggs for $4.50 each. She uses 1/4 of them and sells 25% "
+        "of the rest to Carlos at 2 dollars per dozen. Tom gives her 7 more eggs every day for a week. "
+        "How many eggs are left?"
+    )
+    busy = computation_features(problem)
+    plain = computation_features("Which organ pumps blood?")
+    assert busy["quantities_distinct_log"] > plain["quantities_distinct_log"] == 0.0
+    assert busy["percentages_log"] > 0 and busy["fractions_log"] > 0 and busy["decimals_log"] > 0
+    assert busy["rates_log"] > 0 and busy["remainders_log"] > 0 and busy["units_distinct_log"] > 0
+    assert busy["names_distinct_log"] > 0 and busy["number_words_log"] > 0
+    assert busy["final_sentence_chars_log"] > 0 and busy["question_marks"] == 1.0
+    assert plain["rates_log"] == plain["units_distinct_log"] == 0.0
+    roman = computation_features("Which are true?\nA. I and III only\nB. II only")
+    assert roman["roman_combination"] == 1.0

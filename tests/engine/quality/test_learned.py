@@ -67,7 +67,7 @@ def test_unknown_version_and_foreign_files_are_refused(router, tmp_path):
     data = router.to_dict()
     newer = tmp_path / "newer.json"
     newer.write_text(json.dumps({**data, "version": ARTIFACT_VERSION + 1}))
-    with pytest.raises(LearnedRouterError, match="version 2.*retrain"):
+    with pytest.raises(LearnedRouterError, match=f"version {ARTIFACT_VERSION + 1}.*retrain"):
         load_router(newer)
     foreign = tmp_path / "foreign.json"
     foreign.write_text(json.dumps({"weights": [1, 2]}))
@@ -177,3 +177,52 @@ def test_engine_router_uses_the_artifact_from_its_path(router, rows, tmp_path):
     assert decision.strong_probability == pytest.approx(
         router.strong_probability(rows[0]["prompt"], "analysis")
     )
+
+
+def test_exported_trees_predict_like_scikit_learn():
+    """The boosted trees, exported to plain nodes, give scikit-learn's own probabilities,
+    both row by row (the engine) and in bulk (backtests)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from routing_platform.engine.learned import BOOSTING, _fit_trees
+
+    rng = np.random.default_rng(3)
+    matrix = rng.normal(size=(400, 4))
+    labels = (matrix[:, 0] + matrix[:, 1] * matrix[:, 2] + rng.normal(size=400) > 0).astype(float)
+    ensemble = _fit_trees(matrix, labels)
+    reference = HistGradientBoostingClassifier(**BOOSTING, early_stopping=False, random_state=0)
+    expected = reference.fit(matrix, labels.astype(int)).predict_proba(matrix)[:, 1]
+    assert len(ensemble.trees) == BOOSTING["max_iter"]
+    np.testing.assert_allclose(ensemble.probabilities(matrix), expected, atol=1e-9)
+    one = 1 / (1 + np.exp(-ensemble.logit(list(matrix[7]))))
+    assert one == pytest.approx(expected[7], abs=1e-9)
+
+
+def test_router_averages_linear_and_boosted_estimates(router, rows):
+    """The score averages the logistic and the boosted estimates; without trees it is the
+    logistic one alone (so the trees change the score)."""
+    from dataclasses import replace
+
+    assert router.strong_trees is not None and router.weak_trees is not None
+    prompts = [row["prompt"] for row in rows[:10]]
+    linear_only = replace(router, strong_trees=None, weak_trees=None)
+    assert not np.allclose(router.scores(prompts), linear_only.scores(prompts))
+    assert router.to_dict()["boosted"] is not None
+    assert linear_only.to_dict()["boosted"] is None
+
+
+def test_damaged_trees_are_refused(router, tmp_path):
+    """A tree whose node points outside it (or to an unknown feature) is a clear error, so a
+    hand-edited artifact can never loop or index out of range at scoring time."""
+    for damage in ("left", "feature"):
+        data = json.loads(json.dumps(router.to_dict()))
+        tree = data["boosted"]["strong_right"]["trees"][0]
+        split = next(i for i, f in enumerate(tree["feature"]) if f >= 0)
+        if damage == "left":
+            tree["left"][split] = 0
+        else:
+            tree["feature"][split] = 10_000
+        path = tmp_path / f"{damage}.json"
+        path.write_text(json.dumps(data))
+        with pytest.raises(LearnedRouterError, match="damaged"):
+            load_router(path)
