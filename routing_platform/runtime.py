@@ -6,9 +6,9 @@
 
 Providers are built from settings: real clients for the keys that are set; the
 deterministic simulator when `ROUTER_PROVIDER_MODE=simulated`, or in `auto` mode when no
-key (and no OpenAI-compatible base URL) is set. One `httpx.AsyncClient` is kept per event
-loop (a client must not cross loops: each RQ job runs its own), while circuit breakers are
-kept per process so that a failing provider stays skipped across jobs.
+key (and no OpenAI-compatible base URL) is set. One `httpx.AsyncClient` (over aiohttp,
+`engine.providers.transport`) is kept per event loop (a client must not cross loops: each
+RQ job runs its own), while circuit breakers are kept per process so that a failing provider stays skipped across jobs.
 """
 
 from __future__ import annotations
@@ -187,17 +187,15 @@ def _build_pool(key: _ProviderSettings, config: RouterConfig) -> ProviderPool:
         simulator = SimulatedProvider(seed=key.seed, fixed_latency_ms=key.simulated_latency_ms)
         providers: dict[str, Provider] = {name: simulator for name in REAL_PROVIDERS}
     else:
-        import httpx
-
         from routing_platform.engine.providers.anthropic import AnthropicProvider
         from routing_platform.engine.providers.gemini import GeminiProvider
         from routing_platform.engine.providers.openai import OpenAIProvider
         from routing_platform.engine.providers.openai_compatible import OpenAICompatibleProvider
+        from routing_platform.engine.providers.transport import upstream_client
 
-        client = httpx.AsyncClient(
-            timeout=key.timeout_s,
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-        )
+        # httpx's API over aiohttp's pool and C parser: ~1 ms less CPU per upstream call
+        # than httpx's own (pure-Python) transport (see providers/transport.py).
+        client = upstream_client(timeout_s=key.timeout_s)
         common = {
             "client": client,
             "timeout_s": key.timeout_s,

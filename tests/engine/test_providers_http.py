@@ -20,6 +20,7 @@ from routing_platform.engine.providers.base import CompletionRequest
 from routing_platform.engine.providers.gemini import GeminiProvider
 from routing_platform.engine.providers.openai import OpenAIProvider
 from routing_platform.engine.providers.openai_compatible import OpenAICompatibleProvider
+from routing_platform.engine.providers.transport import upstream_client
 from tests.engine.upstream import Reply
 
 KEY = "sk-test-0123456789abcdef"
@@ -124,9 +125,11 @@ def request_for(name, **kwargs):
     )
 
 
-@pytest.fixture
-async def client():
-    async with httpx.AsyncClient() as http:
+@pytest.fixture(params=["httpx", "aiohttp"])
+async def client(request):
+    """Every provider test runs on httpx's own transport and on the server's aiohttp one."""
+    http = upstream_client(timeout_s=60.0) if request.param == "aiohttp" else httpx.AsyncClient()
+    async with http:
         yield http
 
 

@@ -1,0 +1,72 @@
+"""The aiohttp transport under httpx's API: same requests on the wire, httpx's exceptions."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import gzip
+import logging
+
+import httpx
+import pytest
+
+from routing_platform.engine.providers.transport import upstream_client
+from tests.engine.upstream import Reply
+
+
+async def test_sends_method_path_headers_and_json_body_and_reads_the_answer(upstream):
+    """A POST arrives with httpx's headers and JSON body; the answer is an httpx.Response."""
+    upstream.script(Reply(200, {"ok": True}, headers={"x-extra": "1"}))
+    async with upstream_client(timeout_s=5.0) as client:
+        response = await client.post(
+            f"{upstream.url}/v1/chat?x=1", json={"a": [1, 2]}, headers={"authorization": "Bearer t"}
+        )
+    assert response.status_code == 200
+    assert response.json() == {"ok": True}
+    assert response.headers["x-extra"] == "1"
+    received = upstream.received[0]
+    assert received.path == "/v1/chat?x=1"
+    assert received.body == {"a": [1, 2]}
+    assert received.headers["authorization"] == "Bearer t"
+    assert received.headers["content-type"] == "application/json"
+
+
+async def test_gzip_bodies_are_decoded_once(upstream):
+    """httpx decodes content-encoding itself: aiohttp must hand the body over as sent."""
+    upstream.script(Reply(200, gzip.compress(b'{"n": 1}'), headers={"content-encoding": "gzip"}))
+    async with upstream_client(timeout_s=5.0) as client:
+        response = await client.post(upstream.url, json={})
+    assert response.json() == {"n": 1}
+
+
+async def test_a_refused_connection_is_a_connect_error_not_a_timeout():
+    """Nothing listening: httpx.ConnectError (the providers call it a connection error)."""
+    async with upstream_client(timeout_s=5.0) as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.post("http://127.0.0.1:9/v1", json={})
+
+
+async def test_no_answer_within_the_timeout_is_an_httpx_timeout(upstream):
+    """A slow upstream: httpx.ReadTimeout after the read timeout."""
+    upstream.script(Reply(200, {}, delay_s=1.0))
+    async with upstream_client(timeout_s=0.1) as client:
+        with pytest.raises(httpx.ReadTimeout):
+            await client.post(upstream.url, json={})
+
+
+def test_a_client_left_open_when_its_loop_ends_logs_no_error(upstream, caplog):
+    """RQ jobs run each call in its own asyncio.run; the pooled client is dropped, not closed:
+    it closes its sockets quietly instead of logging 'Unclosed client session'."""
+    upstream.script(Reply(200, {"ok": True}))
+
+    async def one_call():
+        client = upstream_client(timeout_s=5.0)
+        response = await client.post(upstream.url, json={})
+        return response.status_code, client
+
+    with caplog.at_level(logging.DEBUG, logger="asyncio"):
+        status, client = asyncio.run(one_call())
+        del client
+        gc.collect()
+    assert status == 200
+    assert not [r for r in caplog.records if "Unclosed" in r.getMessage()]
