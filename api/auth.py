@@ -31,6 +31,40 @@ def _authenticate_in_thread(token: str) -> AuthenticatedKey:
         close_old_connections()
 
 
+async def authorize(header: str, scope: str) -> AuthenticatedKey:
+    """The key of an ``Authorization`` header value, if it has ``scope`` and is within its
+    rate limit; else an ``ApiError`` (401, 403, 429). Shared by the ninja views and the
+    lean OpenAI-compatible path (``api.asgi``)."""
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    if not header:
+        raise AuthError(MISSING_KEY)
+    if scheme.lower() != "bearer" or not token:
+        raise AuthError(
+            "The Authorization header must be `Bearer rk_...` (the key, after one space)."
+        )
+    key = api_key_cached(token)
+    if key is None:
+        try:
+            key = await sync_to_async(_authenticate_in_thread)(token)
+        except ApiKeyError as err:
+            raise AuthError(str(err)) from None
+    if scope not in key.scopes:
+        raise ScopeError(
+            f"The API key {key.name!r} lacks the {scope!r} scope "
+            f"(it has {', '.join(sorted(key.scopes))}): use a key with that scope."
+        )
+    decision = await rate_limit_hit(key_id=key.id, limit_per_minute=key.rate_limit_per_minute)
+    if not decision.allowed:
+        raise RateLimited(
+            f"Rate limit of {decision.limit} requests per minute exceeded for the API key "
+            f"{key.name!r}: retry after {decision.retry_after_s} s.",
+            retry_after_s=decision.retry_after_s,
+            limit=decision.limit,
+        )
+    return key
+
+
 class ApiKeyAuth(HttpBearer):
     """``Authorization: Bearer rk_...`` with the given scope; sets ``request.auth``."""
 
@@ -39,38 +73,10 @@ class ApiKeyAuth(HttpBearer):
         super().__init__()
 
     async def __call__(self, request: HttpRequest) -> AuthenticatedKey:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.strip().partition(" ")
-        token = token.strip()
-        if not header:
-            raise AuthError(MISSING_KEY)
-        if scheme.lower() != "bearer" or not token:
-            raise AuthError(
-                "The Authorization header must be `Bearer rk_...` (the key, after one space)."
-            )
-        return await self.authenticate(request, token)
+        return await authorize(request.headers.get("Authorization", ""), self.scope)
 
-    async def authenticate(self, request: HttpRequest, token: str) -> AuthenticatedKey:
-        key = api_key_cached(token)
-        if key is None:
-            try:
-                key = await sync_to_async(_authenticate_in_thread)(token)
-            except ApiKeyError as err:
-                raise AuthError(str(err)) from None
-        if self.scope not in key.scopes:
-            raise ScopeError(
-                f"The API key {key.name!r} lacks the {self.scope!r} scope "
-                f"(it has {', '.join(sorted(key.scopes))}): use a key with that scope."
-            )
-        decision = await rate_limit_hit(key_id=key.id, limit_per_minute=key.rate_limit_per_minute)
-        if not decision.allowed:
-            raise RateLimited(
-                f"Rate limit of {decision.limit} requests per minute exceeded for the API key "
-                f"{key.name!r}: retry after {decision.retry_after_s} s.",
-                retry_after_s=decision.retry_after_s,
-                limit=decision.limit,
-            )
-        return key
+    def authenticate(self, request: HttpRequest, token: str) -> None:  # HttpBearer's hook
+        raise NotImplementedError("ApiKeyAuth authenticates in __call__ (see authorize)")
 
 
 read_auth = ApiKeyAuth("read")

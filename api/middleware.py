@@ -15,6 +15,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from api.errors import (
+    ApiError,
     BadRequest,
     PayloadTooLarge,
     body_too_large_message,
@@ -25,10 +26,9 @@ from api.errors import (
 API_PREFIXES = ("/api/", "/v1/")
 
 
-def _refusal(request: HttpRequest) -> HttpResponse | None:
-    if not request.path.startswith(API_PREFIXES):
-        return None
-    raw_length = request.META.get("CONTENT_LENGTH") or ""
+def content_length_error(raw_length: str) -> ApiError | None:
+    """The error for a ``Content-Length`` header value: not a byte count (400) or over
+    ``API_MAX_BODY_BYTES`` (413); None when the body may be read. Shared with ``api.asgi``."""
     if not raw_length:
         return None
     try:
@@ -36,12 +36,19 @@ def _refusal(request: HttpRequest) -> HttpResponse | None:
         if length < 0:
             raise ValueError
     except ValueError:
-        err = BadRequest(f"Content-Length {raw_length!r} is not a byte count.")
-    else:
-        limit = settings.API_MAX_BODY_BYTES
-        if length <= limit:
-            return None
-        err = PayloadTooLarge(body_too_large_message(limit))
+        return BadRequest(f"Content-Length {raw_length!r} is not a byte count.")
+    limit = settings.API_MAX_BODY_BYTES
+    if length <= limit:
+        return None
+    return PayloadTooLarge(body_too_large_message(limit))
+
+
+def _refusal(request: HttpRequest) -> HttpResponse | None:
+    if not request.path.startswith(API_PREFIXES):
+        return None
+    err = content_length_error(request.META.get("CONTENT_LENGTH") or "")
+    if err is None:
+        return None
     render = openai_error_body if request.path.startswith("/v1/") else routing_error_body
     return JsonResponse(render(err, None), status=err.status_code)
 

@@ -16,10 +16,13 @@ import json
 import os
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
+import pydantic
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from ninja import NinjaAPI
+from ninja.errors import ValidationErrorContext
 
 from api.auth import ApiKeyAuth, write_auth
 from api.errors import BadRequest, ServiceUnavailable, install_error_handlers, openai_error_body
@@ -169,26 +172,25 @@ async def _record(
     )
 
 
-@openai_api.post(
-    "/chat/completions",
-    auth=write_auth,
-    summary="Create a chat completion (OpenAI-compatible)",
-    response={200: dict},
-    openapi_extra={
-        "responses": {
-            "400": {"description": "Invalid request (OpenAI error shape)."},
-            "401": {"description": "Missing or invalid API key."},
-            "404": {"description": "Unknown model."},
-            "413": {"description": "Request body too large."},
-            "429": {"description": "Rate limit exceeded; see Retry-After."},
-        }
-    },
-)
-async def chat_completions(request: HttpRequest, payload: ChatCompletionIn):
+@dataclass(frozen=True)
+class ChatAnswer:
+    """A chat completion's HTTP answer: extra headers, and a JSON body or an SSE stream."""
+
+    headers: dict[str, str]
+    body: bytes = b""
+    stream: AsyncIterator[bytes] | None = None
+    content_type: str = "application/json"
+
+
+async def chat_completion_answer(
+    payload: ChatCompletionIn, *, key_name: str, started: float
+) -> ChatAnswer:
+    """Route (or pass through) one chat completion, hand its record to the workers, and say
+    what to answer. Raises ``ApiError`` / ``RoutingError``, which each caller renders in
+    OpenAI's error shape. Shared by the ninja view and the lean path of ``api.asgi``."""
     from routing_platform.engine.errors import RoutingError
     from routing_platform.runtime import run_execute
 
-    started = _started_at(request)
     messages = _flatten_messages(payload)
     concrete_model = None if payload.model == ROUTER_MODEL else payload.model
     completion_id = _completion_id()
@@ -206,7 +208,7 @@ async def chat_completions(request: HttpRequest, payload: ChatCompletionIn):
             completion_id=completion_id,
             payload=payload,
             messages=messages,
-            key_name=request.auth.name,
+            key_name=key_name,
             result=None,
             error=err,
         )
@@ -215,27 +217,92 @@ async def chat_completions(request: HttpRequest, payload: ChatCompletionIn):
         completion_id=completion_id,
         payload=payload,
         messages=messages,
-        key_name=request.auth.name,
+        key_name=key_name,
         result=result,
         error=None,
     )
     meta = result.get("_routing_metadata") or {}
     overhead_ms = (time.perf_counter() - started) * 1000.0 - float(meta.get("latency_ms") or 0.0)
-    headers = _router_headers(result, overhead_ms)
     if payload.stream:
+        return ChatAnswer(
+            headers={
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+                **_router_headers(result, overhead_ms),
+            },
+            stream=_stream(completion_id, created, result),
+            content_type="text/event-stream",
+        )
+    return ChatAnswer(
+        headers=_router_headers(result, overhead_ms),
+        body=json.dumps(
+            _completion(completion_id, created, result), separators=(",", ":")
+        ).encode(),
+    )
+
+
+@openai_api.post(
+    "/chat/completions",
+    auth=write_auth,
+    summary="Create a chat completion (OpenAI-compatible)",
+    response={200: dict},
+    openapi_extra={
+        "responses": {
+            "400": {"description": "Invalid request (OpenAI error shape)."},
+            "401": {"description": "Missing or invalid API key."},
+            "404": {"description": "Unknown model."},
+            "413": {"description": "Request body too large."},
+            "429": {"description": "Rate limit exceeded; see Retry-After."},
+        }
+    },
+)
+async def chat_completions(request: HttpRequest, payload: ChatCompletionIn):
+    answer = await chat_completion_answer(
+        payload, key_name=request.auth.name, started=_started_at(request)
+    )
+    if answer.stream is not None:
         response: HttpResponse | StreamingHttpResponse = StreamingHttpResponse(
-            _stream(completion_id, created, result), content_type="text/event-stream"
+            answer.stream, content_type=answer.content_type
         )
-        response["Cache-Control"] = "no-cache"
-        response["X-Accel-Buffering"] = "no"
     else:
-        response = HttpResponse(
-            json.dumps(_completion(completion_id, created, result), separators=(",", ":")),
-            content_type="application/json",
-        )
-    for name, value in headers.items():
+        response = HttpResponse(answer.body, content_type=answer.content_type)
+    for name, value in answer.headers.items():
         response[name] = value
     return response
+
+
+class _RawBody:
+    """What ninja's body parsing reads of a request: its bytes."""
+
+    __slots__ = ("body",)
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+
+_chat_body_model = None
+
+
+def chat_payload_parse(body: bytes) -> ChatCompletionIn:
+    """Parse and validate a chat completion request body exactly as the ninja view does
+    (the view's own body model: same JSON parser, field locations and messages), raising
+    ninja's ``HttpError`` / ``ValidationError`` for ``errors.classify``. For ``api.asgi``."""
+    global _chat_body_model
+    if _chat_body_model is None:
+        _chat_body_model = next(
+            operation.models[0]
+            for path_view in openai_api.default_router.path_operations.values()
+            for operation in path_view.operations
+            if operation.view_func is chat_completions
+        )
+    model = _chat_body_model
+    try:
+        values = dict(model.resolve(_RawBody(body), openai_api, {}))
+    except pydantic.ValidationError as err:
+        raise openai_api.validation_error_from_error_contexts(
+            [ValidationErrorContext(pydantic_validation_error=err, model=model)]
+        ) from None
+    return values["payload"]
 
 
 def available_models() -> list[dict[str, Any]]:
