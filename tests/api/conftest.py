@@ -8,6 +8,7 @@ import fakeredis
 import pytest
 
 from api import redis_client
+from api.ratelimit import leases_clear
 from api.services import api_key_create, auth_cache_clear
 from tests.conftest import REPO_ROOT, redis_url_for_db
 
@@ -20,9 +21,11 @@ def _fresh_api_state(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast admin_user
     auth_cache_clear()
     redis_client.redis_breaker_reset()
+    leases_clear()
     yield
     auth_cache_clear()
     redis_client.redis_breaker_reset()
+    leases_clear()
 
 
 @pytest.fixture
