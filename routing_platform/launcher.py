@@ -128,6 +128,12 @@ class Platform:
                 str(self.port),
                 "--log-level",
                 "warning",
+                # uvicorn[standard]'s C event loop and HTTP parser (what "auto" picks when
+                # they are installed; named so a missing one fails loudly, not slowly).
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
             ]
         )
         if not _wait_http(f"{self.base_url}/admin/login/", 60, self.web):
