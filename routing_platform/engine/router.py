@@ -2,8 +2,8 @@
 
     simple -> mini, medium -> standard, complex -> premium
     cost_optimization_mode=False starts medium and complex one tier higher (capped at premium)
-    a learned router (contract 6), when configured, replaces the tier choice by the
-    probability that the weak model fails.
+    a learned router (contract 6), when configured, replaces the tier choice by its score:
+    premium from the artifact's calibrated threshold (else `learned_premium_from`).
 
 The cascade: call the tier (falling back across providers of that tier); if the answer's
 confidence is below `escalation_threshold` and escalation is enabled, re-ask one tier up,
@@ -165,13 +165,20 @@ class ModelRouter:
                 reasons.append(f"learned router unavailable ({type(err).__name__})")
         if learned is not None:
             strong_probability = float(learned.strong_probability(text, classification.task_type))
-            if strong_probability >= self.config.learned_premium_from:
+            # The artifact's calibrated threshold (train-router --target-*) is the premium
+            # cut; a router without one uses the configured cut.
+            premium_from = getattr(learned, "threshold", None)
+            if premium_from is None:
+                premium_from = self.config.learned_premium_from
+            if strong_probability >= premium_from:
                 tier = "premium"
             elif strong_probability < self.config.learned_mini_below:
                 tier = "mini"
             else:
                 tier = "standard"
-            reasons.append(f"learned router: weak model fails with p={strong_probability:.2f}")
+            reasons.append(
+                f"learned router: score {strong_probability:.2f} (premium from {premium_from:.2f})"
+            )
         else:
             tier = COMPLEXITY_TIER[classification.complexity]
             reasons.append(f"{classification.complexity} -> {tier}")

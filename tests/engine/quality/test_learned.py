@@ -226,3 +226,36 @@ def test_damaged_trees_are_refused(router, tmp_path):
         path.write_text(json.dumps(data))
         with pytest.raises(LearnedRouterError, match="damaged"):
             load_router(path)
+
+
+def test_engine_premium_cut_is_the_artifacts_calibrated_threshold(router, rows, tmp_path):
+    """Issue #8: with ROUTER_MODEL_PATH set, a prompt goes to premium exactly when its score
+    reaches the artifact's calibrated threshold (not the fixed 0.6 cut); an uncalibrated
+    artifact keeps the configured cut."""
+    from routing_platform.engine.config import RouterConfig
+    from routing_platform.engine.router import ModelRouter
+
+    prompts = [row["prompt"] for row in rows]
+    scores = router.scores(prompts)
+    # A threshold between the scores and away from 0.6, so the two cuts disagree.
+    threshold = float(np.quantile(scores, 0.8))
+    assert not 0.55 < threshold < 0.65
+    calibrated = replace_threshold(router, threshold)
+    path = calibrated.save(tmp_path / "calibrated.json")
+    engine = ModelRouter(RouterConfig(learned_router_path=str(path), learned_premium_from=0.6))
+    disagreements = 0
+    for prompt, score in zip(prompts, scores, strict=True):
+        decision = engine.choose(prompt, "analysis")
+        assert (decision.tier == "premium") == (score >= threshold)
+        disagreements += (score >= threshold) != (score >= 0.6)
+    assert disagreements > 0
+    assert any(f"premium from {threshold:.2f}" in r for r in decision.reasons)
+    plain = ModelRouter(RouterConfig(learned_premium_from=0.6), learned_router=router)
+    for prompt, score in zip(prompts[:30], scores[:30], strict=True):
+        assert (plain.choose(prompt, "analysis").tier == "premium") == (score >= 0.6)
+
+
+def replace_threshold(router, threshold):
+    from dataclasses import replace
+
+    return replace(router, threshold=threshold)
