@@ -145,6 +145,7 @@ def _hist_params(call: RoutedCall) -> tuple[int | None, int | None]:
     return latency, confidence
 
 
+@lru_cache(maxsize=256)
 def _one_hot(size: int, index: int | None) -> str:
     """A histogram of ``size`` buckets holding one count at ``index`` (none if None), as JSON."""
     counts = [0] * size

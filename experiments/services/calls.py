@@ -658,17 +658,18 @@ def _run_engine(call: RoutedCall) -> dict:
     return _run_coroutine(coroutine)
 
 
-_runners = threading.local()
+_loops = threading.local()
 
 
 def _run_coroutine(coroutine):
     """Run ``coroutine`` to completion on this thread's long-lived event loop.
 
     A worker runs jobs back to back: one loop per thread (instead of ``asyncio.run``'s new
-    loop per job) keeps the engine's per-loop provider pool, and its HTTP keep-alive
-    connections, across jobs. A job interrupted inside the loop (its timeout, a signal)
-    (its task still pending) closes the loop, cancelling whatever it left running, and the
-    next job starts a new one. Like ``asyncio.run``, it refuses to run inside a running loop.
+    loop per job, and without ``asyncio.Runner``'s per-run signal-handler swap) keeps the
+    engine's per-loop provider pool, and its HTTP keep-alive connections, across jobs. A
+    job interrupted inside the loop (its timeout, a signal) leaves its task pending: that
+    loop is closed, cancelling whatever it left running, and the next job starts a new
+    one. Like ``asyncio.run``, it refuses to run inside a running loop.
     """
     try:
         asyncio.get_running_loop()
@@ -677,18 +678,29 @@ def _run_coroutine(coroutine):
     else:
         coroutine.close()
         raise RuntimeError("routed calls cannot be executed from a running event loop")
-    runner = getattr(_runners, "runner", None)
-    if runner is None:
-        runner = _runners.runner = asyncio.Runner()
+    loop = getattr(_loops, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _loops.loop = asyncio.new_event_loop()
+    task = loop.create_task(coroutine)
     try:
-        return runner.run(coroutine)
-    except BaseException:
-        # The coroutine's own exception (a RoutingError) leaves the loop clean; an
-        # interruption (job timeout, signal) leaves its task pending: drop that loop.
-        if any(not task.done() for task in asyncio.all_tasks(runner.get_loop())):
-            _runners.runner = None
-            runner.close()
-        raise
+        return loop.run_until_complete(task)
+    finally:
+        if not task.done():
+            _loops.loop = None
+            _close_loop(loop)
+
+
+def _close_loop(loop) -> None:
+    """Cancel every task left on ``loop``, let them finish cancelling, and close it."""
+    try:
+        pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
 
 
 _CLAIM_SQL = (
