@@ -288,6 +288,10 @@ def chat_payload_parse(body: bytes) -> ChatCompletionIn:
     (the view's own body model: same JSON parser, field locations and messages), raising
     ninja's ``HttpError`` / ``ValidationError`` for ``errors.classify``. For ``api.asgi``."""
     global _chat_body_model
+    try:  # the common case, in one pass of pydantic's own JSON parser (same model, same rules)
+        return ChatCompletionIn.model_validate_json(body)
+    except (pydantic.ValidationError, ValueError):
+        pass  # ninja's path below names the error exactly as the view does
     if _chat_body_model is None:
         _chat_body_model = next(
             operation.models[0]
