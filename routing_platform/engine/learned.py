@@ -151,16 +151,21 @@ class Tree:
     left: tuple[int, ...]
     right: tuple[int, ...]
     value: tuple[float, ...]
+    # The same nodes as (feature, threshold, left, right, value) tuples: one index per step.
+    _nodes: tuple = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        nodes = tuple(
+            zip(self.feature, self.threshold, self.left, self.right, self.value, strict=True)
+        )
+        object.__setattr__(self, "_nodes", nodes)
 
     def output(self, row: Sequence[float]) -> float:
-        node = 0
-        feature = self.feature
-        while feature[node] >= 0:
-            if row[feature[node]] <= self.threshold[node]:
-                node = self.left[node]
-            else:
-                node = self.right[node]
-        return self.value[node]
+        nodes = self._nodes
+        node = nodes[0]
+        while node[0] >= 0:
+            node = nodes[node[2]] if row[node[0]] <= node[1] else nodes[node[3]]
+        return node[4]
 
     def outputs(self, matrix: np.ndarray) -> np.ndarray:
         feature = np.asarray(self.feature)
@@ -218,7 +223,7 @@ class TreeEnsemble:
     trees: tuple[Tree, ...]
 
     def logit(self, row: Sequence[float]) -> float:
-        return self.baseline + math.fsum(tree.output(row) for tree in self.trees)
+        return self.baseline + sum([tree.output(row) for tree in self.trees])
 
     def probabilities(self, matrix: np.ndarray) -> np.ndarray:
         logits = np.full(len(matrix), self.baseline, dtype=float)
