@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from api.recording import record_call_deferred
 from api.schemas import ChatCompletionIn, ModelListOut
 
 ROUTER_MODEL = "router"
+_NOT_HEADER_SAFE = re.compile(r"[^\x20-\x7e]")
 STREAM_CHUNK_CHARS = 48
 
 # Completion ids: a random per-process prefix and a counter (unique without a syscall per
@@ -74,7 +76,10 @@ def _flatten_messages(payload: ChatCompletionIn) -> list[dict[str, str]]:
 def _router_headers(result: dict[str, Any], overhead_ms: float) -> dict[str, str]:
     meta = result.get("_routing_metadata") or {}
     return {
-        "x-router-model": str(result.get("model") or meta.get("model") or ""),
+        # The model name comes from the upstream's answer: printable ASCII only in a header.
+        "x-router-model": _NOT_HEADER_SAFE.sub(
+            "", str(result.get("model") or meta.get("model") or "")
+        ),
         "x-router-tier": str(meta.get("tier") or ""),
         "x-router-cost-usd": f"{float(meta.get('cost') or 0.0):.10f}",
         "x-router-escalated": "true" if meta.get("escalated") else "false",

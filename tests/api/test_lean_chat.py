@@ -155,3 +155,13 @@ def test_security_headers_follow_the_settings(settings):
     assert b"Strict-Transport-Security" not in plain
     assert plain[b"X-Content-Type-Options"] == b"nosniff"
     assert b"Referrer-Policy" in plain
+
+
+def test_router_headers_carry_only_printable_ascii():
+    """A model name from the upstream's answer cannot inject header lines on either path."""
+    from api.openai_api import _router_headers
+
+    headers = _router_headers(
+        {"model": "gpt\r\nset-cookie: x=1\u00e9", "_routing_metadata": {}}, 1.0
+    )
+    assert headers["x-router-model"] == "gptset-cookie: x=1"
