@@ -9,7 +9,9 @@ phase can never move a unit).
 
 from __future__ import annotations
 
-from django.db import connection
+from contextlib import contextmanager
+
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.utils import timezone
 
 from experiments.bucketing import assign_arm
@@ -36,7 +38,7 @@ def _layout(experiment: Experiment) -> tuple[Phase | None, dict[str, Arm], dict[
     return layout
 
 
-# The hot path's two statements; identifiers are the model's (lower case, unquoted, valid
+# The hot path's statements; identifiers are the model's (lower case, unquoted, valid
 # on SQLite and PostgreSQL), values are always parameters.
 _SELECT_SQL = (
     "SELECT id, arm_id FROM experiments_assignment "
@@ -47,21 +49,63 @@ _INSERT_SQL = (
     "VALUES (%s, %s, %s, %s, %s) "
     "ON CONFLICT (experiment_id, phase_id, unit_id) DO NOTHING RETURNING id"
 )
+_QMARK = {sql: sql.replace("%s", "?") for sql in (_SELECT_SQL, _INSERT_SQL)}
+
+
+@contextmanager
+def _cursor():
+    """``(cursor, sql)``: a cursor of the default connection and the SQL for it.
+
+    On SQLite, unless queries are being logged (DEBUG, a test capturing queries), the
+    DB-API cursor of Django's own connection (same transaction, same autocommit state),
+    with ``?`` placeholders and Django's error wrapping: Django's cursor wrapper, its
+    placeholder rewrite and its bookkeeping cost about a quarter of an assignment's CPU.
+    Elsewhere, Django's cursor.
+    """
+    conn = connections[DEFAULT_DB_ALIAS]
+    if conn.vendor == "sqlite" and not conn.queries_logged:
+        conn.ensure_connection()
+        cursor = conn.connection.cursor()
+        try:
+            with conn.wrap_database_errors:
+                yield cursor, _QMARK.__getitem__
+        finally:
+            cursor.close()
+    else:
+        with conn.cursor() as cursor:
+            yield cursor, _same
+
+
+def _same(sql: str) -> str:
+    return sql
+
+
+def _now_param(conn):
+    """Now, as the database parameter of a DateTimeField (what Django would send)."""
+    return conn.ops.adapt_datetimefield_value(timezone.now())
+
+
+#: (phase id, unit id) of units this process has assigned or looked up: for those the
+#: lookup goes first (one SELECT), for the others the INSERT does (one statement for a
+#: new unit). Only the order of the two statements depends on it, never the answer, so a
+#: stale entry (a database reset, another process) costs one statement more, nothing else.
+_seen: dict[tuple[int, str], None] = {}
+_SEEN_MAX = 100_000
+
+
+def _remember(key: tuple[int, str]) -> None:
+    if len(_seen) >= _SEEN_MAX:
+        _seen.clear()
+    _seen[key] = None
 
 
 def _assignment(
     pk: int, *, experiment: Experiment, phase: Phase, arm: Arm, unit_id: str
 ) -> Assignment:
-    # Ids in, related objects straight into the relation cache: about half the cost of
-    # passing the objects through the model's descriptors.
-    assignment = Assignment(
-        pk=pk,
-        experiment_id=experiment.pk,
-        phase_id=phase.pk,
-        arm_id=arm.pk,
-        unit_id=unit_id,
-        created_at=None,
-    )
+    # Ids in, positionally (the model's field order, as Django's own row loading does),
+    # related objects straight into the relation cache: about a quarter of the cost of
+    # passing the objects as keyword arguments through the model's descriptors.
+    assignment = Assignment(pk, experiment.pk, phase.pk, arm.pk, unit_id, None)
     assignment._state.fields_cache.update(experiment=experiment, phase=phase, arm=arm)
     assignment._state.adding = False
     assignment._state.db = connection.alias
@@ -75,12 +119,15 @@ def assignment_get_or_create(*, experiment: Experiment, unit_id: str) -> Assignm
     the traffic coverage (not in the experiment, yet). The returned row carries its arm
     (``created_at`` is not read back).
 
-    The hot path of every routed call, so it is two plain SQL statements rather than ORM
-    queries (which cost about 30 times more CPU here; see benchmarks/bench_assignment.py):
-    look the unit up; if it has no row, insert the hashed arm with ``ON CONFLICT DO
-    NOTHING`` (the unique constraint settles a race between two processes: the first row
-    wins and is read back). The values are validated by construction: the experiment,
-    phase and arm are rows just read, the unit id is cut to its column's length.
+    The hot path of every routed call, so it is plain SQL rather than ORM queries (which
+    cost about 30 times more CPU here; see benchmarks/bench_assignment.py), one statement
+    in the common cases: a unit this process has seen is looked up (``_seen``); any other
+    unit gets its hashed arm inserted with ``INSERT ... ON CONFLICT DO NOTHING RETURNING
+    id``, and only when that finds a row already there (or the hash is outside the
+    coverage) is the row read back, and it wins (the unique constraint also settles a
+    race between two processes: the first row wins). The values are validated by
+    construction: the experiment, phase and arm are rows just read, the unit id is cut to
+    its column's length.
     """
     if experiment.status != Experiment.Status.RUNNING or not unit_id:
         return None
@@ -88,9 +135,13 @@ def assignment_get_or_create(*, experiment: Experiment, unit_id: str) -> Assignm
     if phase is None:
         return None
     unit_id = str(unit_id)[:255]
-    with connection.cursor() as cursor:
-        cursor.execute(_SELECT_SQL, [experiment.pk, phase.pk, unit_id])
-        row = cursor.fetchone()
+    seen_key = (phase.pk, unit_id)
+    with _cursor() as (cursor, sql):
+        row = None
+        if seen_key in _seen:
+            # Assigned before (as far as this process knows): its row is the answer.
+            cursor.execute(sql(_SELECT_SQL), [experiment.pk, phase.pk, unit_id])
+            row = cursor.fetchone()
         if row is None:
             index = assign_arm(
                 seed=phase.hash_seed,
@@ -99,21 +150,24 @@ def assignment_get_or_create(*, experiment: Experiment, unit_id: str) -> Assignm
                 coverage=experiment.coverage,
                 version=HASH_VERSION,
             )
-            if index < 0 or index >= len(phase.arm_keys):
-                return None
-            arm = arms.get(phase.arm_keys[index])
-            if arm is None:  # the phase names an arm deleted since: not assigned
-                return None
-            now = connection.ops.adapt_datetimefield_value(timezone.now())
-            cursor.execute(_INSERT_SQL, [experiment.pk, phase.pk, arm.pk, unit_id, now])
-            inserted = cursor.fetchone()
-            if inserted is not None:
-                return _assignment(
-                    inserted[0], experiment=experiment, phase=phase, arm=arm, unit_id=unit_id
-                )
-            # Another process assigned the unit between our two statements: its row wins.
-            cursor.execute(_SELECT_SQL, [experiment.pk, phase.pk, unit_id])
+            arm = arms.get(phase.arm_keys[index]) if 0 <= index < len(phase.arm_keys) else None
+            if arm is not None:
+                now = _now_param(connection)
+                cursor.execute(sql(_INSERT_SQL), [experiment.pk, phase.pk, arm.pk, unit_id, now])
+                inserted = cursor.fetchone()
+                if inserted is not None:
+                    _remember(seen_key)
+                    return _assignment(
+                        inserted[0], experiment=experiment, phase=phase, arm=arm, unit_id=unit_id
+                    )
+            # The unit already has a row (seen by another process, or assigned by one
+            # between the hash and the INSERT), or the hash puts it outside the coverage
+            # today: a row written earlier in the phase still wins.
+            cursor.execute(sql(_SELECT_SQL), [experiment.pk, phase.pk, unit_id])
             row = cursor.fetchone()
+    if row is None:
+        return None
+    _remember(seen_key)
     pk, arm_id = row
     arm = arms_by_id.get(arm_id) or Arm.objects.get(pk=arm_id)
     return _assignment(pk, experiment=experiment, phase=phase, arm=arm, unit_id=unit_id)

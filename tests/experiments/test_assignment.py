@@ -104,20 +104,45 @@ def test_route_for_unit_while_running_and_after_rollback():
     )
 
 
-def test_assignment_queries_are_pinned(django_assert_num_queries):
-    """A new unit costs phase + arms + lookup + insert cold, lookup + insert once the
-    experiment's layout is cached, and one lookup when the unit is already assigned."""
+def test_assignment_queries_are_pinned(django_assert_num_queries, monkeypatch):
+    """A new unit costs phase + arms + insert cold and one INSERT ... ON CONFLICT DO NOTHING
+    once the experiment's layout is cached (no lookup first); a unit this process has
+    seen costs one lookup; a unit assigned by another process costs the insert that does
+    nothing plus the lookup."""
+    from experiments.services import assignment as module
+
+    monkeypatch.setattr(module, "_seen", {})
     experiment = make_experiment()
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(3):
         services.assignment_get_or_create(experiment=experiment, unit_id="q-1")
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(1) as new_unit:
         services.assignment_get_or_create(experiment=experiment, unit_id="q-2")
-    with django_assert_num_queries(1):
-        services.assignment_get_or_create(experiment=experiment, unit_id="q-1")
+    assert "ON CONFLICT" in new_unit.captured_queries[0]["sql"]
+    with django_assert_num_queries(1) as known_unit:
+        first = services.assignment_get_or_create(experiment=experiment, unit_id="q-1")
+    assert known_unit.captured_queries[0]["sql"].startswith("SELECT")
+    module._seen.clear()  # as if another process had assigned it
+    with django_assert_num_queries(2):
+        again = services.assignment_get_or_create(experiment=experiment, unit_id="q-1")
+    assert (again.pk, again.arm_id) == (first.pk, first.arm_id)
+
+
+def test_a_stale_seen_entry_only_costs_a_statement(monkeypatch):
+    """A unit remembered as seen but without a row (e.g. the database was reset) is
+    assigned as new: the hint orders the statements, it never decides the answer."""
+    from experiments.models import Assignment
+    from experiments.services import assignment as module
+
+    experiment = make_experiment()
+    phase_id = experiment.phases.get().pk
+    monkeypatch.setattr(module, "_seen", {(phase_id, "ghost"): None})
+    assignment = services.assignment_get_or_create(experiment=experiment, unit_id="ghost")
+    assert assignment is not None
+    assert Assignment.objects.filter(experiment=experiment, unit_id="ghost").count() == 1
 
 
 def test_a_concurrent_insert_of_the_same_unit_keeps_the_first_row(monkeypatch):
-    """If another process stores the unit between our lookup and our insert, our insert
+    """If another process stores the unit between our hash and our insert, our insert
     does nothing and the other process's row (and arm) wins."""
     from experiments.models import Assignment, Phase
     from experiments.services import assignment as module
@@ -138,3 +163,14 @@ def test_a_concurrent_insert_of_the_same_unit_keeps_the_first_row(monkeypatch):
     assignment = services.assignment_get_or_create(experiment=experiment, unit_id="raced")
     assert assignment.arm == other
     assert Assignment.objects.filter(experiment=experiment, unit_id="raced").count() == 1
+
+
+def test_a_persisted_unit_keeps_its_arm_when_the_hash_would_leave_it_out():
+    """A unit assigned earlier in the phase keeps its row even if the coverage now puts
+    its hash outside every arm (the row wins over the hash)."""
+    experiment = make_experiment(traffic_percentage=100.0)
+    first = services.assignment_get_or_create(experiment=experiment, unit_id="kept")
+    experiment.traffic_percentage = 0.0
+    again = services.assignment_get_or_create(experiment=experiment, unit_id="kept")
+    assert again is not None and (again.pk, again.arm_id) == (first.pk, first.arm_id)
+    assert services.assignment_get_or_create(experiment=experiment, unit_id="new") is None
