@@ -174,3 +174,21 @@ def test_a_persisted_unit_keeps_its_arm_when_the_hash_would_leave_it_out():
     again = services.assignment_get_or_create(experiment=experiment, unit_id="kept")
     assert again is not None and (again.pk, again.arm_id) == (first.pk, first.arm_id)
     assert services.assignment_get_or_create(experiment=experiment, unit_id="new") is None
+
+
+def test_the_returned_assignment_is_a_usable_model_instance(django_assert_num_queries):
+    """The returned row equals the stored one (same id, experiment, phase, arm, unit), is
+    not 'adding', and carries its arm and experiment without another query."""
+    from experiments.models import Assignment
+
+    experiment = make_experiment()
+    assignment = services.assignment_get_or_create(experiment=experiment, unit_id="inst")
+    stored = Assignment.objects.get(pk=assignment.pk)
+    assert assignment == stored and assignment._state.adding is False
+    for name in ("experiment_id", "phase_id", "arm_id", "unit_id"):
+        assert getattr(assignment, name) == getattr(stored, name)
+    arm_key = stored.arm.key
+    with django_assert_num_queries(0):
+        assert assignment.arm.key == arm_key
+        assert assignment.experiment.key == experiment.key
+        assert str(assignment) == f"inst -> {arm_key}"
