@@ -32,10 +32,14 @@ async def _run() -> None:
     metadata = smart_result["_routing_metadata"]
     print(f"Original: {original_result['final_score']} ({original_result['verdict']})")
     print(f"Smart: {smart_result['final_score']} ({smart_result['verdict']})")
-    print(f"Cost: ${metadata['cost']:.6f} (baseline ${metadata['baseline_cost']:.6f}, "
-          f"saved {metadata['savings']['percentage']:.1f}%)")
-    print(f"Model: {metadata['model']} via {metadata['provider']}, "
-          f"confidence {metadata['confidence']:.3f}, escalated {metadata['escalated']}")
+    print(
+        f"Cost: ${metadata['cost']:.6f} (baseline ${metadata['baseline_cost']:.6f}, "
+        f"saved {metadata['savings']['percentage']:.1f}%)"
+    )
+    print(
+        f"Model: {metadata['model']} via {metadata['provider']}, "
+        f"confidence {metadata['confidence']:.3f}, escalated {metadata['escalated']}"
+    )
 
     # Step 4, option B: a single model execution.
     result = await smart_executor.execute(

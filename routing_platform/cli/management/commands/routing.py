@@ -21,9 +21,10 @@ class Command(BaseCommand):
         subparsers.required = False
         for name, module in discover().items():
             sub = subparsers.add_parser(
-                name, help=module.HELP, description=module.HELP, called_from_command_line=getattr(
-                    parser, "called_from_command_line", None
-                )
+                name,
+                help=module.HELP,
+                description=module.HELP,
+                called_from_command_line=getattr(parser, "called_from_command_line", None),
             )
             module.add_arguments(sub)
 
