@@ -8,6 +8,7 @@ the retries are used up, so a call never silently disappears.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 
@@ -27,6 +28,10 @@ def routed_call_execute(call_id: int) -> str:
         logger.warning("routed call %s no longer exists; job skipped", call_id)
         return "missing"
     return services.routed_call_execute(call=call).status
+
+
+#: The import path RQ records for routed-call jobs (``job.func_name``).
+ROUTED_CALL_JOB = f"{__name__}.routed_call_execute"
 
 
 def routed_call_failed(job, connection, exc_type, exc_value, traceback) -> None:
@@ -49,8 +54,11 @@ def routed_call_failed(job, connection, exc_type, exc_value, traceback) -> None:
     services.routed_call_fail(call_id=call_id, reason=reason, error_type="JobFailed")
 
 
-def enqueue_routed_call(*, call_id: int, job_id: str, queue_name: str):
-    """Put ``routed_call_execute(call_id)`` on ``queue_name`` with retries and the callback."""
+def enqueue_routed_call(*, call_id: int, job_id: str, queue_name: str, pipeline=None):
+    """Put ``routed_call_execute(call_id)`` on ``queue_name`` with retries and the callback.
+
+    With a Redis ``pipeline`` the job is queued when the caller executes it (several jobs
+    become visible to the workers at once)."""
     import django_rq
     from rq import Callback, Retry
 
@@ -68,6 +76,7 @@ def enqueue_routed_call(*, call_id: int, job_id: str, queue_name: str):
         # less per job); a failed job is kept a week for its traceback (job_state).
         result_ttl=600,
         failure_ttl=7 * 24 * 3600,
+        pipeline=pipeline,
     )
 
 
@@ -133,6 +142,16 @@ class RoutingWorker(SimpleWorker):
     by the execution's entry in the started registry, which is kept as RQ keeps it).
     """
 
+    def work(self, *args, **kwargs):
+        # The jobs' imports happen now rather than in the first job; then everything
+        # imported (Django, the engine, scipy) lives as long as the worker: freezing it
+        # keeps the garbage collector from rescanning it after every few jobs.
+        import routing_platform.runtime  # noqa: F401
+        from experiments import services  # noqa: F401
+
+        gc.freeze()
+        return super().work(*args, **kwargs)
+
     def execute_job(self, job, queue):
         _check_db_connections()
         try:
@@ -162,6 +181,42 @@ class RoutingWorker(SimpleWorker):
         if pipeline is None and state == self._state:
             return
         super().set_state(state, pipeline=pipeline)
+
+    def handle_job_success(self, job, queue, started_job_registry):
+        """RQ's success bookkeeping in one MULTI/EXEC, for routed-call jobs.
+
+        RQ first WATCHes the job's dependents key and reads it (two round trips) so that a
+        job made to depend on this one meanwhile is enqueued; nothing ever depends on a
+        routed-call job (``enqueue_routed_call`` is the only producer), so those two
+        steps are skipped for them. The rest is RQ's own sequence (counters, result,
+        job cleanup, execution cleanup); any other job gets RQ's method unchanged.
+        """
+        if job.func_name != ROUTED_CALL_JOB:
+            return super().handle_job_success(job, queue, started_job_registry)
+        with self.connection.pipeline() as pipeline:
+            self.increment_successful_job_count(pipeline=pipeline)
+            self.increment_total_working_time(job.ended_at - job.started_at, pipeline)
+            result_ttl = job.get_result_ttl(self.default_result_ttl)
+            if result_ttl != 0:
+                execution = self.execution
+                job._handle_success(
+                    result_ttl,
+                    pipeline=pipeline,
+                    worker_name=self.name,
+                    execution_id=execution.id if execution else None,
+                    execution_started_at=execution.created_at if execution else None,
+                    execution_ended_at=job.ended_at,
+                )
+            job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)
+            self.cleanup_execution(job, pipeline=pipeline)
+            pipeline.execute()
+        self.log.info(
+            "Successfully completed job %s in %ss on worker %s",
+            job.id,
+            job.ended_at - job.started_at,
+            self.name,
+        )
+        return None
 
     def handle_execution_ended(self, job, queue, heartbeat_ttl):
         job.ended_at = rq_now()

@@ -118,3 +118,28 @@ def test_routed_call_for_job_reads_what_the_orm_reads(fake_redis):
                 assert _fields(related) == _fields(expected_related)
     assert in_experiment.experiment_id is not None and plain.experiment_id is None
     assert services.routed_call_for_job(call_id=987654) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_routing_worker_keeps_rqs_bookkeeping_for_routed_calls(fake_redis, fake_engine):
+    """With the trimmed success path, RQ still sees each routed-call job as finished: in
+    the finished registry, out of the started registry, its result stored, the worker's
+    success count up."""
+    import django_rq
+    from rq.job import Job, JobStatus
+
+    calls = [
+        services.routed_call_enqueue(kind="execute", request_payload={"text": f"b{i}"})
+        for i in range(2)
+    ]
+    queue = django_rq.get_queue("routing")
+    worker = jobs.RoutingWorker([queue], connection=queue.connection)
+    worker.work(burst=True)
+    for call in calls:
+        job = Job.fetch(call.job_id, connection=queue.connection)
+        assert job.func_name == jobs.ROUTED_CALL_JOB
+        assert job.get_status(refresh=True) == JobStatus.FINISHED
+        assert job.return_value() == "success"
+        assert call.job_id in queue.finished_job_registry.get_job_ids()
+    assert queue.started_job_registry.get_job_ids() == []
+    assert int(queue.connection.hget(worker.key, "successful_job_count")) == 2
