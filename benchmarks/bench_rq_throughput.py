@@ -214,6 +214,21 @@ def run(quick: bool = False) -> list[dict]:
             rates = _measure(workers, calls, runs, data_dir, redis_server.url)
             rate = statistics.median(rates)
             share = rate / ideal
+            # Wall time per call and worker above the upstream's 50 ms: what RQ, the job's
+            # CPU and the wait for a core cost together.
+            above = workers * 1000.0 / rate - LATENCY_MS
+            notes = (
+                f"{share:.0%} of ideal; median of {runs} runs of {calls} calls "
+                f"(runs: {', '.join(f'{r:.1f}' for r in rates)}); {above:.1f} ms per call "
+                f"and worker above the {LATENCY_MS:g} ms upstream"
+            )
+            if share < TARGET_SHARE:
+                notes += (
+                    f" (missed: the budget is {LATENCY_MS * (1 / TARGET_SHARE - 1):g} ms; "
+                    f"{workers} worker(s), Redis, SQLite and this process share 2 cores with "
+                    "whatever else runs, and RQ's own bookkeeping still takes several Redis "
+                    "round trips per job)"
+                )
             figures.append(
                 {
                     "metric": f"routed calls/s, {workers} worker{'s' if workers > 1 else ''}",
@@ -221,8 +236,7 @@ def run(quick: bool = False) -> list[dict]:
                     "unit": "calls/s",
                     "target": f">= {TARGET_SHARE:.0%} of ideal {ideal:g}/s",
                     "met": share >= TARGET_SHARE,
-                    "notes": f"{share:.0%} of ideal; median of {runs} runs of {calls} calls "
-                    f"(runs: {', '.join(f'{r:.1f}' for r in rates)})",
+                    "notes": notes,
                 }
             )
     finally:
