@@ -243,22 +243,33 @@ def _upsert(cursor, model: type[RollupMeasures], key: dict, sums: list, hists: t
     cursor.execute(sql, params)
 
 
-def rollup_apply(*, call: RoutedCall) -> None:
+def rollup_prepare(*, call: RoutedCall) -> tuple | None:
+    """The parameters of a finished call's rollup writes (None for an unfinished call),
+    computed without touching the database."""
+    if call.status not in FINISHED_STATUSES:
+        return None
+    key = rollup_key(call=call)
+    increments = _increments(call)
+    sums = [increments[name] for name in SUM_FIELDS]
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    return key, sums, _hist_params(call), now
+
+
+def rollup_apply(*, call: RoutedCall, prepared: tuple | None = None) -> None:
     """Add one finished call (status success or error) to its hourly rollup rows (its
     :class:`CallRollup` row and its :class:`ArmRollup` row).
 
     Call it exactly once per call, in the transaction that sets the final status. Calls
     that are not finished (queued, running) are ignored. Each row is one ``INSERT ... ON
     CONFLICT DO UPDATE`` (sums and histogram buckets incremented in SQL), so concurrent
-    workers never lose an increment and no row is read into Python.
+    workers never lose an increment and no row is read into Python. ``prepared`` is
+    ``rollup_prepare(call=call)`` computed earlier (outside the transaction).
     """
-    if call.status not in FINISHED_STATUSES:
+    if prepared is None:
+        prepared = rollup_prepare(call=call)
+    if prepared is None:
         return
-    key = rollup_key(call=call)
-    increments = _increments(call)
-    sums = [increments[name] for name in SUM_FIELDS]
-    hists = _hist_params(call)
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    key, sums, hists, now = prepared
     # Both rows or neither: a transaction of its own when called outside one, no savepoint
     # inside the caller's.
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:

@@ -331,6 +331,15 @@ def _finish(call: RoutedCall, *, result, error) -> RoutedCall:
     """
     if call.is_finished:
         return call
+    return _finish_prepared(call, _finish_prepare(call, result=result, error=error))
+
+
+def _finish_prepare(call: RoutedCall, *, result, error) -> tuple[list, tuple | None]:
+    """Set the outcome on ``call`` (in memory) and build the parameters of the finishing
+    UPDATE and of its rollup: work that needs no transaction, so a job does it before
+    taking SQLite's write lock."""
+    from experiments.rollups import rollup_prepare
+
     _apply_outcome(call, result=result, error=error)
     call.clean_fields(
         exclude=[f.name for f in RoutedCall._meta.fields if f.name not in _FINISH_FIELDS]
@@ -339,6 +348,12 @@ def _finish(call: RoutedCall, *, result, error) -> RoutedCall:
         RoutedCall._meta.get_field(name).get_db_prep_save(getattr(call, name), connection)
         for name in _FINISH_FIELDS
     ]
+    return params, rollup_prepare(call=call)
+
+
+def _finish_prepared(call: RoutedCall, prepared: tuple[list, tuple | None]) -> RoutedCall:
+    """The finishing UPDATE (guarded by status) and, if it moved the row, the rollup."""
+    params, rollup = prepared
     with connection.cursor() as cursor:
         cursor.execute(_FINISH_SQL, [*params, call.pk, Status.QUEUED, Status.RUNNING])
         finished_now = cursor.rowcount == 1
@@ -348,7 +363,7 @@ def _finish(call: RoutedCall, *, result, error) -> RoutedCall:
 
     from experiments.rollups import rollup_apply
 
-    rollup_apply(call=call)
+    rollup_apply(call=call, prepared=rollup)
     return call
 
 
@@ -730,8 +745,11 @@ def routed_call_execute(*, call: RoutedCall) -> RoutedCall:
         result = _run_engine(call)
     except RoutingError as err:
         error = err
+    # Everything but the two writes happens before the transaction (on SQLite it holds
+    # the database's write lock from its first statement to its commit).
+    prepared = _finish_prepare(call, result=result, error=error)
     with transaction.atomic():
-        return _finish(call, result=result, error=error)
+        return _finish_prepared(call, prepared)
 
 
 def routed_calls_reconcile(*, older_than_s: float = 600.0) -> dict[str, int]:

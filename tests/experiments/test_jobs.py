@@ -29,11 +29,11 @@ def test_a_database_failure_while_recording_leaves_no_half_record(
     real_apply = rollups.rollup_apply
     failures = {"left": 1}
 
-    def flaky_apply(*, call):
+    def flaky_apply(*, call, **prepared):
         if failures["left"]:
             failures["left"] -= 1
             raise OperationalError("database is locked")
-        real_apply(call=call)
+        real_apply(call=call, **prepared)
 
     monkeypatch.setattr(rollups, "rollup_apply", flaky_apply)
     with pytest.raises(OperationalError):
