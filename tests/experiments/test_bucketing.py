@@ -43,6 +43,27 @@ def test_gb_hash_unknown_version_is_none():
     assert gb_hash("seed", "a", 0) is None
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "a",
+        "user-42",
+        "x" * 32,
+        "x" * 33,
+        "y" * 200,
+        "ünïcødé-用户",
+        "用" * 40,
+        "\U0001f600" * 5,
+    ],
+)
+@pytest.mark.parametrize("seed", ["", "smart-routing-rollout", "é-seed"])
+def test_gb_hash_v2_is_the_composed_fnv1a32_for_short_long_and_unicode_ids(seed, value):
+    """The inlined hot path (mask deferred on short ids, every step on long ones) equals
+    fnv1a32(str(fnv1a32(seed + value))) % 10000 / 10000 on either side of the cut."""
+    assert gb_hash(seed, value, 2) == (fnv1a32(str(fnv1a32(seed + value))) % 10000) / 10000
+
+
 def test_fnv1a32_reference_values():
     """FNV-1a 32 of '' is the offset basis and of 'a' the published 0xe40c292c."""
     assert fnv1a32("") == 0x811C9DC5
