@@ -90,19 +90,12 @@ _RATE_PHRASES = ("an hour", "a day", "a week", "a month", "a year")
 _REMAINDER_WORDS = frozenset(
     ["left", "remaining", "remains", "rest", "spent", "lost", "sold", "ate", "used"]
 )
-_UNIT_OF = {
-    word: word.rstrip("s")
-    for word in [
-        "dollar",
-        "dollars",
-        "cent",
-        "cents",
+_TIME_WORDS = frozenset(
+    [
         "hour",
         "hours",
         "minute",
         "minutes",
-        "second",
-        "seconds",
         "day",
         "days",
         "week",
@@ -111,6 +104,18 @@ _UNIT_OF = {
         "months",
         "year",
         "years",
+    ]
+)
+_UNIT_OF = {
+    word: word.rstrip("s")
+    for word in [
+        "dollar",
+        "dollars",
+        "cent",
+        "cents",
+        "second",
+        "seconds",
+        *sorted(_TIME_WORDS),
         "mile",
         "miles",
         "feet",
@@ -165,22 +170,6 @@ _STEP_WORDS = frozenset(
 )
 _FRACTION_WORDS = frozenset(
     ["half", "third", "quarter", "fifth", "twice", "thrice", "double", "triple"]
-)
-_TIME_WORDS = frozenset(
-    [
-        "hour",
-        "hours",
-        "minute",
-        "minutes",
-        "day",
-        "days",
-        "week",
-        "weeks",
-        "month",
-        "months",
-        "year",
-        "years",
-    ]
 )
 
 
