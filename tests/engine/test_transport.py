@@ -70,3 +70,51 @@ def test_a_client_left_open_when_its_loop_ends_logs_no_error(upstream, caplog):
         gc.collect()
     assert status == 200
     assert not [r for r in caplog.records if "Unclosed" in r.getMessage()]
+
+
+async def test_the_post_shortcut_sends_what_httpx_own_path_sends(upstream):
+    """UpstreamClient's JSON post shortcut puts the same request on the wire as httpx's own
+    path (same headers, JSON bytes, path), and answers the same response attributes."""
+    from routing_platform.engine.providers.transport import AiohttpTransport
+
+    upstream.script(Reply(200, {"ok": "é"}))
+    body = {"model": "m", "messages": [{"role": "user", "content": "héllo"}], "n": 1.5}
+    headers = {"content-type": "application/json", "authorization": "Bearer t"}
+    async with upstream_client(timeout_s=5.0) as client:
+        first = await client.post(f"{upstream.url}/v1/c", json=body, headers=headers, timeout=5.0)
+        second = await client.post(f"{upstream.url}/v1/c", json=body, headers=headers, timeout=5.0)
+        assert len(client._templates) == 1  # the shortcut was taken, with one template
+    async with httpx.AsyncClient(timeout=5.0, transport=AiohttpTransport()) as plain:
+        reference = await plain.post(
+            f"{upstream.url}/v1/c", json=body, headers=headers, timeout=5.0
+        )
+    shortcut, again, generic = upstream.received
+    assert shortcut.headers == generic.headers == again.headers
+    assert shortcut.body == generic.body == body
+    assert shortcut.path == generic.path == "/v1/c"
+    for response in (first, second):
+        assert response.json() == reference.json() == {"ok": "é"}
+        assert response.request.content == reference.request.content
+        assert response.request.headers.raw == reference.request.headers.raw
+        assert response.request.extensions == reference.request.extensions
+        assert response.elapsed.total_seconds() > 0
+        assert response.is_closed and response.http_version == "HTTP/1.1"
+
+
+async def test_cookies_an_upstream_sets_are_sent_back_as_httpx_does(upstream):
+    """A Set-Cookie answer is kept in the client's jar and sent on the next call (the
+    shortcut then steps aside for httpx's own path)."""
+    upstream.script(Reply(200, {}, headers={"set-cookie": "lb=abc; Path=/"}))
+    async with upstream_client(timeout_s=5.0) as client:
+        await client.post(f"{upstream.url}/v1/c", json={})
+        await client.post(f"{upstream.url}/v1/c", json={})
+    assert "cookie" not in upstream.received[0].headers
+    assert upstream.received[1].headers["cookie"] == "lb=abc"
+
+
+async def test_a_closed_upstream_client_refuses_to_send(upstream):
+    """As httpx does: a closed client raises instead of sending."""
+    client = upstream_client(timeout_s=5.0)
+    await client.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await client.post(f"{upstream.url}/v1/c", json={})
