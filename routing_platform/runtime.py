@@ -80,33 +80,6 @@ def price_overrides_from(raw: Any) -> dict[str, PriceOverride]:
     return overrides
 
 
-def router_config(**overrides: Any) -> RouterConfig:
-    """The engine configuration from settings, with arm router parameters applied."""
-    settings = _settings()
-    # Self-hosted models have no list price; they cost $0 at the API unless overridden.
-    price_overrides = {
-        spec.name: PriceOverride(Decimal("0"), Decimal("0"))
-        for spec in _compatible_models(settings)
-    }
-    price_overrides.update(
-        price_overrides_from(getattr(settings, "ROUTER_PRICE_OVERRIDES", None) or {})
-    )
-    config = RouterConfig(
-        escalation_threshold=settings.ROUTER_ESCALATION_THRESHOLD,
-        enable_escalation=settings.ROUTER_ENABLE_ESCALATION,
-        cost_optimization_mode=settings.ROUTER_COST_OPTIMIZATION,
-        enable_smart_routing=settings.ENABLE_SMART_ROUTING,
-        learned_router_path=settings.ROUTER_MODEL_PATH,
-        provider_mode=settings.ROUTER_PROVIDER_MODE,
-        simulation_seed=settings.ROUTER_SIMULATION_SEED,
-        simulated_latency_ms=getattr(settings, "ROUTER_SIMULATED_LATENCY_MS", 0.0),
-        request_timeout_s=settings.ROUTER_REQUEST_TIMEOUT_S,
-        max_retries=settings.ROUTER_MAX_RETRIES,
-        price_overrides=price_overrides,
-    )
-    return config.with_overrides(**overrides)
-
-
 # -- providers, per settings and per event loop ------------------------------------------
 
 
@@ -141,9 +114,107 @@ class _ProviderSettings:
         return self.mode == "simulated" or (self.mode == "auto" and not self.any_real_key)
 
 
+# Every setting the two builders below read. Their results are cached per snapshot of these
+# values (a tuple, compared on every call), so a call rebuilds nothing unless a setting
+# changed, however it was changed (override_settings, monkeypatch, a reload).
+_SETTING_NAMES = (
+    "ROUTER_ESCALATION_THRESHOLD",
+    "ROUTER_ENABLE_ESCALATION",
+    "ROUTER_COST_OPTIMIZATION",
+    "ENABLE_SMART_ROUTING",
+    "ROUTER_MODEL_PATH",
+    "ROUTER_PROVIDER_MODE",
+    "ROUTER_SIMULATION_SEED",
+    "ROUTER_SIMULATED_LATENCY_MS",
+    "ROUTER_REQUEST_TIMEOUT_S",
+    "ROUTER_MAX_RETRIES",
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "GEMINI_API_KEY",
+    "OPENAI_BASE_URL",
+    "ANTHROPIC_BASE_URL",
+    "GEMINI_BASE_URL",
+    "OPENAI_COMPATIBLE_BASE_URL",
+    "OPENAI_COMPATIBLE_API_KEY",
+)
+_CACHE_LIMIT = 32
+_configs: dict[tuple, RouterConfig] = {}
+_provider_keys: dict[tuple, _ProviderSettings] = {}
+
+
+def _settings_snapshot(settings) -> tuple | None:
+    """The values the builders read, as a hashable tuple (None: not hashable, no caching)."""
+    snapshot = (
+        tuple(getattr(settings, name, None) for name in _SETTING_NAMES),
+        tuple(getattr(settings, "OPENAI_COMPATIBLE_MODELS", None) or ()),
+        repr(getattr(settings, "ROUTER_PRICE_OVERRIDES", None)),
+    )
+    try:
+        hash(snapshot)
+    except TypeError:
+        return None
+    return snapshot
+
+
+def _cache_put(cache: dict, key: tuple | None, value: Any) -> None:
+    if key is not None:
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        cache[key] = value
+
+
+def _build_router_config(settings) -> RouterConfig:
+    # Self-hosted models have no list price; they cost $0 at the API unless overridden.
+    price_overrides = {
+        spec.name: PriceOverride(Decimal("0"), Decimal("0"))
+        for spec in _compatible_models(settings)
+    }
+    price_overrides.update(
+        price_overrides_from(getattr(settings, "ROUTER_PRICE_OVERRIDES", None) or {})
+    )
+    return RouterConfig(
+        escalation_threshold=settings.ROUTER_ESCALATION_THRESHOLD,
+        enable_escalation=settings.ROUTER_ENABLE_ESCALATION,
+        cost_optimization_mode=settings.ROUTER_COST_OPTIMIZATION,
+        enable_smart_routing=settings.ENABLE_SMART_ROUTING,
+        learned_router_path=settings.ROUTER_MODEL_PATH,
+        provider_mode=settings.ROUTER_PROVIDER_MODE,
+        simulation_seed=settings.ROUTER_SIMULATION_SEED,
+        simulated_latency_ms=getattr(settings, "ROUTER_SIMULATED_LATENCY_MS", 0.0),
+        request_timeout_s=settings.ROUTER_REQUEST_TIMEOUT_S,
+        max_retries=settings.ROUTER_MAX_RETRIES,
+        price_overrides=price_overrides,
+    )
+
+
+def router_config(**overrides: Any) -> RouterConfig:
+    """The engine configuration from settings, with arm router parameters applied."""
+    settings = _settings()
+    snapshot = _settings_snapshot(settings)
+    config = _configs.get(snapshot) if snapshot is not None else None
+    if config is None:
+        config = _build_router_config(settings)
+        _cache_put(_configs, snapshot, config)
+    return config.with_overrides(**overrides) if overrides else config
+
+
 def _provider_settings(config: RouterConfig) -> _ProviderSettings:
     settings = _settings()
-    return _ProviderSettings(
+    snapshot = _settings_snapshot(settings)
+    key = None
+    if snapshot is not None:
+        key = (
+            snapshot,
+            config.provider_mode,
+            config.simulation_seed,
+            config.simulated_latency_ms,
+            config.request_timeout_s,
+            config.max_retries,
+        )
+        provider_key = _provider_keys.get(key)
+        if provider_key is not None:
+            return provider_key
+    provider_key = _ProviderSettings(
         mode=config.provider_mode,
         openai_key=settings.OPENAI_API_KEY,
         anthropic_key=settings.ANTHROPIC_API_KEY,
@@ -159,6 +230,8 @@ def _provider_settings(config: RouterConfig) -> _ProviderSettings:
         timeout_s=config.request_timeout_s,
         max_retries=config.max_retries,
     )
+    _cache_put(_provider_keys, key, provider_key)
+    return provider_key
 
 
 _lock = threading.Lock()
@@ -256,6 +329,8 @@ def reset() -> None:
         _breakers.clear()
         _pools.clear()
         _no_loop_pools.clear()
+    _configs.clear()
+    _provider_keys.clear()
 
 
 def simulated() -> bool:
