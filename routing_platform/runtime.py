@@ -14,6 +14,7 @@ RQ job runs its own), while circuit breakers are kept per process so that a fail
 from __future__ import annotations
 
 import asyncio
+import operator
 import os
 import threading
 import weakref
@@ -142,16 +143,22 @@ _configs: dict[tuple, RouterConfig] = {}
 _provider_keys: dict[tuple, _ProviderSettings] = {}
 
 
+_read_settings = operator.attrgetter(*_SETTING_NAMES)
+
+
 def _settings_snapshot(settings) -> tuple | None:
-    """The values the builders read, as a hashable tuple (None: not hashable, no caching)."""
-    snapshot = (
-        tuple(getattr(settings, name, None) for name in _SETTING_NAMES),
-        tuple(getattr(settings, "OPENAI_COMPATIBLE_MODELS", None) or ()),
-        repr(getattr(settings, "ROUTER_PRICE_OVERRIDES", None)),
-    )
+    """The values the builders read, as a hashable tuple (None: not hashable, or a setting
+    missing: no caching). Read from the settings object behind Django's lazy proxy (what
+    the proxy's own attribute reads return, at a fraction of the cost)."""
     try:
+        holder = settings._wrapped
+        snapshot = (
+            _read_settings(holder),
+            tuple(getattr(holder, "OPENAI_COMPATIBLE_MODELS", None) or ()),
+            repr(getattr(holder, "ROUTER_PRICE_OVERRIDES", None)),
+        )
         hash(snapshot)
-    except TypeError:
+    except (AttributeError, TypeError):
         return None
     return snapshot
 
