@@ -18,6 +18,7 @@ import json
 import logging
 from typing import Any
 
+import orjson
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
@@ -62,6 +63,22 @@ def error_from_payload(payload: dict[str, Any] | None) -> BaseException | None:
     return error
 
 
+# orjson (about ten times faster than json here) with json.dumps(default=str)'s meaning:
+# non-string keys and datetimes/dataclasses go the way json's default takes them; what
+# orjson refuses (an integer beyond 64 bits) falls back to json itself.
+_ORJSON_OPTIONS = (
+    orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+
+def payload_json(payload: dict[str, Any]) -> bytes:
+    """A record's payload as JSON (read back with ``json.loads`` by the drain job)."""
+    try:
+        return orjson.dumps(payload, default=str, option=_ORJSON_OPTIONS)
+    except TypeError:
+        return json.dumps(payload, default=str).encode()
+
+
 def _enqueue_drain() -> None:
     import rq
 
@@ -78,9 +95,7 @@ async def record_call_deferred(**fields: Any) -> str:
         payload = dict(fields)
         payload["error"] = error_payload(fields.get("error"))
         try:
-            pending = await redis_client.get_client().lpush(
-                RECORDS_KEY, json.dumps(payload, default=str)
-            )
+            pending = await redis_client.get_client().lpush(RECORDS_KEY, payload_json(payload))
         except REDIS_ERRORS:
             redis_client.redis_failed()
         else:

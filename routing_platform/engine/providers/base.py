@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import orjson
 
 from routing_platform.engine.cost import TokenUsage
 from routing_platform.engine.errors import (
@@ -252,7 +253,7 @@ class HTTPProvider(Provider):
         self, response: httpx.Response, request: CompletionRequest, started: float, attempt: int
     ) -> CompletionResponse:
         try:
-            data = response.json()
+            data = response_json(response)
             parsed = self.parse(data, request)
         except (ValueError, KeyError, TypeError, IndexError, AttributeError) as err:
             snippet = redact(response.text[:200], self.api_key)
@@ -273,6 +274,17 @@ class HTTPProvider(Provider):
             latency_ms=round((time.perf_counter() - started) * 1000.0, 3),
             attempts=attempt,
         )
+
+
+def response_json(response: httpx.Response) -> Any:
+    """``response.json()``, parsed by orjson (several times faster) when it can: a body orjson
+    refuses (not UTF-8, NaN literals, invalid) gets httpx's own parse, with its result or
+    its error. One difference: an integer beyond 64 bits comes back as a float (no field a
+    provider reads is one: token counts are far smaller)."""
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return response.json()
 
 
 def as_int(value: Any) -> int:
