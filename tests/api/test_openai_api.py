@@ -179,3 +179,23 @@ async def test_rate_limit_answers_429_with_retry_after(client, make_key, fake_as
     assert 1 <= int(response["Retry-After"]) <= 60
     assert response.json()["error"]["code"] == "rate_limit_exceeded"
     assert "per minute" in response.json()["error"]["message"]
+
+
+def test_call_record_payloads_read_back_as_json_dumps_default_str_wrote_them():
+    """api.recording.payload_json (orjson) reads back like json.dumps(default=str): Decimals
+    and datetimes as their str(), non-string keys as strings, huge integers kept."""
+    import datetime
+    import json
+    from decimal import Decimal
+
+    from api.recording import payload_json
+
+    payload = {
+        "cost": Decimal("0.0000176"),
+        "at": datetime.datetime(2026, 11, 26, 16, 0, tzinfo=datetime.UTC),
+        1: "one",
+        "text": "héllo",
+        "tuple": (1, 2.5, None, True),
+        "big": 2**70,
+    }
+    assert json.loads(payload_json(payload)) == json.loads(json.dumps(payload, default=str))

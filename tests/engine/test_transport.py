@@ -118,3 +118,49 @@ async def test_a_closed_upstream_client_refuses_to_send(upstream):
     await client.aclose()
     with pytest.raises(RuntimeError, match="closed"):
         await client.post(f"{upstream.url}/v1/c", json={})
+
+
+@pytest.mark.parametrize(
+    ("raw_headers", "content"),
+    [
+        ([(b"Content-Type", b"application/json"), (b"Content-Length", b"8")], b'{"a": 1}'),
+        ([(b"Transfer-Encoding", b"chunked")], b'{"a": 1}'),
+        ([], b""),
+        ([(b"Content-Encoding", b"gzip")], gzip.compress(b'{"n": 1}')),
+    ],
+)
+def test_responses_are_built_as_httpx_response_with_content_builds_them(raw_headers, content):
+    """The transport's response equals httpx.Response(content=...): headers (Content-Length
+    added when missing), decoded body, read and closed state, byte counter."""
+    from routing_platform.engine.providers.transport import _response
+
+    request = httpx.Request("POST", "http://upstream.test/v1")
+    extensions = {"http_version": b"HTTP/1.1"}
+    built = _response(200, raw_headers, content, request, extensions)
+    reference = httpx.Response(
+        200, headers=raw_headers, content=content, request=request, extensions=extensions
+    )
+    assert built.headers.raw == reference.headers.raw
+    assert built.content == reference.content
+    assert (built.is_closed, built.is_stream_consumed) == (True, True)
+    assert built.num_bytes_downloaded == reference.num_bytes_downloaded
+    assert built.request is request and built.http_version == "HTTP/1.1"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b'{"a": 1.5, "b": [1, "\\u00e9"]}', b'{"x": NaN}', '{"u": "é"}'.encode("utf-16"), b"no", b""],
+)
+def test_provider_json_parse_matches_httpx(content):
+    """response_json (orjson first) gives response.json()'s result, or raises its error."""
+    from routing_platform.engine.providers.base import response_json
+
+    response = httpx.Response(200, content=content)
+    try:
+        expected = response.json()
+    except ValueError as err:
+        with pytest.raises(type(err)):
+            response_json(response)
+    else:
+        got = response_json(response)
+        assert repr(got) == repr(expected)

@@ -91,6 +91,32 @@ def _httpx_error(err: BaseException, request: httpx.Request) -> httpx.TransportE
     return httpx.ReadError(message, request=request)
 
 
+def _response(
+    status: int, raw_headers, content: bytes, request: httpx.Request, extensions: dict
+) -> httpx.Response:
+    """``httpx.Response(status, headers=..., content=content, ...)``, the same object: its
+    Content-Length default, and the body read (decoded by httpx when it has a
+    Content-Encoding). A plain body is set as read directly, without the generic stream
+    iteration."""
+    response = httpx.Response(
+        status,
+        headers=raw_headers,
+        stream=ByteStream(content),
+        request=request,
+        extensions=extensions,
+    )
+    if content:
+        response.headers.setdefault("Content-Length", str(len(content)))
+    if "content-encoding" in response.headers:
+        response.read()  # httpx's decoders
+    else:
+        response._content = content
+        response.is_stream_consumed = True
+        response.is_closed = True
+    response._num_bytes_downloaded = 0  # as after Response(content=...), which reads first
+    return response
+
+
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """An httpx transport that sends each request with aiohttp (HTTP/1.1, keep-alive pool)."""
 
@@ -143,9 +169,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         extensions = {"http_version": b"HTTP/1.1"}
         if reason:
             extensions["reason_phrase"] = reason.encode("latin-1", "replace")
-        return httpx.Response(
-            status, headers=raw_headers, content=content, request=request, extensions=extensions
-        )
+        return _response(status, raw_headers, content, request, extensions)
 
     async def aclose(self) -> None:
         if self._session is not None and not self._session.closed:
