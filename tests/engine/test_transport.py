@@ -164,3 +164,14 @@ def test_provider_json_parse_matches_httpx(content):
     else:
         got = response_json(response)
         assert repr(got) == repr(expected)
+
+
+async def test_client_headers_changed_between_calls_are_sent(upstream):
+    """The shortcut's per-URL template follows the client's own headers as httpx does."""
+    upstream.script(Reply(200, {}))
+    async with upstream_client(timeout_s=5.0) as client:
+        await client.post(f"{upstream.url}/v1/c", json={}, headers={"a": "1"})
+        client.headers["x-client"] = "2"
+        await client.post(f"{upstream.url}/v1/c", json={}, headers={"a": "1"})
+    assert "x-client" not in upstream.received[0].headers
+    assert upstream.received[1].headers["x-client"] == "2"

@@ -192,26 +192,24 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 class _Template:
     """A request ``build_request`` made for one (URL, headers, timeout): all but the body."""
 
-    __slots__ = ("url", "raw_headers", "length_index", "timeout")
+    __slots__ = ("url", "headers", "timeout", "client_headers", "client_state")
 
-    def __init__(self, request: httpx.Request) -> None:
+    def __init__(self, request: httpx.Request, client_headers: list, client_state: tuple) -> None:
         self.url = request.url
-        self.raw_headers = list(request.headers.raw)
-        self.length_index = next(
-            index
-            for index, (name, _) in enumerate(self.raw_headers)
-            if name.lower() == b"content-length"
-        )
+        self.headers = request.headers  # Host, the client's, the call's, Content-Length
         self.timeout = request.extensions["timeout"]
+        # What it was built from on the client (its objects are replaced, never changed,
+        # except the headers, compared by value).
+        self.client_headers = client_headers
+        self.client_state = client_state
 
     def request(self, body: bytes) -> httpx.Request:
-        raw_headers = self.raw_headers.copy()
-        name = raw_headers[self.length_index][0]
-        raw_headers[self.length_index] = (name, str(len(body)).encode("ascii"))
+        headers = httpx.Headers(self.headers)  # a list copy: no per-header normalising
+        headers["Content-Length"] = str(len(body))  # replaced in place: same order
         request = httpx.Request(
             "POST",
             self.url,
-            headers=raw_headers,
+            headers=headers,
             stream=ByteStream(body),
             extensions={"timeout": self.timeout},
         )
@@ -238,23 +236,28 @@ class UpstreamClient(httpx.AsyncClient):
         )
 
     def _template(self, url: str, headers: dict[str, str] | None, timeout: Any) -> _Template | None:
-        if isinstance(timeout, UseClientDefault):
-            timeout = tuple(self.timeout.as_dict().items())
-        # Everything build_request reads: the client's headers, base URL and params too.
-        client_state = (tuple(self.headers.raw), self.base_url, self.params)
         try:
-            key = (url, tuple(headers.items()) if headers else (), timeout, client_state)
+            key = (url, tuple(headers.items()) if headers else (), timeout)
             template = self._templates.get(key)
         except TypeError:  # an unhashable timeout / header value: httpx's path
             return None
-        if template is None:
-            if isinstance(timeout, tuple):
-                timeout = httpx.USE_CLIENT_DEFAULT
+        # build_request also reads the client's headers, base URL, params and timeout.
+        client_state = (
+            self.base_url,
+            self.params,
+            self.timeout if isinstance(timeout, UseClientDefault) else None,
+        )
+        client_headers = self.headers.raw
+        if (
+            template is None
+            or template.client_headers != client_headers
+            or any(a is not b for a, b in zip(template.client_state, client_state, strict=True))
+        ):
             request = self.build_request("POST", url, json={}, headers=headers, timeout=timeout)
             if request.url.userinfo or not request.url.host:
                 return None  # basic auth from the URL, or a relative URL: httpx's path
-            template = _Template(request)
-            if len(self._templates) < _CACHE_LIMIT:
+            template = _Template(request, client_headers, client_state)
+            if key in self._templates or len(self._templates) < _CACHE_LIMIT:
                 self._templates[key] = template
         return template
 
