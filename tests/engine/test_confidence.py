@@ -62,3 +62,36 @@ def test_values_are_clamped_to_the_unit_interval():
     assert confidence.clamp(-1.0) == 0.0
     assert confidence.clamp(float("nan")) == 0.0
     assert 0.0 <= confidence.estimate("x", self_reported=7.0).value <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("text", "errors"),
+    [
+        ("15 + 25 = 40 cups in all.", 0),
+        ("15 + 25 = 45 cups in all.", 1),
+        ("So he runs 3 x 60 = <<3*60=180>>180 meters.", 0),
+        ("$1,200 / 4 = $300 each; 100/3 = 33.33 per day.", 0),
+        ("2 + 3 * 4 = 20", 1),  # the usual precedence: 14
+        ("8 * 3 = 24, then 24 - 5 = 18 and 18 / 0 = 7", 1),  # 19; a division by zero is skipped
+        ("x = 5 and y + 2 = 7", 0),  # algebra, not arithmetic
+        ("Room 4-12 = the lab; 12cm + 3 = 15cm", 0),  # units glued on: not checked
+    ],
+)
+def test_arithmetic_errors_recompute_the_answers_own_steps(text, errors):
+    """Each plain `a op b = c` step is re-computed (parsed, never executed); wrong ones count."""
+    assert confidence.arithmetic_errors(text) == errors
+
+
+def test_wrong_arithmetic_and_an_unfinished_long_answer_lower_confidence():
+    """A wrong step costs 0.30 (below the 0.7 escalation threshold); a long answer cut off
+    mid-sentence 0.15; a short answer without a full stop ("Paris") is not 'unfinished'."""
+    right = confidence.estimate("15 + 25 = 40, so 40 cups.")
+    wrong = confidence.estimate("15 + 25 = 45, so 45 cups.")
+    assert wrong.value == pytest.approx(right.value - 0.30)
+    assert wrong.value < 0.7 <= right.value
+    assert ("arithmetic", -0.30) in wrong.signals
+    cut = "Let's work it out step by step. " * 8 + "First the morning feed, which is"
+    assert confidence.estimate(cut).value == pytest.approx(0.70)
+    assert ("unfinished", -0.15) in confidence.estimate(cut).signals
+    assert confidence.estimate("Paris").value == 0.85
+    assert confidence.estimate(cut + " 15 cups.").value == 0.85
