@@ -15,7 +15,7 @@ Signals, strongest first (the `method` string in the result names which were use
    worked arithmetic that is wrong ("15 + 25 = 45": the answer's own `a op b = c` steps
    re-computed) -0.30; a long answer that stops mid-sentence (cut off though no
    `finish_reason` says so) -0.15. On the RouteLLM GSM8K dev answers of Mixtral, these
-   two checks alone lift the cascade's APGR from 0.63 to 0.67 (BENCHMARKS.md).
+   two checks alone lift the cascade's APGR from 0.63 to 0.66 (BENCHMARKS.md).
 
 Combination: the mean of the available primary signals (logprobs, self-report) weighted
 0.6 / 0.4, then the heuristic penalties are subtracted, and the result is clamped.
@@ -23,13 +23,13 @@ Combination: the mean of the available primary signals (logprobs, self-report) w
 
 from __future__ import annotations
 
-import ast
 import math
-import operator
 import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from routing_platform.engine.arithmetic import arithmetic_checks
 
 _HEDGES = re.compile(
     r"\b(i'?m not sure|i am not sure|not certain|it depends|i think|possibly|might be|"
@@ -42,17 +42,6 @@ _REFUSALS = re.compile(
 )
 _TRUNCATED = {"length", "max_tokens", "MAX_TOKENS"}
 
-# "a op b [op c ...] = d" with plain numbers (thousands commas, decimals, a leading $).
-_NUMBER = r"\$?\d[\d,]*(?:\.\d+)?"
-_EQUATION = re.compile(
-    rf"(?<![\w.])({_NUMBER}(?:\s*[-+*/x×÷]\s*{_NUMBER}){{1,8}})\s*=\s*(-?{_NUMBER})(?![\d.]*\w)"
-)
-_OPERATORS = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-}
 _UNFINISHED_MIN_CHARS = 200
 _FINISHED_ENDINGS = frozenset(".!?)]}\"'`*%$0123456789>|")
 
@@ -84,38 +73,6 @@ def from_agreement(scores: Sequence[float], scale: float = 50.0) -> float:
     return clamp(1.0 - statistics.stdev(scores) / scale)
 
 
-def _evaluate(node: ast.AST) -> float:
-    """The value of a parsed number/+-*/ expression; anything else raises ValueError."""
-    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return float(node.value)
-    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
-        return _OPERATORS[type(node.op)](_evaluate(node.left), _evaluate(node.right))
-    raise ValueError("not plain arithmetic")
-
-
-def _plain_number(text: str) -> str:
-    return text.replace("$", "").replace(",", "")
-
-
-def arithmetic_errors(text: str) -> int:
-    """How many of the answer's own ``a op b = c`` steps are wrong (by more than rounding).
-
-    Only plain numbers and + - * / (x, × and ÷ read as * and /) are evaluated, with the
-    usual precedence, by walking the parsed expression: nothing in the text is executed.
-    """
-    errors = 0
-    for match in _EQUATION.finditer(text):
-        expression = _plain_number(match.group(1)).translate(str.maketrans("x×÷", "**/"))
-        try:
-            value = _evaluate(ast.parse(expression, mode="eval").body)
-            stated = float(_plain_number(match.group(2)))
-        except (SyntaxError, ValueError, ZeroDivisionError, RecursionError):
-            continue
-        if abs(value - stated) > 0.011 + 1e-6 * abs(stated):  # "= 33.33" for 100/3 is right
-            errors += 1
-    return errors
-
-
 def looks_unfinished(text: str) -> bool:
     """A long answer whose last character ends no sentence, number, list or code block."""
     stripped = text.rstrip()
@@ -128,7 +85,7 @@ def text_penalty(text: str, finish_reason: str | None) -> tuple[float, list[tupl
         penalties.append(("truncated", 0.30))
     elif looks_unfinished(text):
         penalties.append(("unfinished", 0.15))
-    if arithmetic_errors(text):
+    if arithmetic_checks(text)[1]:
         penalties.append(("arithmetic", 0.30))
     if _REFUSALS.search(text):
         penalties.append(("refusal", 0.40))

@@ -7,6 +7,7 @@ import math
 import pytest
 
 from routing_platform.engine import confidence
+from routing_platform.engine.arithmetic import arithmetic_checks
 
 
 def test_logprobs_give_the_geometric_mean_probability():
@@ -77,9 +78,9 @@ def test_values_are_clamped_to_the_unit_interval():
         ("Room 4-12 = the lab; 12cm + 3 = 15cm", 0),  # units glued on: not checked
     ],
 )
-def test_arithmetic_errors_recompute_the_answers_own_steps(text, errors):
+def test_arithmetic_checks_recompute_the_answers_own_steps(text, errors):
     """Each plain `a op b = c` step is re-computed (parsed, never executed); wrong ones count."""
-    assert confidence.arithmetic_errors(text) == errors
+    assert arithmetic_checks(text)[1] == errors
 
 
 def test_wrong_arithmetic_and_an_unfinished_long_answer_lower_confidence():

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
+from routing_platform.engine.arithmetic import arithmetic_checks
 from routing_platform.engine.quality.features import (
     answer_features,
-    arithmetic_checks,
     prompt_features,
     split_multiple_choice,
 )
