@@ -14,6 +14,8 @@ from django.core.management.base import CommandError
 from routing_platform.engine.learned import ARTIFACT_VERSION
 from tests.engine.quality.conftest import STRONG, WEAK, synthetic_rows, write_csv
 
+MODELS = ("--strong", STRONG, "--weak", WEAK)
+
 GPT4 = "gpt-4-1106-preview"
 MIXTRAL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 
@@ -36,10 +38,7 @@ def test_backtest_prints_router_and_baselines_and_writes_outputs(bench, tmp_path
         "backtest",
         "--dataset",
         str(bench),
-        "--strong",
-        STRONG,
-        "--weak",
-        WEAK,
+        *MODELS,
         "--router",
         "learned",
         "--scores-out",
@@ -67,10 +66,7 @@ def test_backtest_json_on_stdout(bench):
         "backtest",
         "--dataset",
         str(bench),
-        "--strong",
-        STRONG,
-        "--weak",
-        WEAK,
+        *MODELS,
         "--json",
         "--no-progress",
     )
@@ -84,7 +80,7 @@ def test_malformed_file_names_row_and_column(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text(f"prompt,{STRONG},{WEAK}\nq1,1,0\nq2,1,maybe\n")
     with pytest.raises(CommandError, match=f"row 2 \\(line 3\\), column '{WEAK}'"):
-        run("backtest", "--dataset", str(bad), "--strong", STRONG, "--weak", WEAK)
+        run("backtest", "--dataset", str(bad), *MODELS)
 
 
 def test_unknown_model_and_missing_file_are_command_errors(bench, tmp_path):
@@ -92,16 +88,13 @@ def test_unknown_model_and_missing_file_are_command_errors(bench, tmp_path):
     with pytest.raises(CommandError, match="model columns found"):
         run("backtest", "--dataset", str(bench), "--strong", "gpt-5", "--weak", WEAK)
     with pytest.raises(CommandError, match="no such file"):
-        run("backtest", "--dataset", str(tmp_path / "x.csv"), "--strong", STRONG, "--weak", WEAK)
+        run("backtest", "--dataset", str(tmp_path / "x.csv"), *MODELS)
     with pytest.raises(CommandError, match="no such learned-router file"):
         run(
             "backtest",
             "--dataset",
             str(bench),
-            "--strong",
-            STRONG,
-            "--weak",
-            WEAK,
+            *MODELS,
             "--router-file",
             str(tmp_path / "absent.json"),
         )
@@ -114,10 +107,7 @@ def test_train_router_then_backtest_the_file(bench, tmp_path):
         "train-router",
         "--dataset",
         str(bench),
-        "--strong",
-        STRONG,
-        "--weak",
-        WEAK,
+        *MODELS,
         "--out",
         str(model),
         "--target-strong-share",
@@ -132,10 +122,7 @@ def test_train_router_then_backtest_the_file(bench, tmp_path):
         "backtest",
         "--dataset",
         str(bench),
-        "--strong",
-        STRONG,
-        "--weak",
-        WEAK,
+        *MODELS,
         "--router-file",
         str(model),
         "--no-progress",
@@ -150,10 +137,7 @@ def test_cascade_router_file_needs_cascade_mode(bench, tmp_path):
         "train-router",
         "--dataset",
         str(bench),
-        "--strong",
-        STRONG,
-        "--weak",
-        WEAK,
+        *MODELS,
         "--mode",
         "cascade",
         "--out",
@@ -165,10 +149,7 @@ def test_cascade_router_file_needs_cascade_mode(bench, tmp_path):
             "backtest",
             "--dataset",
             str(bench),
-            "--strong",
-            STRONG,
-            "--weak",
-            WEAK,
+            *MODELS,
             "--router-file",
             str(model),
         )
@@ -176,10 +157,7 @@ def test_cascade_router_file_needs_cascade_mode(bench, tmp_path):
         "backtest",
         "--dataset",
         str(bench),
-        "--strong",
-        STRONG,
-        "--weak",
-        WEAK,
+        *MODELS,
         "--router-file",
         str(model),
         "--mode",
@@ -297,10 +275,7 @@ def test_calibrate_on_the_users_own_prompts(bench, tmp_path):
         "train-router",
         "--dataset",
         str(bench),
-        "--strong",
-        STRONG,
-        "--weak",
-        WEAK,
+        *MODELS,
         "--out",
         str(model),
         "--target-strong-share",
@@ -320,10 +295,7 @@ def test_calibrate_on_the_users_own_prompts(bench, tmp_path):
             "train-router",
             "--dataset",
             str(bench),
-            "--strong",
-            STRONG,
-            "--weak",
-            WEAK,
+            *MODELS,
             "--out",
             str(model),
             "--calibrate-on",
