@@ -123,28 +123,23 @@ def train_and_calibrate(
                 calibration.score(weak),
             )
         calibration_scores = artifact_scores(router, calibration, weak=weak)
-        router = router.calibrated(
-            calibration_scores,
-            strong=calibration_strong,
-            weak=calibration_weak,
-            target_strong_share=target_strong_share,
-            target_quality=target_quality,
-        )
-        router.metadata["calibration"]["rows_from"] = list(calibration.sources)
+        rows_from: list[str] | str = list(calibration.sources)
     else:
         calibration_scores = out_of_fold if out_of_fold is not None else router.score_matrix(matrix)
-        router = router.calibrated(
-            calibration_scores,
-            strong=strong_outcome,
-            weak=weak_outcome,
-            target_strong_share=target_strong_share,
-            target_quality=target_quality,
-        )
-        router.metadata["calibration"]["rows_from"] = (
+        calibration_strong, calibration_weak = strong_outcome, weak_outcome
+        rows_from = (
             "out-of-fold scores of the training rows"
             if out_of_fold is not None
             else "in-sample scores of the training rows"
         )
+    router = router.calibrated(
+        calibration_scores,
+        strong=calibration_strong,
+        weak=calibration_weak,
+        target_strong_share=target_strong_share,
+        target_quality=target_quality,
+    )
+    router.metadata["calibration"]["rows_from"] = rows_from
     summary = {
         "rows": len(dataset),
         "strong": strong,
