@@ -321,6 +321,7 @@ def _summary(result: dict) -> dict:
 
 
 def run(quick: bool = False) -> list[dict]:
+    from routing_platform.launcher import uvicorn_argv
     from routing_platform.redis_embedded import start_embedded_redis
 
     rounds = 1 if quick else 3
@@ -385,25 +386,13 @@ def run(quick: bool = False) -> list[dict]:
             )
             token = json.loads(created.stdout)["token"]
             server = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "routing_platform.asgi:application",
-                    "--host",
+                uvicorn_argv(
                     "127.0.0.1",
-                    "--port",
-                    str(server_port),
-                    "--log-level",
-                    "warning",
+                    server_port,
                     "--no-access-log",
-                    "--loop",
-                    "uvloop",
-                    "--http",
-                    "httptools",
                     "--workers",
                     str(SERVER_WORKERS),
-                ],
+                ),
                 env=env,
                 cwd=REPO_ROOT,
             )

@@ -28,6 +28,33 @@ from routing_platform.redis_embedded import child_process_options, start_embedde
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 WORKER_QUEUES = ("routing", "shadow", "default")
+
+
+def uvicorn_argv(host: str, port: int, *extra: str) -> list[str]:
+    """The command line that serves the platform's ASGI app (the demo, tests, benchmarks).
+
+    uvicorn[standard]'s C event loop and HTTP parser are named (what "auto" picks when they
+    are installed) so that a missing one fails loudly, not slowly.
+    """
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "routing_platform.asgi:application",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        *extra,
+    ]
+
+
 # No `--with-scheduler`: nothing is scheduled for later (job retries are immediate), and
 # django-rq 3's queue page fails on the scheduler lock that rq >= 2.10 writes.
 
@@ -116,26 +143,7 @@ class Platform:
                     ]
                 )
             )
-        self.web = self._spawn(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "routing_platform.asgi:application",
-                "--host",
-                self.host,
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-                # uvicorn[standard]'s C event loop and HTTP parser (what "auto" picks when
-                # they are installed; named so a missing one fails loudly, not slowly).
-                "--loop",
-                "uvloop",
-                "--http",
-                "httptools",
-            ]
-        )
+        self.web = self._spawn(uvicorn_argv(self.host, self.port))
         if not _wait_http(f"{self.base_url}/admin/login/", 60, self.web):
             raise LauncherError(
                 f"The web server did not answer on {self.base_url}; its errors are above."

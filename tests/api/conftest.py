@@ -226,6 +226,8 @@ def server_process(tmp_path_factory, real_redis_url, django_db_setup, django_db_
 
     import httpx
 
+    from routing_platform.launcher import uvicorn_argv
+
     data_dir = tmp_path_factory.mktemp("server")
     database_path = data_dir / "db.sqlite3"
     env = {
@@ -251,18 +253,7 @@ def server_process(tmp_path_factory, real_redis_url, django_db_setup, django_db_
     port = _free_port()
     log = open(data_dir / "uvicorn.log", "w")  # noqa: SIM115 - closed at teardown
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "routing_platform.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
+        uvicorn_argv("127.0.0.1", port),
         env=env,
         cwd=REPO_ROOT,
         stdout=log,
