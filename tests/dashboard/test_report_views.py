@@ -12,6 +12,7 @@ import pytest
 from dashboard.report_charts import report_charts
 from experiments.models import Arm, ArmRollup, Experiment, Phase
 from experiments.stats.histograms import LATENCY_HIST_SIZE
+from tests.dashboard.pages import external_scripts
 
 pytestmark = pytest.mark.django_db
 URL = "/admin/dashboard/experiments/{key}/report/"
@@ -86,7 +87,7 @@ def test_staff_see_decision_arms_guardrails_checklist_and_charts(admin_client, e
     assert content.count("<tr data-arm=") == 2
     for section in ("report-srm", "report-guardrails", "report-checklist", "report-tests"):
         assert f'id="{section}"' in content
-    assert "dashboard/plotly.min.js" in content and "cdn" not in content.lower()
+    assert "dashboard/plotly.min.js" in content and external_scripts(content) == []
     script = re.search(r'<script[^>]*id="dashboard-charts-data"[^>]*>(.*?)</script>', content, re.S)
     charts = json.loads(script.group(1))
     assert [chart["key"] for chart in charts] == ["forest", "cumulative"]

@@ -9,6 +9,7 @@ import types
 import pytest
 from django.http import HttpResponse
 
+from tests.dashboard.pages import external_scripts
 from tests.metrics_factories import (
     ensure_default_alert_rules,
     make_calls,
@@ -83,7 +84,7 @@ def test_dashboard_with_data_renders_cards_alerts_and_seven_charts(admin_client)
     content = response.content.decode()
     assert response.status_code == 200
     assert "/static/dashboard/plotly.min.js" in content
-    assert "cdn" not in content.lower()
+    assert external_scripts(content) == []
     assert 'data-rule="low-confidence"' in content
     assert "Average confidence is 0.400" in content
     charts = _charts(response)
