@@ -76,8 +76,8 @@ def _hash_figures(quick: bool) -> list[dict]:
     )
     if hash_cpu < HASH_TARGET:
         hash_notes += (
-            " (missed in this run: the hash is pure Python, so its rate follows the shared "
-            "VM's CPU speed, which varies up to 2x during a day; compare the reference loop)"
+            " (missed in this run: the FNV-1a loops run in C (fnv-hash-fast), the rest is "
+            "Python whose rate follows the shared VM's CPU speed; compare the reference loop)"
         )
     return [
         {

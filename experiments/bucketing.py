@@ -16,36 +16,31 @@ simply not in the experiment yet.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
+
+from fnv_hash_fast import fnv1a_32
 
 _FNV32_OFFSET = 0x811C9DC5
 _FNV32_PRIME = 0x01000193
 _UINT32_MASK = 0xFFFFFFFF
-_DEFERRED_MASK_MAX_CHARS = 32
 
 
-def _fnv1a32_continue(state: int, text: str) -> int:
-    """Feed ``text`` into an FNV-1a 32 state, one code point at a time.
-
-    ASCII text (unit ids, keys) is iterated as bytes, whose values are its code points,
-    which is several times faster than ``ord`` per character.
-    """
-    data = text.encode("ascii") if text.isascii() else map(ord, text)
-    for code in data:
+def _fnv1a32_codepoints(text: str) -> int:
+    """32-bit FNV-1a over the code points of ``text``, in Python (the non-ASCII path)."""
+    state = _FNV32_OFFSET
+    for code in map(ord, text):
         state = ((state ^ code) * _FNV32_PRIME) & _UINT32_MASK
     return state
 
 
 def fnv1a32(text: str) -> int:
-    """32-bit FNV-1a over the code points of ``text`` (as GrowthBook's Python SDK does)."""
-    return _fnv1a32_continue(_FNV32_OFFSET, text)
+    """32-bit FNV-1a over the code points of ``text`` (as GrowthBook's Python SDK does).
 
-
-@lru_cache(maxsize=1024)
-def _seed_state(seed: str) -> int:
-    # FNV-1a is a stream: hashing seed + value continues from the state after the seed,
-    # so the seed's part is computed once per seed.
-    return fnv1a32(seed)
+    ASCII text (unit ids, keys, seeds) goes through fnv-hash-fast's C implementation: its
+    bytes are its code points, so the result is the same, ~6x faster than a Python loop.
+    """
+    if text.isascii():
+        return fnv1a_32(text.encode("ascii"))
+    return _fnv1a32_codepoints(text)
 
 
 def gb_hash(seed: str, value: str, version: int) -> float | None:
@@ -55,23 +50,8 @@ def gb_hash(seed: str, value: str, version: int) -> float | None:
     v1 = fnv1a32(value + seed) % 1000 / 1000 (the legacy hash, three decimals).
     """
     if version == 2:
-        # Inlined FNV-1a loops: this is the hot path of every assignment. Reducing mod 2**32
-        # commutes with the multiply and with xor-ing a code point below 2**32, so a short
-        # input is masked once at the end instead of every step (the integer grows 24 bits a
-        # step, cheap for a few dozen steps); a long one is masked every step.
-        state = _seed_state(seed)
-        codes = value.encode("ascii") if value.isascii() else map(ord, value)
-        if len(value) <= _DEFERRED_MASK_MAX_CHARS:
-            for code in codes:
-                state = (state ^ code) * _FNV32_PRIME
-            state &= _UINT32_MASK
-        else:
-            for code in codes:
-                state = ((state ^ code) * _FNV32_PRIME) & _UINT32_MASK
-        outer = _FNV32_OFFSET
-        for code in str(state).encode("ascii"):  # at most 10 digits
-            outer = (outer ^ code) * _FNV32_PRIME
-        return ((outer & _UINT32_MASK) % 10000) / 10000
+        # The hot path of every assignment: the inner hash's decimal digits are ASCII.
+        return (fnv1a_32(str(fnv1a32(seed + value)).encode("ascii")) % 10000) / 10000
     if version == 1:
         return (fnv1a32(value + seed) % 1000) / 1000
     return None
