@@ -175,3 +175,63 @@ async def test_client_headers_changed_between_calls_are_sent(upstream):
         await client.post(f"{upstream.url}/v1/c", json={}, headers={"a": "1"})
     assert "x-client" not in upstream.received[0].headers
     assert upstream.received[1].headers["x-client"] == "2"
+
+
+async def test_post_answer_sends_what_post_sends_and_keeps_httpx_objects_for_the_rest(upstream):
+    """The providers' hot path (post_answer): the same request on the wire as ``post``; a
+    plain 2xx is an UpstreamAnswer whose lazily built response equals post's; an error
+    status, a gzip body and a cookie come back as post's own httpx.Response."""
+    from routing_platform.engine.providers.transport import UpstreamAnswer
+
+    body = {"model": "m", "messages": [{"role": "user", "content": "héllo"}], "n": 1.5}
+    headers = {"content-type": "application/json", "authorization": "Bearer t"}
+    url = f"{upstream.url}/v1/c"
+    upstream.script(
+        Reply(200, {"ok": "é"}),
+        Reply(200, {"ok": "é"}),
+        Reply(503, {"error": {"message": "busy"}}, headers={"retry-after": "2"}),
+        Reply(200, gzip.compress(b'{"n": 1}'), headers={"content-encoding": "gzip"}),
+    )
+    async with upstream_client(timeout_s=5.0) as client:
+        reference = await client.post(url, json=body, headers=headers, timeout=5.0)
+        answer = await client.post_answer(url, json=body, headers=headers, timeout=5.0)
+        failed = await client.post_answer(url, json=body, headers=headers, timeout=5.0)
+        gzipped = await client.post_answer(url, json={}, headers=headers, timeout=5.0)
+    generic, fast = upstream.received[:2]
+    assert fast.headers == generic.headers and fast.body == generic.body == body
+    assert fast.path == generic.path == "/v1/c"
+    assert isinstance(answer, UpstreamAnswer) and answer.status_code == 200
+    assert answer.content == reference.content
+    built = answer.response()
+    assert built is answer.response()  # built once
+    assert built.json() == reference.json() == {"ok": "é"}
+    assert built.headers.raw == reference.headers.raw
+    assert built.request.headers.raw == reference.request.headers.raw
+    assert built.request.content == reference.request.content
+    assert isinstance(failed, httpx.Response) and failed.status_code == 503
+    assert (
+        failed.headers["retry-after"] == "2" and failed.request.content == reference.request.content
+    )
+    assert isinstance(gzipped, httpx.Response) and gzipped.json() == {"n": 1}
+
+
+async def test_post_answer_raises_httpx_errors_with_the_request(upstream):
+    """Errors on the hot path are httpx's, each carrying the request that was sent."""
+    upstream.script(Reply(200, {}, delay_s=1.0))
+    async with upstream_client(timeout_s=0.1) as client:
+        with pytest.raises(httpx.ReadTimeout) as timed_out:
+            await client.post_answer(upstream.url, json={"a": 1}, headers=None, timeout=0.1)
+        with pytest.raises(httpx.ConnectError) as refused:
+            await client.post_answer("http://127.0.0.1:9/v1", json={}, headers=None, timeout=1.0)
+    assert timed_out.value.request.content == b'{"a":1}'
+    assert str(refused.value.request.url) == "http://127.0.0.1:9/v1"
+
+
+async def test_post_answer_steps_aside_when_httpx_logs_requests(upstream, caplog):
+    """With httpx's INFO log on, the call takes post's path and logs its request line."""
+    upstream.script(Reply(200, {"ok": True}))
+    async with upstream_client(timeout_s=5.0) as client:
+        with caplog.at_level(logging.INFO, logger="httpx"):
+            result = await client.post_answer(upstream.url, json={}, headers=None, timeout=5.0)
+    assert isinstance(result, httpx.Response) and result.json() == {"ok": True}
+    assert any("HTTP Request: POST" in r.getMessage() for r in caplog.records)

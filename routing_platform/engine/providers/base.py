@@ -220,13 +220,25 @@ class HTTPProvider(Provider):
         headers = self.headers(request)
         body = self.payload(request)
         started = time.perf_counter()
+        # UpstreamClient's hot path (transport.py): a 2xx body without httpx's objects.
+        post_answer = getattr(self.client, "post_answer", None)
         attempt = 0
         while True:
             attempt += 1
             try:
-                response = await self.client.post(
-                    url, json=body, headers=headers, timeout=self.timeout_s
-                )
+                if post_answer is None:
+                    response = await self.client.post(
+                        url, json=body, headers=headers, timeout=self.timeout_s
+                    )
+                else:
+                    response = await post_answer(
+                        url, json=body, headers=headers, timeout=self.timeout_s
+                    )
+                    if not isinstance(response, httpx.Response):
+                        parsed = self._parse_answer(response, request, started, attempt)
+                        if parsed is not None:
+                            return parsed
+                        response = response.response()
             except httpx.TimeoutException as err:
                 error: ProviderError = ProviderTimeoutError(
                     self.name, None, f"no answer within {self.timeout_s:g}s ({type(err).__name__})"
@@ -249,6 +261,17 @@ class HTTPProvider(Provider):
                 raise error from cause
             await self._sleep(self.backoff_delay(attempt - 1, error))
 
+    def _parse_answer(
+        self, answer: Any, request: CompletionRequest, started: float, attempt: int
+    ) -> CompletionResponse | None:
+        """A 2xx ``UpstreamAnswer`` parsed from its bytes; None when orjson or ``parse``
+        refuses it (then ``_parse_success`` on its ``httpx.Response`` says what is wrong)."""
+        try:
+            parsed = self.parse(orjson.loads(answer.content), request)
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+            return None
+        return self._completion(parsed, request, started, attempt)
+
     def _parse_success(
         self, response: httpx.Response, request: CompletionRequest, started: float, attempt: int
     ) -> CompletionResponse:
@@ -264,6 +287,11 @@ class HTTPProvider(Provider):
             )
             error.attempts = attempt  # type: ignore[attr-defined]
             raise error from err
+        return self._completion(parsed, request, started, attempt)
+
+    def _completion(
+        self, parsed: CompletionResponse, request: CompletionRequest, started: float, attempt: int
+    ) -> CompletionResponse:
         return CompletionResponse(
             text=parsed.text,
             model=parsed.model or request.model,

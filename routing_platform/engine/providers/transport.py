@@ -171,6 +171,24 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             extensions["reason_phrase"] = reason.encode("latin-1", "replace")
         return _response(status, raw_headers, content, request, extensions)
 
+    async def send_raw(self, template: _Template, body: bytes) -> tuple[int, Any, Any, bytes]:
+        """A template's POST with ``body`` straight through aiohttp: (status, raw headers,
+        reason, body). aiohttp's errors become httpx's, as in ``handle_async_request``."""
+        session = self._get_session()
+        try:
+            async with session.request(
+                "POST",
+                template.yarl_url,
+                headers=template.aiohttp_headers(len(body)),
+                data=body or None,
+                allow_redirects=False,
+                timeout=template.aiohttp_timeout,
+            ) as response:
+                content = await response.read()
+                return response.status, response.raw_headers, response.reason, content
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as err:
+            raise _httpx_error(err, template.request(body)) from err
+
     async def aclose(self) -> None:
         if self._session is not None and not self._session.closed:
             await self._session.close()
@@ -192,16 +210,39 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 class _Template:
     """A request ``build_request`` made for one (URL, headers, timeout): all but the body."""
 
-    __slots__ = ("url", "headers", "timeout", "client_headers", "client_state")
+    __slots__ = (
+        "url",
+        "headers",
+        "timeout",
+        "client_headers",
+        "client_state",
+        "yarl_url",
+        "aiohttp_timeout",
+        "_header_items",
+        "_length_index",
+    )
 
     def __init__(self, request: httpx.Request, client_headers: list, client_state: tuple) -> None:
         self.url = request.url
         self.headers = request.headers  # Host, the client's, the call's, Content-Length
         self.timeout = request.extensions["timeout"]
+        # What AiohttpTransport would derive from each request built from it.
+        self.yarl_url = _yarl_url(str(request.url))
+        self.aiohttp_timeout = _timeout(request)
+        self._header_items = request.headers.multi_items()
+        self._length_index = next(
+            i for i, (name, _) in enumerate(self._header_items) if name == "content-length"
+        )
         # What it was built from on the client (its objects are replaced, never changed,
         # except the headers, compared by value).
         self.client_headers = client_headers
         self.client_state = client_state
+
+    def aiohttp_headers(self, length: int) -> list[tuple[str, str]]:
+        """``request(body).headers.multi_items()`` for a body of ``length`` bytes."""
+        items = self._header_items.copy()
+        items[self._length_index] = ("content-length", str(length))
+        return items
 
     def request(self, body: bytes) -> httpx.Request:
         headers = httpx.Headers(self.headers)  # a list copy: no per-header normalising
@@ -286,6 +327,39 @@ class UpstreamClient(httpx.AsyncClient):
         request = template.request(body.encode("utf-8"))
         return await self._send_shortcut(request)
 
+    async def post_answer(
+        self, url: str, *, json: Any, headers: dict[str, str] | None, timeout: Any
+    ) -> httpx.Response | UpstreamAnswer:
+        """``post(url, json=..., headers=..., timeout=...)`` for the providers' hot path: a 2xx
+        answer without a Content-Encoding or cookies comes back as an ``UpstreamAnswer`` (its
+        status and body, the ``httpx.Response`` built only if asked for), without building
+        httpx's request and response objects; anything else is ``post``'s own result, and
+        errors are the same httpx exceptions."""
+        transport = self._transport
+        template = None
+        if (
+            type(transport) is AiohttpTransport
+            and json is not None
+            and isinstance(url, str)
+            and (headers is None or isinstance(headers, dict))
+            and self._state != ClientState.CLOSED
+            and self._shortcut_applies()
+            and not HTTPX_LOGGER.isEnabledFor(logging.INFO)
+        ):
+            template = self._template(url, headers, timeout)
+        if template is None:
+            return await self.post(url, json=json, headers=headers, timeout=timeout)
+        body = jsonlib.dumps(
+            json, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        ).encode("utf-8")
+        self._state = ClientState.OPENED
+        started = time.perf_counter()
+        status, raw_headers, reason, content = await transport.send_raw(template, body)
+        answer = UpstreamAnswer(self, template, body, status, raw_headers, reason, content, started)
+        if 200 <= status < 300 and not answer.has_header(b"content-encoding", b"set-cookie"):
+            return answer
+        return answer.response()
+
     async def _send_shortcut(self, request: httpx.Request) -> httpx.Response:
         """``send`` -> ``_send_single_request`` for a built request with nothing to add."""
         if self._state == ClientState.CLOSED:
@@ -310,6 +384,50 @@ class UpstreamClient(httpx.AsyncClient):
         if response.has_redirect_location:  # not followed, as on httpx's path
             response.next_request = self._build_redirect_request(request, response)
         return response
+
+
+class UpstreamAnswer:
+    """An upstream's answer to ``UpstreamClient.post_answer`` before any httpx object exists."""
+
+    __slots__ = ("client", "template", "body", "status_code", "raw_headers", "reason", "content")
+    __slots__ += ("started", "_response")
+
+    def __init__(
+        self, client, template, body, status_code, raw_headers, reason, content, started
+    ) -> None:
+        self.client = client
+        self.template = template
+        self.body = body
+        self.status_code = status_code
+        self.raw_headers = raw_headers
+        self.reason = reason
+        self.content = content
+        self.started = started
+        self._response: httpx.Response | None = None
+
+    def has_header(self, *names: bytes) -> bool:
+        return any(name.lower() in names for name, _ in self.raw_headers)
+
+    def response(self) -> httpx.Response:
+        """The ``httpx.Response`` that ``post`` returns for this answer (built once)."""
+        if self._response is None:
+            client = self.client
+            request = self.template.request(self.body)
+            extensions = {"http_version": b"HTTP/1.1"}
+            if self.reason:
+                extensions["reason_phrase"] = self.reason.encode("latin-1", "replace")
+            response = _response(
+                self.status_code, self.raw_headers, self.content, request, extensions
+            )
+            response.request = request
+            response.elapsed = datetime.timedelta(seconds=time.perf_counter() - self.started)
+            if "set-cookie" in response.headers:
+                client.cookies.extract_cookies(response)
+            response.default_encoding = client._default_encoding
+            if response.has_redirect_location:
+                response.next_request = client._build_redirect_request(request, response)
+            self._response = response
+        return self._response
 
 
 def upstream_client(
