@@ -293,13 +293,12 @@ def test_shadow_mode_runs_the_other_arm_as_a_pair(
 def test_shadow_share_is_respected(fake_redis, monkeypatch):
     """A shadow share of 0.2 pairs about a fifth of 300 calls; 0 pairs none.
 
-    The coin is a hash of each call's random idempotency key, so the keys come from a
-    seeded generator here: the count is then the same on every run, not a 1-in-4,000 flake.
+    The coin is a hash of each call's random idempotency key, so ``uuid.uuid4`` draws from
+    a seeded generator for this test: the count is the same on every run (a free draw of
+    Binomial(300, 0.2) leaves these bounds about once in 4,000 runs).
     """
     keys = random.Random(20261127)
-    monkeypatch.setattr(
-        services.calls.uuid, "uuid4", lambda: uuid.UUID(int=keys.getrandbits(128), version=4)
-    )
+    monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(int=keys.getrandbits(128), version=4))
     experiment = make_experiment()
     for i in range(300):
         services.routed_call_enqueue(
