@@ -25,10 +25,12 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from ninja import NinjaAPI
 from ninja.errors import ValidationErrorContext
 
+from api.arms import arm_route, route_call_fields, route_run_fields
 from api.auth import ApiKeyAuth, write_auth
 from api.errors import BadRequest, ServiceUnavailable, install_error_handlers, openai_error_body
 from api.recording import record_call_deferred
 from api.schemas import ChatCompletionIn, ModelListOut
+from experiments.routes import ArmRoute
 
 ROUTER_MODEL = "router"
 _NOT_HEADER_SAFE = re.compile(r"[^\x20-\x7e]")
@@ -155,6 +157,7 @@ async def _record(
     payload: ChatCompletionIn,
     messages: list[dict[str, str]],
     key_name: str,
+    route: ArmRoute | None,
     result: dict[str, Any] | None,
     error: Exception | None,
 ) -> None:
@@ -174,6 +177,7 @@ async def _record(
         result=result,
         error=error,
         idempotency_key=f"openai:{completion_id}",
+        **route_call_fields(route),
     )
 
 
@@ -200,8 +204,10 @@ async def chat_completion_answer(
     concrete_model = None if payload.model == ROUTER_MODEL else payload.model
     completion_id = _completion_id()
     created = int(time.time())
+    route = await arm_route(experiment_key=payload.experiment, unit_id=payload.user, param="user")
     try:
         result = await run_execute(
+            **route_run_fields(route),
             messages=messages,
             task_type=payload.task_type or "analysis",
             model=concrete_model,
@@ -214,6 +220,7 @@ async def chat_completion_answer(
             payload=payload,
             messages=messages,
             key_name=key_name,
+            route=route,
             result=None,
             error=err,
         )
@@ -223,6 +230,7 @@ async def chat_completion_answer(
         payload=payload,
         messages=messages,
         key_name=key_name,
+        route=route,
         result=result,
         error=None,
     )

@@ -97,14 +97,14 @@ class ABTestManager:
         error: BaseException | str | None = None,
         source: str = "sdk",
     ):
-        """Record one routed call (under its arm when ``route`` is in the experiment), and
-        maybe queue its shadow twin. Returns the RoutedCall, or None without Django."""
+        """Record one routed call (under its arm when ``route`` is in the experiment; the
+        service may queue its shadow twin). Returns the RoutedCall, or None without Django."""
         if not _django_ready():
             return None
         from experiments import services
 
         in_experiment = route is not None and getattr(route, "in_experiment", True)
-        call = services.routed_call_record(
+        return services.routed_call_record(
             kind=kind,
             source=source,
             unit_id=unit_id or "",
@@ -117,12 +117,6 @@ class ABTestManager:
             phase=route.phase_id if in_experiment else None,
             strategy=route.strategy if route is not None else "",
         )
-        if in_experiment and error is None:
-            try:
-                services.routed_call_shadow_enqueue(call=call)
-            except Exception:  # the primary call is recorded; a dead queue must not fail it
-                logger.exception("shadow call of routed call %s not enqueued", call.pk)
-        return call
 
     async def arecord(
         self,
