@@ -4,10 +4,9 @@ PostgreSQL 15 server.
 
 One generator for both benchmarks, so they measure the same data. ``insert_calls(calls)``
 creates the running experiment ``bench`` (council vs smart, 50/50, 100,000 assigned
-units) and the calls
-(70% evaluations, 5 task types, 3 providers, 15% escalations on the smart arm, ~1%
-errors, 2% shadow pairs) spread uniformly over the last ``DAYS`` days; then call
-``experiments.rollups.rollups_rebuild()``.
+units) and the calls (70% evaluations, 5 task types, 3 providers, 15% escalations on the
+smart arm, ~1% errors, 2% shadow pairs) spread uniformly over the last ``DAYS`` days;
+then call ``experiments.rollups.rollups_rebuild()``.
 """
 
 from __future__ import annotations
