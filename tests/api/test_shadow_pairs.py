@@ -57,22 +57,16 @@ async def _sdk_evaluate(unit: str, **_: object) -> None:
     await smart_council.evaluate_script("A cat learns to surf.", "comedy", unit_id=unit)
 
 
-async def _api_execute(unit: str, *, auth_headers: dict, **_: object) -> None:
-    response = await TestAsyncClient(routing_api).post(
-        "/execute",
-        json={"text": "Summarise: the cat sat.", "experiment": EXPERIMENT, "unit_id": unit},
-        headers=auth_headers,
-    )
-    assert response.status_code == 200, response.content
+def _routing_api(path: str, body: dict):
+    """A call of the routing API at ``path`` with ``body``, in the experiment, for a unit."""
 
+    async def call(unit: str, *, auth_headers: dict, **_: object) -> None:
+        response = await TestAsyncClient(routing_api).post(
+            path, json={**body, "experiment": EXPERIMENT, "unit_id": unit}, headers=auth_headers
+        )
+        assert response.status_code == 200, response.content
 
-async def _api_evaluate(unit: str, *, auth_headers: dict, **_: object) -> None:
-    response = await TestAsyncClient(routing_api).post(
-        "/evaluate",
-        json={"script": "A dog learns to ski.", "experiment": EXPERIMENT, "unit_id": unit},
-        headers=auth_headers,
-    )
-    assert response.status_code == 200, response.content
+    return call
 
 
 async def _v1_chat(unit: str, *, auth_headers: dict, drain_records, **_: object) -> None:
@@ -92,8 +86,8 @@ async def _v1_chat(unit: str, *, auth_headers: dict, drain_records, **_: object)
 ENTRY_POINTS = {
     "sdk-execute": (_sdk_execute, "sdk"),
     "sdk-evaluate": (_sdk_evaluate, "sdk"),
-    "api-execute": (_api_execute, "api"),
-    "api-evaluate": (_api_evaluate, "api"),
+    "api-execute": (_routing_api("/execute", {"text": "Summarise: the cat sat."}), "api"),
+    "api-evaluate": (_routing_api("/evaluate", {"script": "A dog learns to ski."}), "api"),
     "v1-chat": (_v1_chat, "openai"),
 }
 
