@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.db import close_old_connections
 
 from api.errors import BadRequest, NotFound
 from experiments.routes import ArmRoute
@@ -43,8 +44,14 @@ async def arm_route(
     unit_required(experiment_key=experiment_key, unit_id=unit_id, param=param)
 
     def route() -> ArmRoute:
-        experiment = experiment_or_404(experiment_key)
-        return route_for_unit(experiment=experiment, unit_id=unit_id or "")
+        # The OpenAI paths skip Django's per-request connection signals (api.asgi), so the
+        # thread that runs this refreshes its own database connection.
+        close_old_connections()
+        try:
+            experiment = experiment_or_404(experiment_key)
+            return route_for_unit(experiment=experiment, unit_id=unit_id or "")
+        finally:
+            close_old_connections()
 
     return await sync_to_async(route)()
 

@@ -155,16 +155,22 @@ async def test_recording_a_call_again_adds_no_twin(experiment, auth_headers, dra
     assert await RoutedCall.objects.filter(is_shadow=True).acount() == before
 
 
+async def _v1_post(auth_headers: dict, **fields: str):
+    body = {"model": "router", "messages": [{"role": "user", "content": "hi"}], **fields}
+    return await TestAsyncClient(openai_api).post(
+        "/chat/completions", json=body, headers=auth_headers
+    )
+
+
 async def test_v1_experiment_needs_a_user(experiment, auth_headers):
     """/v1 with an experiment but no `user` is a 400 naming `user`, in OpenAI's error shape."""
-    response = await TestAsyncClient(openai_api).post(
-        "/chat/completions",
-        json={
-            "model": "router",
-            "messages": [{"role": "user", "content": "hi"}],
-            "experiment": EXPERIMENT,
-        },
-        headers=auth_headers,
-    )
+    response = await _v1_post(auth_headers, experiment=EXPERIMENT)
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "user"
+
+
+async def test_v1_unknown_experiment_is_a_404(experiment, auth_headers):
+    """/v1 naming an experiment that does not exist is a 404 that names the key."""
+    response = await _v1_post(auth_headers, experiment="no-such-experiment", user="user-1")
+    assert response.status_code == 404
+    assert "no-such-experiment" in response.json()["error"]["message"]
