@@ -64,11 +64,14 @@ def route_run_fields(route: ArmRoute | None) -> dict[str, Any]:
 
 
 def route_call_fields(route: ArmRoute | None) -> dict[str, Any]:
-    """The experiment, arm, phase and strategy a call is recorded under."""
-    counted = route is not None and route.in_experiment
+    """The experiment, arm, phase and strategy a call is recorded under (none without a
+    route, so a call outside experiments records exactly as before)."""
+    if route is None:
+        return {}
+    counted = route.in_experiment
     return {
         "experiment": route.experiment_id if counted else None,
         "arm": route.arm_id if counted else None,
         "phase": route.phase_id if counted else None,
-        "strategy": route.strategy if route is not None else "",
+        "strategy": route.strategy,
     }
