@@ -226,7 +226,7 @@ def _shadow_inline_call(call: RoutedCall) -> None:
     """Maybe pair a successful call just recorded inline (no job) with a shadow twin.
 
     A dead queue fails the twin (recorded as an error), never the primary call, which is
-    already committed.
+    recorded either way.
     """
     if call.status != Status.SUCCESS or not call.experiment_id:
         return
