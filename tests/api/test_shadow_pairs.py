@@ -174,3 +174,17 @@ async def test_v1_unknown_experiment_is_a_404(experiment, auth_headers):
     response = await _v1_post(auth_headers, experiment="no-such-experiment", user="user-1")
     assert response.status_code == 404
     assert "no-such-experiment" in response.json()["error"]["message"]
+
+
+async def test_a_dead_queue_fails_the_twin_not_the_call(redis_down, fake_async_redis, auth_headers):
+    """With the job queue unreachable, the routed call still answers and is recorded; its
+    twin is recorded as an error saying the queue was unavailable, so nothing is lost."""
+    await sync_to_async(make_experiment)(key=EXPERIMENT, shadow_percentage=100)
+    call = _routing_api("/execute", {"text": "Summarise: the cat sat."})
+    await call("user-1", auth_headers=auth_headers)
+    primary = await RoutedCall.objects.select_related("paired_call").aget(is_shadow=False)
+    assert primary.status == "success" and primary.experiment_id is not None
+    twin = primary.paired_call
+    assert (twin.is_shadow, twin.status) == (True, "error")
+    assert "unavailable" in twin.error_message
+    await sync_to_async(connections.close_all)()
