@@ -18,6 +18,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pydantic
@@ -205,6 +206,14 @@ async def chat_completion_answer(
     completion_id = _completion_id()
     created = int(time.time())
     route = await arm_route(experiment_key=payload.experiment, unit_id=payload.user, param="user")
+    record = partial(
+        _record,
+        completion_id=completion_id,
+        payload=payload,
+        messages=messages,
+        key_name=key_name,
+        route=route,
+    )
     try:
         result = await run_execute(
             **route_run_fields(route),
@@ -215,25 +224,9 @@ async def chat_completion_answer(
             temperature=payload.temperature,
         )
     except RoutingError as err:
-        await _record(
-            completion_id=completion_id,
-            payload=payload,
-            messages=messages,
-            key_name=key_name,
-            route=route,
-            result=None,
-            error=err,
-        )
+        await record(result=None, error=err)
         raise
-    await _record(
-        completion_id=completion_id,
-        payload=payload,
-        messages=messages,
-        key_name=key_name,
-        route=route,
-        result=result,
-        error=None,
-    )
+    await record(result=result, error=None)
     meta = result.get("_routing_metadata") or {}
     overhead_ms = (time.perf_counter() - started) * 1000.0 - float(meta.get("latency_ms") or 0.0)
     if payload.stream:

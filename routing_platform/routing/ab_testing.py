@@ -118,19 +118,9 @@ class ABTestManager:
             strategy=route.strategy if route is not None else "",
         )
 
-    async def arecord(
-        self,
-        *,
-        kind: str,
-        route: Any = None,
-        unit_id: str | None = "",
-        task_type: str = "",
-        request_payload: Mapping[str, Any] | None = None,
-        result: Mapping[str, Any] | None = None,
-        error: BaseException | str | None = None,
-        source: str = "sdk",
-    ):
-        """Async ``record`` for the SDK (a no-op when Django settings are not configured).
+    async def arecord(self, **fields: Any):
+        """Async ``record`` (the same keyword arguments) for the SDK; a no-op when Django
+        settings are not configured.
 
         Recording never breaks the caller's call: a database failure is logged, not raised.
         """
@@ -139,18 +129,13 @@ class ABTestManager:
         from asgiref.sync import sync_to_async
 
         try:
-            return await sync_to_async(self.record, thread_sensitive=True)(
-                kind=kind,
-                route=route,
-                unit_id=unit_id,
-                task_type=task_type,
-                request_payload=request_payload,
-                result=result,
-                error=error,
-                source=source,
-            )
+            return await sync_to_async(self.record, thread_sensitive=True)(**fields)
         except Exception:
-            logger.exception("routed call not recorded (kind=%s, unit=%s)", kind, unit_id)
+            logger.exception(
+                "routed call not recorded (kind=%s, unit=%s)",
+                fields.get("kind"),
+                fields.get("unit_id"),
+            )
             return None
 
     # --- results ----------------------------------------------------------------------------
