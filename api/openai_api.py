@@ -18,6 +18,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pydantic
@@ -25,10 +26,12 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from ninja import NinjaAPI
 from ninja.errors import ValidationErrorContext
 
+from api.arms import arm_route, route_call_fields, route_run_fields
 from api.auth import ApiKeyAuth, write_auth
 from api.errors import BadRequest, ServiceUnavailable, install_error_handlers, openai_error_body
 from api.recording import record_call_deferred
 from api.schemas import ChatCompletionIn, ModelListOut
+from experiments.routes import ArmRoute
 
 ROUTER_MODEL = "router"
 _NOT_HEADER_SAFE = re.compile(r"[^\x20-\x7e]")
@@ -155,6 +158,7 @@ async def _record(
     payload: ChatCompletionIn,
     messages: list[dict[str, str]],
     key_name: str,
+    route: ArmRoute | None,
     result: dict[str, Any] | None,
     error: Exception | None,
 ) -> None:
@@ -174,6 +178,7 @@ async def _record(
         result=result,
         error=error,
         idempotency_key=f"openai:{completion_id}",
+        **route_call_fields(route),
     )
 
 
@@ -200,8 +205,18 @@ async def chat_completion_answer(
     concrete_model = None if payload.model == ROUTER_MODEL else payload.model
     completion_id = _completion_id()
     created = int(time.time())
+    route = await arm_route(experiment_key=payload.experiment, unit_id=payload.user, param="user")
+    record = partial(
+        _record,
+        completion_id=completion_id,
+        payload=payload,
+        messages=messages,
+        key_name=key_name,
+        route=route,
+    )
     try:
         result = await run_execute(
+            **route_run_fields(route),
             messages=messages,
             task_type=payload.task_type or "analysis",
             model=concrete_model,
@@ -209,23 +224,9 @@ async def chat_completion_answer(
             temperature=payload.temperature,
         )
     except RoutingError as err:
-        await _record(
-            completion_id=completion_id,
-            payload=payload,
-            messages=messages,
-            key_name=key_name,
-            result=None,
-            error=err,
-        )
+        await record(result=None, error=err)
         raise
-    await _record(
-        completion_id=completion_id,
-        payload=payload,
-        messages=messages,
-        key_name=key_name,
-        result=result,
-        error=None,
-    )
+    await record(result=result, error=None)
     meta = result.get("_routing_metadata") or {}
     overhead_ms = (time.perf_counter() - started) * 1000.0 - float(meta.get("latency_ms") or 0.0)
     if payload.stream:

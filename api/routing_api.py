@@ -14,6 +14,13 @@ from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI, Path, Query, Router, Schema, Status
 from pydantic import Field
 
+from api.arms import (
+    arm_route,
+    experiment_or_404,
+    route_call_fields,
+    route_run_fields,
+    unit_required,
+)
 from api.auth import read_auth, write_auth
 from api.errors import (
     BadRequest,
@@ -57,37 +64,6 @@ ERROR_RESPONSES = {
 # --- Helpers -------------------------------------------------------------------------------
 
 
-def _experiment_or_404(key: str):
-    from experiments.selectors import experiment_get
-
-    experiment = experiment_get(key=key)
-    if experiment is None:
-        raise NotFound(f"No experiment with key {key!r}: list them with GET experiments.")
-    return experiment
-
-
-def _require_unit(payload: RoutedRequestIn) -> None:
-    if payload.experiment and not payload.unit_id:
-        raise BadRequest(
-            "unit_id is required with experiment: it is what the sticky arm is assigned to.",
-            param="unit_id",
-        )
-
-
-async def _route(payload: RoutedRequestIn):
-    """The unit's arm in the experiment, or None (no experiment named, or not in it)."""
-    if not payload.experiment:
-        return None
-    _require_unit(payload)
-    from experiments.services import route_for_unit
-
-    def route():
-        experiment = _experiment_or_404(payload.experiment)
-        return route_for_unit(experiment=experiment, unit_id=payload.unit_id or "")
-
-    return await sync_to_async(route)()
-
-
 def _record_routed(*, kind: str, payload: RoutedRequestIn, route, request_payload, result, error):
     return record_call(
         kind=kind,
@@ -97,17 +73,14 @@ def _record_routed(*, kind: str, payload: RoutedRequestIn, route, request_payloa
         request_payload=request_payload,
         result=result,
         error=error,
-        experiment=route.experiment_id if route and route.in_experiment else None,
-        arm=route.arm_id if route and route.in_experiment else None,
-        phase=route.phase_id if route and route.in_experiment else None,
-        strategy=route.strategy if route else "",
+        **route_call_fields(route),
     )
 
 
 async def _enqueue(*, kind: str, payload: RoutedRequestIn, request_payload: dict[str, Any]):
     from experiments.services import QueueUnavailableError, routed_call_enqueue
 
-    _require_unit(payload)
+    unit_required(experiment_key=payload.experiment, unit_id=payload.unit_id, param="unit_id")
     reachable, _ = await redis_ping()
     if not reachable:
         raise ServiceUnavailable(QUEUE_DOWN)
@@ -136,11 +109,11 @@ async def _run_routed(*, kind: str, payload: RoutedRequestIn, request_payload: d
     """Route (experiment arm), run the engine, record the call, answer the result + call id."""
     from routing_platform.engine.errors import RoutingError
 
-    route = await _route(payload)
-    strategy = route.strategy if route else "smart_routing"
-    router_params = dict(route.router_params) if route else None
+    route = await arm_route(
+        experiment_key=payload.experiment, unit_id=payload.unit_id, param="unit_id"
+    )
     try:
-        result = await run(strategy=strategy, router_params=router_params)
+        result = await run(**route_run_fields(route))
     except RoutingError as err:
         await sync_to_async(_record_routed)(
             kind=kind,
@@ -421,7 +394,7 @@ async def experiment_ramp(
         from experiments.services import experiment_ramp as ramp_service
 
         experiment = ramp_service(
-            experiment=_experiment_or_404(key), percentage=payload.traffic_percentage
+            experiment=experiment_or_404(key), percentage=payload.traffic_percentage
         )
         return _experiment_body(experiment)
 
@@ -437,7 +410,7 @@ async def experiment_ramp(
 )
 async def experiment_results(request: HttpRequest, key: str = Path(..., pattern=KEY_PATTERN)):
     def load():
-        experiment = _experiment_or_404(key)
+        experiment = experiment_or_404(key)
         from experiments.reports import experiment_report
 
         return experiment_report(experiment=experiment)
@@ -454,7 +427,7 @@ async def experiment_results(request: HttpRequest, key: str = Path(..., pattern=
 )
 async def experiment_export(request: HttpRequest, key: str = Path(..., pattern=KEY_PATTERN)):
     def load() -> str:
-        experiment = _experiment_or_404(key)
+        experiment = experiment_or_404(key)
         from experiments.reports import report_export_json
 
         return report_export_json(experiment=experiment)

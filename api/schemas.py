@@ -158,6 +158,11 @@ class ChatCompletionIn(Schema):
     n: int | None = Field(None, ge=1, le=1, description="Only one choice is supported.")
     user: str | None = Field(None, max_length=255)
     task_type: TaskType | None = Field(None, description="Router extension: the task type.")
+    experiment: str | None = Field(
+        None,
+        pattern=KEY_PATTERN,
+        description="Router extension: an experiment key; `user` then gets a sticky arm.",
+    )
 
 
 class ModelOut(Schema):

@@ -2,12 +2,11 @@
 experiment with 1,000,000 routed calls over 14 days, inserted fast, and a throw-away
 PostgreSQL 15 server.
 
-The statistics engineer's generator, moved here from ``bench_winner_report.py`` so that
-both benchmarks measure the same data. ``insert_calls(calls)`` creates the running
-experiment ``bench`` (council vs smart, 50/50, 100,000 assigned units) and the calls
-(70% evaluations, 5 task types, 3 providers, 15% escalations on the smart arm, ~1%
-errors, 2% shadow pairs) spread uniformly over the last ``DAYS`` days; then call
-``experiments.rollups.rollups_rebuild()``.
+One generator for both benchmarks, so they measure the same data. ``insert_calls(calls)``
+creates the running experiment ``bench`` (council vs smart, 50/50, 100,000 assigned
+units) and the calls (70% evaluations, 5 task types, 3 providers, 15% escalations on the
+smart arm, ~1% errors, 2% shadow pairs) spread uniformly over the last ``DAYS`` days;
+then call ``experiments.rollups.rollups_rebuild()``.
 """
 
 from __future__ import annotations

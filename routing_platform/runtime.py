@@ -1,4 +1,4 @@
-"""The one bridge from Django settings to the pure engine (contract 1 in the team brief).
+"""The one bridge from Django settings to the pure engine (the engine never reads settings).
 
 - `router_config(**overrides)`: a `RouterConfig` from settings, with arm router parameters.
 - `run_execute(...)` / `run_evaluate(...)`: run one request by strategy and return the

@@ -22,6 +22,7 @@ from tests.conftest import REPO_ROOT
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
+CONFIGURATION_DOC = REPO_ROOT / "docs" / "configuration.md"
 APP_SERVICES = ("migrate", "web", "worker")
 
 
@@ -120,16 +121,41 @@ def test_every_compose_variable_is_documented_in_env_example():
     assert used - env_example_names() == set()
 
 
-def test_every_setting_variable_is_in_env_example_and_the_readme():
-    """.env.example and the README's configuration section list every variable settings.py reads."""
+def env_example_values() -> dict[str, str]:
+    values = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        match = re.match(r"^([A-Z][A-Z0-9_]*)=(.*)$", line)
+        if match:
+            values[match.group(1)] = match.group(2)
+    return values
+
+
+def configuration_table() -> dict[str, str]:
+    """docs/configuration.md's variable table: each variable named in a row's first cell,
+    mapped to that row's default cell."""
+    defaults = {}
+    for line in CONFIGURATION_DOC.read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) >= 3:
+            for name in re.findall(r"`([A-Z][A-Z0-9_]*)`", cells[0]):
+                defaults[name] = cells[1]
+    return defaults
+
+
+def test_every_setting_variable_is_documented_with_its_default():
+    """Every variable settings.py reads has a line in .env.example and a row in
+    docs/configuration.md whose default cell is filled in and shows .env.example's value."""
     names = settings_variable_names()
     assert {"DJANGO_SECRET_KEY", "ROUTER_ESCALATION_THRESHOLD", "DATABASE_URL"} <= names
     assert names - env_example_names() == set()
-    readme = (REPO_ROOT / "README.md").read_text()
-    section = readme.split("<!-- section:configuration -->")[1].split(
-        "<!-- /section:configuration -->"
-    )[0]
-    assert {name for name in names if f"`{name}`" not in section} == set()
+    documented = configuration_table()
+    assert names - set(documented) == set()
+    example = env_example_values()
+    for name in sorted(names):
+        default = documented[name]
+        assert default, f"{name}: the default cell is empty"
+        if example[name]:
+            assert f"`{example[name]}`" in default, (name, default, example[name])
 
 
 def test_env_example_as_is_is_a_valid_development_configuration():

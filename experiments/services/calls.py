@@ -183,32 +183,57 @@ def routed_call_record(
     row is returned; a ``queued``/``running`` row with the key (written by
     ``routed_call_enqueue``) is completed in place, keeping its experiment, arm and
     pairing. The call's rollup is applied in the same transaction.
+
+    A successful call in an experiment that is recorded here for the first time (the SDK,
+    the routing API, ``/v1``) then gets its shadow decision, so every entry point pairs the
+    same share of calls; a queued call got its decision when it was enqueued.
     """
     if kind not in Kind.values:
         raise ValidationError(f"Unknown call kind {kind!r}: use one of {', '.join(Kind.values)}.")
+    call, created = _record_once(
+        kind=kind,
+        source=source,
+        unit_id=unit_id,
+        task_type=task_type,
+        request_payload=request_payload,
+        result=result,
+        error=error,
+        experiment=experiment,
+        arm=arm,
+        phase=phase,
+        idempotency_key=idempotency_key,
+        is_shadow=is_shadow,
+        strategy=strategy,
+    )
+    if created:
+        _shadow_inline_call(call)
+    return call
+
+
+def _record_once(*, idempotency_key: str | None, **fields: Any) -> tuple[RoutedCall, bool]:
     for attempt in range(2):
         try:
-            return _record(
-                kind=kind,
-                source=source,
-                unit_id=unit_id,
-                task_type=task_type,
-                request_payload=request_payload,
-                result=result,
-                error=error,
-                experiment=experiment,
-                arm=arm,
-                phase=phase,
-                idempotency_key=idempotency_key,
-                is_shadow=is_shadow,
-                strategy=strategy,
-            )
+            return _record(idempotency_key=idempotency_key, **fields)
         except IntegrityError:
             # Two processes created the row of one key at once; the other one won, so the
             # second pass finds its row (finished: returned as is).
             if attempt or not idempotency_key:
                 raise
     raise AssertionError("unreachable")
+
+
+def _shadow_inline_call(call: RoutedCall) -> None:
+    """Maybe pair a successful call just recorded inline (no job) with a shadow twin.
+
+    A dead queue fails the twin (recorded as an error), never the primary call, which is
+    recorded either way.
+    """
+    if call.status != Status.SUCCESS or not call.experiment_id:
+        return
+    try:
+        routed_call_shadow_enqueue(call=call)
+    except Exception:
+        logger.exception("shadow call of routed call %s not enqueued", call.pk)
 
 
 @cache
@@ -249,12 +274,12 @@ def _record(
     idempotency_key,
     is_shadow,
     strategy,
-) -> RoutedCall:
+) -> tuple[RoutedCall, bool]:
     if idempotency_key:
         call_id = _call_id_for_key(idempotency_key)
         if call_id is not None:
             call = RoutedCall.objects.select_related("experiment", "arm").get(pk=call_id)
-            return _finish(call, result=result, error=error)
+            return _finish(call, result=result, error=error), False
     call = RoutedCall(
         idempotency_key=idempotency_key or uuid.uuid4().hex,
         kind=kind,
@@ -282,7 +307,7 @@ def _record(
     from experiments.rollups import rollup_apply
 
     rollup_apply(call=call)
-    return call
+    return call, True
 
 
 def _apply_outcome(call: RoutedCall, *, result, error) -> None:

@@ -13,7 +13,7 @@ vectorised over simulations with numpy. It measures:
 - ``coverage``: how often the 95% delta-method interval for the relative lift holds the
   true lift of an A/B experiment.
 
-All rates are fractions. Targets (docs/TARGETS.md): aa_fixed within [0.04, 0.06] at
+All rates are fractions. Targets (checked by ``routing stats-validate``, figures in BENCHMARKS.md): aa_fixed within [0.04, 0.06] at
 10,000 simulations, sequential peeking <= 0.05 (naive >= 0.20), coverage within
 [0.94, 0.96] at >= 2,000 units per arm.
 """

@@ -17,7 +17,8 @@ from routing_platform.engine.errors import InvalidRequestError
 
 PROVIDER_MODES = ("auto", "simulated", "real")
 
-# Router parameters an experiment arm may override (contract 1 in the team brief).
+# Router parameters an experiment arm may override (its `router_params`); the rest of the
+# configuration comes from settings only.
 ARM_PARAMETERS = ("escalation_threshold", "enable_escalation", "cost_optimization_mode")
 
 

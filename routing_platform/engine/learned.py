@@ -60,7 +60,7 @@ TASK_TYPES = (
 DEFAULT_REGULARIZATION = 0.03  # scikit-learn's C: smaller = simpler model (best of 0.01-1 in CV)
 SCORE_DEFINITION = "0.5 + (P(strong right) - P(weak right)) / 2, P averaged over estimators"
 # Gradient-boosted trees: few, shallow, with large leaves (a fixed setting; on the
-# development files it was compared with two others, see the README quality section).
+# development files it was compared with two others, see docs/decisions/0004-learned-router-model.md).
 BOOSTING = {
     "learning_rate": 0.05,
     "max_iter": 60,

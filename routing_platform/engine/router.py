@@ -39,7 +39,7 @@ _learned_cache: dict[str, Any] = {}
 
 
 def load_learned_router(path: str) -> Any:
-    """Load (once per path, per process) the quality engineer's learned router."""
+    """Load (once per path, per process) learned router artifact (``ROUTER_MODEL_PATH``)."""
     with _learned_lock:
         if path not in _learned_cache:
             from routing_platform.engine.learned import load_router

@@ -97,14 +97,14 @@ class ABTestManager:
         error: BaseException | str | None = None,
         source: str = "sdk",
     ):
-        """Record one routed call (under its arm when ``route`` is in the experiment), and
-        maybe queue its shadow twin. Returns the RoutedCall, or None without Django."""
+        """Record one routed call (under its arm when ``route`` is in the experiment; the
+        service may queue its shadow twin). Returns the RoutedCall, or None without Django."""
         if not _django_ready():
             return None
         from experiments import services
 
         in_experiment = route is not None and getattr(route, "in_experiment", True)
-        call = services.routed_call_record(
+        return services.routed_call_record(
             kind=kind,
             source=source,
             unit_id=unit_id or "",
@@ -117,26 +117,10 @@ class ABTestManager:
             phase=route.phase_id if in_experiment else None,
             strategy=route.strategy if route is not None else "",
         )
-        if in_experiment and error is None:
-            try:
-                services.routed_call_shadow_enqueue(call=call)
-            except Exception:  # the primary call is recorded; a dead queue must not fail it
-                logger.exception("shadow call of routed call %s not enqueued", call.pk)
-        return call
 
-    async def arecord(
-        self,
-        *,
-        kind: str,
-        route: Any = None,
-        unit_id: str | None = "",
-        task_type: str = "",
-        request_payload: Mapping[str, Any] | None = None,
-        result: Mapping[str, Any] | None = None,
-        error: BaseException | str | None = None,
-        source: str = "sdk",
-    ):
-        """Async ``record`` for the SDK (a no-op when Django settings are not configured).
+    async def arecord(self, **fields: Any):
+        """Async ``record`` (the same keyword arguments) for the SDK; a no-op when Django
+        settings are not configured.
 
         Recording never breaks the caller's call: a database failure is logged, not raised.
         """
@@ -145,18 +129,13 @@ class ABTestManager:
         from asgiref.sync import sync_to_async
 
         try:
-            return await sync_to_async(self.record, thread_sensitive=True)(
-                kind=kind,
-                route=route,
-                unit_id=unit_id,
-                task_type=task_type,
-                request_payload=request_payload,
-                result=result,
-                error=error,
-                source=source,
-            )
+            return await sync_to_async(self.record, thread_sensitive=True)(**fields)
         except Exception:
-            logger.exception("routed call not recorded (kind=%s, unit=%s)", kind, unit_id)
+            logger.exception(
+                "routed call not recorded (kind=%s, unit=%s)",
+                fields.get("kind"),
+                fields.get("unit_id"),
+            )
             return None
 
     # --- results ----------------------------------------------------------------------------

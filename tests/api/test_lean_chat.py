@@ -68,6 +68,8 @@ CASES = {
     "not JSON": (b"{nope", True),
     "empty body": (b"", True),
     "no key": (chat(), False),
+    "experiment without user": (chat(experiment="rollout"), True),
+    "unknown experiment": (chat(experiment="no-such-experiment", user="user-1"), True),
 }
 
 

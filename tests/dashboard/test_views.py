@@ -174,8 +174,8 @@ def test_report_url_is_staff_only(client):
 
 
 def test_report_link_opens_the_statistics_report(admin_client):
-    """The link on the dashboard leads to the experiment's report page (the statistics
-    engineer's view, routed through this admin)."""
+    """The link on the dashboard leads to the experiment's report page (the report
+    view, routed through this admin)."""
     experiment, control, smart = make_experiment()
     make_calls([{"experiment": experiment, "arm": smart}] * 3)
     dashboard = admin_client.get(URL).content.decode()
