@@ -35,7 +35,7 @@ def db_retry(
     operation: Callable[[], T],
     *,
     delays_s: tuple[float, ...] | None = None,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
 ) -> T:
     """``operation()``, tried again after each pause of ``delays_s`` while it raises a
     transient database error; the last error propagates. Never inside a transaction (a
@@ -57,7 +57,7 @@ def db_retry(
                 pause,
             )
             connections_reset()
-            sleep(pause)
+            (sleep or time.sleep)(pause)
     raise AssertionError("unreachable")
 
 

@@ -196,7 +196,7 @@ def periodic_enqueue(connection, func_path: str, every_s: float) -> bool:
     if not connection.set(slot, "1", nx=True, px=max(1, int(every_s * 1000))):
         return False
     queue = Queue(PERIODIC_QUEUE, connection=connection)
-    job_id = f"periodic-{func_path}"
+    job_id = "periodic-" + func_path.replace(".", "-")
     previous = queue.fetch_job(job_id)
     if previous is not None and previous.get_status() in _WAITING_OR_RUNNING:
         return False
@@ -249,7 +249,8 @@ class WorkerUpkeep(threading.Thread):
 
     def stop(self) -> None:
         self.stopped.set()
-        self.join(timeout=WORKER_BEAT_S * 2)
+        if self.is_alive():
+            self.join(timeout=WORKER_BEAT_S * 2)
         with contextlib.suppress(*REDIS_ERRORS):  # else its beat ages out instead
             self.connection.zrem(WORKERS_ALIVE_KEY, self.worker_name)
 
