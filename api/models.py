@@ -95,3 +95,17 @@ class IdempotentRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.status_code or 'in progress'})"
+
+
+class CallRecordDeadLetter(models.Model):
+    """No table: the admin's page for the dead letters kept in Redis (``api.dead_letters``).
+    "change" lets a staff user replay or delete them."""
+
+    class Meta:
+        managed = False
+        default_permissions = ("view", "change")
+        verbose_name = "call record dead letter"
+        verbose_name_plural = "call record dead letters"
+
+    def __str__(self) -> str:
+        return "Call record dead letters"

@@ -129,3 +129,25 @@ def test_reconcile_writes_stranded_records_and_reports_the_backlog(one_redis):
     assert report["records_written"] == 1
     assert report["records"] == {"pending": 0, "oldest_age_s": None, "dead_letters": 0}
     assert RoutedCall.objects.filter(idempotency_key="openai:stranded").exists()
+
+
+def test_admin_lists_replays_and_deletes_dead_letters(one_redis, admin_client):
+    """The admin page shows the dead letters with their reason; staff replay or delete them."""
+    fixable = json.dumps(chat_fields("openai:admin-fixed"))
+    one_redis.lpush(FAILED_RECORDS_KEY, dead_letters.dead_letter_entry(fixable, ValueError("x")))
+    _push(one_redis, "openai:admin-bad", result=UNWRITABLE)
+    jobs.call_records_drain()
+    url = "/admin/api/callrecorddeadletter/"
+    page = admin_client.get(url)
+    assert page.status_code == 200
+    letters = {
+        ("fixed" if "admin-fixed" in letter.payload else "bad"): letter.id
+        for letter in dead_letters.dead_letters_list(one_redis)
+    }
+    content = page.content.decode()
+    assert letters["fixed"] in content and letters["bad"] in content
+    assert "input_tokens" in content  # the reason the bad one was refused
+    admin_client.post(url, {"action": "replay", "ids": [letters["fixed"]]})
+    assert RoutedCall.objects.filter(idempotency_key="openai:admin-fixed").count() == 1
+    admin_client.post(url, {"action": "drop", "ids": [letters["bad"]]})
+    assert dead_letters.dead_letters_list(one_redis) == []
