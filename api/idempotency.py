@@ -129,6 +129,12 @@ def idempotency_release(*, request_id: int) -> None:
     IdempotentRequest.objects.filter(pk=request_id, status_code__isnull=True).delete()
 
 
+def idempotency_purge() -> int:
+    """Delete the keys older than ``KEY_TTL`` (a periodic job: settings.RQ_PERIODIC_JOBS)."""
+    deleted, _ = IdempotentRequest.objects.filter(created_at__lt=timezone.now() - KEY_TTL).delete()
+    return deleted
+
+
 def is_stored(status_code: int) -> bool:
     """Answers replayed for the key: a request that ran (2xx, 4xx, the upstream's 502)."""
     if status_code in _NOT_STORED_STATUSES:

@@ -153,3 +153,16 @@ def test_openai_sdk_retry_with_the_key_gets_one_answer_and_one_record(server_pro
         timeout_s=60,
     )
     assert recorded == 1
+
+
+async def test_keys_older_than_a_day_are_purged(make_key, fake_queue):
+    """The periodic purge forgets expired keys; a fresh key stays."""
+    from api.idempotency import KEY_TTL, idempotency_purge
+
+    old = timezone.now() - KEY_TTL - timezone.timedelta(minutes=1)
+    await IdempotentRequest.objects.acreate(scope="s", key="old", fingerprint="f", created_at=old)
+    await IdempotentRequest.objects.acreate(
+        scope="s", key="new", fingerprint="f", created_at=timezone.now()
+    )
+    assert await sync_to_async(idempotency_purge)() == 1
+    assert [row.key async for row in IdempotentRequest.objects.all()] == ["new"]
