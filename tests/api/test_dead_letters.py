@@ -151,3 +151,17 @@ def test_admin_lists_replays_and_deletes_dead_letters(one_redis, admin_client):
     assert RoutedCall.objects.filter(idempotency_key="openai:admin-fixed").count() == 1
     admin_client.post(url, {"action": "drop", "ids": [letters["bad"]]})
     assert dead_letters.dead_letters_list(one_redis) == []
+
+
+def test_the_issues_poison_pill_left_in_redis_is_recorded_without_its_nul(one_redis):
+    """A NUL payload queued before the API refused them (PostgreSQL raised DataError on it
+    and every later drain stopped there) is written with the NUL removed, and so is every
+    record behind it."""
+    nul_request = {"model": "router", "messages": [{"role": "user", "content": "a\u0000b"}]}
+    _push(one_redis, "openai:nul-pill", request_payload=nul_request)
+    for index in range(3):
+        _push(one_redis, f"openai:after-pill-{index}")
+    assert jobs.call_records_drain() == 4
+    call = RoutedCall.objects.get(idempotency_key="openai:nul-pill")
+    assert call.request_payload["messages"][0]["content"] == "ab"
+    assert one_redis.llen(FAILED_RECORDS_KEY) == 0

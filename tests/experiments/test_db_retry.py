@@ -92,3 +92,36 @@ def test_non_transient_errors_are_not_retried(pauses):
     with pytest.raises(DataError):
         db_retry.db_retry(refused)
     assert pauses == []
+
+
+def test_a_real_postgresql_connection_killed_mid_record_is_reconnected(
+    fake_redis, fake_engine, monkeypatch, pauses
+):
+    """PostgreSQL terminates the worker's connection (as a restart does) right before the
+    call's record is written: the job reconnects and records the call once."""
+    import psycopg
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (pg_terminate_backend); CI runs it in the postgres pass")
+    call = services.routed_call_enqueue(kind="execute", request_payload={"text": "x"})
+    real_prepare = services.calls._finish_prepare
+    killed = []
+
+    def prepare_then_lose_the_connection(call, **outcome):
+        prepared = real_prepare(call, **outcome)
+        if not killed:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                pid = cursor.fetchone()[0]
+            with psycopg.connect(**connection.get_connection_params(), autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+            killed.append(pid)
+        return prepared
+
+    monkeypatch.setattr(services.calls, "_finish_prepare", prepare_then_lose_the_connection)
+    assert jobs.routed_call_execute(call.pk) == "success"
+    assert killed and pauses == [db_retry.DB_RETRY_DELAYS_S[0]]
+    call.refresh_from_db()
+    assert (call.status, call.attempts) == ("success", 1)
+    assert CallRollup.objects.get().n == 1
