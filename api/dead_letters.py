@@ -10,6 +10,7 @@ admin, ``/health``), fix the cause and replay it; replaying writes it exactly on
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -72,24 +73,22 @@ def _parse(raw: bytes) -> DeadLetter:
             raw=raw,
         )
     except (ValueError, TypeError, KeyError):
-        # An entry in the old format: the bare payload.
-        text = raw.decode(errors="replace")
+        # An entry in the old format: the bare payload (its id: a digest, stable across runs).
         return DeadLetter(
-            id=f"raw-{abs(hash(raw)) % 10**8}",
+            id=f"raw-{hashlib.sha256(raw).hexdigest()[:12]}",
             failed_at=0.0,
-            error="unknown",
+            error="unknown (recorded before dead letters kept their reason)",
             attempts=1,
-            payload=text,
+            payload=raw.decode(errors="replace"),
             raw=raw,
         )
 
 
 def dead_letters_list(connection, *, limit: int | None = None) -> list[DeadLetter]:
-    """The dead letters, oldest first (``limit``: the oldest that many)."""
-    end = -1 if limit is None else limit - 1
+    """The dead letters, oldest first (``limit``: only the oldest that many)."""
     entries = connection.lrange(FAILED_RECORDS_KEY, 0, -1)
-    letters = [_parse(raw) for raw in reversed(entries)]  # LPUSHed: newest at the head
-    return letters if end == -1 else letters[: end + 1]
+    letters = [_parse(raw) for raw in reversed(entries)]  # LPUSHed: the newest is first
+    return letters if limit is None else letters[:limit]
 
 
 def dead_letters_replay(connection, *, ids: list[str] | None = None) -> ReplayOutcome:

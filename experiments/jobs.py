@@ -3,7 +3,13 @@
 Jobs are enqueued only after the transaction that wrote their row commits
 (``transaction.on_commit`` in ``experiments.services.calls``), with RQ retries for jobs
 that crash; ``routed_call_failed`` is the failure callback that records the error row once
-the retries are used up, so a call never silently disappears.
+the retries are used up, so a call never silently disappears. Database writes wait out an
+outage with backoff (``experiments.db_retry``); a failure that still cannot be written is
+kept in Redis and settled by ``routed_calls_settle``.
+
+``RoutingWorker`` is the worker class: besides running jobs it beats (``live_worker_count``
+counts workers by that beat), enqueues ``settings.RQ_PERIODIC_JOBS`` from its own timer
+(``WorkerUpkeep``), and waits for Redis through an outage instead of quitting.
 """
 
 from __future__ import annotations
