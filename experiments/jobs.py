@@ -224,9 +224,10 @@ class WorkerUpkeep(threading.Thread):
     beside the jobs, so a long job neither hides the worker nor delays the drain, and it
     outlives Redis outages (each beat tries again)."""
 
-    def __init__(self, *, connection, worker_name: str) -> None:
+    def __init__(self, *, connection, worker_name: str, periodic: bool = True) -> None:
         super().__init__(name=f"upkeep-{worker_name}", daemon=True)
         self.connection, self.worker_name = connection, worker_name
+        self.periodic = periodic  # only workers that serve PERIODIC_QUEUE enqueue on it
         self.stopped = threading.Event()
         self.redis_down = False
 
@@ -242,7 +243,7 @@ class WorkerUpkeep(threading.Thread):
                 pipeline.zadd(WORKERS_ALIVE_KEY, {self.worker_name: now})
                 pipeline.zremrangebyscore(WORKERS_ALIVE_KEY, "-inf", now - 3600)
                 pipeline.execute()
-            for func_path, every_s in settings.RQ_PERIODIC_JOBS.items():
+            for func_path, every_s in settings.RQ_PERIODIC_JOBS.items() if self.periodic else ():
                 periodic_enqueue(self.connection, func_path, every_s)
         except REDIS_ERRORS as err:
             if not self.redis_down:
@@ -298,7 +299,11 @@ class RoutingWorker(SimpleWorker):
 
         gc.freeze()
         self.shutdown_asked = False
-        self.upkeep = WorkerUpkeep(connection=self.connection, worker_name=self.name)
+        self.upkeep = WorkerUpkeep(
+            connection=self.connection,
+            worker_name=self.name,
+            periodic=PERIODIC_QUEUE in self.queue_names(),
+        )
         self.upkeep.start()
         try:
             return super().work(*args, **kwargs)

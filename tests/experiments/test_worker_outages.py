@@ -116,3 +116,15 @@ def test_the_timer_enqueues_each_periodic_job_once_per_period(settings):
     connection.delete("routing:periodic:api.jobs.call_records_drain")  # the period is over
     jobs.WorkerUpkeep(connection=connection, worker_name="w1").beat()
     assert queue.count == 1  # the previous run still waits: not queued twice
+
+
+def test_only_workers_of_the_maintenance_queue_enqueue_periodic_jobs(settings):
+    """A worker on `routing` alone beats but leaves the periodic jobs to the workers that
+    will run them (no job piles up on a queue it does not serve)."""
+    from rq import Queue
+
+    settings.RQ_PERIODIC_JOBS = {"api.jobs.call_records_drain": 60.0}
+    connection = fakeredis.FakeRedis()
+    jobs.WorkerUpkeep(connection=connection, worker_name="routing-only", periodic=False).beat()
+    assert jobs.live_worker_count(connection) == 1
+    assert Queue(jobs.PERIODIC_QUEUE, connection=connection).count == 0
