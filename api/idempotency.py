@@ -37,6 +37,7 @@ from api.errors import (
     openai_error_body,
     routing_error_body,
 )
+from api.middleware import content_length_error
 from api.models import IdempotentRequest
 
 HEADER = b"idempotency-key"
@@ -165,7 +166,9 @@ class IdempotencyGuard:
 
     async def __call__(self, scope, receive, send) -> None:
         key = _idempotency_key(scope)
-        if key is None:
+        if key is None or not _body_within_limit(scope):
+            # No key; or a body the app refuses unread (413/400) or caps as it reads it
+            # (no Content-Length): it is not buffered here first.
             await self.app(scope, receive, send)
             return
         body = await read_body(receive)
@@ -205,6 +208,13 @@ def _idempotency_key(scope) -> bytes | None:
         if name.lower() == HEADER:
             return value
     return None
+
+
+def _body_within_limit(scope) -> bool:
+    for name, value in scope["headers"]:
+        if name.lower() == b"content-length":
+            return content_length_error(value.decode("latin-1")) is None
+    return False
 
 
 def _valid_key(raw: bytes) -> str:

@@ -79,7 +79,10 @@ async def test_routing_calls_with_the_key_run_and_record_once(
     first = await _post(path, body, token, "routing-1")
     again = await _post(path, body, token, "routing-1")
     assert first.status_code in (200, 202)
-    assert (again.status_code, again.json()[id_field]) == (first.status_code, first.json()[id_field])
+    assert (again.status_code, again.json()[id_field]) == (
+        first.status_code,
+        first.json()[id_field],
+    )
     assert await RoutedCall.objects.acount() == 1
     mismatch = await _post(path, {**body, "unit_id": "someone-else"}, token, "routing-1")
     assert mismatch.status_code == 422
@@ -166,3 +169,12 @@ async def test_keys_older_than_a_day_are_purged(make_key, fake_queue):
     )
     assert await sync_to_async(idempotency_purge)() == 1
     assert [row.key async for row in IdempotentRequest.objects.all()] == ["new"]
+
+
+async def test_an_oversized_body_is_refused_before_it_is_buffered(make_key, fake_queue, settings):
+    """Over API_MAX_BODY_BYTES with a key: the usual 413, nothing claimed for the key."""
+    settings.API_MAX_BODY_BYTES = 1024
+    _, token = await sync_to_async(make_key)()
+    response = await _post("/api/v1/routing/execute", {"text": "x" * 5000}, token, "big")
+    assert response.status_code == 413
+    assert not await IdempotentRequest.objects.aexists()
