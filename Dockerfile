@@ -28,4 +28,6 @@ RUN DJANGO_DEBUG=false DJANGO_SECRET_KEY=collectstatic-only-not-a-runtime-secret
     && chown -R routing:routing /app/var
 USER routing
 EXPOSE 8000
-CMD ["uvicorn", "routing_platform.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]
+# uvicorn through routing_platform.serve: X-Forwarded-For is trusted only from the proxies
+# that FORWARDED_ALLOW_IPS names (from nobody when it is empty).
+CMD ["python", "-m", "routing_platform.serve", "--host", "0.0.0.0", "--port", "8000"]

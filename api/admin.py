@@ -6,12 +6,22 @@ token means revoking the key and creating a new one.
 
 from __future__ import annotations
 
+import datetime as dt
+
+import django_rq
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
+from redis.exceptions import RedisError
 
-from api.models import ApiKey, Scope
+from api import dead_letters
+from api.models import ApiKey, CallRecordDeadLetter, Scope
+from api.recording import RecordsBacklog, records_backlog
 from api.services import api_key_create, api_key_revoke
 
 
@@ -120,3 +130,77 @@ class ApiKeyAdmin(admin.ModelAdmin):
         self.message_user(
             request, f"Revoked {count} API key(s) at {timezone.now():%Y-%m-%d %H:%M} UTC."
         )
+
+
+@admin.register(CallRecordDeadLetter)
+class CallRecordDeadLetterAdmin(admin.ModelAdmin):
+    """The dead letters (call records the drain could not write): list, replay, delete."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_urls(self):
+        return [
+            path(
+                "",
+                self.admin_site.admin_view(self.changelist_view),
+                name="api_callrecorddeadletter_changelist",
+            )
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        connection = django_rq.get_connection("default")
+        if request.method == "POST":
+            if not self.has_change_permission(request):
+                raise PermissionDenied
+            self._act(request, connection)
+            return redirect(request.path)
+        letters, error = [], ""
+        backlog = RecordsBacklog(pending=0, oldest_age_s=None, dead_letters=0)
+        try:
+            letters = dead_letters.dead_letters_list(connection)
+            backlog = records_backlog(connection)
+        except RedisError as err:
+            error = f"Redis is unreachable ({type(err).__name__}): the dead letters live there."
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Call record dead letters",
+            "letters": [_row(letter) for letter in letters],
+            "backlog": backlog,
+            "error": error,
+            "can_change": self.has_change_permission(request),
+        }
+        return TemplateResponse(request, "admin/api/dead_letters.html", context)
+
+    def _act(self, request, connection) -> None:
+        ids = request.POST.getlist("ids")
+        action = request.POST.get("action")
+        if not ids or action not in ("replay", "drop"):
+            messages.warning(request, "Select dead letters, then Replay or Delete.")
+            return
+        try:
+            if action == "replay":
+                outcome = dead_letters.dead_letters_replay(connection, ids=ids)
+                messages.success(request, f"{len(outcome.recorded)} dead letter(s) written.")
+                for letter_id, reason in outcome.failed.items():
+                    messages.error(request, f"{letter_id} still refused: {reason}")
+            else:
+                dropped = dead_letters.dead_letters_drop(connection, ids=ids)
+                messages.success(request, f"{len(dropped)} dead letter(s) deleted.")
+        except RedisError as err:
+            messages.error(request, f"Redis is unreachable ({type(err).__name__}): retry.")
+
+
+def _row(letter: dead_letters.DeadLetter) -> dict:
+    failed_at = (
+        dt.datetime.fromtimestamp(letter.failed_at, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        if letter.failed_at
+        else "-"
+    )
+    return {**letter.as_dict(), "failed_at_text": failed_at}

@@ -37,6 +37,7 @@ from django.urls import set_script_prefix
 
 from api.auth import authorize
 from api.errors import ApiError, classify, openai_error_body
+from api.idempotency import IdempotencyGuard, read_body
 from api.middleware import content_length_error
 from api.openai_api import chat_completion_answer, chat_payload_parse
 
@@ -217,7 +218,7 @@ class LeanChatCompletions:
             await self._send_error(send, refusal, None, [])
             return
         extra = security_headers(_is_secure(scope, headers))
-        body = await _read_body(receive)
+        body = await read_body(receive)
         if body is None:  # the client went away
             return
         try:
@@ -258,18 +259,6 @@ class LeanChatCompletions:
         await send({"type": "http.response.body", "body": body})
 
 
-async def _read_body(receive) -> bytes | None:
-    """The whole request body, or None when the client disconnected first."""
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
 class ApiDispatcher:
     """Send API paths to the lean handler and everything else to Django's full one."""
 
@@ -277,17 +266,22 @@ class ApiDispatcher:
         self.django_application = django_application
         self.api_application = ApiASGIHandler()
         self.chat_completions = LeanChatCompletions()
+        # Idempotency-Key (api.idempotency) around both API paths, lean and Django.
+        self.api_with_idempotency = IdempotencyGuard(self.dispatch_api)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(API_PATH_PREFIXES):
-            if scope["path"] == CHAT_COMPLETIONS_PATH and scope["method"] == "POST":
-                headers = _header_map(scope)
-                if self.chat_completions.accepts(scope, headers):
-                    await self.chat_completions(scope, receive, send, headers)
-                    return
-            await self.api_application(scope, receive, send)
+            await self.api_with_idempotency(scope, receive, send)
         else:
             await self.django_application(scope, receive, send)
+
+    async def dispatch_api(self, scope, receive, send) -> None:
+        if scope["path"] == CHAT_COMPLETIONS_PATH and scope["method"] == "POST":
+            headers = _header_map(scope)
+            if self.chat_completions.accepts(scope, headers):
+                await self.chat_completions(scope, receive, send, headers)
+                return
+        await self.api_application(scope, receive, send)
 
 
 def with_lean_api_handler(django_application) -> ApiDispatcher:

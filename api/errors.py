@@ -15,7 +15,7 @@ from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError
+from django.db import IntegrityError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
@@ -93,6 +93,21 @@ class ServiceUnavailable(ApiError):
     status_code = 503
     code = "service_unavailable"
     openai_type = "api_error"
+
+
+#: Seconds a client is asked to wait when the database is unreachable (a restart, a failover).
+DATABASE_RETRY_AFTER_S = 5
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    code = "database_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The database is unavailable (restarting or unreachable), so the request could not "
+            f"be completed: retry in {DATABASE_RETRY_AFTER_S} s.",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+        )
 
 
 def body_too_large_message(limit: int) -> str:
@@ -185,6 +200,10 @@ def classify(exc: Exception) -> tuple[ApiError, list | None]:
         return BadRequest(" ".join(messages) or "Invalid request.", param=param), None
     if isinstance(exc, ObjectDoesNotExist):
         return NotFound(f"Not found: {exc}"), None
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # The database is down, not the request wrong: 503 + Retry-After, as for Redis.
+        logger.warning("Database unavailable: %s: %s", type(exc).__name__, exc)
+        return DatabaseUnavailable(), None
     if isinstance(exc, IntegrityError):
         return Conflict(
             "The request conflicts with existing data (e.g. a key that is already taken): "

@@ -8,9 +8,15 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.db import connection
 
+from api import redis_client
+from api.recording import records_backlog
 from api.redis_client import redis_ping
+from experiments.jobs import live_worker_count
 
 WORKER_CHECK_TIMEOUT_S = 2.0
+#: Call records waiting longer than this make the health "degraded" (the workers drain
+#: every few seconds: settings.RQ_PERIODIC_JOBS).
+RECORDS_STALE_S = 120.0
 
 
 def _database_check() -> dict[str, Any]:
@@ -24,20 +30,31 @@ def _database_check() -> dict[str, Any]:
 
 
 def _workers_check() -> dict[str, Any]:
+    """Live workers by their liveness beat (``experiments.jobs.live_worker_count``), jobs per
+    queue, and the call records waiting in Redis (count, oldest age, dead letters)."""
     import django_rq
     from django.conf import settings
-    from rq import Worker
 
     connection_ = django_rq.get_connection("default")
-    workers = Worker.all(connection=connection_)
+    count = live_worker_count(connection_)
     queues = {name: django_rq.get_queue(name).count for name in settings.RQ_QUEUE_NAMES}
-    return {"ok": bool(workers), "count": len(workers), "queued": queues}
+    records = records_backlog(redis_client.get_sync_client()).as_dict()
+    return {"ok": count > 0, "count": count, "queued": queues, "records": records}
+
+
+def _records_ok(records: dict[str, Any] | None) -> bool:
+    """No dead letter, and no record waiting longer than ``RECORDS_STALE_S``."""
+    if not records:
+        return True
+    oldest = records.get("oldest_age_s")
+    return not records.get("dead_letters") and (oldest is None or oldest <= RECORDS_STALE_S)
 
 
 async def health_report() -> tuple[int, dict[str, Any]]:
     """(HTTP status, body): 503 "down" when the database does not answer, else 200.
 
-    Redis down or no worker running is 200 "degraded": the API still routes and records
+    Redis down, no live worker, a dead letter or call records waiting longer than
+    ``RECORDS_STALE_S`` is 200 "degraded": the API still routes and records
     calls (rate limits fall back to the cache, records are written inline); only queued
     calls (``async``) are refused with 503. A load balancer should not pull every server
     out of rotation because the shared Redis is down.
@@ -54,9 +71,10 @@ async def health_report() -> tuple[int, dict[str, Any]]:
             workers = {"ok": False, "count": 0, "error": f"{type(err).__name__}: {err}"}
     else:
         workers = {"ok": False, "count": 0, "error": "Redis is unreachable"}
+    records = workers.pop("records", None)
     if not database["ok"]:
         status_text, code = "down", 503
-    elif not (redis_ok and workers["ok"]):
+    elif not (redis_ok and workers["ok"] and _records_ok(records)):
         status_text, code = "degraded", 200
     else:
         status_text, code = "ok", 200
@@ -65,4 +83,5 @@ async def health_report() -> tuple[int, dict[str, Any]]:
         "database": database,
         "redis": redis,
         "workers": workers,
+        "records": records,
     }

@@ -68,3 +68,44 @@ class ApiKey(models.Model):
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+
+class IdempotentRequest(models.Model):
+    """A POST sent with an ``Idempotency-Key`` header, and the answer it got (``api.idempotency``).
+
+    Keys are scoped to the caller's credentials (``scope``: the SHA-256 of its Authorization
+    header), so two clients never share one. ``status_code`` is null while the first
+    request is still running.
+    """
+
+    scope = models.CharField(max_length=64)
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_headers = models.JSONField(default=list, blank=True)
+    response_body = models.BinaryField(default=b"", blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "idempotent request"
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "key"], name="idempotent_request_scope_key"),
+        ]
+        indexes = [models.Index(fields=["created_at"], name="idempotent_request_created")]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.status_code or 'in progress'})"
+
+
+class CallRecordDeadLetter(models.Model):
+    """No table: the admin's page for the dead letters kept in Redis (``api.dead_letters``).
+    "change" lets a staff user replay or delete them."""
+
+    class Meta:
+        managed = False
+        default_permissions = ("view", "change")
+        verbose_name = "call record dead letter"
+        verbose_name_plural = "call record dead letters"
+
+    def __str__(self) -> str:
+        return "Call record dead letters"

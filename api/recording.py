@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import orjson
@@ -28,11 +30,57 @@ from api.redis_client import REDIS_ERRORS
 logger = logging.getLogger(__name__)
 
 RECORDS_KEY = "api:call-records"
+#: The dead-letter list: records that could not be written (``api.dead_letters``).
 FAILED_RECORDS_KEY = "api:call-records:failed"
 RECORDS_QUEUE = "default"
-# Besides "the list was empty", enqueue a drain job every this many pending records, so a
-# drain job lost with its worker never leaves records waiting for long.
+# Besides "the list was empty", enqueue a drain job every this many pending records; the
+# workers' timer (settings.RQ_PERIODIC_JOBS) drains every few seconds regardless.
 DRAIN_TRIGGER_EVERY = 200
+#: When the payload was handed to Redis (epoch seconds); not a field of the record.
+QUEUED_AT_FIELD = "_queued_at"
+
+
+@dataclass(frozen=True)
+class RecordsBacklog:
+    """The records waiting in Redis: how many, the oldest one's age, and the dead letters."""
+
+    pending: int
+    oldest_age_s: float | None
+    dead_letters: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def records_backlog(connection) -> RecordsBacklog:
+    """The backlog in the Redis of ``connection`` (a sync client); raises Redis errors."""
+    with connection.pipeline(transaction=False) as pipeline:
+        pipeline.llen(RECORDS_KEY)
+        pipeline.lindex(RECORDS_KEY, -1)
+        pipeline.llen(FAILED_RECORDS_KEY)
+        pending, oldest, dead = pipeline.execute()
+    return RecordsBacklog(pending=int(pending), oldest_age_s=_age_s(oldest), dead_letters=int(dead))
+
+
+def _age_s(raw: bytes | None) -> float | None:
+    if raw is None:
+        return None
+    try:
+        queued_at = float(json.loads(raw).get(QUEUED_AT_FIELD))
+    except (ValueError, TypeError, AttributeError):
+        return None  # a record from before the field, or a malformed one
+    return round(max(0.0, time.time() - queued_at), 3)
+
+
+def record_payload(raw: bytes | str) -> None:
+    """Write one record payload (JSON, as ``record_call_deferred`` left it) through the
+    experiments service; raises whatever refuses it (bad JSON, a field, the database)."""
+    fields = json.loads(raw)
+    if not isinstance(fields, dict):
+        raise TypeError("a call record payload must be a JSON object")
+    fields.pop(QUEUED_AT_FIELD, None)
+    fields["error"] = error_from_payload(fields.get("error"))
+    record_call(**fields)
 
 
 def record_call(**fields: Any):
@@ -79,13 +127,16 @@ def payload_json(payload: dict[str, Any]) -> bytes:
         return json.dumps(payload, default=str).encode()
 
 
-def _enqueue_drain() -> None:
+def enqueue_drain() -> None:
+    """Enqueue a drain job (``api.jobs.call_records_drain``), retried if it fails."""
     import rq
 
-    from api.jobs import call_records_drain
-
     rq.Queue(RECORDS_QUEUE, connection=redis_client.get_sync_client()).enqueue(
-        call_records_drain, job_timeout=300, result_ttl=0, failure_ttl=7 * 24 * 3600
+        "api.jobs.call_records_drain",
+        job_timeout=300,
+        retry=rq.Retry(max=3),
+        result_ttl=0,
+        failure_ttl=7 * 24 * 3600,
     )
 
 
@@ -94,6 +145,7 @@ async def record_call_deferred(**fields: Any) -> str:
     if redis_client.redis_available():
         payload = dict(fields)
         payload["error"] = error_payload(fields.get("error"))
+        payload[QUEUED_AT_FIELD] = time.time()
         try:
             pending = await redis_client.get_client().lpush(RECORDS_KEY, payload_json(payload))
         except REDIS_ERRORS:
@@ -101,7 +153,7 @@ async def record_call_deferred(**fields: Any) -> str:
         else:
             if pending == 1 or pending % DRAIN_TRIGGER_EVERY == 0:
                 try:
-                    _enqueue_drain()
+                    enqueue_drain()
                 except REDIS_ERRORS:
                     # The payload is safe in Redis; the next trigger enqueues a drain job.
                     logger.warning("Could not enqueue the call-records drain job", exc_info=True)

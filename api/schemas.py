@@ -6,16 +6,28 @@ before any routing work starts.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from ninja import Schema
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import AfterValidator, ConfigDict, Field, field_validator
 
 from routing_platform.engine.classifier import TASK_TYPES
 
 TEXT_MAX_CHARS = 200_000
 TaskType = Literal[TASK_TYPES]  # the classifier's task types
 KEY_PATTERN = r"^[-a-zA-Z0-9_]{1,100}$"
+NUL_MESSAGE = "contains a NUL character (\\u0000), which cannot be stored: remove it"
+
+
+def _without_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError(NUL_MESSAGE)
+    return value
+
+
+#: A string field that refuses NUL characters with a 400 naming the field, before any upstream
+#: call: PostgreSQL cannot store them, so the call could not be recorded.
+Text = Annotated[str, AfterValidator(_without_nul)]
 
 
 class ErrorOut(Schema):
@@ -30,7 +42,7 @@ class ErrorOut(Schema):
 class RoutedRequestIn(Schema):
     model_config = ConfigDict(populate_by_name=True)
 
-    unit_id: str | None = Field(
+    unit_id: Text | None = Field(
         None,
         max_length=255,
         description="The experiment unit (user, script, team) this call is for.",
@@ -46,7 +58,7 @@ class RoutedRequestIn(Schema):
 
 
 class ExecuteIn(RoutedRequestIn):
-    text: str = Field(..., min_length=1, max_length=TEXT_MAX_CHARS)
+    text: Text = Field(..., min_length=1, max_length=TEXT_MAX_CHARS)
     task_type: TaskType = "analysis"
     max_tokens: int | None = Field(None, ge=1, le=200_000)
     temperature: float | None = Field(None, ge=0, le=2)
@@ -60,8 +72,8 @@ class ExecuteIn(RoutedRequestIn):
 
 
 class EvaluateIn(RoutedRequestIn):
-    script: str = Field(..., min_length=1, max_length=TEXT_MAX_CHARS)
-    niche: str = Field("general", min_length=1, max_length=100)
+    script: Text = Field(..., min_length=1, max_length=TEXT_MAX_CHARS)
+    niche: Text = Field("general", min_length=1, max_length=100)
 
     @field_validator("script")
     @classmethod
@@ -79,7 +91,7 @@ class JobOut(Schema):
 
 class ArmIn(Schema):
     key: str = Field(..., pattern=KEY_PATTERN)
-    name: str = Field("", max_length=200)
+    name: Text = Field("", max_length=200)
     strategy: Literal["smart_routing", "original_council"]
     weight: int = Field(50, ge=0, le=100)
     is_control: bool = False
@@ -90,8 +102,8 @@ class ArmIn(Schema):
 
 class ExperimentIn(Schema):
     key: str = Field(..., pattern=r"^[-a-zA-Z0-9_]{1,100}$")
-    name: str = Field(..., min_length=1, max_length=200)
-    hypothesis: str = Field("", max_length=10_000)
+    name: Text = Field(..., min_length=1, max_length=200)
+    hypothesis: Text = Field("", max_length=10_000)
     unit_type: Literal["user", "script", "request", "team"] = "user"
     traffic_percentage: float = Field(100.0, ge=0, le=100)
     alpha: float = Field(0.05, ge=0.0001, le=0.5)
@@ -112,16 +124,16 @@ class RampIn(Schema):
 class ContentPart(Schema):
     model_config = ConfigDict(extra="allow")
 
-    type: str = Field(..., max_length=64)
-    text: str | None = Field(None, max_length=TEXT_MAX_CHARS)
+    type: Text = Field(..., max_length=64)
+    text: Text | None = Field(None, max_length=TEXT_MAX_CHARS)
 
 
 class ChatMessage(Schema):
     model_config = ConfigDict(extra="allow")
 
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: str | list[ContentPart] | None = None
-    name: str | None = Field(None, max_length=256)
+    content: Text | list[ContentPart] | None = None
+    name: Text | None = Field(None, max_length=256)
 
     def text(self) -> str:
         if self.content is None:
@@ -142,7 +154,7 @@ class ChatCompletionIn(Schema):
 
     model_config = ConfigDict(extra="allow")
 
-    model: str = Field(
+    model: Text = Field(
         ...,
         min_length=1,
         max_length=200,
@@ -156,7 +168,7 @@ class ChatCompletionIn(Schema):
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)
     n: int | None = Field(None, ge=1, le=1, description="Only one choice is supported.")
-    user: str | None = Field(None, max_length=255)
+    user: Text | None = Field(None, max_length=255)
     task_type: TaskType | None = Field(None, description="Router extension: the task type.")
     experiment: str | None = Field(
         None,

@@ -30,11 +30,29 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 WORKER_QUEUES = ("routing", "shadow", "default")
 
 
+def proxy_header_args(forwarded_allow_ips: str | None = None) -> list[str]:
+    """uvicorn's forwarded-header options: trust ``X-Forwarded-For`` / ``-Proto`` only from the
+    proxies ``FORWARDED_ALLOW_IPS`` names, else from nobody.
+
+    uvicorn's own default trusts loopback, so a client on the same host (or behind a proxy
+    that does not strip the header) could pick its address with ``X-Forwarded-For`` and
+    dodge the admin login lock-out, which keys on that address.
+    """
+    if forwarded_allow_ips is None:
+        forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "")
+    forwarded_allow_ips = forwarded_allow_ips.strip()
+    if not forwarded_allow_ips:
+        return ["--no-proxy-headers"]
+    return ["--proxy-headers", f"--forwarded-allow-ips={forwarded_allow_ips}"]
+
+
 def uvicorn_argv(host: str, port: int, *extra: str) -> list[str]:
-    """The command line that serves the platform's ASGI app (the demo, tests, benchmarks).
+    """The command line that serves the platform's ASGI app (the demo, production, tests,
+    benchmarks): every server the project starts goes through it.
 
     uvicorn[standard]'s C event loop and HTTP parser are named (what "auto" picks when they
-    are installed) so that a missing one fails loudly, not slowly.
+    are installed) so that a missing one fails loudly, not slowly. Forwarded headers are
+    trusted only from ``FORWARDED_ALLOW_IPS`` (``proxy_header_args``).
     """
     return [
         sys.executable,
@@ -51,6 +69,7 @@ def uvicorn_argv(host: str, port: int, *extra: str) -> list[str]:
         "uvloop",
         "--http",
         "httptools",
+        *proxy_header_args(),
         *extra,
     ]
 

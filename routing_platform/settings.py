@@ -188,6 +188,15 @@ RQ_QUEUES = {
 RQ_SHOW_ADMIN_LINK = True
 # Workers run each job in-process, not in a fork per job (see experiments.jobs.RoutingWorker).
 RQ = {"WORKER_CLASS": "experiments.jobs.RoutingWorker"}
+# Jobs every RoutingWorker's timer enqueues (once per period across all workers): dotted
+# path -> period in seconds. The drain writes call records left in Redis even when no
+# new call triggers it; the settle job records failures a database outage held back; the
+# purge forgets Idempotency-Keys older than a day.
+RQ_PERIODIC_JOBS = {
+    "api.jobs.call_records_drain": 10.0,
+    "experiments.jobs.routed_calls_settle": 30.0,
+    "api.idempotency.idempotency_purge": 3600.0,
+}
 
 # --- Routing ------------------------------------------------------------------------------
 

@@ -67,7 +67,21 @@ def test_compose_has_the_production_services():
     assert "migrate" in services["migrate"]["command"]
     assert services["migrate"]["restart"] == "no"
     web_command = " ".join(services["web"]["command"])
-    assert "uvicorn" in web_command and "routing_platform.asgi:application" in web_command
+    # uvicorn serving routing_platform.asgi:application, through the one command line
+    # (routing_platform.serve -> launcher.uvicorn_argv) that trusts only named proxies.
+    assert web_command.startswith("python -m routing_platform.serve")
+
+
+def test_web_trusts_forwarded_headers_only_from_named_proxies():
+    """Neither compose nor the image turns on uvicorn's forwarded headers by itself: both go
+    through routing_platform.serve, and FORWARDED_ALLOW_IPS defaults to empty."""
+    web = compose()["services"]["web"]
+    assert "--proxy-headers" not in web["command"]
+    assert web["environment"]["FORWARDED_ALLOW_IPS"] == "${FORWARDED_ALLOW_IPS:-}"
+    dockerfile = DOCKERFILE.read_text()
+    cmd = next(line for line in dockerfile.splitlines() if line.startswith("CMD"))
+    assert "routing_platform.serve" in cmd and "--proxy-headers" not in cmd
+    assert re.search(r"^FORWARDED_ALLOW_IPS=$", ENV_EXAMPLE.read_text(), re.MULTILINE)
 
 
 def test_worker_scales_and_listens_to_every_queue(settings):

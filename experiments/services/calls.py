@@ -32,6 +32,7 @@ from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections,
 from django.utils import timezone
 
 from experiments.bucketing import in_sample
+from experiments.db_retry import db_retry
 from experiments.models import Arm, Experiment, Phase, RoutedCall
 from experiments.routes import ArmRoute
 from experiments.services.assignment import route_for_unit
@@ -63,11 +64,23 @@ class QueueUnavailableError(RuntimeError):
 # --- Recording -------------------------------------------------------------------------------
 
 
+def _without_nul(value: Any) -> Any:
+    """``value`` with NUL characters removed from every string and key: PostgreSQL refuses
+    them in text and JSON (``DataError``), and an upstream answer may carry one."""
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    return value
+
+
 def _json_safe(value: Any) -> Any:
-    """A JSON-serialisable copy (Decimals and other objects become strings)."""
+    """A JSON-serialisable copy (Decimals and other objects become strings), without NULs."""
     if value is None:
         return None
-    return json.loads(json.dumps(value, default=str))
+    return _without_nul(json.loads(json.dumps(value, default=str)))
 
 
 def _decimal(value: Any) -> Decimal:
@@ -87,7 +100,7 @@ def _float_or_none(value: Any) -> float | None:
 
 
 def _clip(text: Any, length: int) -> str:
-    return ("" if text is None else str(text))[:length]
+    return _without_nul("" if text is None else str(text))[:length]
 
 
 def _outcome_fields(metadata: Mapping[str, Any], result: Mapping[str, Any] | None) -> dict:
@@ -145,7 +158,7 @@ def _error_fields(error: BaseException | str) -> tuple[dict, dict]:
         error_type, message, metadata = "Error", str(error), {}
     fields = {
         "error_type": _clip(error_type, 128),
-        "error_message": redact(message)[:_ERROR_MESSAGE_MAX],
+        "error_message": _clip(redact(message), _ERROR_MESSAGE_MAX),
     }
     return fields, metadata if isinstance(metadata, Mapping) else {}
 
@@ -777,11 +790,8 @@ def routed_call_execute(*, call: RoutedCall) -> RoutedCall:
     """
     from routing_platform.engine.errors import RoutingError
 
-    with connection.cursor() as cursor:
-        cursor.execute(_CLAIM_SQL, [Status.RUNNING, call.pk, Status.QUEUED, Status.RUNNING])
-        claimed = cursor.rowcount == 1
-    if not claimed:
-        call.refresh_from_db()
+    if not db_retry(partial(_claim, call)):
+        db_retry(call.refresh_from_db)
         return call
     call.status, call.attempts = Status.RUNNING, call.attempts + 1
     result, error = None, None
@@ -790,8 +800,21 @@ def routed_call_execute(*, call: RoutedCall) -> RoutedCall:
     except RoutingError as err:
         error = err
     # Everything but the two writes happens before the transaction (on SQLite it holds
-    # the database's write lock from its first statement to its commit).
+    # the database's write lock from its first statement to its commit). The upstream call
+    # is paid for: a database restart now is waited out (db_retry), not turned into a retry
+    # of the whole job.
     prepared = _finish_prepare(call, result=result, error=error)
+    return db_retry(partial(_finish_atomically, call, prepared))
+
+
+def _claim(call: RoutedCall) -> bool:
+    """Move ``call`` to ``running`` (attempts + 1) unless it is finished; True if claimed."""
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, [Status.RUNNING, call.pk, Status.QUEUED, Status.RUNNING])
+        return cursor.rowcount == 1
+
+
+def _finish_atomically(call: RoutedCall, prepared: tuple[list, tuple | None]) -> RoutedCall:
     with transaction.atomic():
         return _finish_prepared(call, prepared)
 

@@ -242,7 +242,7 @@ def server_process(tmp_path_factory, real_redis_url, django_db_setup, django_db_
         "ROUTER_SIMULATED_LATENCY_MS": "1",
         "PYTHONUNBUFFERED": "1",
     }
-    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"):
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "FORWARDED_ALLOW_IPS"):
         env.pop(name, None)
     manage = [sys.executable, str(REPO_ROOT / "manage.py")]
     if not _copy_test_database(database_path, django_db_setup, django_db_blocker):

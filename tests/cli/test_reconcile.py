@@ -36,7 +36,12 @@ def test_young_and_pending_calls_are_left_alone(fake_redis, django_capture_on_co
     call = _queued_call(django_capture_on_commit_callbacks)
     out = StringIO()
     call_command("routing", "reconcile", "--json", stdout=out)
-    assert json.loads(out.getvalue()) == {"failed": 0, "lost": 0, "pending": 0}
+    report = json.loads(out.getvalue())
+    assert {key: report[key] for key in ("failed", "lost", "pending")} == {
+        "failed": 0,
+        "lost": 0,
+        "pending": 0,
+    }
     out = StringIO()
     call_command("routing", "reconcile", "--older-than", "0", "--json", stdout=out)
     assert json.loads(out.getvalue())["pending"] == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -349,7 +351,8 @@ async def test_timeout_is_retried_then_a_timeout_error(name, upstream, client, r
 async def test_malformed_body_is_a_malformed_response_error(
     name, upstream, client, recording_sleep
 ):
-    """A 200 whose body is not the vendor's shape is MalformedResponseError, not retried."""
+    """A 200 whose body is not the vendor's shape is MalformedResponseError after one retry
+    (not the full retry budget: a body that stays wrong is not transient)."""
     upstream.script(Reply(200, "<html>gateway says hi</html>"))
     provider = make(name, upstream, client, recording_sleep)
     with pytest.raises(MalformedResponseError) as info:
@@ -357,7 +360,21 @@ async def test_malformed_body_is_a_malformed_response_error(
     assert info.value.provider == name
     assert "gateway says hi" in str(info.value)
     assert info.value.__cause__ is not None
-    assert len(upstream.received) == 1
+    assert len(upstream.received) == 2
+    assert info.value.attempts == 2
+
+
+@pytest.mark.parametrize("name", PROVIDERS)
+async def test_truncated_200_is_retried_once_then_succeeds(name, upstream, client, recording_sleep):
+    """A 200 cut off mid-body (malformed JSON) is retried once, like a 500 or a timeout."""
+    whole = json.dumps(CASES[name][1])
+    upstream.script(Reply(200, whole[: len(whole) // 2]), Reply(200, CASES[name][1]))
+    provider = make(name, upstream, client, recording_sleep)
+    answer = await provider.complete(request_for(name))
+    assert answer.attempts == 2
+    assert answer.text
+    assert len(upstream.received) == 2
+    assert len(recording_sleep.delays) == 1
 
 
 @pytest.mark.parametrize("name", PROVIDERS)

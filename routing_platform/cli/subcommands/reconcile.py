@@ -1,4 +1,5 @@
-"""`routing reconcile`: settle routed calls whose RQ job is gone (for cron)."""
+"""`routing reconcile`: settle routed calls whose RQ job is gone, and the call records
+waiting in Redis (for cron)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import json
 
 from django.core.management.base import CommandError
 
-HELP = "Record queued/running calls whose RQ job failed for good or vanished as errors (cron)."
+HELP = (
+    "Record queued/running calls whose RQ job failed for good or vanished as errors, write "
+    "the call records waiting in Redis, and report them and the dead letters (cron)."
+)
 
 DEFAULT_OLDER_THAN_S = 600.0
 
@@ -24,8 +28,11 @@ def add_arguments(parser) -> None:
 
 
 def handle(command, **options) -> None:
+    import django_rq
     from redis.exceptions import RedisError
 
+    from api.jobs import call_records_drain
+    from api.recording import records_backlog
     from experiments.services import routed_calls_reconcile
 
     older_than = options["older_than"]
@@ -33,13 +40,16 @@ def handle(command, **options) -> None:
         raise CommandError("--older-than must be 0 seconds or more.")
     try:
         counts = routed_calls_reconcile(older_than_s=older_than)
+        connection = django_rq.get_connection("default")
+        counts["records_written"] = call_records_drain(connection=connection)
+        records = records_backlog(connection).as_dict()
     except RedisError as err:
         raise CommandError(
             f"Redis is unreachable ({type(err).__name__}): the jobs' state cannot be read, so "
             "nothing was changed. Check REDIS_URL and run it again when Redis is back."
         ) from None
     if options["json"]:
-        command.stdout.write(json.dumps(counts))
+        command.stdout.write(json.dumps({**counts, "records": records}))
         return
     settled = counts["failed"] + counts["lost"]
     command.stdout.write(
@@ -47,3 +57,12 @@ def handle(command, **options) -> None:
         f"{counts['lost']} whose job no longer exists); {counts['pending']} still pending "
         "with a worker."
     )
+    oldest = records["oldest_age_s"]
+    command.stdout.write(
+        f"Call records written from Redis: {counts['records_written']}; still waiting: "
+        f"{records['pending']}"
+        + (f" (oldest {oldest:.0f} s)" if oldest is not None else "")
+        + f"; dead letters: {records['dead_letters']}"
+        + (" (see `routing dead-letters`)." if records["dead_letters"] else ".")
+    )
+

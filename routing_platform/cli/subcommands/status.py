@@ -91,6 +91,9 @@ def queues_status() -> dict:
     from django.conf import settings
     from rq import Queue, Worker
 
+    from api.recording import records_backlog
+    from experiments.jobs import live_worker_count
+
     names = list(settings.RQ_QUEUES)
     url = settings.RQ_QUEUES[names[0]]["URL"] if names else ""
     result = {"redis_url": redact_url(url), "reachable": False, "queues": [], "workers": []}
@@ -121,6 +124,8 @@ def queues_status() -> dict:
                     "queues": worker.queue_names(),
                 }
             )
+        result["live_workers"] = live_worker_count(connection)
+        result["records"] = records_backlog(connection).as_dict()
         result["reachable"] = True
     except (redis.RedisError, OSError) as err:
         hint = (
@@ -221,6 +226,7 @@ def handle(command, **options) -> None:
                 ],
             )
         )
+        _write_records(command, queue["records"], queue["live_workers"])
         if queue["workers"]:
             out.write(
                 table(
@@ -249,3 +255,15 @@ def handle(command, **options) -> None:
             f"  {experiment['key']}  {experiment['status']}  "
             f"traffic {experiment['traffic_percentage']:g}%  arms: {arms}"
         )
+
+
+def _write_records(command, records: dict, live_workers: int) -> None:
+    """The live-worker count and the call records waiting in Redis, with the dead letters."""
+    out, style = command.stdout, command.style
+    out.write(f"  live workers          {live_workers} (by liveness beat)")
+    oldest = records["oldest_age_s"]
+    waiting = f"{records['pending']}" + (f" (oldest {oldest:.0f} s)" if oldest is not None else "")
+    out.write(f"  call records waiting  {waiting}")
+    dead = records["dead_letters"]
+    line = f"  dead letters          {dead}"
+    out.write(style.ERROR(line + "  (see `routing dead-letters`)") if dead else line)

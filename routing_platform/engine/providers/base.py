@@ -1,8 +1,8 @@
 """The provider base classes: one place for HTTP, retries, timeouts and error translation.
 
 `HTTPProvider.complete()` posts the vendor payload with the injected `httpx.AsyncClient`,
-retries 429, 408, 5xx and Anthropic's 529 (and timeouts / connection errors) with jittered
-exponential backoff, honouring `Retry-After` / `retry-after-ms` up to a cap, and turns
+retries 429, 408, 5xx and Anthropic's 529 (and timeouts / connection errors; a malformed or
+truncated 2xx body once) with jittered exponential backoff, honouring `Retry-After` / `retry-after-ms` up to a cap, and turns
 every failure into a typed `ProviderError` raised `from` the transport error.
 Vendors override: `url()`, `headers()`, `payload()`, `parse()`.
 """
@@ -223,6 +223,7 @@ class HTTPProvider(Provider):
         # UpstreamClient's hot path (transport.py): a 2xx body without httpx's objects.
         post_answer = getattr(self.client, "post_answer", None)
         attempt = 0
+        malformed_retried = False
         while True:
             attempt += 1
             try:
@@ -251,7 +252,15 @@ class HTTPProvider(Provider):
                 cause = err
             else:
                 if response.status_code < 400:
-                    return self._parse_success(response, request, started, attempt)
+                    try:
+                        return self._parse_success(response, request, started, attempt)
+                    except MalformedResponseError as malformed:
+                        # A truncated or garbled 200 (a proxy cut the body) is retried once.
+                        if malformed_retried or attempt > self.max_retries:
+                            raise
+                        malformed_retried = True
+                        await self._sleep(self.backoff_delay(attempt - 1, malformed))
+                        continue
                 error = self.translate(response)
                 cause = httpx.HTTPStatusError(
                     f"{response.status_code}", request=response.request, response=response
