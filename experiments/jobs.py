@@ -15,6 +15,8 @@ import time
 from rq.utils import now as rq_now
 from rq.worker import SimpleWorker
 
+from experiments.services.quality import quality_on_call_finished
+
 logger = logging.getLogger(__name__)
 
 
@@ -27,7 +29,9 @@ def routed_call_execute(call_id: int) -> str:
         # The row was deleted (e.g. a test database reset): nothing to run or record.
         logger.warning("routed call %s no longer exists; job skipped", call_id)
         return "missing"
-    return services.routed_call_execute(call=call).status
+    call = services.routed_call_execute(call=call)
+    quality_on_call_finished(call=call)  # agreement and the judge, once its pair is complete
+    return call.status
 
 
 #: The import path RQ records for routed-call jobs (``job.func_name``).

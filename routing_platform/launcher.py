@@ -27,7 +27,7 @@ from pathlib import Path
 from routing_platform.redis_embedded import child_process_options, start_embedded_redis
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-WORKER_QUEUES = ("routing", "shadow", "default")
+WORKER_QUEUES = ("routing", "shadow", "judge", "default")
 
 
 def uvicorn_argv(host: str, port: int, *extra: str) -> list[str]:

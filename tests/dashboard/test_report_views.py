@@ -13,6 +13,7 @@ from dashboard.report_charts import report_charts
 from experiments.models import Arm, ArmRollup, Experiment, Phase
 from experiments.stats.histograms import LATENCY_HIST_SIZE
 from tests.dashboard.pages import external_scripts
+from tests.quality_factories import healthy_signals
 
 pytestmark = pytest.mark.django_db
 URL = "/admin/dashboard/experiments/{key}/report/"
@@ -74,6 +75,7 @@ def seed_report_experiment() -> Experiment:
                 latency_ms_sumsq=float((latency**2).sum()),
                 latency_hist=hist.tolist(),
             )
+    healthy_signals(experiment, "smart")
     return experiment
 
 
