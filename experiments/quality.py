@@ -53,7 +53,9 @@ def _normalised(text: str) -> str:
     return " ".join(text.lower().split()).strip(" .!?;:\"'")
 
 
-def execution_agreement(*, task_type: str, control_text: str, treatment_text: str) -> Agreement | None:
+def execution_agreement(
+    *, task_type: str, control_text: str, treatment_text: str
+) -> Agreement | None:
     """Exact-match agreement on classification-style tasks; None otherwise (the judge's)."""
     if task_type not in CLASSIFICATION_TASKS or not control_text.strip():
         return None

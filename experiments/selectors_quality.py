@@ -48,8 +48,7 @@ def quality_sums_by_source(
     with connection.cursor() as cursor:
         cursor.execute(
             _sums_sql(by_phase=phase_id is not None),
-            [experiment.pk, QualitySignal.Status.OK]
-            + ([phase_id] if phase_id is not None else []),
+            [experiment.pk, QualitySignal.Status.OK] + ([phase_id] if phase_id is not None else []),
         )
         rows = cursor.fetchall()
     out: dict[str, dict[str, RatioSums]] = defaultdict(dict)

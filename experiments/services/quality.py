@@ -290,8 +290,6 @@ def feedback_record(
     value = feedback_value(score=score, thumbs=thumbs)
     detail = {"comment": comment[:2000], "thumbs": thumbs, "score": score}
     try:
-        return quality_signal_record(
-            call=call, source=Source.FEEDBACK, value=value, detail=detail
-        )
+        return quality_signal_record(call=call, source=Source.FEEDBACK, value=value, detail=detail)
     except ValidationError as err:
         raise FeedbackError("; ".join(err.messages)) from err

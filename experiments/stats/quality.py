@@ -119,7 +119,9 @@ def quality_check(
             return inconclusive("the control's mean feedback is 0: a relative drop is undefined")
         ratio_c, ratio_t = control_est.value, treatment_est.value
         harm = 1.0 - ratio_t / ratio_c
-        variance = treatment_est.variance / ratio_c**2 + ratio_t**2 * control_est.variance / ratio_c**4
+        variance = (
+            treatment_est.variance / ratio_c**2 + ratio_t**2 * control_est.variance / ratio_c**4
+        )
         n_total = control.n + treatment.n
         method = "relative drop of mean feedback (delta method over units)"
     if math.isnan(variance):

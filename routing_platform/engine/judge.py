@@ -54,7 +54,7 @@ def judge_messages(question: str, answer_a: str, answer_b: str) -> tuple[dict[st
 
 
 def parse_verdict(text: str) -> str:
-    """"A", "B" or "tie" from the judge's answer (JSON, possibly wrapped in prose)."""
+    """The verdict, "A", "B" or "tie", from the judge's answer (JSON, maybe inside prose)."""
     try:
         body = json.loads(text)
     except (TypeError, ValueError):
@@ -116,7 +116,10 @@ async def judge_pair(
     usage = TokenUsage()
     cost = Decimal("0")
     error = ""
-    for answer_a, answer_b in ((treatment_answer, control_answer), (control_answer, treatment_answer)):
+    for answer_a, answer_b in (
+        (treatment_answer, control_answer),
+        (control_answer, treatment_answer),
+    ):
         response = await provider.complete(
             CompletionRequest(
                 model=spec.name,
