@@ -11,7 +11,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse
-from ninja import NinjaAPI, Path, Query, Router, Schema, Status
+from ninja import Path, Query, Router, Schema, Status
 from pydantic import Field
 
 from api.auth import read_auth, write_auth
@@ -23,6 +23,8 @@ from api.errors import (
     routing_error_body,
 )
 from api.health import health_report
+from api.quality_api import CallIdNinjaAPI
+from api.quality_api import router as quality_router
 from api.recording import record_call
 from api.redis_client import redis_ping
 from api.schemas import (
@@ -464,7 +466,7 @@ async def experiment_export(request: HttpRequest, key: str = Path(..., pattern=K
     return response
 
 
-routing_api = NinjaAPI(
+routing_api = CallIdNinjaAPI(
     title="Routing API",
     version="1",
     description=(
@@ -477,3 +479,4 @@ routing_api = NinjaAPI(
 )
 install_error_handlers(routing_api, routing_error_body)
 routing_api.add_router("", router)
+routing_api.add_router("", quality_router)

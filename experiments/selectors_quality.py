@@ -174,7 +174,57 @@ def judge_feedback_agreement(*, experiment: Experiment) -> dict:
     return {"n": n, "agree": counts["agree"] or 0, "rate": (counts["agree"] / n) if n else None}
 
 
+#: /v1 calls are public by their completion id; their record's key is "openai:" + that id.
+OPENAI_CALL_PREFIX = "chatcmpl-"
+_CALL_PK_MAX = 2**63 - 1
+
+
+def routed_call_by_public_id(*, public_id: str) -> RoutedCall | None:
+    """The call a client names: the routing API's numeric call id, or a /v1 completion id
+    (``chatcmpl-...``, the ``x-router-call-id`` header of /v1). None if there is none."""
+    public_id = public_id.strip()
+    calls = RoutedCall.objects.select_related("experiment", "arm")
+    if public_id.isdigit() and 0 < int(public_id) <= _CALL_PK_MAX:
+        return calls.filter(pk=int(public_id)).first()
+    if public_id.startswith(OPENAI_CALL_PREFIX):
+        return calls.filter(idempotency_key=f"openai:{public_id}").first()
+    return None
+
+
+def quality_totals(*, experiment: Experiment | None = None) -> dict[str, dict]:
+    """Per source: signals, errors, mean value, what measuring cost, simulated signals
+    (one query), for one experiment or every call."""
+    signals = QualitySignal.objects.all()
+    if experiment is not None:
+        signals = signals.filter(call__experiment=experiment)
+    rows = {
+        row["source"]: row
+        for row in signals.values("source").annotate(
+            signals=Count("id", filter=Q(status=QualitySignal.Status.OK)),
+            errors=Count("id", filter=Q(status=QualitySignal.Status.ERROR)),
+            total=Sum("value"),
+            cost=Sum("cost_usd"),
+            simulated=Count("id", filter=Q(simulated=True)),
+        )
+    }
+    out = {}
+    for source in QualitySignal.Source.values:
+        row = rows.get(source, {})
+        n = row.get("signals", 0)
+        out[source] = {
+            "signals": n,
+            "errors": row.get("errors", 0),
+            "mean": (row["total"] / n) if n else None,
+            "cost_usd": float(row.get("cost") or 0),
+            "simulated": row.get("simulated", 0),
+        }
+    return out
+
+
 __all__ = [
+    "OPENAI_CALL_PREFIX",
+    "quality_totals",
+    "routed_call_by_public_id",
     "SignalCoverage",
     "judge_feedback_agreement",
     "quality_by_day",
