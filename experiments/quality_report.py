@@ -12,6 +12,7 @@ Every input of the checks is in the section, so ``experiments.stats.quality
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from django.conf import settings as django_settings
@@ -24,7 +25,7 @@ from experiments.selectors_quality import (
     quality_sums_by_source,
 )
 from experiments.stats.quality import NOT_ENOUGH, SOURCES, QualitySettings, quality_check
-from experiments.stats.ratio import RatioSums
+from experiments.stats.ratio import RatioSums, ratio_estimate
 
 QUALITY_GUARDRAIL = "quality"
 
@@ -54,6 +55,11 @@ def _phase_id(experiment: Experiment, report: dict) -> int | None:
     )
 
 
+def _mean(sums: RatioSums) -> float | None:
+    value = ratio_estimate(sums).value
+    return None if math.isnan(value) else value
+
+
 def quality_section(*, report: dict, experiment: Experiment) -> dict:
     """Per source: per-arm sums and coverage, and each treatment's check (JSON-ready)."""
     phase_id = _phase_id(experiment, report)
@@ -66,7 +72,11 @@ def quality_section(*, report: dict, experiment: Experiment) -> dict:
     for source in SOURCES:
         sums = sums_by_source.get(source, {})
         arms = {
-            key: {"sums": sums.get(key, RatioSums()).as_dict(), **coverage[source][key].as_dict()}
+            key: {
+                "sums": sums.get(key, RatioSums()).as_dict(),
+                "mean": _mean(sums.get(key, RatioSums())),
+                **coverage[source][key].as_dict(),
+            }
             for key in arm_keys
             if key in coverage[source]
         }

@@ -92,7 +92,8 @@ def test_staff_see_decision_arms_guardrails_checklist_and_charts(admin_client, e
     assert "dashboard/plotly.min.js" in content and external_scripts(content) == []
     script = re.search(r'<script[^>]*id="dashboard-charts-data"[^>]*>(.*?)</script>', content, re.S)
     charts = json.loads(script.group(1))
-    assert [chart["key"] for chart in charts] == ["forest", "cumulative"]
+    assert [chart["key"] for chart in charts] == ["forest", "cumulative", "quality"]
+    assert 'id="report-quality"' in content and 'data-signal="agreement"' in content
     assert response.templates[0].name == "dashboard/experiment_report.html"
 
 
