@@ -20,8 +20,9 @@ from experiments.services.quality import quality_on_call_finished
 logger = logging.getLogger(__name__)
 
 
-def routed_call_execute(call_id: int) -> str:
-    """Run routed call ``call_id`` through the engine and record it (once); its status."""
+def routed_call_execute(call_id: int, judge: str = "queue") -> str:
+    """Run routed call ``call_id`` through the engine and record it (once); its status.
+    ``judge``: how a completed shadow pair's judge runs (``quality_on_call_finished``)."""
     from experiments import services
 
     call = services.routed_call_for_job(call_id=call_id)
@@ -30,7 +31,7 @@ def routed_call_execute(call_id: int) -> str:
         logger.warning("routed call %s no longer exists; job skipped", call_id)
         return "missing"
     call = services.routed_call_execute(call=call)
-    quality_on_call_finished(call=call)  # agreement and the judge, once its pair is complete
+    quality_on_call_finished(call=call, judge=judge)  # agreement and judge of a complete pair
     return call.status
 
 

@@ -153,17 +153,25 @@ def _enqueue_judge(treatment_call_id: int) -> None:
         logger.warning("judge job for call %s not enqueued: %s", treatment_call_id, err)
 
 
-def quality_on_call_finished(*, call: RoutedCall, dispatch: bool = True) -> ShadowPair | None:
-    """After a call finished: if its shadow pair is complete, record the agreement and
-    (for the judged share) queue the judge after commit. Returns the pair, if complete."""
+JUDGE_QUEUED, JUDGE_INLINE, JUDGE_OFF = "queue", "inline", "off"
+
+
+def quality_on_call_finished(*, call: RoutedCall, judge: str = JUDGE_QUEUED) -> ShadowPair | None:
+    """After a call finished: if its shadow pair is complete, record the agreement and,
+    for the judged share, queue the judge after commit (``judge="queue"``), run it now
+    (``"inline"``: no worker, e.g. ``routing simulate --sync``) or not (``"off"``).
+    Returns the pair, if complete."""
     if not call.paired_call_id or call.status not in _FINISHED:
         return None
     pair = shadow_pair_of(call)
     if pair is None:
         return None
     shadow_pair_agreement(pair=pair)
-    if dispatch and pair.control.status == RoutedCall.Status.SUCCESS and _in_judge_sample(pair):
+    judged = pair.control.status == RoutedCall.Status.SUCCESS and _in_judge_sample(pair)
+    if judged and judge == JUDGE_QUEUED:
         transaction.on_commit(partial(_enqueue_judge, pair.treatment.pk))
+    elif judged and judge == JUDGE_INLINE:
+        judge_pair_run(treatment_call_id=pair.treatment.pk)
     return pair
 
 
