@@ -198,6 +198,7 @@ async def execute(request: HttpRequest, payload: ExecuteIn):
         "task_type": payload.task_type,
         "max_tokens": payload.max_tokens,
         "temperature": payload.temperature,
+        "api_key": request.auth.name,  # whose call it is (feedback: api.quality_api)
     }
     if payload.run_async:
         return await _enqueue(kind="execute", payload=payload, request_payload=request_payload)
@@ -227,7 +228,12 @@ async def execute(request: HttpRequest, payload: ExecuteIn):
     openapi_extra=ERROR_RESPONSES,
 )
 async def evaluate(request: HttpRequest, payload: EvaluateIn):
-    request_payload = {"script": payload.script, "niche": payload.niche, "task_type": "evaluation"}
+    request_payload = {
+        "script": payload.script,
+        "niche": payload.niche,
+        "task_type": "evaluation",
+        "api_key": request.auth.name,  # whose call it is (feedback: api.quality_api)
+    }
     if payload.run_async:
         return await _enqueue(kind="evaluate", payload=payload, request_payload=request_payload)
 

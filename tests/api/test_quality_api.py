@@ -139,3 +139,18 @@ async def test_feedback_needs_the_write_scope(client, make_key, fake_async_redis
         "/calls/1/feedback", json={"thumbs": "up"}, headers={"Authorization": f"Bearer {token}"}
     )
     assert response.status_code == 403
+
+
+async def test_a_routing_api_call_is_only_visible_to_its_own_key(
+    client, auth_headers, make_key, fake_async_redis
+):
+    """Feedback from another key on this key's call is a 404, as for an unknown call."""
+    call_id, _ = await _execute(client, auth_headers)
+    _, other = await sync_to_async(make_key)(name="other-team")
+    response = await client.post(
+        f"/calls/{call_id}/feedback",
+        json={"thumbs": "down"},
+        headers={"Authorization": f"Bearer {other}"},
+    )
+    assert response.status_code == 404
+    assert not await QualitySignal.objects.aexists()
