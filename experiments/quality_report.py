@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from datetime import datetime
 
 from django.conf import settings as django_settings
 
 from experiments.models import Experiment, Phase
 from experiments.selectors_quality import (
+    arm_calls,
     judge_feedback_agreement,
     quality_by_day,
     quality_coverage,
@@ -64,9 +66,18 @@ def quality_section(*, report: dict, experiment: Experiment) -> dict:
     """Per source: per-arm sums and coverage, and each treatment's check (JSON-ready)."""
     phase_id = _phase_id(experiment, report)
     settings = quality_settings(report_settings=report["settings"], experiment=experiment)
-    control = report.get("control")
     arm_keys = [arm["key"] for arm in report["arms"]]
-    coverage = quality_coverage(experiment=experiment, arm_keys=arm_keys, phase_id=phase_id)
+    control = report.get("control")
+    # Coverage's denominator: each arm's finished calls, shadows included, from the
+    # rollups of the report's window (no scan of the calls table).
+    window = report["window"]
+    calls = arm_calls(
+        experiment=experiment,
+        window_start=datetime.fromisoformat(window["start"]) if window["start"] else None,
+        window_end=datetime.fromisoformat(window["end"]),
+    )
+    calls_by_arm = {key: calls.get(key, 0) for key in arm_keys}
+    coverage = quality_coverage(experiment=experiment, calls_by_arm=calls_by_arm, phase_id=phase_id)
     sums_by_source = quality_sums_by_source(experiment=experiment, phase_id=phase_id)
     signals: dict[str, dict] = {}
     for source in SOURCES:

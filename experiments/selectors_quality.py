@@ -8,16 +8,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import TruncDate
 
-from experiments.models import Arm, Experiment, QualitySignal, RoutedCall
+from experiments.models import Arm, ArmRollup, Experiment, QualitySignal, RoutedCall
 from experiments.stats.ratio import RatioSums
-
-_FINISHED = (RoutedCall.Status.SUCCESS, RoutedCall.Status.ERROR)
 
 
 def _sums_sql(*, by_phase: bool) -> str:
@@ -89,18 +88,31 @@ class SignalCoverage:
         }
 
 
+def arm_calls(
+    *, experiment: Experiment, window_start: datetime | None, window_end: datetime
+) -> dict[str, int]:
+    """Finished calls per arm in the window, shadow calls included (signals of shadow
+    pairs sit on either side): summed hourly rollups, one query."""
+    rows = ArmRollup.objects.filter(experiment_key=experiment.key, bucket_start__lte=window_end)
+    if window_start is not None:
+        rows = rows.filter(bucket_start__gte=window_start)
+    return dict(
+        rows.exclude(arm_key="")
+        .order_by()
+        .values("arm_key")
+        .annotate(calls=Sum("n"))
+        .values_list("arm_key", "calls")
+    )
+
+
 def quality_coverage(
-    *, experiment: Experiment, arm_keys: list[str], phase_id: int | None = None
+    *, experiment: Experiment, calls_by_arm: dict[str, int], phase_id: int | None = None
 ) -> dict[str, dict[str, SignalCoverage]]:
-    """``{source: {arm_key: SignalCoverage}}`` for every source and arm (two queries)."""
-    calls = RoutedCall.objects.filter(experiment=experiment, status__in=_FINISHED)
+    """``{source: {arm_key: SignalCoverage}}`` for every source and the arms of
+    ``calls_by_arm`` (each arm's finished calls, e.g. from the rollups): one query."""
     signals = QualitySignal.objects.filter(call__experiment=experiment)
     if phase_id is not None:
-        calls = calls.filter(phase_id=phase_id)
         signals = signals.filter(call__phase_id=phase_id)
-    calls_by_arm = dict(
-        calls.values_list("arm__key").annotate(n=Count("id")).values_list("arm__key", "n")
-    )
     counted: dict[str, dict[str, dict]] = defaultdict(dict)
     for row in signals.values("source", "call__arm__key").annotate(
         signals=Count("id", filter=Q(status=QualitySignal.Status.OK)),
@@ -112,7 +124,7 @@ def quality_coverage(
     out: dict[str, dict[str, SignalCoverage]] = {}
     for source in QualitySignal.Source.values:
         out[source] = {}
-        for key in arm_keys:
+        for key in calls_by_arm:
             row = counted[source].get(key, {})
             out[source][key] = SignalCoverage(
                 calls=calls_by_arm.get(key, 0),
@@ -223,6 +235,7 @@ def quality_totals(*, experiment: Experiment | None = None) -> dict[str, dict]:
 
 __all__ = [
     "OPENAI_CALL_PREFIX",
+    "arm_calls",
     "quality_totals",
     "routed_call_by_public_id",
     "SignalCoverage",

@@ -124,7 +124,8 @@ def test_a_cheap_arm_that_inflates_scores_fails_the_quality_guardrail(
     assert guardrail["status"] == "fail", guardrail
     assert report["decision"]["status"] == reports.GUARDRAIL_FAILED
     coverage = report["quality"]["signals"]["agreement"]["arms"]["smart_routing"]
-    assert coverage["signals"] == 40 and coverage["coverage"] > 0
+    # Each of the 40 pairs has one treatment call (served or shadow), and each has one.
+    assert coverage["signals"] == coverage["calls"] == 40 and coverage["coverage"] == 1.0
 
     treatments = QualitySignal.objects.filter(source="agreement").values_list("call_id", flat=True)
     assert len(treatments) == 40

@@ -345,7 +345,8 @@ def test_report_query_count_is_fixed():
 
 def test_report_query_count_is_pinned(django_assert_num_queries):
     """arms, phase, per-arm sums, per-day sums, histograms, assignments, shadow check: 7;
-    quality: phase id, coverage (2), unit-level sums, by day, judge vs feedback: 6."""
+    quality: phase id, calls with shadows, coverage, unit-level sums, by day, judge vs
+    feedback: 6."""
     experiment = make_experiment()
     fill(experiment, days=2)
     with django_assert_num_queries(13):
