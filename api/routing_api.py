@@ -357,6 +357,7 @@ def _experiment_body(experiment) -> dict[str, Any]:
         "ramp_schedule": experiment.ramp_schedule,
         "alpha": experiment.alpha,
         "sequential_testing": experiment.sequential_testing,
+        "quality_signal": experiment.quality_signal,
         "created_at": experiment.created_at,
         "started_at": experiment.started_at,
         "ended_at": experiment.ended_at,
