@@ -226,8 +226,9 @@ def _judge_outcome(pair: ShadowPair):
 
 
 def judge_pair_run(*, treatment_call_id: int) -> QualitySignal | None:
-    """The judge job's body: judge a complete pair once and record the verdict (or the
-    judge's error: an unparseable answer or a failed judge call is never a verdict)."""
+    """The judge job's body: judge a complete pair once and record the verdict, or the
+    judge's error (an unparseable answer, a judge call that cannot succeed): never as a
+    verdict. A retryable provider error propagates, so RQ runs the job again."""
     from routing_platform.engine.errors import RoutingError
     from routing_platform.engine.judge import JUDGE_PROMPT_VERSION
 
@@ -249,6 +250,8 @@ def judge_pair_run(*, treatment_call_id: int) -> QualitySignal | None:
     try:
         outcome, simulated = _judge_outcome(pair)
     except RoutingError as err:
+        if getattr(err, "retryable", False):
+            raise  # a passing failure (rate limit, timeout): RQ retries the job
         signal, _ = quality_signal_record(
             **common,
             value=None,

@@ -16,6 +16,7 @@ from experiments.services.quality import (
     judge_pair_run,
     quality_signal_record,
 )
+from routing_platform.engine.errors import ProviderRateLimitError
 from routing_platform.engine.providers.base import CompletionResponse
 from routing_platform.engine.providers.simulated import SimulatedProvider
 from tests.experiments.factories import make_experiment
@@ -205,6 +206,28 @@ def test_an_unparseable_judge_answer_is_a_judge_error_not_a_verdict(
     assert selectors_quality.quality_sums(experiment=experiment, source="judge") == {}
     assert judge_pair_run(treatment_call_id=treatment.pk).pk == signal.pk
     assert primary.pk
+
+
+def test_a_passing_judge_failure_is_retried_not_recorded(
+    fake_engine, fake_redis, monkeypatch, settings
+):
+    """A rate-limited judge raises (RQ retries the job); a judge that cannot work (an
+    unknown model) is recorded as a judge error."""
+
+    async def limited(self, request):
+        raise ProviderRateLimitError("simulated", 429, "slow down")
+
+    experiment = make_experiment(shadow_percentage=100)
+    _pairs(experiment, count=1)
+    treatment = QualitySignal.objects.get(source="agreement").call
+    with monkeypatch.context() as patch:
+        patch.setattr(SimulatedProvider, "complete", limited)
+        with pytest.raises(ProviderRateLimitError):
+            judge_pair_run(treatment_call_id=treatment.pk)
+    assert not QualitySignal.objects.filter(source="judge").exists()
+    settings.QUALITY_JUDGE_MODEL = "no-such-judge"
+    signal = judge_pair_run(treatment_call_id=treatment.pk)
+    assert signal.status == "error" and "no-such-judge" in signal.detail["error"]
 
 
 def test_a_signal_is_recorded_once_per_call_and_source(fake_engine):
