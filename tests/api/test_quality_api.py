@@ -154,3 +154,33 @@ async def test_a_routing_api_call_is_only_visible_to_its_own_key(
     )
     assert response.status_code == 404
     assert not await QualitySignal.objects.aexists()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_v1_answers_carry_the_call_id_that_takes_feedback(
+    client, auth_headers, fake_async_redis, drain_records, stream
+):
+    """/v1 answers (plain and streamed) name their call in x-router-call-id: the
+    completion id, known before the record is written; once drained it takes feedback."""
+    from api.openai_api import openai_api
+
+    v1 = TestAsyncClient(openai_api)
+    response = await v1.post(
+        "/chat/completions",
+        json={"model": "router", "stream": stream, "messages": [{"role": "user", "content": "hi"}]},
+        headers=auth_headers,
+    )
+    assert response.status_code == 200
+    call_id = response["x-router-call-id"]
+    assert call_id.startswith("chatcmpl-")
+    if not stream:
+        assert response.json()["id"] == call_id
+    early = await client.post(
+        f"/calls/{call_id}/feedback", json={"thumbs": "up"}, headers=auth_headers
+    )
+    assert early.status_code == 404 and "retry shortly" in early.json()["message"]
+    assert await drain_records() == 1
+    posted = await client.post(
+        f"/calls/{call_id}/feedback", json={"thumbs": "up"}, headers=auth_headers
+    )
+    assert posted.status_code == 201
