@@ -29,6 +29,7 @@ from ninja.errors import ValidationErrorContext
 from api.arms import arm_route, route_call_fields, route_run_fields
 from api.auth import ApiKeyAuth, write_auth
 from api.errors import BadRequest, ServiceUnavailable, install_error_handlers, openai_error_body
+from api.quality_api import call_id_header
 from api.recording import record_call_deferred
 from api.schemas import ChatCompletionIn, ModelListOut
 from experiments.routes import ArmRoute
@@ -229,18 +230,19 @@ async def chat_completion_answer(
     await record(result=result, error=None)
     meta = result.get("_routing_metadata") or {}
     overhead_ms = (time.perf_counter() - started) * 1000.0 - float(meta.get("latency_ms") or 0.0)
+    headers = {**_router_headers(result, overhead_ms), **call_id_header(completion_id)}
     if payload.stream:
         return ChatAnswer(
             headers={
                 "Cache-Control": "no-cache",
                 "X-Accel-Buffering": "no",
-                **_router_headers(result, overhead_ms),
+                **headers,
             },
             stream=_stream(completion_id, created, result),
             content_type="text/event-stream",
         )
     return ChatAnswer(
-        headers=_router_headers(result, overhead_ms),
+        headers=headers,
         body=json.dumps(
             _completion(completion_id, created, result), separators=(",", ":")
         ).encode(),

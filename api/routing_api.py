@@ -11,7 +11,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse
-from ninja import NinjaAPI, Path, Query, Router, Schema, Status
+from ninja import Path, Query, Router, Schema, Status
 from pydantic import Field
 
 from api.arms import (
@@ -30,6 +30,8 @@ from api.errors import (
     routing_error_body,
 )
 from api.health import health_report
+from api.quality_api import CallIdNinjaAPI
+from api.quality_api import router as quality_router
 from api.recording import record_call
 from api.redis_client import redis_ping
 from api.schemas import (
@@ -169,6 +171,7 @@ async def execute(request: HttpRequest, payload: ExecuteIn):
         "task_type": payload.task_type,
         "max_tokens": payload.max_tokens,
         "temperature": payload.temperature,
+        "api_key": request.auth.name,  # whose call it is (feedback: api.quality_api)
     }
     if payload.run_async:
         return await _enqueue(kind="execute", payload=payload, request_payload=request_payload)
@@ -198,7 +201,12 @@ async def execute(request: HttpRequest, payload: ExecuteIn):
     openapi_extra=ERROR_RESPONSES,
 )
 async def evaluate(request: HttpRequest, payload: EvaluateIn):
-    request_payload = {"script": payload.script, "niche": payload.niche, "task_type": "evaluation"}
+    request_payload = {
+        "script": payload.script,
+        "niche": payload.niche,
+        "task_type": "evaluation",
+        "api_key": request.auth.name,  # whose call it is (feedback: api.quality_api)
+    }
     if payload.run_async:
         return await _enqueue(kind="evaluate", payload=payload, request_payload=request_payload)
 
@@ -322,6 +330,7 @@ def _experiment_body(experiment) -> dict[str, Any]:
         "ramp_schedule": experiment.ramp_schedule,
         "alpha": experiment.alpha,
         "sequential_testing": experiment.sequential_testing,
+        "quality_signal": experiment.quality_signal,
         "created_at": experiment.created_at,
         "started_at": experiment.started_at,
         "ended_at": experiment.ended_at,
@@ -437,7 +446,7 @@ async def experiment_export(request: HttpRequest, key: str = Path(..., pattern=K
     return response
 
 
-routing_api = NinjaAPI(
+routing_api = CallIdNinjaAPI(
     title="Routing API",
     version="1",
     description=(
@@ -450,3 +459,4 @@ routing_api = NinjaAPI(
 )
 install_error_handlers(routing_api, routing_error_body)
 routing_api.add_router("", router)
+routing_api.add_router("", quality_router)

@@ -110,6 +110,9 @@ class ExperimentIn(Schema):
     sequential_testing: bool = True
     minimum_sample_per_arm: int = Field(200, ge=1, le=100_000_000)
     shadow_percentage: float = Field(0.0, ge=0, le=100)
+    quality_signal: Literal["agreement", "judge", "feedback"] = Field(
+        "agreement", description="What the quality guardrail tests (docs/quality.md)."
+    )
     arms: list[ArmIn] = Field(..., min_length=2, max_length=10)
     start: bool = Field(False, description="Start the experiment right away.")
 

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 #: Metric key -> label on the forest plot.
 METRIC_LABELS = {
     "cost_per_request": "Cost per request",
-    "quality": "Quality",
+    "quality": "Score level",
     "confidence": "Confidence",
     "latency_ms": "Latency (mean)",
     "escalation_rate": "Escalation rate",
@@ -150,6 +150,35 @@ def cumulative_effect(report: dict) -> dict:
     return _to_dict(figure)
 
 
+def quality_over_time(report: dict) -> dict:
+    """Mean quality signal (of the experiment's chosen source) per arm and day."""
+    quality = report.get("quality") or {}
+    figure = go.Figure()
+    by_arm: dict[str, list[dict]] = {}
+    for point in quality.get("by_day") or []:
+        by_arm.setdefault(point["arm"], []).append(point)
+    for arm_key, points in by_arm.items():
+        figure.add_trace(
+            go.Scatter(
+                x=[p["day"] for p in points],
+                y=[p["mean"] for p in points],
+                customdata=[p["n"] for p in points],
+                mode="lines+markers",
+                name=arm_key,
+                hovertemplate=f"{arm_key}<br>%{{x}}: %{{y:.3f}} (%{{customdata}} signals)<extra></extra>",
+            )
+        )
+    figure.update_layout(
+        **_layout(
+            margin={"l": 64, "r": 24, "t": 16, "b": 48},
+            showlegend=True,
+            xaxis={"title": "day (UTC)"},
+            yaxis={"title": f"{quality.get('signal', 'quality')} (0-1)", "range": [0, 1.02]},
+        )
+    )
+    return _to_dict(figure)
+
+
 def report_charts(report: dict) -> list[dict]:
     """Every chart of the report page, in display order (empty when there is nothing to draw)."""
     if not report.get("tests"):
@@ -173,4 +202,18 @@ def report_charts(report: dict) -> list[dict]:
             "description": "The primary metric's effect as the data arrived, day by day.",
             "figure": cumulative_effect(report),
         },
+    ] + _quality_charts(report)
+
+
+def _quality_charts(report: dict) -> list[dict]:
+    quality = report.get("quality") or {}
+    if not quality.get("by_day"):
+        return []
+    return [
+        {
+            "key": "quality",
+            "title": f"Quality by arm over time ({quality['signal']})",
+            "description": "Daily mean of the experiment's quality signal, per arm.",
+            "figure": quality_over_time(report),
+        }
     ]

@@ -30,6 +30,7 @@ from rq.utils import now as rq_now
 from rq.worker import SimpleWorker
 
 from experiments.db_retry import TRANSIENT_DB_ERRORS, db_retry
+from experiments.services.quality import quality_on_call_finished
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +46,9 @@ WORKER_ALIVE_S = 3 * WORKER_BEAT_S
 FAILURE_DB_RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 
 
-def routed_call_execute(call_id: int) -> str:
-    """Run routed call ``call_id`` through the engine and record it (once); its status."""
+def routed_call_execute(call_id: int, judge: str = "queue") -> str:
+    """Run routed call ``call_id`` through the engine and record it (once); its status.
+    ``judge``: how a completed shadow pair's judge runs (``quality_on_call_finished``)."""
     from experiments import services
 
     call = db_retry(lambda: services.routed_call_for_job(call_id=call_id))
@@ -54,7 +56,9 @@ def routed_call_execute(call_id: int) -> str:
         # The row was deleted (e.g. a test database reset): nothing to run or record.
         logger.warning("routed call %s no longer exists; job skipped", call_id)
         return "missing"
-    return services.routed_call_execute(call=call).status
+    call = services.routed_call_execute(call=call)
+    quality_on_call_finished(call=call, judge=judge)  # agreement and judge of a complete pair
+    return call.status
 
 
 #: The import path RQ records for routed-call jobs (``job.func_name``).

@@ -63,6 +63,7 @@ from django.utils import timezone
 
 from experiments import stats
 from experiments.models import Arm, ArmRollup, Assignment, Experiment, Phase, RoutedCall
+from experiments.quality_report import quality_report_apply
 from experiments.rollups import hour_start
 from experiments.stats import sequential as stats_sequential
 from experiments.stats.histograms import (
@@ -82,7 +83,7 @@ PRIMARY_METRIC = "cost_per_request"
 #: metric -> (family, direction: +1 higher is better, -1 lower is better, label)
 METRICS: dict[str, tuple[str, int, str]] = {
     "cost_per_request": ("mean", -1, "Cost per request (USD)"),
-    "quality": ("mean", +1, "Quality (final_score)"),
+    "quality": ("mean", +1, "Score level (final_score; not quality)"),
     "confidence": ("mean", +1, "Confidence"),
     "latency_ms": ("mean", -1, "Latency (ms)"),
     "escalation_rate": ("proportion", -1, "Escalation rate"),
@@ -1188,7 +1189,9 @@ def experiment_report(*, experiment: Experiment, now: datetime | None = None) ->
 
     JSON-serialisable; see the module docstring for the metrics and the decision rule."""
     data = report_data_load(experiment=experiment, now=now)
-    return report_build(experiment=experiment, data=data)
+    report = report_build(experiment=experiment, data=data)
+    # Quality is measured by quality signals, not final_score (experiments.quality_report).
+    return quality_report_apply(report=report, experiment=experiment, decide=decide)
 
 
 def report_export_json(*, experiment: Experiment, now: datetime | None = None) -> str:

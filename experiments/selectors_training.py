@@ -5,14 +5,27 @@ rows are paired (``RoutedCall.paired_call``). Each finished pair is one labelled
 the same prompt answered by a "strong" arm and a "weak" arm, with each side's quality
 (``final_score`` / 100; an errored call counts as quality 0). That is exactly what
 `routing train-router --from-calls --experiment KEY` learns from.
+
+With ``signal`` the two qualities come from quality signals instead of ``final_score``
+(which is what an answer says, not how good it is), one extra query:
+
+- ``agreement``: the control's answer is the reference (1.0); the other side's quality is
+  its agreement with it;
+- ``judge``: the judged side's value (1 win, 0.5 tie, 0 loss) and 1 minus it for the other;
+- ``feedback``: only the call a user saw has feedback; its side gets that value and the
+  other side its arm's mean feedback in the experiment.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from experiments.models import Experiment, RoutedCall
+from experiments.models import Experiment, QualitySignal, RoutedCall
 from experiments.selectors import shadow_pairs
+from experiments.selectors_quality import quality_sums
+from experiments.stats.ratio import ratio_estimate
+
+SIGNALS = ("agreement", "judge", "feedback")
 
 
 class TrainingDataError(ValueError):
@@ -90,14 +103,54 @@ def training_arms(
     return strong_arm, weak_arm
 
 
+def _signal_values(experiment: Experiment, signal: str) -> tuple[dict[int, float], dict]:
+    """(value by call id, mean by arm key) of the experiment's ``signal`` signals."""
+    values = dict(
+        QualitySignal.objects.filter(
+            call__experiment=experiment, source=signal, status=QualitySignal.Status.OK
+        ).values_list("call_id", "value")
+    )
+    means = {}
+    if signal == "feedback":
+        for arm_key, sums in quality_sums(experiment=experiment, source=signal).items():
+            means[arm_key] = ratio_estimate(sums).value
+    return values, means
+
+
+def signal_qualities(
+    signal: str, strong: RoutedCall, weak: RoutedCall, values: dict[int, float], arm_means: dict
+) -> tuple[float | None, float | None]:
+    """(strong, weak) quality of a pair from ``signal`` (module docstring); None when the
+    pair has no such signal."""
+    if signal == "feedback":
+        if strong.pk not in values and weak.pk not in values:
+            return None, None
+        strong_value, weak_value = (
+            values.get(call.pk, arm_means.get(getattr(call.arm, "key", None)))
+            for call in (strong, weak)
+        )
+        return strong_value, weak_value
+    for side in (strong, weak):
+        if side.pk in values:
+            value = values[side.pk]
+            counterpart = 1.0 if signal == "agreement" else 1.0 - value
+            return (value, counterpart) if side is strong else (counterpart, value)
+    return None, None
+
+
 def shadow_training_pairs(
-    *, experiment: Experiment, strong_arm: str, weak_arm: str
+    *, experiment: Experiment, strong_arm: str, weak_arm: str, signal: str | None = None
 ) -> tuple[list[ShadowTrainingPair], int]:
-    """The experiment's finished shadow pairs as training examples (one query).
+    """The experiment's finished shadow pairs as training examples (one query; one more
+    with ``signal``, whose values label the pairs instead of final_score).
 
     Returns (pairs, skipped): pairs whose prompt or either side's quality is unknown
-    (e.g. execute calls without a score) are skipped and counted.
+    (e.g. execute calls without a score, or pairs without the signal) are skipped and
+    counted.
     """
+    if signal is not None and signal not in SIGNALS:
+        raise TrainingDataError(f"unknown signal {signal!r}: use one of {', '.join(SIGNALS)}")
+    values, arm_means = _signal_values(experiment, signal) if signal else ({}, {})
     pairs: list[ShadowTrainingPair] = []
     skipped = 0
     for primary in shadow_pairs(experiment=experiment):
@@ -111,7 +164,12 @@ def shadow_training_pairs(
             skipped += 1
             continue
         prompt = call_prompt(primary)
-        strong_quality, weak_quality = call_quality(strong_call), call_quality(weak_call)
+        if signal:
+            strong_quality, weak_quality = signal_qualities(
+                signal, strong_call, weak_call, values, arm_means
+            )
+        else:
+            strong_quality, weak_quality = call_quality(strong_call), call_quality(weak_call)
         if not prompt.strip() or strong_quality is None or weak_quality is None:
             skipped += 1
             continue

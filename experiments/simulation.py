@@ -175,11 +175,12 @@ def traffic_enqueue(
 def traffic_run_inline(
     *, traffic: SimulatedTraffic, on_progress: Callable[[int], None] | None = None
 ) -> None:
-    """Run every call of ``traffic`` in this process (no queue, no worker)."""
+    """Run every call of ``traffic`` in this process (no queue, no worker; the judge of
+    each completed shadow pair too)."""
     from experiments import jobs
 
     for done, call_id in enumerate(traffic.all_ids, start=1):
-        jobs.routed_call_execute(call_id)
+        jobs.routed_call_execute(call_id, judge="inline")
         if on_progress is not None:
             on_progress(done)
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from routing_platform.redis_embedded import child_process_options, start_embedded_redis
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-WORKER_QUEUES = ("routing", "shadow", "default")
+WORKER_QUEUES = ("routing", "shadow", "judge", "default")
 
 
 def proxy_header_args(forwarded_allow_ips: str | None = None) -> list[str]:

@@ -180,7 +180,7 @@ REDIS_URL = env.str("REDIS_URL", default="")
 EMBEDDED_REDIS_SOCKET = DATA_DIR / "redis.sock"
 EMBEDDED_REDIS_DB = DATA_DIR / "redis.rdb"
 
-RQ_QUEUE_NAMES = ("default", "routing", "shadow")
+RQ_QUEUE_NAMES = ("default", "routing", "shadow", "judge")
 RQ_QUEUES = {
     name: {"URL": REDIS_URL or f"unix://{EMBEDDED_REDIS_SOCKET}?db=0", "DEFAULT_TIMEOUT": 300}
     for name in RQ_QUEUE_NAMES
@@ -245,6 +245,17 @@ except ValueError:
         "ROUTER_PRICE_OVERRIDES is not valid JSON: use "
         '{"model": {"input_mtok": 1.0, "output_mtok": 2.0}}.'
     ) from None
+
+# --- Quality signals (docs/quality.md) --------------------------------------------------------
+# Share (0-1) of complete shadow pairs the LLM judge rates (two judge calls per pair), and
+# the judge's model (any catalog model; the simulator plays it in simulated mode).
+QUALITY_JUDGE_SHARE = env_float("QUALITY_JUDGE_SHARE", 1.0, minimum=0.0, maximum=1.0)
+QUALITY_JUDGE_MODEL = env.str("QUALITY_JUDGE_MODEL", default="gpt-4.1-mini")
+# The quality guardrail: signals needed per arm before it can pass; the agreement floor;
+# how far below 0.5 the judge's win rate may be.
+QUALITY_MIN_SIGNALS = env_int("QUALITY_MIN_SIGNALS", 30, minimum=2, maximum=1_000_000)
+QUALITY_AGREEMENT_FLOOR = env_float("QUALITY_AGREEMENT_FLOOR", 0.9, minimum=0.0, maximum=1.0)
+QUALITY_JUDGE_MARGIN = env_float("QUALITY_JUDGE_MARGIN", 0.05, minimum=0.0, maximum=0.5)
 
 # --- API ----------------------------------------------------------------------------------
 

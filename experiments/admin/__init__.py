@@ -1,3 +1,3 @@
 """Admin of the experiments app, one module per area (Django imports this package)."""
 
-from experiments.admin import alerts, calls, experiments  # noqa: F401
+from experiments.admin import alerts, calls, experiments, quality  # noqa: F401

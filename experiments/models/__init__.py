@@ -4,6 +4,7 @@ from experiments.models.alerts import AlertRule
 from experiments.models.audit import AuditLogEntry
 from experiments.models.calls import RoutedCall
 from experiments.models.experiment import Arm, Assignment, Experiment, Phase
+from experiments.models.quality import QualitySignal
 from experiments.models.rollups import ArmRollup, CallRollup
 from experiments.models.rollups_daily import CallRollupDaily, CallRollupDay
 
@@ -18,5 +19,6 @@ __all__ = [
     "CallRollupDay",
     "Experiment",
     "Phase",
+    "QualitySignal",
     "RoutedCall",
 ]

@@ -59,7 +59,19 @@ class Experiment(models.Model):
         help_text="Share of calls (0-100) on which the other arm also runs, in the background, as a pair.",
     )
     guardrail_quality_drop_pct = models.FloatField(
-        default=2.0, help_text="Quality (final_score) may not drop by more than this many percent."
+        default=2.0,
+        help_text="User feedback (the quality signal 'feedback') may not drop by more than "
+        "this many percent.",
+    )
+    quality_signal = models.CharField(
+        max_length=16,
+        choices=[
+            ("agreement", "Agreement with the control's answer (shadow pairs)"),
+            ("judge", "LLM judge win rate (shadow pairs)"),
+            ("feedback", "User feedback"),
+        ],
+        default="agreement",
+        help_text="The quality signal the quality guardrail tests (docs/quality.md).",
     )
     guardrail_error_rate_rise_pts = models.FloatField(
         default=1.0, help_text="Error rate may not rise by more than this many percentage points."

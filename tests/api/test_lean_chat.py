@@ -18,7 +18,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 BASE = "http://testserver"
 CHAT = "/v1/chat/completions"
-VOLATILE_HEADERS = {"x-router-overhead-ms", "content-length", "transfer-encoding"}
+VOLATILE_HEADERS = {
+    "x-router-overhead-ms",
+    "x-router-call-id",
+    "content-length",
+    "transfer-encoding",
+}
 
 
 @pytest.fixture

@@ -85,3 +85,33 @@ def test_errors_map_to_the_sdk_exceptions(sdk, server_process):
     )
     with pytest.raises(openai.AuthenticationError, match="not valid"):
         bad.models.list()
+
+
+def test_feedback_on_a_completion_by_its_call_id(sdk, server_process):
+    """The answer's x-router-call-id (read with with_raw_response) is the call to send
+    feedback on; once the record is written, the feedback is counted in the quality report."""
+    import httpx
+
+    raw = sdk.chat.completions.with_raw_response.create(
+        model="router", messages=[{"role": "user", "content": "Is this review positive? Loved it"}]
+    )
+    completion = raw.parse()
+    call_id = raw.headers["x-router-call-id"]
+    assert call_id == completion.id
+    server_process.wait_for(
+        f"SELECT COUNT(*) FROM experiments_routedcall WHERE idempotency_key = 'openai:{call_id}'",
+        1,
+        timeout_s=60,
+    )
+    headers = {"Authorization": f"Bearer {server_process.token}"}
+    api = f"{server_process.base_url}/api/v1/routing"
+    before = httpx.get(f"{api}/quality", headers=headers).json()["sources"]["feedback"]
+    posted = httpx.post(
+        f"{api}/calls/{call_id}/feedback",
+        json={"score": 0.8, "comment": "good enough"},
+        headers=headers,
+    )
+    assert posted.status_code == 201, posted.text
+    assert posted.json()["value"] == 0.8
+    after = httpx.get(f"{api}/quality", headers=headers).json()["sources"]["feedback"]
+    assert after["signals"] == before["signals"] + 1

@@ -310,3 +310,53 @@ def test_cli_router_choices_match_the_engine():
     from routing_platform.engine.quality.routers import ROUTER_NAMES
 
     assert set(ROUTER_CHOICES) == set(ROUTER_NAMES)
+
+
+@pytest.mark.django_db
+def test_train_router_from_calls_with_a_signal_says_how_many_pairs_it_has():
+    """--signal judge on pairs nobody judged yet: how many it has, how many it needs."""
+    from tests.experiments.test_selectors_training import make_pairs
+
+    experiment = make_pairs(12)
+    with pytest.raises(
+        CommandError, match=r"0 usable shadow pairs \(12 skipped .*judge signal.*at least 10"
+    ):
+        run(
+            "train-router",
+            "--from-calls",
+            "--experiment",
+            experiment.key,
+            "--signal",
+            "judge",
+            "--out",
+            "x.json",
+        )
+
+
+@pytest.mark.django_db
+def test_train_router_learns_from_agreement_labels(tmp_path):
+    """--signal agreement labels each pair from the recorded agreement signals."""
+    from experiments.models import QualitySignal, RoutedCall
+    from tests.experiments.test_selectors_training import make_pairs
+
+    experiment = make_pairs(30)
+    for call in RoutedCall.objects.filter(experiment=experiment, is_shadow=False):
+        hard = call.request_payload["script"].startswith("Analyse")
+        QualitySignal.objects.create(call=call, source="agreement", value=0.4 if hard else 0.95)
+    model = tmp_path / "agreement.json"
+    out, _ = run(
+        "train-router",
+        "--from-calls",
+        "--experiment",
+        experiment.key,
+        "--signal",
+        "agreement",
+        "--out",
+        str(model),
+        "--no-progress",
+        "--json",
+    )
+    assert json.loads(out)["rows"] == 30
+    assert json.loads(model.read_text())["metadata"]["trained_on"] == [
+        f"experiment {experiment.key} shadow pairs (agreement)"
+    ]

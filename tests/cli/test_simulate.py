@@ -137,6 +137,20 @@ def test_simulate_with_redis_down_says_so(monkeypatch):
         _routing("simulate", "--experiment", "no-redis", "--requests", "3")
 
 
+def test_simulate_sync_judges_the_shadow_pairs_in_process(fake_redis, settings):
+    """--sync has no worker for the judge queue: each completed pair is judged in-process,
+    by the simulated provider, and labelled so."""
+    from experiments.models import QualitySignal
+
+    settings.QUALITY_JUDGE_SHARE = 1.0
+    experiment = make_experiment(key="judged")
+    _routing("simulate", "--experiment", "judged", "--requests", "6", "--shadow", "1", "--sync")
+    judged = QualitySignal.objects.filter(source="judge", call__experiment=experiment)
+    assert judged.count() == 6
+    assert all(signal.simulated and not signal.call.arm.is_control for signal in judged)
+    assert all("simulated" in signal.detail["simulated"] for signal in judged)
+
+
 def test_demo_seed_creates_a_ramped_running_experiment_and_tops_it_up(fake_redis):
     """demo-seed makes smart-routing-rollout (control original_council), ramps it 1 -> 100%
     in the audit log, seeds N calls, and a second run adds nothing."""

@@ -36,7 +36,7 @@ def test_report_page_draws_the_forest_plot_and_the_cumulative_effect(live_server
         )
         page.wait_for_selector("#report-decision")
         page.wait_for_function(
-            """document.querySelectorAll('.dash-plot[data-rendered="true"]').length === 2""",
+            """document.querySelectorAll('.dash-plot[data-rendered="true"]').length === 3""",
             timeout=30_000,
         )
         assert page.locator("#report-decision").get_attribute("data-decision") == "winner"
@@ -44,6 +44,8 @@ def test_report_page_draws_the_forest_plot_and_the_cumulative_effect(live_server
         # Six metrics; the error rate has no relative lift (no control errors seeded).
         assert page.locator("#chart-forest .scatterlayer .point").count() == 5
         assert page.locator("#chart-cumulative .scatterlayer .trace").count() == 2
+        # Quality by arm over time: the treatment's agreement signals (one arm, one line).
+        assert page.locator("#chart-quality .scatterlayer .trace").count() == 1
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "experiment-report.png"), full_page=True)
         assert errors == []

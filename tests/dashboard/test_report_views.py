@@ -13,6 +13,7 @@ from dashboard.report_charts import report_charts
 from experiments.models import Arm, ArmRollup, Experiment, Phase
 from experiments.stats.histograms import LATENCY_HIST_SIZE
 from tests.dashboard.pages import external_scripts
+from tests.quality_factories import healthy_signals
 
 pytestmark = pytest.mark.django_db
 URL = "/admin/dashboard/experiments/{key}/report/"
@@ -74,6 +75,7 @@ def seed_report_experiment() -> Experiment:
                 latency_ms_sumsq=float((latency**2).sum()),
                 latency_hist=hist.tolist(),
             )
+    healthy_signals(experiment, "smart")
     return experiment
 
 
@@ -90,7 +92,8 @@ def test_staff_see_decision_arms_guardrails_checklist_and_charts(admin_client, e
     assert "dashboard/plotly.min.js" in content and external_scripts(content) == []
     script = re.search(r'<script[^>]*id="dashboard-charts-data"[^>]*>(.*?)</script>', content, re.S)
     charts = json.loads(script.group(1))
-    assert [chart["key"] for chart in charts] == ["forest", "cumulative"]
+    assert [chart["key"] for chart in charts] == ["forest", "cumulative", "quality"]
+    assert 'id="report-quality"' in content and 'data-signal="agreement"' in content
     assert response.templates[0].name == "dashboard/experiment_report.html"
 
 

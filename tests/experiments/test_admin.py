@@ -29,6 +29,7 @@ def _experiment_post(**overrides) -> dict:
         "sequential_testing": "on",
         "minimum_sample_per_arm": "200",
         "guardrail_quality_drop_pct": "2",
+        "quality_signal": "agreement",
         "guardrail_error_rate_rise_pts": "1",
         "guardrail_latency_p95_rise_pct": "10",
         "arms-TOTAL_FORMS": "2",

@@ -21,6 +21,9 @@ from experiments.stats.histograms import (
     confidence_bucket,
     latency_bucket,
 )
+from experiments.stats.quality import QualitySettings, quality_check
+from experiments.stats.ratio import RatioSums
+from tests.quality_factories import add_signals, healthy_signals
 
 pytestmark = pytest.mark.django_db
 _sequence = count()
@@ -148,6 +151,7 @@ def test_clear_savings_with_healthy_guardrails_make_a_winner():
     experiment = make_experiment()
     fill(experiment)
     assign_units(experiment, {"council": 500, "smart": 500})
+    healthy_signals(experiment, "smart")
     report = reports.experiment_report(experiment=experiment, now=NOW)
     decision = report["decision"]
     assert decision["status"] == reports.WINNER, decision
@@ -208,16 +212,39 @@ def test_srm_falls_back_to_calls_without_assignments():
     assert sum(report["srm"]["result"]["observed"]) == 6000
 
 
+def _feedback(experiment, *, smart_mean: float) -> None:
+    """400 feedback scores per arm: the control's around 0.75, the treatment's around
+    ``smart_mean``."""
+    rng = np.random.default_rng(5)
+    for arm_key, mean in (("council", 0.75), ("smart", smart_mean)):
+        values = np.clip(rng.normal(mean, 0.05, 400), 0, 1)
+        add_signals(experiment, arm_key, source="feedback", values=values)
+
+
 def test_a_clear_quality_drop_fails_the_guardrail_and_recommends_rollback():
-    """Cheaper but 10% worse quality on many calls: guardrail failed, rollback."""
-    experiment = make_experiment()
-    fill(experiment, smart={"quality_mean": 67.5})
+    """Cheaper but 10% worse user feedback on many calls: guardrail failed, rollback."""
+    experiment = make_experiment(quality_signal="feedback")
+    fill(experiment)
+    _feedback(experiment, smart_mean=0.675)
     report = reports.experiment_report(experiment=experiment, now=NOW)
     decision = report["decision"]
     assert decision["status"] == reports.GUARDRAIL_FAILED
     assert decision["rollback_recommended"] is True
     assert decision["failed_guardrails"] == [{"arm": "smart", "guardrail": "quality"}]
     assert any("Rollback recommended" in reason for reason in decision["reasons"])
+
+
+def test_a_lower_score_level_alone_is_not_a_quality_drop():
+    """final_score 10% lower but quality signals healthy: the quality guardrail passes
+    (the score level is what the answer says, not how good it is)."""
+    experiment = make_experiment()
+    fill(experiment, smart={"quality_mean": 67.5})
+    healthy_signals(experiment, "smart")
+    report = reports.experiment_report(experiment=experiment, now=NOW)
+    quality = next(g for g in report["guardrails"] if g["guardrail"] == "quality")
+    assert quality["source"] == "agreement" and quality["status"] == "pass"
+    score = next(t for t in report["tests"] if t["id"] == "quality:smart")
+    assert score["absolute"]["difference"] < 0
 
 
 def test_a_rise_in_errors_fails_the_error_guardrail():
@@ -241,9 +268,10 @@ def test_slower_p95_fails_the_latency_guardrail():
 
 
 def test_guardrail_margins_come_from_the_experiment():
-    """A 10% quality drop passes a 20% margin (and fails the default 2%)."""
-    experiment = make_experiment(guardrail_quality_drop_pct=20.0)
-    fill(experiment, smart={"quality_mean": 67.5})
+    """A 10% feedback drop passes a 20% margin (and fails the default 2%)."""
+    experiment = make_experiment(guardrail_quality_drop_pct=20.0, quality_signal="feedback")
+    fill(experiment)
+    _feedback(experiment, smart_mean=0.675)
     report = reports.experiment_report(experiment=experiment, now=NOW)
     quality = next(g for g in report["guardrails"] if g["guardrail"] == "quality")
     assert quality["margin"] == pytest.approx(0.20)
@@ -316,10 +344,12 @@ def test_report_query_count_is_fixed():
 
 
 def test_report_query_count_is_pinned(django_assert_num_queries):
-    """arms, phase, per-arm sums, per-day sums, histograms, assignments, shadow check: 7."""
+    """arms, phase, per-arm sums, per-day sums, histograms, assignments, shadow check: 7;
+    quality: phase id, calls with shadows, coverage, unit-level sums, by day, judge vs
+    feedback: 6."""
     experiment = make_experiment()
     fill(experiment, days=2)
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(13):
         reports.experiment_report(experiment=experiment, now=NOW)
 
 
@@ -386,6 +416,8 @@ def test_export_round_trip_recomputes_every_number_from_the_file_alone(tmp_path)
     experiment = make_experiment()
     fill(experiment, days=7)
     assign_units(experiment, {"council": 300, "smart": 300})
+    healthy_signals(experiment, "smart")
+    _feedback(experiment, smart_mean=0.74)
     text = reports.report_export_json(experiment=experiment, now=NOW)
     data = json.loads(text)
     assert data["schema_version"] == reports.SCHEMA_VERSION
@@ -428,13 +460,21 @@ def test_export_round_trip_recomputes_every_number_from_the_file_alone(tmp_path)
     )
     assert latency["result"]["harm_high"] == pytest.approx(again.harm_high, rel=1e-9)
     quality = next(g for g in data["guardrails"] if g["guardrail"] == "quality")
-    again = stats.relative_mean_noninferiority(
-        stats.MeanStats(**quality["inputs"]["control"]),
-        stats.MeanStats(**quality["inputs"]["treatment"]),
-        margin=quality["margin"],
-        sequential=True,
+    again = quality_check(
+        source=quality["inputs"]["source"],
+        control=RatioSums(**quality["inputs"]["control"]),
+        treatment=RatioSums(**quality["inputs"]["treatment"]),
+        settings=QualitySettings(**quality["inputs"]["settings"]),
     )
-    assert quality["result"]["p_value"] == pytest.approx(again.p_value, rel=1e-9, abs=1e-300)
+    assert quality["result"]["p_value"] == pytest.approx(again.result["p_value"], rel=1e-9)
+    for source, section in data["quality"]["signals"].items():
+        check = quality_check(
+            source=source,
+            control=RatioSums(**section["arms"]["council"]["sums"]),
+            treatment=RatioSums(**section["arms"]["smart"]["sums"]),
+            settings=QualitySettings(**data["quality"]["settings"]),
+        )
+        assert check.as_dict() == section["checks"]["smart"]
     assert reports.decide(data) == data["decision"]
     last = data["cumulative"]["by_arm"]["smart"][-1]
     again = reports.compare_metric(

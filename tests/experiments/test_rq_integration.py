@@ -203,6 +203,34 @@ def test_every_enqueued_call_is_recorded_exactly_once_even_if_its_job_runs_twice
     assert _rolled_up(db, key) == before + len(calls)
 
 
+def test_completed_pairs_are_judged_by_a_worker_on_the_judge_queue(scenario):
+    """Six calls with shadow twins: once a worker has run both sides, each pair's judge job
+    waits on the "judge" queue; a worker on that queue records one simulated verdict per
+    pair (agreement is recorded already, for the script evaluations)."""
+    import redis
+    from rq import Queue
+
+    db = scenario["database_url"]
+    out = _run(["-m", "tests.experiments.rq_harness", "enqueue", "6", "1.0"], scenario["env"])
+    ids = json.loads(out.strip().splitlines()[-1])["ids"]
+    _run(_worker_args("routing", "shadow"), scenario["env"])
+    marks = ", ".join(["%s"] * len(ids))
+    signals_sql = (
+        "SELECT s.source, s.status, s.simulated FROM experiments_qualitysignal s "
+        "JOIN experiments_routedcall c ON c.id = s.call_id "
+        f"WHERE c.id IN ({marks}) OR c.paired_call_id IN ({marks})"
+    )
+    before = _query(db, signals_sql, tuple(ids) * 2)
+    assert [row[0] for row in before].count("agreement") == 3
+    assert "judge" not in {row[0] for row in before}
+    assert Queue("judge", connection=redis.Redis.from_url(scenario["redis_url"])).count >= 6
+
+    _run(_worker_args("judge"), scenario["env"])
+    judged = [row for row in _query(db, signals_sql, tuple(ids) * 2) if row[0] == "judge"]
+    assert len(judged) == 6
+    assert all(row[1] == "ok" and bool(row[2]) for row in judged)
+
+
 def test_a_worker_killed_mid_job_is_retried_and_recorded_once(scenario):
     """SIGKILL the worker's process group while the call runs; once RQ notices the
     abandoned job it is retried, and the call ends recorded exactly once."""

@@ -107,3 +107,54 @@ def test_call_prompt_reads_every_payload_shape():
         ]
     }
     assert call_prompt(RoutedCall(request_payload=chat)) == "be brief\nhi"
+
+
+def _signal_on_weak(experiment, source: str, value_of) -> None:
+    """A ``source`` signal on each pair's smart_routing call, valued by its prompt."""
+    from experiments.models import QualitySignal
+
+    for call in RoutedCall.objects.filter(experiment=experiment, is_shadow=False):
+        QualitySignal.objects.create(
+            call=call, source=source, value=value_of(call.request_payload["script"])
+        )
+
+
+@pytest.mark.parametrize(
+    ("source", "strong", "weak"),
+    [("agreement", 1.0, 0.3), ("judge", 0.7, 0.3), ("feedback", 0.5, 0.3)],
+)
+def test_pairs_are_labelled_by_the_chosen_signal(source, strong, weak):
+    """agreement: the control is the reference (1.0); judge: the other side gets 1 - value;
+    feedback: the side without feedback (the shadow) gets its arm's mean feedback."""
+    from experiments.models import QualitySignal
+
+    experiment = make_pairs(4)
+    _signal_on_weak(experiment, source, lambda prompt: 0.3 if prompt.startswith("Analyse") else 0.7)
+    if source == "feedback":
+        seen = RoutedCall.objects.create(
+            idempotency_key="council-seen",
+            status=RoutedCall.Status.SUCCESS,
+            experiment=experiment,
+            arm=experiment.arms.get(key="original_council"),
+        )
+        QualitySignal.objects.create(call=seen, source="feedback", value=0.5)
+    pairs, skipped = shadow_training_pairs(
+        experiment=experiment,
+        strong_arm="original_council",
+        weak_arm="smart_routing",
+        signal=source,
+    )
+    assert skipped == 0 and len(pairs) == 4
+    assert (pairs[0].strong_quality, pairs[0].weak_quality) == (strong, weak)
+
+
+def test_pairs_without_the_signal_are_skipped_not_guessed():
+    """No judge verdicts yet: no pair is labelled by the judge."""
+    experiment = make_pairs(4)
+    pairs, skipped = shadow_training_pairs(
+        experiment=experiment,
+        strong_arm="original_council",
+        weak_arm="smart_routing",
+        signal="judge",
+    )
+    assert (pairs, skipped) == ([], 4)

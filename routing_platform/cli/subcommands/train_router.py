@@ -3,7 +3,7 @@
     manage.py routing train-router --dataset FILE [--dataset FILE ...] --strong MODEL \\
         --weak MODEL [--mode route|cascade] --out PATH
     manage.py routing train-router --from-calls --experiment KEY [--strong ARM --weak ARM] \\
-        --out PATH
+        [--signal judge|agreement|feedback] --out PATH
 
 Prints the cross-validated quality it can be expected to reach (folds by MMLU subject /
 prompt hash) and calibrates its threshold on those out-of-fold scores: to 95% of the
@@ -19,6 +19,9 @@ import sys
 from django.core.management.base import CommandError
 
 from routing_platform.cli.subcommands.backtest import ProgressBar
+
+#: Labelled pairs --from-calls needs at least.
+MIN_PAIRS = 10
 
 HELP = "Train a learned router on recorded outcomes (CSV files or shadow-mode pairs)."
 
@@ -38,6 +41,13 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument(
         "--experiment", metavar="KEY", help="Experiment whose shadow pairs to learn from."
+    )
+    parser.add_argument(
+        "--signal",
+        choices=("judge", "agreement", "feedback"),
+        help="--from-calls: label the pairs with this quality signal (docs/quality.md). "
+        "Without it the labels are final_score, the score level the answers gave, not their "
+        "quality.",
     )
     parser.add_argument(
         "--strong",
@@ -115,14 +125,17 @@ def _dataset_from_calls(options):
         )
     except TrainingDataError as err:
         raise CommandError(str(err)) from err
+    signal = options.get("signal")
     pairs, skipped = shadow_training_pairs(
-        experiment=experiment, strong_arm=strong_arm, weak_arm=weak_arm
+        experiment=experiment, strong_arm=strong_arm, weak_arm=weak_arm, signal=signal
     )
-    if len(pairs) < 10:
+    if len(pairs) < MIN_PAIRS:
+        label = f"a {signal} signal" if signal else "a quality score"
         raise CommandError(
             f"experiment {key!r} has {len(pairs)} usable shadow pairs ({skipped} skipped "
-            "without a prompt or a quality score); at least 10 are needed: raise its shadow "
-            "percentage and let evaluate calls run"
+            f"without a prompt or {label}); at least {MIN_PAIRS} are needed: raise its shadow "
+            "percentage and let calls run"
+            + (" (and the judge queue's worker)" if signal == "judge" else "")
         )
     dataset = RoutingDataset(
         sample_ids=tuple(f"call-{pair.primary_call_id}" for pair in pairs),
@@ -133,7 +146,7 @@ def _dataset_from_calls(options):
             weak_arm: np.array([pair.weak_quality for pair in pairs]),
         },
         responses={weak_arm: tuple(pair.weak_response for pair in pairs)},
-        sources=(f"experiment {key} shadow pairs",),
+        sources=(f"experiment {key} shadow pairs" + (f" ({signal})" if signal else ""),),
         task_types=tuple(pair.task_type for pair in pairs),
     )
     return dataset, strong_arm, weak_arm, skipped

@@ -17,6 +17,7 @@ import hashlib
 import json
 import math
 import random
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -63,6 +64,13 @@ def _rng(*parts: Any) -> random.Random:
     return random.Random(int.from_bytes(digest, "big"))  # simulation, not security
 
 
+# The simulated judge's view of an answer's quality: a council evaluation is as good as
+# its score is close to the script's "true" score; a chat answer as good as its tier.
+JUDGE_TIER_QUALITY = {"mini": 0.55, "standard": 0.7, "premium": 0.85}
+_JUDGE_PART = re.compile(r"<(question|answer_a|answer_b)>\n(.*?)\n</\1>", re.S)
+_ANSWER_TIER = re.compile(r"\[simulated [^\]]*?, (mini|standard|premium) tier\]")
+
+
 def _verdict(score: float) -> str:
     if score >= 70:
         return "approved"
@@ -82,8 +90,14 @@ class SimulatedProvider(Provider):
         seed: int = 0,
         fixed_latency_ms: float = 0.0,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        judge_accuracy: float = 0.85,
+        judge_position_bias: float = 0.0,
     ) -> None:
         self.seed = seed
+        # As a judge (task_type "judge"): how often it picks the better answer, and the
+        # share of verdicts that say "A" whatever the answers (position bias).
+        self.judge_accuracy = judge_accuracy
+        self.judge_position_bias = judge_position_bias
         self.fixed_latency_ms = fixed_latency_ms
         self._sleep = sleep
 
@@ -106,7 +120,10 @@ class SimulatedProvider(Provider):
         )
         confidence = min(0.99, max(0.05, confidence))
 
-        if request.json_mode:
+        if request.task_type == "judge":
+            text = self._judge_json(request, rng)
+            output_tokens = max(1, len(text) // 4)
+        elif request.json_mode:
             text = self._evaluation_json(request, tier, confidence, rng)
             output_tokens = max(1, len(text) // 4)
         else:
@@ -116,7 +133,7 @@ class SimulatedProvider(Provider):
         if request.max_tokens is not None and output_tokens > request.max_tokens:
             output_tokens = request.max_tokens
             finish_reason = "length"
-        if not request.json_mode:
+        if not request.json_mode and request.task_type != "judge":
             text = self._answer(request, tier, user_text, output_tokens, rng)
 
         latency_ms = (
@@ -153,6 +170,33 @@ class SimulatedProvider(Provider):
             f"For the {request.task_type or 'general'} request \u201c{topic}\u201d: "
             f"a {tokens}-token answer would appear here when a real provider is configured."
         )
+
+    def _answer_quality(self, question: str, answer: str) -> float:
+        """The simulator's "true" quality of an answer (what its judge sees, noisily)."""
+        try:
+            score = float(json.loads(answer)["score"])
+        except (ValueError, TypeError, KeyError):
+            match = _ANSWER_TIER.search(answer)
+            if match:
+                return JUDGE_TIER_QUALITY[match.group(1)]
+            return _rng(self.seed, "answer", answer).random()
+        truth = _rng(self.seed, "truth", question).uniform(42.0, 94.0)
+        return 1.0 - abs(score - truth) / 100.0
+
+    def _judge_json(self, request: CompletionRequest, rng: random.Random) -> str:
+        """A pairwise verdict: right with ``judge_accuracy``, "A" with ``judge_position_bias``."""
+        parts = dict(_JUDGE_PART.findall(request.messages[-1]["content"]))
+        quality_a = self._answer_quality(parts.get("question", ""), parts.get("answer_a", ""))
+        quality_b = self._answer_quality(parts.get("question", ""), parts.get("answer_b", ""))
+        if rng.random() < self.judge_position_bias:
+            winner = "A"
+        elif quality_a == quality_b:
+            winner = "tie"
+        else:
+            better, worse = ("A", "B") if quality_a > quality_b else ("B", "A")
+            winner = better if rng.random() < self.judge_accuracy else worse
+        reason = f"simulated judge (accuracy {self.judge_accuracy:g}); not a real model's verdict"
+        return json.dumps({"winner": winner, "reason": reason})
 
     def _evaluation_json(
         self, request: CompletionRequest, tier: str, confidence: float, rng: random.Random
