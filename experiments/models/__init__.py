@@ -4,7 +4,7 @@ from experiments.models.alerts import AlertRule
 from experiments.models.audit import AuditLogEntry
 from experiments.models.calls import RoutedCall
 from experiments.models.experiment import Arm, Assignment, Experiment, Phase
-from experiments.models.rollups import ArmRollup, CallRollup
+from experiments.models.rollups import ArmRollup, CallRollup, UnitRollup
 from experiments.models.rollups_daily import CallRollupDaily, CallRollupDay
 
 __all__ = [
@@ -19,4 +19,5 @@ __all__ = [
     "Experiment",
     "Phase",
     "RoutedCall",
+    "UnitRollup",
 ]
