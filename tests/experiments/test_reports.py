@@ -316,10 +316,11 @@ def test_report_query_count_is_fixed():
 
 
 def test_report_query_count_is_pinned(django_assert_num_queries):
-    """arms, phase, per-arm sums, per-day sums, histograms, assignments, shadow check: 7."""
+    """arms, phase, per-arm sums, per-day sums, histograms, assignments, shadow check, and
+    the per-unit sums: 8."""
     experiment = make_experiment()
     fill(experiment, days=2)
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(8):
         reports.experiment_report(experiment=experiment, now=NOW)
 
 
