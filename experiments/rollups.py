@@ -310,8 +310,12 @@ def unit_of(call: RoutedCall) -> str:
 
 def _unit_params(call: RoutedCall, now) -> list | None:
     """The UnitRollup upsert parameters of a finished call (None for calls outside an
-    experiment arm and for shadow calls, which no unit asked for)."""
+    experiment arm, for shadow calls, which no unit asked for, and for experiments that
+    assign requests, where the call is the unit and the hourly rollups already hold its
+    sums)."""
     if not call.experiment_id or not call.arm_id or call.is_shadow:
+        return None
+    if call.experiment.unit_type == call.experiment.UnitType.REQUEST:
         return None
     latency, confidence, quality = call.latency_ms, call.confidence, call.final_score
     exposed = call.created_at or call.completed_at or timezone.now()
@@ -367,6 +371,7 @@ def unit_rollups_rebuild() -> int:
             experiment__isnull=False,
             arm__isnull=False,
         )
+        .exclude(experiment__unit_type="request")
         .annotate(
             experiment_key=F("experiment__key"),
             arm_key=F("arm__key"),

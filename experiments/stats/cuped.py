@@ -105,6 +105,11 @@ def cuped_arrays(control, treatment):
     """Vectorised core. ``control`` / ``treatment``: ``(n, sums[..., 4], products[..., 4, 4])``.
 
     Returns ``(theta, d, var_d, var_unadjusted, lift, var_lift)`` (module docstring)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _cuped_core(control, treatment)
+
+
+def _cuped_core(control, treatment):
     moments = []
     for n, sums, products in (control, treatment):
         n = np.asarray(n, dtype=float)

@@ -254,7 +254,9 @@ def quantile_ratio_noninferiority(
 def _ratio_pair(control: RatioSums, treatment: RatioSums):
     for name, arm in (("control", control), ("treatment", treatment)):
         if not isinstance(arm, RatioSums) or arm.n < 2 or arm.sum_x <= 0:
-            raise StatsInputError(f"{name} must be RatioSums with n >= 2 units and calls, got {arm!r}")
+            raise StatsInputError(
+                f"{name} must be RatioSums with n >= 2 units and calls, got {arm!r}"
+            )
     (r_c, v_c), (r_t, v_t) = (
         ratio_arrays(arm.n, arm.sum_x, arm.sum_y, arm.sum_xx, arm.sum_yy, arm.sum_xy)
         for arm in (control, treatment)

@@ -92,3 +92,14 @@ def test_rebuild_recomputes_the_rows_rollup_apply_wrote(arm):
     applied = _rows()
     rollups_rebuild()
     assert _rows() == applied
+
+
+def test_request_level_experiments_keep_no_unit_rows(arm):
+    """An experiment that assigns requests analyses calls: no UnitRollup rows, applied
+    or rebuilt."""
+    Experiment.objects.filter(pk=arm.experiment_id).update(unit_type="request")
+    arm.experiment.refresh_from_db()
+    finish(arm, "u1")
+    assert not UnitRollup.objects.exists()
+    rollups_rebuild()
+    assert not UnitRollup.objects.exists()
