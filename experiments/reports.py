@@ -146,6 +146,10 @@ class ReportData:
     moments: dict[str, dict[str, MomentSums]] = field(default_factory=dict)
     #: Why the analysis unit is what it is (shown in the report).
     analysis_unit_note: str = ""
+    #: More ratio metrics over units, metric -> arm key -> RatioSums (e.g. quality
+    #: signals: x_u = calls with a signal, y_u = sum of the signal values); each becomes
+    #: a secondary test by the delta method whatever the analysis unit.
+    extra_metrics: dict[str, dict[str, RatioSums]] = field(default_factory=dict)
 
     @property
     def analysis_unit(self) -> str:
@@ -722,7 +726,7 @@ def _arm_tests(
                 metric=metric, **{k: inputs[k] for k in ("control", "treatment")}, **options
             )
             tests.append(_test_entry(metric, arm, control_key, result, inputs))
-        return tests
+        return tests + _extra_tests(arm, control_key, data, options)
     control_sums = data.unit_sums.get(control_key) or _empty_unit_sums()
     treatment_sums = data.unit_sums.get(arm.key) or _empty_unit_sums()
     control_moments, treatment_moments = data.moments.get(control_key), data.moments.get(arm.key)
@@ -749,6 +753,24 @@ def _arm_tests(
                 treatment=treatment_sums[metric],
                 **options,
             )
+        tests.append(_test_entry(metric, arm, control_key, result, inputs))
+    return tests + _extra_tests(arm, control_key, data, options)
+
+
+def _extra_tests(arm: Arm, control_key: str, data: ReportData, options: dict) -> list[dict]:
+    """The tests of metrics given as per-arm RatioSums (``ReportData.extra_metrics``)."""
+    tests = []
+    for metric, by_arm in data.extra_metrics.items():
+        control, treatment = by_arm.get(control_key, RatioSums()), by_arm.get(arm.key, RatioSums())
+        inputs = {
+            "control": control.as_dict(),
+            "treatment": treatment.as_dict(),
+            **options,
+            "analysis_unit": UNIT,
+        }
+        result = compare_ratio_metric(
+            metric=metric, control=control, treatment=treatment, **options
+        )
         tests.append(_test_entry(metric, arm, control_key, result, inputs))
     return tests
 
@@ -875,11 +897,20 @@ def _candidate(report: dict, arm_key: str) -> dict:
     }
 
 
-def experiment_report(*, experiment: Experiment, now: datetime | None = None) -> dict:
+def experiment_report(
+    *,
+    experiment: Experiment,
+    now: datetime | None = None,
+    extra_metrics: dict[str, dict[str, RatioSums]] | None = None,
+) -> dict:
     """The winner report of an experiment's current phase up to ``now`` (default: now).
 
-    JSON-serialisable; see the module docstring for the metrics and the decision rule."""
+    ``extra_metrics`` (metric -> arm key -> RatioSums over the phase's units) adds
+    secondary ratio-metric tests, e.g. quality signals. JSON-serialisable; see the module
+    docstring for the metrics and the decision rule."""
     data = report_data_load(experiment=experiment, now=now)
+    if extra_metrics:
+        data.extra_metrics = dict(extra_metrics)
     return report_build(experiment=experiment, data=data)
 
 

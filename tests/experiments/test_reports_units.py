@@ -214,3 +214,24 @@ def test_cuped_ignores_calls_outside_the_look_back():
     test = next(t for t in report["tests"] if t["metric"] == "cost_per_request")
     assert test["cuped"]["theta"] == 0.0
     assert test["inputs"]["control_moments"]["sums"][2] == 0.0
+
+
+def test_a_metric_given_as_ratio_sums_becomes_a_secondary_test():
+    """A metric fed in as per-arm RatioSums (as quality signals are) is tested by the
+    delta method, Holm-adjusted with the secondary family, and exported with its sums."""
+    from experiments.stats.ratio import RatioSums, ratio_difference
+
+    experiment = make_experiment(sequential_testing=False)
+    simulate(experiment, units=100, seed=6)
+    rng = np.random.default_rng(8)
+    sums = {}
+    for key, shift in (("council", 0.0), ("smart", 0.5)):
+        x = rng.integers(1, 5, 80).astype(float)
+        y = rng.normal((3.5 + shift) * x, 1.0)
+        sums[key] = RatioSums.from_units(zip(x, y, strict=True))
+    report = reports.experiment_report(experiment=experiment, extra_metrics={"judge_score": sums})
+    test = next(t for t in report["tests"] if t["metric"] == "judge_score")
+    expected = ratio_difference(sums["council"], sums["smart"])
+    assert test["primary"] is False and test["p_value_adjusted"] is not None
+    assert test["absolute"]["p_value"] == pytest.approx(expected.absolute.p_value, rel=1e-12)
+    assert test["inputs"]["treatment"] == sums["smart"].as_dict()
