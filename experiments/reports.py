@@ -14,34 +14,15 @@ calls):
 - per arm per day: the same grouped by ``TruncDate(bucket_start)`` (cumulative effects);
 - latency histograms per arm: those rows' fixed-bucket histograms summed (p95);
 - sample-ratio mismatch: ``COUNT(*) GROUP BY arm`` over the phase's assignments (units);
-- shadow pairs: the differences of the most recent 5,000 paired calls, by a SQL self-join.
+- shadow pairs: the differences of the most recent 5,000 paired calls, by a SQL self-join;
+- per unit: one ``GROUP BY arm_key`` over the phase's :class:`~experiments.models.UnitRollup`
+  rows (``experiments.selectors_analysis``), plus the pre-exposure join with CUPED.
 
-Metrics (analysis unit: the call):
-
-============== ==================================================== ========= ========
-metric         definition                                           family    better
-============== ==================================================== ========= ========
-cost/request   cost_usd over every finished call                    mean      lower
-quality        final_score of calls that have one                   mean      higher
-confidence     router confidence of calls that have one             mean      higher
-latency_ms     latency of successful calls                          mean      lower
-escalation     escalated successful calls / successful calls        rate      lower
-error_rate     errored calls / finished calls                       rate      lower
-============== ==================================================== ========= ========
-
-Decision rule, in order:
-
-1. ``invalid``: sample-ratio mismatch (chi-square p < 0.001 against the phase weights)
-   blocks any conclusion;
-2. ``guardrail failed``: a treatment is shown worse than a guardrail margin (quality drop
-   > 2%, error rate rise > 1 point, latency p95 rise > 10%, from the experiment's
-   fields); rollback to the control is recommended;
-3. ``winner``: a treatment whose primary metric (cost per request) is significantly
-   better after Holm-Bonferroni across the treatments, with every guardrail shown
-   non-inferior and every arm at its minimum sample (or the control, when every
-   treatment is significantly worse);
-4. ``no winner yet``: otherwise, saying what is missing (sample, significance,
-   guardrail evidence) and an estimate of the days to a decision.
+The statistics are ``experiments.analysis`` (metric definitions, tests, guardrails, SRM,
+decision); this module loads the sums and assembles the report. The analysis unit is the
+experiment's unit (delta method over per-unit sums, docs/statistics.md) when the phase
+has unit rows, else the call (request-level experiments, data recorded before the unit
+rollup). The decision rule is :func:`experiments.analysis.decision.decide`.
 
 With ``experiment.sequential_testing`` every p-value and interval the decision uses is
 always-valid (confidence sequences), so the report can be read every day.
