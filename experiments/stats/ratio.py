@@ -27,16 +27,14 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 from experiments.stats.errors import StatsInputError
 from experiments.stats.means import (
     MeanDifference,
     RelativeDifference,
-    _finite,
     check_alpha,
-    delta_relative_arrays,
-    welch_arrays,
+    relative_result,
+    welch_result,
 )
 from experiments.stats.sequential import DEFAULT_TUNING_N, SequentialResult, confidence_sequence
 
@@ -211,40 +209,11 @@ def ratio_difference(
         )
         estimates.append((float(ratio), float(per_unit)))
     (r_c, v_c), (r_t, v_t) = estimates
-    difference, se, df, t, p = (
-        float(value) for value in welch_arrays(control.n, r_c, v_c, treatment.n, r_t, v_t)
-    )
-    half = float(scipy_stats.t.ppf(1 - alpha / 2, df)) * se
-    absolute = MeanDifference(
-        control_mean=r_c,
-        treatment_mean=r_t,
-        difference=difference,
-        standard_error=se,
-        degrees_of_freedom=df,
-        t_statistic=_finite(t),
-        p_value=p,
-        ci_low=difference - half,
-        ci_high=difference + half,
-        alpha=alpha,
-    )
+    absolute = welch_result(control.n, r_c, v_c, treatment.n, r_t, v_t, alpha=alpha)
+    difference, se = absolute.difference, absolute.standard_error
     relative = None
     if r_c != 0:
-        lift, lift_se, z, lift_p = (
-            float(value)
-            for value in delta_relative_arrays(control.n, r_c, v_c, treatment.n, r_t, v_t)
-        )
-        half = float(scipy_stats.norm.ppf(1 - alpha / 2)) * lift_se
-        relative = RelativeDifference(
-            control_mean=r_c,
-            treatment_mean=r_t,
-            lift=lift,
-            standard_error=lift_se,
-            z_statistic=_finite(z),
-            p_value=lift_p,
-            ci_low=lift - half,
-            ci_high=lift + half,
-            alpha=alpha,
-        )
+        relative = relative_result(control.n, r_c, v_c, treatment.n, r_t, v_t, alpha=alpha)
     sequential_absolute = sequential_relative = None
     if sequential:
         n_total = int(control.n + treatment.n)
