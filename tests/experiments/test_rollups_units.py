@@ -103,3 +103,22 @@ def test_request_level_experiments_keep_no_unit_rows(arm):
     assert not UnitRollup.objects.exists()
     rollups_rebuild()
     assert not UnitRollup.objects.exists()
+
+
+def test_the_backfill_migration_builds_the_rows_rollup_apply_would(arm):
+    """Installations with calls from before UnitRollup get its rows from the raw calls;
+    a second run changes nothing."""
+    import importlib
+
+    from django.apps import apps
+
+    backfill = importlib.import_module("experiments.migrations.0012_unit_rollup_backfill").backfill
+    for index in range(9):
+        finish(arm, f"u{index % 3}", minutes=index, status="error" if index == 4 else "success")
+    finish(arm, "", minutes=2)
+    applied = _rows()
+    UnitRollup.objects.all().delete()
+    backfill(apps, None)
+    assert _rows() == applied
+    backfill(apps, None)
+    assert _rows() == applied
