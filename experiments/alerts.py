@@ -5,9 +5,9 @@ metrics plus a few small queries: the error-rate baseline, the units per arm of 
 experiments). :func:`alerts_evaluate` is pure: rules and a snapshot in, alerts out, each
 with a level, a message that states the measured value, and an action.
 
-SRM and guardrails use the same tests as the experiment report (``experiments.stats``:
-chi-square against the weights; non-inferiority with the experiment's margins, alpha and
-sequential setting) over the dashboard's window; a guardrail alert fires only when its
+SRM and guardrails are the experiment report's own code (``experiments.analysis``: the
+SRM rule with its minimum expected count; the guardrail checks with the experiment's
+margins, alpha and sequential setting), applied to the dashboard's window; a guardrail alert fires only when its
 test *fails* (the interval rules the margin out), not while it is inconclusive.
 """
 
@@ -19,26 +19,17 @@ from datetime import timedelta
 
 from django.db.models import Count
 
+from experiments.analysis.guardrails import guardrail_checks
+from experiments.analysis.srm import SRM_MIN_EXPECTED, srm_p_value  # noqa: F401 - public names
 from experiments.metrics import DashboardMetrics, Totals, arm_totals, error_totals
 from experiments.models import AlertRule, Assignment, Experiment
-from experiments.stats import (
-    MeanStats,
-    ProportionStats,
-    StatsInputError,
-    histogram_quantile_ci,
-    quantile_ratio_noninferiority,
-    rate_rise_noninferiority,
-    relative_mean_noninferiority,
-    srm_test,
-)
-from experiments.stats.histograms import LATENCY_HIST_EDGES_MS, LATENCY_HIST_TOP_MS
+from experiments.stats import MeanStats
 from experiments.stats.noninferiority import FAIL
+from experiments.stats.sequential import DEFAULT_TUNING_N
 
 #: The window the error-rate rule compares when the dashboard shows all time.
 ALL_TIME_ERROR_PERIOD = timedelta(hours=24)
 _LEVEL_ORDER = {AlertRule.Level.CRITICAL: 0, AlertRule.Level.WARNING: 1, AlertRule.Level.INFO: 2}
-#: Expected count per arm below which the chi-square SRM test is not trusted.
-SRM_MIN_EXPECTED = 5.0
 
 
 @dataclass(frozen=True)
@@ -108,6 +99,17 @@ class ArmSnapshot:
     quality: MeanStats = field(default_factory=lambda: MeanStats(n=0, sum=0.0, sum_squares=0.0))
     latency_hist: tuple[int, ...] = ()
 
+    def sufficient_statistics(self) -> dict[str, dict]:
+        """The guardrails' inputs, shaped as the report's (``CallSums``)."""
+        return {
+            "quality": {
+                "n": self.quality.n,
+                "sum": self.quality.sum,
+                "sum_squares": self.quality.sum_squares,
+            },
+            "error_rate": {"n": self.requests, "successes": self.errors},
+        }
+
 
 @dataclass(frozen=True)
 class ExperimentSnapshot:
@@ -133,23 +135,6 @@ class AlertSnapshot:
     cost_per_request_usd: float
     error_baselines: tuple[ErrorBaseline, ...] = ()
     experiments: tuple[ExperimentSnapshot, ...] = ()
-
-
-def srm_p_value(observed: Sequence[int], weights: Sequence[float]) -> float | None:
-    """The sample-ratio-mismatch p-value of units per arm against the configured weights
-    (``experiments.stats.srm_test``, Pearson's chi-square). None when the chi-square
-    approximation cannot be trusted yet: an expected count below 5, or bad input."""
-    total = sum(observed)
-    weight_sum = sum(weights)
-    if len(observed) < 2 or len(observed) != len(weights) or total <= 0 or weight_sum <= 0:
-        return None
-    expected = [total * weight / weight_sum for weight in weights if weight > 0]
-    if not expected or min(expected) < SRM_MIN_EXPECTED:
-        return None
-    try:
-        return srm_test(observed, weights).p_value
-    except StatsInputError:
-        return None
 
 
 # --- Pure evaluation --------------------------------------------------------------------
@@ -256,78 +241,57 @@ def _srm_alerts(rule: Rule, snapshot: AlertSnapshot, alert) -> list[Alert]:
     return alerts
 
 
+_GUARDRAIL_TEXT = {
+    "quality": ("quality (final_score)", "a drop of at most {:g}%", "guardrail_quality_drop_pct"),
+    "error_rate": ("error rate", "a rise of at most {:g} points", "guardrail_error_rate_rise_pts"),
+    "latency_p95": ("latency p95", "a rise of at most {:g}%", "guardrail_latency_p95_rise_pct"),
+}
+
+
+def _measured(name: str, check: dict, control: ArmSnapshot, arm: ArmSnapshot) -> str:
+    harm = check["result"]["harm"]
+    if name == "quality":
+        return f"{arm.quality.mean:.1f} vs {control.quality.mean:.1f}, {harm * 100:.1f}% lower"
+    if name == "error_rate":
+        return (
+            f"{_pct(arm.errors / arm.requests)} vs {_pct(control.errors / control.requests)}, "
+            f"{harm * 100:+.1f} points"
+        )
+    inputs = check["inputs"]
+    return (
+        f"{inputs['treatment_quantile']['estimate']:,.0f} ms vs "
+        f"{inputs['control_quantile']['estimate']:,.0f} ms, {harm * 100:+.1f}%"
+    )
+
+
 def _guardrail_results(experiment: ExperimentSnapshot, control: ArmSnapshot, arm: ArmSnapshot):
-    """(guardrail name, limit text, measured text, result) of each guardrail that can be
-    tested; the tests are the report's non-inferiority tests (``experiments.stats``)."""
-    options = {"alpha": experiment.alpha, "sequential": experiment.sequential_testing}
-    checks = []
-    try:
-        if control.quality.n >= 2 and arm.quality.n >= 2 and control.quality.sum:
-            result = relative_mean_noninferiority(
-                control.quality,
-                arm.quality,
-                margin=experiment.guardrail_quality_drop_pct / 100,
-                **options,
-            )
-            checks.append(
-                (
-                    "quality (final_score)",
-                    f"a drop of at most {experiment.guardrail_quality_drop_pct:g}%",
-                    f"{arm.quality.mean:.1f} vs {control.quality.mean:.1f}, "
-                    f"{result.harm * 100:.1f}% lower",
-                    result,
-                )
-            )
-    except StatsInputError:
-        pass
-    try:
-        result = rate_rise_noninferiority(
-            ProportionStats(n=control.requests, successes=control.errors),
-            ProportionStats(n=arm.requests, successes=arm.errors),
-            margin=experiment.guardrail_error_rate_rise_pts / 100,
-            **options,
-        )
-        checks.append(
-            (
-                "error rate",
-                f"a rise of at most {experiment.guardrail_error_rate_rise_pts:g} points",
-                f"{_pct(arm.errors / arm.requests)} vs {_pct(control.errors / control.requests)}, "
-                f"{result.harm * 100:+.1f} points",
-                result,
-            )
-        )
-    except StatsInputError:
-        pass
-    try:
-        quantiles = [
-            histogram_quantile_ci(
-                list(item.latency_hist),
-                LATENCY_HIST_EDGES_MS,
-                0.95,
-                top=LATENCY_HIST_TOP_MS,
-                alpha=experiment.alpha,
-            )
-            for item in (control, arm)
-        ]
-        if all(quantile is not None for quantile in quantiles):
-            result = quantile_ratio_noninferiority(
-                quantiles[0],
-                quantiles[1],
-                margin=experiment.guardrail_latency_p95_rise_pct / 100,
-                **options,
-            )
-            checks.append(
-                (
-                    "latency p95",
-                    f"a rise of at most {experiment.guardrail_latency_p95_rise_pct:g}%",
-                    f"{quantiles[1].estimate:,.0f} ms vs {quantiles[0].estimate:,.0f} ms, "
-                    f"{result.harm * 100:+.1f}%",
-                    result,
-                )
-            )
-    except StatsInputError:
-        pass
-    return checks
+    """(guardrail name, limit text, measured text, result dict) of each guardrail that
+    could be tested: the report's own guardrail checks (``experiments.analysis``) on the
+    window's sums, so an alert fires exactly when the report's guardrail fails."""
+    settings = {
+        "alpha": experiment.alpha,
+        "sequential_testing": experiment.sequential_testing,
+        "tuning_n": float(DEFAULT_TUNING_N),
+        "guardrail_quality_drop_pct": experiment.guardrail_quality_drop_pct,
+        "guardrail_error_rate_rise_pts": experiment.guardrail_error_rate_rise_pts,
+        "guardrail_latency_p95_rise_pct": experiment.guardrail_latency_p95_rise_pct,
+    }
+    checks = guardrail_checks(
+        control=control.sufficient_statistics(),
+        treatment=arm.sufficient_statistics(),
+        control_hist=list(control.latency_hist),
+        treatment_hist=list(arm.latency_hist),
+        settings=settings,
+    )
+    results = []
+    for check in checks:
+        if check["result"] is None:
+            continue
+        name = check["guardrail"]
+        label, limit, field_name = _GUARDRAIL_TEXT[name]
+        limit_text = limit.format(getattr(experiment, field_name))
+        results.append((label, limit_text, _measured(name, check, control, arm), check["result"]))
+    return results
 
 
 def _guardrail_alerts(rule: Rule, snapshot: AlertSnapshot, alert) -> list[Alert]:
@@ -343,15 +307,15 @@ def _guardrail_alerts(rule: Rule, snapshot: AlertSnapshot, alert) -> list[Alert]
             if arm is control or arm.requests < minimum or control.requests < minimum:
                 continue
             for name, limit, measured, result in _guardrail_results(experiment, control, arm):
-                if result.status != FAIL:
+                if result["status"] != FAIL:
                     continue
                 alerts.append(
                     alert(
                         f"Guardrail failing in {experiment.key}: {name} of arm {arm.key} vs "
                         f"{control.key} is {measured}; the test rules out {limit} "
-                        f"(p = {result.p_value:.2g}, {arm.requests:,} vs "
+                        f"(p = {result['p_value']:.2g}, {arm.requests:,} vs "
                         f"{control.requests:,} requests).",
-                        result.harm * 100,
+                        result["harm"] * 100,
                         experiment.key,
                     )
                 )

@@ -21,7 +21,8 @@ anybody made. Windows in hours are whole UTC hours ending after the current hour
 in days or weeks are calendar days in UTC, today included ("7d" = today and the six days
 before), so a daily series never starts with a partial day.
 
-Rates (escalation, error, share) are fractions 0-1; ``cost_savings_percentage`` is a
+Rates (escalation, error, share) are fractions 0-1; the escalation rate is escalated over
+all finished calls, as in every analysis (``experiments.analysis.metrics``); ``cost_savings_percentage`` is a
 percentage, as in the user's guide. Money is summed as Decimal and reported as float USD.
 """
 

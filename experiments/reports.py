@@ -14,34 +14,15 @@ calls):
 - per arm per day: the same grouped by ``TruncDate(bucket_start)`` (cumulative effects);
 - latency histograms per arm: those rows' fixed-bucket histograms summed (p95);
 - sample-ratio mismatch: ``COUNT(*) GROUP BY arm`` over the phase's assignments (units);
-- shadow pairs: the differences of the most recent 5,000 paired calls, by a SQL self-join.
+- shadow pairs: the differences of the most recent 5,000 paired calls, by a SQL self-join;
+- per unit: one ``GROUP BY arm_key`` over the phase's :class:`~experiments.models.UnitRollup`
+  rows (``experiments.selectors_analysis``), plus the pre-exposure join with CUPED.
 
-Metrics (analysis unit: the call):
-
-============== ==================================================== ========= ========
-metric         definition                                           family    better
-============== ==================================================== ========= ========
-cost/request   cost_usd over every finished call                    mean      lower
-quality        final_score of calls that have one                   mean      higher
-confidence     router confidence of calls that have one             mean      higher
-latency_ms     latency of successful calls                          mean      lower
-escalation     escalated successful calls / successful calls        rate      lower
-error_rate     errored calls / finished calls                       rate      lower
-============== ==================================================== ========= ========
-
-Decision rule, in order:
-
-1. ``invalid``: sample-ratio mismatch (chi-square p < 0.001 against the phase weights)
-   blocks any conclusion;
-2. ``guardrail failed``: a treatment is shown worse than a guardrail margin (quality drop
-   > 2%, error rate rise > 1 point, latency p95 rise > 10%, from the experiment's
-   fields); rollback to the control is recommended;
-3. ``winner``: a treatment whose primary metric (cost per request) is significantly
-   better after Holm-Bonferroni across the treatments, with every guardrail shown
-   non-inferior and every arm at its minimum sample (or the control, when every
-   treatment is significantly worse);
-4. ``no winner yet``: otherwise, saying what is missing (sample, significance,
-   guardrail evidence) and an estimate of the days to a decision.
+The statistics are ``experiments.analysis`` (metric definitions, tests, guardrails, SRM,
+decision); this module loads the sums and assembles the report. The analysis unit is the
+experiment's unit (delta method over per-unit sums, docs/statistics.md) when the phase
+has unit rows, else the call (request-level experiments, data recorded before the unit
+rollup). The decision rule is :func:`experiments.analysis.decision.decide`.
 
 With ``experiment.sequential_testing`` every p-value and interval the decision uses is
 always-valid (confidence sequences), so the report can be read every day.
@@ -62,35 +43,53 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from experiments import stats
+from experiments.analysis import comparisons, srm
+from experiments.analysis.comparisons import (  # noqa: F401 - the report's public names
+    DECISION_POWER,
+    adjust_families,
+    compare_cuped_metric,
+    compare_metric,
+    compare_ratio_metric,
+    time_to_decision,
+)
+from experiments.analysis.decision import (  # noqa: F401 - the report's public names
+    GUARDRAIL_FAILED,
+    INVALID,
+    NO_WINNER_YET,
+    WINNER,
+    decide,
+)
+from experiments.analysis.guardrails import (  # noqa: F401 - the report's public names
+    LATENCY_QUANTILE,
+    guardrail_checks,
+    latency_quantile,
+)
+from experiments.analysis.metrics import (
+    CALL,
+    METRICS,
+    PRIMARY_METRIC,
+    UNIT,
+    UNIT_MEANS,
+    metric_spec,
+)
+from experiments.analysis.sums import CallSums, mean_stats, rate_stats, unit_summary
 from experiments.models import Arm, ArmRollup, Assignment, Experiment, Phase, RoutedCall
 from experiments.quality_report import quality_report_apply
 from experiments.rollups import hour_start
+from experiments.selectors_analysis import unit_moments_by_arm, unit_sums_by_arm
 from experiments.stats import sequential as stats_sequential
+from experiments.stats.cuped import MomentSums
 from experiments.stats.histograms import (
     LATENCY_HIST_EDGES_MS,
     LATENCY_HIST_SIZE,
     LATENCY_HIST_TOP_MS,
 )
+from experiments.stats.ratio import RatioSums
 
-SCHEMA_VERSION = 1
+#: 2: per arm the unit-level sums (``unit_sums``) and the analysis unit (docs/statistics.md).
+SCHEMA_VERSION = 2
 
-WINNER = "winner"
-NO_WINNER_YET = "no winner yet"
-GUARDRAIL_FAILED = "guardrail failed"
-INVALID = "invalid"
-
-PRIMARY_METRIC = "cost_per_request"
-#: metric -> (family, direction: +1 higher is better, -1 lower is better, label)
-METRICS: dict[str, tuple[str, int, str]] = {
-    "cost_per_request": ("mean", -1, "Cost per request (USD)"),
-    "quality": ("mean", +1, "Score level (final_score; not quality)"),
-    "confidence": ("mean", +1, "Confidence"),
-    "latency_ms": ("mean", -1, "Latency (ms)"),
-    "escalation_rate": ("proportion", -1, "Escalation rate"),
-    "error_rate": ("proportion", -1, "Error rate"),
-}
 GUARDRAILS = ("quality", "error_rate", "latency_p95")
-LATENCY_QUANTILE = 0.95
 #: Success criteria of the user's migration guide.
 CHECKLIST_COST_SAVINGS = 0.70
 CHECKLIST_CONFIDENCE = 0.75
@@ -99,7 +98,6 @@ CHECKLIST_LATENCY_IMPACT = 0.10
 #: The most recent shadow pairs the paired tests use (bounds the cost of the pair join
 #: however many pairs there are; thousands of pairs already give tight intervals).
 PAIRED_MAX_PAIRS = 5_000
-DECISION_POWER = 0.8
 
 _SUCCESS = RoutedCall.Status.SUCCESS
 _ERROR = RoutedCall.Status.ERROR
@@ -107,75 +105,8 @@ _ERROR = RoutedCall.Status.ERROR
 
 # --- Loading: everything the database aggregates -------------------------------------------
 
-
-@dataclass
-class ArmTotals:
-    """The summed rollup columns of one arm (or one arm-day)."""
-
-    n: int = 0
-    errors: int = 0
-    success_n: int = 0
-    escalated_success: int = 0
-    cost_usd_sum: float = 0.0
-    cost_usd_sumsq: float = 0.0
-    baseline_cost_usd_sum: float = 0.0
-    quality_n: int = 0
-    quality_sum: float = 0.0
-    quality_sumsq: float = 0.0
-    confidence_n: int = 0
-    confidence_sum: float = 0.0
-    confidence_sumsq: float = 0.0
-    latency_n: int = 0
-    latency_ms_sum: float = 0.0
-    latency_ms_sumsq: float = 0.0
-
-    def add_row(self, row: dict) -> None:
-        count = int(row["n"] or 0)
-        self.n += count
-        if row["status"] == _ERROR:
-            self.errors += count
-        else:
-            self.success_n += count
-            self.escalated_success += int(row["escalated_n"] or 0)
-            self.latency_n += int(row["latency_n"] or 0)
-            self.latency_ms_sum += float(row["latency_ms_sum"] or 0.0)
-            self.latency_ms_sumsq += float(row["latency_ms_sumsq"] or 0.0)
-        self.cost_usd_sum += float(row["cost_usd_sum"] or 0)
-        self.cost_usd_sumsq += float(row["cost_usd_sumsq"] or 0.0)
-        self.baseline_cost_usd_sum += float(row["baseline_cost_usd_sum"] or 0)
-        self.quality_n += int(row["quality_n"] or 0)
-        self.quality_sum += float(row["quality_sum"] or 0.0)
-        self.quality_sumsq += float(row["quality_sumsq"] or 0.0)
-        self.confidence_n += int(row["confidence_n"] or 0)
-        self.confidence_sum += float(row["confidence_sum"] or 0.0)
-        self.confidence_sumsq += float(row["confidence_sumsq"] or 0.0)
-
-    def sufficient_statistics(self) -> dict[str, dict]:
-        """Per metric: ``{n, sum, sum_squares}`` (means) or ``{n, successes}`` (rates)."""
-        return {
-            "cost_per_request": {
-                "n": self.n,
-                "sum": self.cost_usd_sum,
-                "sum_squares": self.cost_usd_sumsq,
-            },
-            "quality": {
-                "n": self.quality_n,
-                "sum": self.quality_sum,
-                "sum_squares": self.quality_sumsq,
-            },
-            "confidence": {
-                "n": self.confidence_n,
-                "sum": self.confidence_sum,
-                "sum_squares": self.confidence_sumsq,
-            },
-            "latency_ms": {
-                "n": self.latency_n,
-                "sum": self.latency_ms_sum,
-                "sum_squares": self.latency_ms_sumsq,
-            },
-            "escalation_rate": {"n": self.success_n, "successes": self.escalated_success},
-            "error_rate": {"n": self.n, "successes": self.errors},
-        }
+#: The call-level sums of one arm (kept under its old name for callers).
+ArmTotals = CallSums
 
 
 @dataclass
@@ -186,11 +117,25 @@ class ReportData:
     phase: Phase | None
     window_start: datetime | None
     window_end: datetime
-    totals: dict[str, ArmTotals]
-    daily: dict[str, dict[str, ArmTotals]]  # day (ISO) -> arm key -> totals
+    totals: dict[str, CallSums]
+    daily: dict[str, dict[str, CallSums]]  # day (ISO) -> arm key -> totals
     latency_hists: dict[str, list[int]]
     assignments: dict[str, int]
     paired: dict[str, dict] = field(default_factory=dict)
+    #: Per arm and metric the RatioSums over units (empty: the analysis unit is the call).
+    unit_sums: dict[str, dict[str, RatioSums]] = field(default_factory=dict)
+    #: Per arm and metric CUPED's MomentSums (empty unless the experiment uses CUPED).
+    moments: dict[str, dict[str, MomentSums]] = field(default_factory=dict)
+    #: Why the analysis unit is what it is (shown in the report).
+    analysis_unit_note: str = ""
+    #: More ratio metrics over units, metric -> arm key -> RatioSums (e.g. quality
+    #: signals: x_u = calls with a signal, y_u = sum of the signal values); each becomes
+    #: a secondary test by the delta method whatever the analysis unit.
+    extra_metrics: dict[str, dict[str, RatioSums]] = field(default_factory=dict)
+
+    @property
+    def analysis_unit(self) -> str:
+        return UNIT if self.unit_sums else CALL
 
 
 _ROLLUP_SUMS = {
@@ -347,18 +292,18 @@ def report_data_load(*, experiment: Experiment, now: datetime | None = None) -> 
     window_start = hour_start(started) if started else None
     rollups = _experiment_rollups(experiment, window_start, window_end)
 
-    totals: dict[str, ArmTotals] = {arm.key: ArmTotals() for arm in arms}
+    totals: dict[str, CallSums] = {arm.key: CallSums() for arm in arms}
     for row in rollups.values("arm_key", "status").annotate(**_ROLLUP_SUMS):
-        totals.setdefault(row["arm_key"], ArmTotals()).add_row(row)
+        totals.setdefault(row["arm_key"], CallSums()).add_row(row)
 
-    daily: dict[str, dict[str, ArmTotals]] = defaultdict(dict)
+    daily: dict[str, dict[str, CallSums]] = defaultdict(dict)
     day_rows = (
         rollups.annotate(day=TruncDate("bucket_start", tzinfo=UTC))
         .values("day", "arm_key", "status")
         .annotate(**_ROLLUP_SUMS)
     )
     for row in day_rows:
-        daily[row["day"].isoformat()].setdefault(row["arm_key"], ArmTotals()).add_row(row)
+        daily[row["day"].isoformat()].setdefault(row["arm_key"], CallSums()).add_row(row)
 
     latency_hists = _summed_latency_hists(rollups)
 
@@ -382,6 +327,7 @@ def report_data_load(*, experiment: Experiment, now: datetime | None = None) -> 
     )
     if has_shadows:
         paired = _paired_differences(experiment, control, window_start, window_end)
+    unit_sums, moments, note = _unit_data_load(experiment, phase)
     return ReportData(
         arms=arms,
         phase=phase,
@@ -392,7 +338,35 @@ def report_data_load(*, experiment: Experiment, now: datetime | None = None) -> 
         latency_hists=latency_hists,
         assignments=assignments,
         paired=paired,
+        unit_sums=unit_sums,
+        moments=moments,
+        analysis_unit_note=note,
     )
+
+
+def _unit_data_load(experiment: Experiment, phase: Phase | None) -> tuple[dict, dict, str]:
+    """The unit-level sums of the phase (one query; two with CUPED) and why the analysis
+    unit is the unit or the call."""
+    if experiment.unit_type == Experiment.UnitType.REQUEST:
+        return {}, {}, "the experiment assigns requests, so each call is its own unit"
+    if phase is None:
+        return {}, {}, "the experiment has no phase yet"
+    unit_sums = unit_sums_by_arm(experiment_key=experiment.key, phase_id=phase.pk)
+    if not unit_sums:
+        return (
+            {},
+            {},
+            "no per-unit rollup rows for this phase (calls recorded before they existed: "
+            "rebuild them with experiments.rollups.rollups_rebuild()); tests are per call",
+        )
+    moments = {}
+    if experiment.cuped_enabled:
+        moments = unit_moments_by_arm(
+            experiment_key=experiment.key,
+            phase_id=phase.pk,
+            lookback_days=experiment.cuped_lookback_days,
+        )
+    return unit_sums, moments, f"the experiment assigns {experiment.unit_type}s"
 
 
 # --- Pure assembly: sufficient statistics in, report out -----------------------------------
@@ -418,229 +392,6 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _mean_stats(raw: dict) -> stats.MeanStats:
-    return stats.MeanStats(n=raw["n"], sum=raw["sum"], sum_squares=raw["sum_squares"])
-
-
-def _rate_stats(raw: dict) -> stats.ProportionStats:
-    return stats.ProportionStats(n=raw["n"], successes=raw["successes"])
-
-
-def compare_metric(
-    *,
-    metric: str,
-    control: dict,
-    treatment: dict,
-    alpha: float,
-    sequential: bool,
-    tuning_n: float = stats_sequential.DEFAULT_TUNING_N,
-) -> dict:
-    """One metric, treatment vs control, from sufficient statistics. Returns
-    ``{"absolute", "relative", "sequential", "p_value", "ci_low", "ci_high",
-    "relative_ci_low", "relative_ci_high", "error"}``: ``p_value`` and the intervals
-    are the ones the decision uses (always-valid when ``sequential``)."""
-    family = METRICS[metric][0]
-    out: dict[str, Any] = {"absolute": None, "relative": None, "sequential": None, "error": None}
-    try:
-        if family == "mean":
-            control_stats, treatment_stats = _mean_stats(control), _mean_stats(treatment)
-            absolute = stats.welch_t_test(control_stats, treatment_stats, alpha=alpha)
-            out["absolute"] = absolute.as_dict()
-            difference, variance = absolute.difference, absolute.standard_error**2
-            try:
-                relative = stats.relative_difference(control_stats, treatment_stats, alpha=alpha)
-                out["relative"] = relative.as_dict()
-            except stats.StatsInputError as error:
-                out["relative_error"] = str(error)
-        else:
-            control_stats, treatment_stats = _rate_stats(control), _rate_stats(treatment)
-            absolute = stats.two_proportion_test(control_stats, treatment_stats, alpha=alpha)
-            out["absolute"] = absolute.as_dict()
-            difference, variance = absolute.difference, absolute.standard_error**2
-            if absolute.relative_lift is not None:
-                out["relative"] = {
-                    "lift": absolute.relative_lift,
-                    "ci_low": absolute.relative_ci_low,
-                    "ci_high": absolute.relative_ci_high,
-                }
-    except stats.StatsInputError as error:
-        out["error"] = str(error)
-        out.update(
-            p_value=None, ci_low=None, ci_high=None, relative_ci_low=None, relative_ci_high=None
-        )
-        return out
-    out["p_value"] = out["absolute"]["p_value"]
-    out["ci_low"], out["ci_high"] = out["absolute"]["ci_low"], out["absolute"]["ci_high"]
-    relative = out["relative"]
-    out["relative_ci_low"] = relative["ci_low"] if relative else None
-    out["relative_ci_high"] = relative["ci_high"] if relative else None
-    if sequential:
-        n_total = int(control["n"] + treatment["n"])
-        absolute_cs = stats.confidence_sequence(
-            estimate=difference, variance=variance, n_total=n_total, alpha=alpha, tuning_n=tuning_n
-        )
-        out["sequential"] = {"absolute": absolute_cs.as_dict(), "relative": None}
-        out["p_value"] = absolute_cs.p_value
-        out["ci_low"], out["ci_high"] = absolute_cs.ci_low, absolute_cs.ci_high
-        if relative and relative.get("standard_error") is not None:
-            relative_cs = stats.confidence_sequence(
-                estimate=relative["lift"],
-                variance=relative["standard_error"] ** 2,
-                n_total=n_total,
-                alpha=alpha,
-                tuning_n=tuning_n,
-            )
-            out["sequential"]["relative"] = relative_cs.as_dict()
-            out["relative_ci_low"], out["relative_ci_high"] = (
-                relative_cs.ci_low,
-                relative_cs.ci_high,
-            )
-        elif relative:
-            # Rates: the relative lift's delta-method se, recomputed for the sequence.
-            _lift, se = stats.proportions.relative_rate_arrays(
-                control["successes"], control["n"], treatment["successes"], treatment["n"]
-            )
-            relative_cs = stats.confidence_sequence(
-                estimate=relative["lift"],
-                variance=float(se) ** 2,
-                n_total=n_total,
-                alpha=alpha,
-                tuning_n=tuning_n,
-            )
-            out["sequential"]["relative"] = relative_cs.as_dict()
-            out["relative_ci_low"], out["relative_ci_high"] = (
-                relative_cs.ci_low,
-                relative_cs.ci_high,
-            )
-    return out
-
-
-def latency_quantile(
-    hist: list[int] | None, *, alpha: float
-) -> stats.quantiles.QuantileEstimate | None:
-    """p95 latency and its interval from a summed histogram (None when empty)."""
-    if not hist or sum(hist) == 0:
-        return None
-    return stats.histogram_quantile_ci(
-        hist, LATENCY_HIST_EDGES_MS, LATENCY_QUANTILE, top=LATENCY_HIST_TOP_MS, alpha=alpha
-    )
-
-
-def guardrail_checks(
-    *,
-    control: dict,
-    treatment: dict,
-    control_hist: list[int] | None,
-    treatment_hist: list[int] | None,
-    settings: dict,
-) -> list[dict]:
-    """The three guardrails of one treatment, each ``{guardrail, margin, inputs, result,
-    status, error}``; status ``pass`` / ``fail`` / ``inconclusive``."""
-    alpha, sequential, tuning_n = (
-        settings["alpha"],
-        settings["sequential_testing"],
-        settings["tuning_n"],
-    )
-    checks = []
-
-    def run(name: str, margin: float, inputs: dict, function) -> None:
-        entry = {
-            "guardrail": name,
-            "margin": margin,
-            "inputs": inputs,
-            "result": None,
-            "error": None,
-        }
-        try:
-            result = function()
-            entry["result"] = result.as_dict()
-            entry["status"] = result.status
-        except stats.StatsInputError as error:
-            entry["status"] = "inconclusive"
-            entry["error"] = str(error)
-        checks.append(entry)
-
-    quality_margin = settings["guardrail_quality_drop_pct"] / 100.0
-    run(
-        "quality",
-        quality_margin,
-        {"control": control["quality"], "treatment": treatment["quality"]},
-        lambda: stats.relative_mean_noninferiority(
-            _mean_stats(control["quality"]),
-            _mean_stats(treatment["quality"]),
-            margin=quality_margin,
-            alpha=alpha,
-            higher_is_better=True,
-            sequential=sequential,
-            tuning_n=tuning_n,
-        ),
-    )
-    error_margin = settings["guardrail_error_rate_rise_pts"] / 100.0
-    run(
-        "error_rate",
-        error_margin,
-        {"control": control["error_rate"], "treatment": treatment["error_rate"]},
-        lambda: stats.rate_rise_noninferiority(
-            _rate_stats(control["error_rate"]),
-            _rate_stats(treatment["error_rate"]),
-            margin=error_margin,
-            alpha=alpha,
-            sequential=sequential,
-            tuning_n=tuning_n,
-        ),
-    )
-    latency_margin = settings["guardrail_latency_p95_rise_pct"] / 100.0
-    control_q = latency_quantile(control_hist, alpha=alpha)
-    treatment_q = latency_quantile(treatment_hist, alpha=alpha)
-
-    def latency_test():
-        if control_q is None or treatment_q is None:
-            raise stats.StatsInputError("no successful calls with a latency in one of the arms yet")
-        return stats.quantile_ratio_noninferiority(
-            control_q,
-            treatment_q,
-            margin=latency_margin,
-            alpha=alpha,
-            sequential=sequential,
-            tuning_n=tuning_n,
-        )
-
-    run(
-        "latency_p95",
-        latency_margin,
-        {
-            "control_latency_hist": control_hist,
-            "treatment_latency_hist": treatment_hist,
-            "quantile": LATENCY_QUANTILE,
-            "control_quantile": control_q.as_dict() if control_q else None,
-            "treatment_quantile": treatment_q.as_dict() if treatment_q else None,
-        },
-        latency_test,
-    )
-    return checks
-
-
-def _srm(data: ReportData, arms: list[dict]) -> dict:
-    """SRM over assigned units (or calls when the phase has no assignments)."""
-    if data.phase is not None and data.phase.arm_keys:
-        weight_by_key = dict(zip(data.phase.arm_keys, data.phase.weights, strict=False))
-    else:
-        weight_by_key = {arm["key"]: arm["weight"] for arm in arms}
-    keys = [arm["key"] for arm in arms if arm["key"] in weight_by_key]
-    unit = "assignments" if sum(data.assignments.values()) > 0 else "calls"
-    observed = [
-        data.assignments.get(key, 0) if unit == "assignments" else data.totals[key].n
-        for key in keys
-    ]
-    weights = [float(weight_by_key[key]) for key in keys]
-    entry = {"unit": unit, "arm_keys": keys, "result": None, "error": None}
-    try:
-        entry["result"] = stats.srm_test(observed, weights).as_dict()
-    except stats.StatsInputError as error:
-        entry["error"] = str(error)
-    return entry
-
-
 def _days_elapsed(data: ReportData) -> float:
     if data.window_start is None:
         days = sorted(data.daily)
@@ -650,51 +401,6 @@ def _days_elapsed(data: ReportData) -> float:
     else:
         start = data.window_start
     return max((data.window_end - start) / timedelta(days=1), 1 / 24)
-
-
-def _time_to_decision(
-    *,
-    control: dict,
-    treatment: dict,
-    settings: dict,
-    days_elapsed: float,
-    metric: str = PRIMARY_METRIC,
-) -> dict:
-    """Units per arm to detect the effect observed so far on the primary metric (80%
-    power), and the days until both arms hold them at the current rate."""
-    entry: dict[str, Any] = {"metric": metric, "power": DECISION_POWER, "error": None}
-    try:
-        control_stats, treatment_stats = (
-            _mean_stats(control[metric]),
-            _mean_stats(treatment[metric]),
-        )
-        effect = treatment_stats.mean - control_stats.mean
-        if effect == 0:
-            raise stats.StatsInputError("no difference observed yet; the sample size is unbounded")
-        size = stats.sample_size_per_arm(
-            variance_control=control_stats.variance,
-            variance_treatment=treatment_stats.variance,
-            effect=effect,
-            alpha=settings["alpha"],
-            power=DECISION_POWER,
-            sequential=settings["sequential_testing"],
-            tuning_n=settings["tuning_n"],
-        )
-        required = max(size.per_arm, settings["minimum_sample_per_arm"])
-        current = [control[metric]["n"], treatment[metric]["n"]]
-        rates = [count / days_elapsed for count in current] if days_elapsed > 0 else [0.0, 0.0]
-        entry.update(
-            sample_size=size.as_dict(),
-            required_per_arm=required,
-            current_per_arm=current,
-            daily_units_per_arm=rates,
-            days_to_decision=stats.days_to_decision(
-                required_per_arm=required, current_per_arm=current, daily_units_per_arm=rates
-            ),
-        )
-    except stats.StatsInputError as error:
-        entry["error"] = str(error)
-    return entry
 
 
 def _paired_tests(paired: dict, *, alpha: float) -> dict:
@@ -711,7 +417,7 @@ def _paired_tests(paired: dict, *, alpha: float) -> dict:
                 "error": None,
             }
             try:
-                entry["paired_t"] = stats.paired_t_test(_mean_stats(raw), alpha=alpha).as_dict()
+                entry["paired_t"] = stats.paired_t_test(mean_stats(raw), alpha=alpha).as_dict()
                 entry["wilcoxon"] = stats.wilcoxon_signed_rank(raw["differences"]).as_dict()
             except stats.StatsInputError as error:
                 entry["error"] = str(error)
@@ -724,19 +430,19 @@ def _cumulative(
 ) -> dict:
     """Per day, the cumulative primary-metric effect of each treatment with its fixed and
     sequential intervals (the sequential p-value as a running minimum)."""
-    running: dict[str, ArmTotals] = {}
+    running: dict[str, CallSums] = {}
     days: list[str] = []
     series: dict[str, list[dict]] = {key: [] for key in treatment_keys}
     best_p: dict[str, float] = dict.fromkeys(treatment_keys, 1.0)
     for day, arms in data.daily.items():
         for key, totals in arms.items():
-            into = running.setdefault(key, ArmTotals())
-            for name in ArmTotals.__dataclass_fields__:
+            into = running.setdefault(key, CallSums())
+            for name in CallSums.__dataclass_fields__:
                 setattr(into, name, getattr(into, name) + getattr(totals, name))
         days.append(day)
-        control = running.get(control_key, ArmTotals()).sufficient_statistics()
+        control = running.get(control_key, CallSums()).sufficient_statistics()
         for key in treatment_keys:
-            treatment = running.get(key, ArmTotals()).sufficient_statistics()
+            treatment = running.get(key, CallSums()).sufficient_statistics()
             result = compare_metric(
                 metric=PRIMARY_METRIC,
                 control=control[PRIMARY_METRIC],
@@ -764,7 +470,9 @@ def _cumulative(
                 best_p[key] = min(best_p[key], point["p_value"])
                 point["p_value"] = best_p[key]
             series[key].append(point)
-    return {"metric": PRIMARY_METRIC, "days": days, "by_arm": series}
+    # Per day the sums exist per call only (the unit rollup is not split by day), so the
+    # cumulative series is per call whatever the report's analysis unit.
+    return {"metric": PRIMARY_METRIC, "days": days, "by_arm": series, "analysis_unit": CALL}
 
 
 def _checklist(candidate: dict | None, control_key: str | None) -> list[dict]:
@@ -844,7 +552,7 @@ def _checklist(candidate: dict | None, control_key: str | None) -> list[dict]:
 
 
 def _arm_summary(
-    raw: dict, totals: ArmTotals, latency: stats.quantiles.QuantileEstimate | None, alpha: float
+    raw: dict, totals: CallSums, latency: stats.quantiles.QuantileEstimate | None, alpha: float
 ) -> dict:
     def mean(metric):
         item = raw[metric]
@@ -858,7 +566,7 @@ def _arm_summary(
         item = raw[metric]
         if not item["n"]:
             return None
-        result = stats.rate_interval(_rate_stats(item), alpha=alpha)
+        result = stats.rate_interval(rate_stats(item), alpha=alpha)
         return [result.ci_low, result.ci_high]
 
     return {
@@ -901,40 +609,206 @@ def experiment_settings(experiment: Experiment) -> dict:
         "traffic_percentage": float(experiment.traffic_percentage),
         "srm_p_threshold": stats.srm.SRM_P_THRESHOLD,
         "primary_metric": PRIMARY_METRIC,
-        "analysis_unit": "call",
+        "analysis_unit": CALL,
+        "cuped": bool(experiment.cuped_enabled),
+        "cuped_lookback_days": int(experiment.cuped_lookback_days),
+        "srm_min_expected": srm.SRM_MIN_EXPECTED,
     }
 
 
+def _srm(data: ReportData, arms: list[dict]) -> dict:
+    """SRM over assigned units (or calls when the phase has no assignments)."""
+    if data.phase is not None and data.phase.arm_keys:
+        weight_by_key = dict(zip(data.phase.arm_keys, data.phase.weights, strict=False))
+    else:
+        weight_by_key = {arm["key"]: arm["weight"] for arm in arms}
+    keys = [arm["key"] for arm in arms if arm["key"] in weight_by_key]
+    unit = "assignments" if sum(data.assignments.values()) > 0 else "calls"
+    observed = [
+        data.assignments.get(key, 0) if unit == "assignments" else data.totals[key].n
+        for key in keys
+    ]
+    weights = [float(weight_by_key[key]) for key in keys]
+    return srm.srm_check(observed, weights, unit=unit, keys=keys)
+
+
+def _arm_entry(arm: Arm, data: ReportData, control_arm: Arm | None, alpha: float) -> dict:
+    totals = data.totals.get(arm.key, CallSums())
+    raw = totals.sufficient_statistics()
+    hist = data.latency_hists.get(arm.key)
+    unit_sums = data.unit_sums.get(arm.key)
+    entry = {
+        "key": arm.key,
+        "name": arm.name or arm.key,
+        "strategy": arm.strategy,
+        "is_control": control_arm is not None and arm.pk == control_arm.pk,
+        "weight": arm.weight,
+        "router_params": arm.router_params(),
+        "assigned_units": data.assignments.get(arm.key, 0),
+        "sufficient_statistics": raw,
+        "latency_hist": hist or [0] * LATENCY_HIST_SIZE,
+        "summary": _arm_summary(raw, totals, latency_quantile(hist, alpha=alpha), alpha),
+        "analysis_unit": data.analysis_unit,
+        "unit_sums": None,
+        "unit_summary": None,
+        "sample": totals.n,
+    }
+    if data.analysis_unit == UNIT:
+        sums = unit_sums or _empty_unit_sums()
+        entry["unit_sums"] = {metric: value.as_dict() for metric, value in sums.items()}
+        entry["unit_summary"] = unit_summary(sums)
+        entry["sample"] = sums[PRIMARY_METRIC].n
+        moments = data.moments.get(arm.key)
+        if moments:
+            entry["cuped_moments"] = {metric: value.as_dict() for metric, value in moments.items()}
+    return entry
+
+
+def _empty_unit_sums() -> dict[str, RatioSums]:
+    return {metric: RatioSums() for metric in (*METRICS, *UNIT_MEANS)}
+
+
+def _test_entry(metric: str, arm: Arm, control_key: str, result: dict, inputs: dict) -> dict:
+    family, direction, _label = metric_spec(metric)
+    return {
+        "id": f"{metric}:{arm.key}",
+        "metric": metric,
+        "family": family,
+        "direction": "higher" if direction > 0 else "lower",
+        "primary": metric == PRIMARY_METRIC,
+        "control": control_key,
+        "treatment": arm.key,
+        "inputs": inputs,
+        **result,
+    }
+
+
+def _arm_tests(
+    arm: Arm, control_key: str, report: dict, data: ReportData, settings: dict
+) -> list[dict]:
+    """The tests of one treatment: per call (Welch, two proportions) or per unit (delta
+    method, CUPED when the experiment uses it)."""
+    options = {
+        "alpha": settings["alpha"],
+        "sequential": settings["sequential_testing"],
+        "tuning_n": settings["tuning_n"],
+    }
+    arms = {entry["key"]: entry for entry in report["arms"]}
+    tests = []
+    if data.analysis_unit == CALL:
+        control, treatment = arms[control_key], arms[arm.key]
+        for metric in METRICS:
+            inputs = {
+                "control": control["sufficient_statistics"][metric],
+                "treatment": treatment["sufficient_statistics"][metric],
+                **options,
+                "analysis_unit": CALL,
+            }
+            result = compare_metric(
+                metric=metric, **{k: inputs[k] for k in ("control", "treatment")}, **options
+            )
+            tests.append(_test_entry(metric, arm, control_key, result, inputs))
+        return tests + _extra_tests(arm, control_key, data, options)
+    control_sums = data.unit_sums.get(control_key) or _empty_unit_sums()
+    treatment_sums = data.unit_sums.get(arm.key) or _empty_unit_sums()
+    control_moments, treatment_moments = data.moments.get(control_key), data.moments.get(arm.key)
+    for metric in (*METRICS, *UNIT_MEANS):
+        inputs = {
+            "control": control_sums[metric].as_dict(),
+            "treatment": treatment_sums[metric].as_dict(),
+            **options,
+            "analysis_unit": UNIT,
+        }
+        if control_moments and treatment_moments and metric in control_moments:
+            result = compare_cuped_metric(
+                metric=metric,
+                control=control_moments[metric],
+                treatment=treatment_moments[metric],
+                **options,
+            )
+            inputs["control_moments"] = control_moments[metric].as_dict()
+            inputs["treatment_moments"] = treatment_moments[metric].as_dict()
+        else:
+            result = compare_ratio_metric(
+                metric=metric,
+                control=control_sums[metric],
+                treatment=treatment_sums[metric],
+                **options,
+            )
+        tests.append(_test_entry(metric, arm, control_key, result, inputs))
+    return tests + _extra_tests(arm, control_key, data, options)
+
+
+def _extra_tests(arm: Arm, control_key: str, data: ReportData, options: dict) -> list[dict]:
+    """The tests of metrics given as per-arm RatioSums (``ReportData.extra_metrics``)."""
+    tests = []
+    for metric, by_arm in data.extra_metrics.items():
+        control, treatment = by_arm.get(control_key, RatioSums()), by_arm.get(arm.key, RatioSums())
+        inputs = {
+            "control": control.as_dict(),
+            "treatment": treatment.as_dict(),
+            **options,
+            "analysis_unit": UNIT,
+        }
+        result = compare_ratio_metric(
+            metric=metric, control=control, treatment=treatment, **options
+        )
+        tests.append(_test_entry(metric, arm, control_key, result, inputs))
+    return tests
+
+
+def _arm_guardrails(arm: Arm, control_key: str, data: ReportData, report: dict, settings: dict):
+    arms = {entry["key"]: entry for entry in report["arms"]}
+    unit_level = data.analysis_unit == UNIT
+    if unit_level:
+        control = data.unit_sums.get(control_key) or _empty_unit_sums()
+        treatment = data.unit_sums.get(arm.key) or _empty_unit_sums()
+    else:
+        control = arms[control_key]["sufficient_statistics"]
+        treatment = arms[arm.key]["sufficient_statistics"]
+    checks = guardrail_checks(
+        control=control,
+        treatment=treatment,
+        control_hist=data.latency_hists.get(control_key),
+        treatment_hist=data.latency_hists.get(arm.key),
+        settings=settings,
+        unit_level=unit_level,
+    )
+    return [{"arm": arm.key, "control": control_key, **check} for check in checks]
+
+
+def _arm_time_to_decision(arm: Arm, control_key: str, data: ReportData, report: dict, settings):
+    days_elapsed = _days_elapsed(data)
+    if data.analysis_unit == UNIT:
+        return comparisons.unit_time_to_decision(
+            control=(data.unit_sums.get(control_key) or _empty_unit_sums())[PRIMARY_METRIC],
+            treatment=(data.unit_sums.get(arm.key) or _empty_unit_sums())[PRIMARY_METRIC],
+            settings=settings,
+            days_elapsed=days_elapsed,
+        )
+    arms = {entry["key"]: entry for entry in report["arms"]}
+    return time_to_decision(
+        control=arms[control_key]["sufficient_statistics"],
+        treatment=arms[arm.key]["sufficient_statistics"],
+        settings=settings,
+        days_elapsed=days_elapsed,
+    )
+
+
 def report_build(*, experiment: Experiment, data: ReportData) -> dict:
-    """The report from loaded data (no queries)."""
+    """The report from loaded data (no queries): the analysis layer
+    (``experiments.analysis``) does every test; this assembles and labels."""
     settings = experiment_settings(experiment)
+    settings["analysis_unit"] = data.analysis_unit
+    settings["analysis_unit_note"] = data.analysis_unit_note
     alpha = settings["alpha"]
     control_arm = _control_arm(data.arms)
     phase = data.phase
-    arms: list[dict] = []
-    raw_by_key: dict[str, dict] = {}
-    for arm in data.arms:
-        totals = data.totals.get(arm.key, ArmTotals())
-        raw = totals.sufficient_statistics()
-        raw_by_key[arm.key] = raw
-        hist = data.latency_hists.get(arm.key)
-        arms.append(
-            {
-                "key": arm.key,
-                "name": arm.name or arm.key,
-                "strategy": arm.strategy,
-                "is_control": control_arm is not None and arm.pk == control_arm.pk,
-                "weight": arm.weight,
-                "router_params": arm.router_params(),
-                "assigned_units": data.assignments.get(arm.key, 0),
-                "sufficient_statistics": raw,
-                "latency_hist": hist or [0] * LATENCY_HIST_SIZE,
-                "summary": _arm_summary(raw, totals, latency_quantile(hist, alpha=alpha), alpha),
-            }
-        )
+    arms = [_arm_entry(arm, data, control_arm, alpha) for arm in data.arms]
     report: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "generated_at": timezone.now().isoformat(),
+        "analysis_unit": data.analysis_unit,
         "settings": settings,
         "phase": {
             "number": phase.number,
@@ -959,7 +833,7 @@ def report_build(*, experiment: Experiment, data: ReportData) -> dict:
         "guardrails": [],
         "paired": {},
         "time_to_decision": {},
-        "cumulative": {"metric": PRIMARY_METRIC, "days": [], "by_arm": {}},
+        "cumulative": {"metric": PRIMARY_METRIC, "days": [], "by_arm": {}, "analysis_unit": CALL},
         "checklist": [],
     }
     if control_arm is None or len(data.arms) < 2:
@@ -972,65 +846,14 @@ def report_build(*, experiment: Experiment, data: ReportData) -> dict:
         }
         return _clean(report)
 
-    control_raw = raw_by_key[control_arm.key]
     treatments = [arm for arm in data.arms if arm.pk != control_arm.pk]
-    days_elapsed = _days_elapsed(data)
     for arm in treatments:
-        raw = raw_by_key[arm.key]
-        for metric in METRICS:
-            result = compare_metric(
-                metric=metric,
-                control=control_raw[metric],
-                treatment=raw[metric],
-                alpha=alpha,
-                sequential=settings["sequential_testing"],
-                tuning_n=settings["tuning_n"],
-            )
-            report["tests"].append(
-                {
-                    "id": f"{metric}:{arm.key}",
-                    "metric": metric,
-                    "family": METRICS[metric][0],
-                    "direction": "higher" if METRICS[metric][1] > 0 else "lower",
-                    "primary": metric == PRIMARY_METRIC,
-                    "control": control_arm.key,
-                    "treatment": arm.key,
-                    "inputs": {
-                        "control": control_raw[metric],
-                        "treatment": raw[metric],
-                        "alpha": alpha,
-                        "sequential": settings["sequential_testing"],
-                        "tuning_n": settings["tuning_n"],
-                    },
-                    **result,
-                }
-            )
-        for check in guardrail_checks(
-            control=control_raw,
-            treatment=raw,
-            control_hist=data.latency_hists.get(control_arm.key),
-            treatment_hist=data.latency_hists.get(arm.key),
-            settings=settings,
-        ):
-            report["guardrails"].append({"arm": arm.key, "control": control_arm.key, **check})
-        report["time_to_decision"][arm.key] = _time_to_decision(
-            control=control_raw, treatment=raw, settings=settings, days_elapsed=days_elapsed
+        report["tests"] += _arm_tests(arm, control_arm.key, report, data, settings)
+        report["guardrails"] += _arm_guardrails(arm, control_arm.key, data, report, settings)
+        report["time_to_decision"][arm.key] = _arm_time_to_decision(
+            arm, control_arm.key, data, report, settings
         )
-    # Holm-Bonferroni within the primary family and within the secondary family.
-    for primary in (True, False):
-        family = [
-            test
-            for test in report["tests"]
-            if test["primary"] == primary and test["p_value"] is not None
-        ]
-        adjusted = stats.holm_bonferroni([test["p_value"] for test in family])
-        for test, value in zip(family, adjusted, strict=True):
-            test["p_value_adjusted"] = value
-            test["significant"] = value < alpha
-        for test in report["tests"]:
-            if test["primary"] == primary and test["p_value"] is None:
-                test["p_value_adjusted"] = None
-                test["significant"] = False
+    adjust_families(report["tests"], alpha=alpha)
     report["paired"] = _paired_tests(data.paired, alpha=alpha)
     report["cumulative"] = _cumulative(
         data, control_arm.key, [arm.key for arm in treatments], settings
@@ -1056,139 +879,20 @@ def _candidate(report: dict, arm_key: str) -> dict:
     }
 
 
-def _p_text(p_value: float) -> str:
-    """``= 0.012`` or ``< 0.0001`` (always-valid p-values underflow to 0 on big effects)."""
-    return "< 0.0001" if p_value < 0.0001 else f"= {p_value:.2g}"
-
-
-def decide(report: dict) -> dict:
-    """The decision rule (module docstring) over a report's SRM, tests and guardrails.
-
-    Pure: it reads only the report dict, so an exported report can be re-decided."""
-    settings = report["settings"]
-    control = report["control"]
-    minimum = settings["minimum_sample_per_arm"]
-    srm = report["srm"]
-    decision: dict[str, Any] = {
-        "status": None,
-        "arm": None,
-        "rollback_recommended": False,
-        "reasons": [],
-        "missing": [],
-    }
-    if srm.get("result") and srm["result"]["mismatch"]:
-        decision.update(status=INVALID)
-        decision["reasons"].append(
-            f"Sample-ratio mismatch: the {srm['unit']} per arm {srm['result']['observed']} do not "
-            f"match the weights {srm['result']['weights']} (chi-square p {_p_text(srm['result']['p_value'])} "
-            f"< {srm['result']['threshold']}). Fix the assignment before trusting any result."
-        )
-        return decision
-    failed = [g for g in report["guardrails"] if g["status"] == "fail"]
-    if failed:
-        decision.update(status=GUARDRAIL_FAILED, rollback_recommended=True)
-        for guardrail in failed:
-            result = guardrail["result"]
-            decision["reasons"].append(
-                f"Arm {guardrail['arm']!r} fails the {guardrail['guardrail']} guardrail: harm "
-                f"{result['harm']:+.2%} (interval {result['harm_low']:+.2%} to {result['harm_high']:+.2%}) "
-                f"exceeds the margin {guardrail['margin']:.2%}."
-            )
-        decision["reasons"].append(
-            f"Rollback recommended: send all traffic to the control arm {control!r}."
-        )
-        decision["failed_guardrails"] = [
-            {"arm": g["arm"], "guardrail": g["guardrail"]} for g in failed
-        ]
-        return decision
-
-    arm_n = {arm["key"]: arm["summary"]["calls"] for arm in report["arms"]}
-    short = {key: n for key, n in arm_n.items() if n < minimum}
-    primary = [test for test in report["tests"] if test["primary"]]
-    direction = METRICS[PRIMARY_METRIC][1]
-
-    def better(test):
-        absolute = test.get("absolute") or {}
-        return test["significant"] and direction * absolute.get("difference", 0) > 0
-
-    def worse(test):
-        absolute = test.get("absolute") or {}
-        return test["significant"] and direction * absolute.get("difference", 0) < 0
-
-    guardrails_by_arm: dict[str, list[dict]] = defaultdict(list)
-    for guardrail in report["guardrails"]:
-        guardrails_by_arm[guardrail["arm"]].append(guardrail)
-    winners = [
-        test
-        for test in primary
-        if better(test)
-        and not short
-        and all(g["status"] == "pass" for g in guardrails_by_arm[test["treatment"]])
-    ]
-    if winners:
-        best = max(
-            winners, key=lambda test: direction * ((test.get("relative") or {}).get("lift") or 0)
-        )
-        relative = best.get("relative") or {}
-        decision.update(status=WINNER, arm=best["treatment"])
-        lift = relative.get("lift")
-        decision["reasons"].append(
-            f"Arm {best['treatment']!r} improves {PRIMARY_METRIC.replace('_', ' ')} "
-            + (f"by {abs(lift):.1%} " if lift is not None else "")
-            + f"vs {control!r} (adjusted p {_p_text(best['p_value_adjusted'])} < {settings['alpha']}"
-            + (", always-valid" if settings["sequential_testing"] else "")
-            + "), and every guardrail is shown within its margin."
-        )
-        return decision
-    if primary and all(worse(test) for test in primary) and not short:
-        decision.update(status=WINNER, arm=control)
-        decision["reasons"].append(
-            f"Every treatment is significantly worse on {PRIMARY_METRIC.replace('_', ' ')}; keep the control {control!r}."
-        )
-        return decision
-
-    decision.update(status=NO_WINNER_YET)
-    if short:
-        decision["missing"].append("sample")
-        decision["reasons"].append(
-            "Not enough calls yet: "
-            + ", ".join(f"{key} has {n} of {minimum}" for key, n in sorted(short.items()))
-            + "."
-        )
-    for test in primary:
-        if test["p_value"] is None:
-            decision["missing"].append("data")
-            decision["reasons"].append(f"{test['treatment']}: {test['error']}")
-        elif not better(test):
-            decision["missing"].append("significance")
-            decision["reasons"].append(
-                f"{test['treatment']}: the {PRIMARY_METRIC.replace('_', ' ')} difference is not significant yet "
-                f"(adjusted p {_p_text(test['p_value_adjusted'])}, alpha {settings['alpha']})."
-            )
-        pending = [
-            g["guardrail"] for g in guardrails_by_arm[test["treatment"]] if g["status"] != "pass"
-        ]
-        if pending:
-            decision["missing"].append("guardrails")
-            decision["reasons"].append(
-                f"{test['treatment']}: guardrails not yet shown within their margins: {', '.join(pending)}."
-            )
-        timing = report["time_to_decision"].get(test["treatment"], {})
-        if timing.get("days_to_decision") is not None:
-            decision["reasons"].append(
-                f"{test['treatment']}: about {timing['days_to_decision']:.1f} more days at the current traffic "
-                f"to detect the observed effect with {DECISION_POWER:.0%} power "
-                f"({timing['required_per_arm']} calls per arm)."
-            )
-    decision["missing"] = sorted(set(decision["missing"]))
-    return decision
-
-
-def experiment_report(*, experiment: Experiment, now: datetime | None = None) -> dict:
+def experiment_report(
+    *,
+    experiment: Experiment,
+    now: datetime | None = None,
+    extra_metrics: dict[str, dict[str, RatioSums]] | None = None,
+) -> dict:
     """The winner report of an experiment's current phase up to ``now`` (default: now).
 
-    JSON-serialisable; see the module docstring for the metrics and the decision rule."""
+    ``extra_metrics`` (metric -> arm key -> RatioSums over the phase's units) adds
+    secondary ratio-metric tests, e.g. quality signals. JSON-serialisable; see the module
+    docstring for the metrics and the decision rule."""
     data = report_data_load(experiment=experiment, now=now)
+    if extra_metrics:
+        data.extra_metrics = dict(extra_metrics)
     report = report_build(experiment=experiment, data=data)
     # Quality is measured by quality signals, not final_score (experiments.quality_report).
     return quality_report_apply(report=report, experiment=experiment, decide=decide)

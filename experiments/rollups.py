@@ -1,6 +1,7 @@
 """Keep :class:`~experiments.models.CallRollup` in step with routed calls.
 
-``rollup_apply(call=...)`` adds one finished call to its hourly row; it is called inside
+``rollup_apply(call=...)`` adds one finished call to its hourly rows and to its unit's
+:class:`~experiments.models.UnitRollup` row (the per-unit sums the statistics read); it is called inside
 the transaction that moves a ``RoutedCall`` to success or error, so the rollup and the
 call commit together. ``rollups_rebuild()`` recomputes every row from the raw calls with
 ``GROUP BY`` queries (after a bulk import, a data fix, or to check ``rollup_apply``).
@@ -21,21 +22,23 @@ from functools import lru_cache
 from django.db import connection, transaction
 from django.db.models import (
     Case,
+    CharField,
     Count,
     DateTimeField,
     F,
     FloatField,
     Func,
     IntegerField,
+    Min,
     Q,
     Sum,
     Value,
     When,
 )
-from django.db.models.functions import Cast, Coalesce, Floor, Least, TruncHour
+from django.db.models.functions import Cast, Coalesce, Concat, Floor, Least, TruncHour
 from django.utils import timezone
 
-from experiments.models import ArmRollup, CallRollup, RoutedCall
+from experiments.models import ArmRollup, CallRollup, RoutedCall, UnitRollup
 from experiments.models.rollups import RollupMeasures
 from experiments.stats.histograms import (
     CONFIDENCE_HIST_SIZE,
@@ -252,7 +255,7 @@ def rollup_prepare(*, call: RoutedCall) -> tuple | None:
     increments = _increments(call)
     sums = [increments[name] for name in SUM_FIELDS]
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    return key, sums, _hist_params(call), now
+    return key, sums, _hist_params(call), now, _unit_params(call, now)
 
 
 def rollup_apply(*, call: RoutedCall, prepared: tuple | None = None) -> None:
@@ -269,12 +272,170 @@ def rollup_apply(*, call: RoutedCall, prepared: tuple | None = None) -> None:
         prepared = rollup_prepare(call=call)
     if prepared is None:
         return
-    key, sums, hists, now = prepared
-    # Both rows or neither: a transaction of its own when called outside one, no savepoint
+    key, sums, hists, now, unit = prepared
+    # All rows or none: a transaction of its own when called outside one, no savepoint
     # inside the caller's.
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         _upsert(cursor, CallRollup, key, sums, hists, now)
         _upsert(cursor, ArmRollup, key, sums, hists, now)
+        if unit is not None:
+            cursor.execute(_unit_upsert_sql(connection.vendor), unit)
+
+
+# --- Per-unit rollup (the randomization unit's sufficient statistics) -----------------------
+
+#: UnitRollup's key, in the order of its unique constraint.
+UNIT_KEY_FIELDS = ("experiment_key", "phase_id", "arm_key", "unit_id")
+#: UnitRollup's summed fields.
+UNIT_SUM_FIELDS = (
+    "n",
+    "errors",
+    "escalated_n",
+    "cost_usd_sum",
+    "latency_n",
+    "latency_ms_sum",
+    "confidence_n",
+    "confidence_sum",
+    "quality_n",
+    "quality_sum",
+)
+_UNIT_FIELDS = (*UNIT_KEY_FIELDS, *UNIT_SUM_FIELDS, "first_exposure_at", "updated_at")
+
+
+def unit_of(call: RoutedCall) -> str:
+    """The analysis unit of a call: its ``unit_id``, or the call itself when it has none
+    (a request-level experiment), so every call belongs to exactly one unit."""
+    return call.unit_id or f"call:{call.pk}"
+
+
+def _unit_params(call: RoutedCall, now) -> list | None:
+    """The UnitRollup upsert parameters of a finished call (None for calls outside an
+    experiment arm, for shadow calls, which no unit asked for, and for experiments that
+    assign requests, where the call is the unit and the hourly rollups already hold its
+    sums)."""
+    if not call.experiment_id or not call.arm_id or call.is_shadow:
+        return None
+    if call.experiment.unit_type == call.experiment.UnitType.REQUEST:
+        return None
+    latency, confidence, quality = call.latency_ms, call.confidence, call.final_score
+    exposed = call.created_at or call.completed_at or timezone.now()
+    values = [
+        call.experiment.key,
+        call.phase_id or 0,
+        call.arm.key,
+        unit_of(call)[:255],
+        1,
+        1 if call.status == RoutedCall.Status.ERROR else 0,
+        1 if call.escalated else 0,
+        float(call.cost_usd or 0),
+        0 if latency is None else 1,
+        0.0 if latency is None else float(latency),
+        0 if confidence is None else 1,
+        0.0 if confidence is None else float(confidence),
+        0 if quality is None else 1,
+        0.0 if quality is None else float(quality),
+        connection.ops.adapt_datetimefield_value(exposed),
+        now,
+    ]
+    return values
+
+
+@lru_cache(maxsize=4)
+def _unit_upsert_sql(vendor: str) -> str:
+    """``INSERT ... ON CONFLICT (unit key) DO UPDATE`` adding one call to its unit's row;
+    the first exposure is the earlier of the stored and the new call's time."""
+    table = UnitRollup._meta.db_table
+    column = {name: UnitRollup._meta.get_field(name).column for name in _UNIT_FIELDS}
+    earliest = "LEAST" if vendor == "postgresql" else "MIN"
+    updates = [f"{column[n]} = {table}.{column[n]} + excluded.{column[n]}" for n in UNIT_SUM_FIELDS]
+    first = column["first_exposure_at"]
+    updates.append(f"{first} = {earliest}({table}.{first}, excluded.{first})")
+    updates.append(f"{column['updated_at']} = excluded.{column['updated_at']}")
+    return (
+        f"INSERT INTO {table} ({', '.join(column.values())}) "  # noqa: S608 - constants
+        f"VALUES ({', '.join(['%s'] * len(column))}) "
+        f"ON CONFLICT ({', '.join(column[name] for name in UNIT_KEY_FIELDS)}) "
+        f"DO UPDATE SET {', '.join(updates)}"
+    )
+
+
+def unit_rollups_rebuild() -> int:
+    """Recompute every UnitRollup row from the raw calls (one ``GROUP BY`` in the database,
+    rows written back with ``executemany``); returns the number of rows."""
+    UnitRollup.objects.all().delete()
+    error = Q(status=RoutedCall.Status.ERROR)
+    grouped = (
+        RoutedCall.objects.filter(
+            status__in=FINISHED_STATUSES,
+            is_shadow=False,
+            experiment__isnull=False,
+            arm__isnull=False,
+        )
+        .exclude(experiment__unit_type="request")
+        .annotate(
+            experiment_key=F("experiment__key"),
+            arm_key=F("arm__key"),
+            phase_number=Coalesce(F("phase_id"), Value(0)),
+            unit=Case(
+                When(unit_id="", then=Concat(Value("call:"), Cast("id", CharField()))),
+                default=F("unit_id"),
+                output_field=CharField(),
+            ),
+        )
+        .values("experiment_key", "phase_number", "arm_key", "unit")
+        .order_by()
+        .annotate(
+            sum_n=Count("id"),
+            sum_errors=Count("id", filter=error),
+            sum_escalated=Count("id", filter=Q(escalated=True)),
+            sum_cost=Sum(Cast("cost_usd", FloatField())),
+            sum_latency_n=Count("latency_ms"),
+            sum_latency=Sum("latency_ms"),
+            sum_confidence_n=Count("confidence"),
+            sum_confidence=Sum("confidence"),
+            sum_quality_n=Count("final_score"),
+            sum_quality=Sum("final_score"),
+            first_exposure=Min("created_at"),
+        )
+    )
+    column = {name: UnitRollup._meta.get_field(name).column for name in _UNIT_FIELDS}
+    sql = (
+        f"INSERT INTO {UnitRollup._meta.db_table} ({', '.join(column.values())}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(column))})"
+    )
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    aliases = (
+        "experiment_key",
+        "phase_number",
+        "arm_key",
+        "unit",
+        "sum_n",
+        "sum_errors",
+        "sum_escalated",
+        "sum_cost",
+        "sum_latency_n",
+        "sum_latency",
+        "sum_confidence_n",
+        "sum_confidence",
+        "sum_quality_n",
+        "sum_quality",
+        "first_exposure",
+    )
+    written = 0
+    batch: list[tuple] = []
+    with connection.cursor() as cursor:
+        for record in _fetch(grouped):
+            batch.append(
+                (*(record[alias] or 0 for alias in aliases[:-1]), record[aliases[-1]], now)
+            )
+            if len(batch) >= 5000:
+                cursor.executemany(sql, batch)
+                written += len(batch)
+                batch = []
+        if batch:
+            cursor.executemany(sql, batch)
+            written += len(batch)
+    return written
 
 
 class _Log10(Func):
@@ -483,6 +644,7 @@ def rollups_rebuild() -> int:
     call_rows = list(rows.values())
     _bulk_insert(CallRollup, call_rows)
     _bulk_insert(ArmRollup, _arm_rollups(call_rows))
+    unit_rollups_rebuild()
     return len(call_rows)
 
 

@@ -5,7 +5,7 @@ from experiments.models.audit import AuditLogEntry
 from experiments.models.calls import RoutedCall
 from experiments.models.experiment import Arm, Assignment, Experiment, Phase
 from experiments.models.quality import QualitySignal
-from experiments.models.rollups import ArmRollup, CallRollup
+from experiments.models.rollups import ArmRollup, CallRollup, UnitRollup
 from experiments.models.rollups_daily import CallRollupDaily, CallRollupDay
 
 __all__ = [
@@ -21,4 +21,5 @@ __all__ = [
     "Phase",
     "QualitySignal",
     "RoutedCall",
+    "UnitRollup",
 ]

@@ -53,6 +53,17 @@ class Experiment(models.Model):
         default=True, help_text="Always-valid p-values, so looking every day is safe."
     )
     minimum_sample_per_arm = models.PositiveIntegerField(default=200)
+    cuped_enabled = models.BooleanField(
+        default=False,
+        help_text="CUPED: adjust each unit's metrics by its own calls before its first "
+        "exposure (lower variance, same validity). Needs units that also call outside "
+        "the experiment.",
+    )
+    cuped_lookback_days = models.PositiveIntegerField(
+        default=14,
+        validators=[MinValueValidator(1), MaxValueValidator(365)],
+        help_text="How many days before a unit's first exposure CUPED reads its calls.",
+    )
     shadow_percentage = models.FloatField(
         default=0.0,
         validators=[MinValueValidator(0.0), MaxValueValidator(100.0)],

@@ -130,3 +130,47 @@ class ArmRollup(RollupMeasures):
     def __str__(self) -> str:
         experiment = f"{self.experiment_key}/{self.arm_key}" if self.experiment_key else "-"
         return f"{self.bucket_start:%Y-%m-%d %H:00} {experiment} {self.status} n={self.n}"
+
+
+class UnitRollup(models.Model):
+    """Per-unit sufficient statistics of an experiment: one row per (experiment, phase,
+    arm, unit) holding the sums of that unit's finished, non-shadow calls.
+
+    The statistics analyse the randomization unit (a user, a script, a team), not the
+    call: per arm the analysis needs only sums over these rows (n units, sum x, sum y,
+    sum x^2, sum y^2, sum xy), which one ``GROUP BY arm_key`` computes in the database
+    (``experiments.selectors_analysis``). Written only by ``experiments.rollups``
+    (``rollup_apply`` per finished call, ``rollups_rebuild`` from raw).
+    ``first_exposure_at`` (the earliest call of the unit in the phase) bounds the
+    pre-exposure period CUPED reads.
+    """
+
+    experiment_key = models.CharField(max_length=100)
+    phase_id = models.PositiveBigIntegerField(
+        default=0, help_text="The Phase the calls were made in (0: none)."
+    )
+    arm_key = models.CharField(max_length=100)
+    unit_id = models.CharField(max_length=255)
+    n = models.PositiveBigIntegerField(default=0, help_text="Finished calls of the unit.")
+    errors = models.PositiveBigIntegerField(default=0)
+    escalated_n = models.PositiveBigIntegerField(default=0)
+    cost_usd_sum = models.FloatField(default=0.0)
+    latency_n = models.PositiveBigIntegerField(default=0)
+    latency_ms_sum = models.FloatField(default=0.0)
+    confidence_n = models.PositiveBigIntegerField(default=0)
+    confidence_sum = models.FloatField(default=0.0)
+    quality_n = models.PositiveBigIntegerField(default=0)
+    quality_sum = models.FloatField(default=0.0)
+    first_exposure_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["experiment_key", "phase_id", "arm_key", "unit_id"],
+                name="unit_rollup_unique_key",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.experiment_key}/{self.arm_key} unit {self.unit_id} n={self.n}"

@@ -131,22 +131,28 @@ def welch_t_test(
     :func:`welch_arrays`). Matches ``scipy.stats.ttest_ind_from_stats(equal_var=False)``.
     """
     _check_pair(control, treatment)
+    return welch_result(
+        control.n,
+        control.mean,
+        control.variance,
+        treatment.n,
+        treatment.mean,
+        treatment.variance,
+        alpha=alpha,
+    )
+
+
+def welch_result(n_c, mean_c, var_c, n_t, mean_t, var_t, *, alpha: float) -> MeanDifference:
+    """:func:`welch_arrays` for one pair of arms given as ``(n, mean, variance)`` (of the
+    observations: calls, or units' linearised values), with its ``1 - alpha`` interval."""
     alpha = check_alpha(alpha)
     difference, se, df, t, p = (
-        float(value)
-        for value in welch_arrays(
-            control.n,
-            control.mean,
-            control.variance,
-            treatment.n,
-            treatment.mean,
-            treatment.variance,
-        )
+        float(value) for value in welch_arrays(n_c, mean_c, var_c, n_t, mean_t, var_t)
     )
     half_width = float(scipy_stats.t.ppf(1 - alpha / 2, df)) * se
     return MeanDifference(
-        control_mean=control.mean,
-        treatment_mean=treatment.mean,
+        control_mean=float(mean_c),
+        treatment_mean=float(mean_t),
         difference=difference,
         standard_error=se,
         degrees_of_freedom=df,
@@ -166,24 +172,30 @@ def relative_difference(
     The control mean must not be 0.
     """
     _check_pair(control, treatment)
-    alpha = check_alpha(alpha)
     if control.mean == 0:
         raise StatsInputError("a relative difference needs a control mean other than 0")
+    return relative_result(
+        control.n,
+        control.mean,
+        control.variance,
+        treatment.n,
+        treatment.mean,
+        treatment.variance,
+        alpha=alpha,
+    )
+
+
+def relative_result(n_c, mean_c, var_c, n_t, mean_t, var_t, *, alpha: float) -> RelativeDifference:
+    """:func:`delta_relative_arrays` for one pair of arms given as ``(n, mean,
+    variance)``, with its normal ``1 - alpha`` interval."""
+    alpha = check_alpha(alpha)
     lift, se, z, p = (
-        float(value)
-        for value in delta_relative_arrays(
-            control.n,
-            control.mean,
-            control.variance,
-            treatment.n,
-            treatment.mean,
-            treatment.variance,
-        )
+        float(value) for value in delta_relative_arrays(n_c, mean_c, var_c, n_t, mean_t, var_t)
     )
     half_width = float(scipy_stats.norm.ppf(1 - alpha / 2)) * se
     return RelativeDifference(
-        control_mean=control.mean,
-        treatment_mean=treatment.mean,
+        control_mean=float(mean_c),
+        treatment_mean=float(mean_t),
         lift=lift,
         standard_error=se,
         z_statistic=_finite(z),

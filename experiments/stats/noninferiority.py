@@ -33,6 +33,7 @@ from experiments.stats.errors import StatsInputError
 from experiments.stats.means import check_alpha, delta_relative_arrays
 from experiments.stats.proportions import newcombe_arrays
 from experiments.stats.quantiles import QuantileEstimate
+from experiments.stats.ratio import RatioSums, ratio_arrays
 from experiments.stats.summaries import MeanStats, ProportionStats
 
 PASS = "pass"
@@ -247,4 +248,76 @@ def quantile_ratio_noninferiority(
         method=method,
         alpha=alpha,
         sequential=sequential,
+    )
+
+
+def _ratio_pair(control: RatioSums, treatment: RatioSums):
+    for name, arm in (("control", control), ("treatment", treatment)):
+        if not isinstance(arm, RatioSums) or arm.n < 2 or arm.sum_x <= 0:
+            raise StatsInputError(
+                f"{name} must be RatioSums with n >= 2 units and calls, got {arm!r}"
+            )
+    (r_c, v_c), (r_t, v_t) = (
+        ratio_arrays(arm.n, arm.sum_x, arm.sum_y, arm.sum_xx, arm.sum_yy, arm.sum_xy)
+        for arm in (control, treatment)
+    )
+    return float(r_c), float(v_c), float(r_t), float(v_t)
+
+
+def relative_ratio_noninferiority(
+    control: RatioSums,
+    treatment: RatioSums,
+    *,
+    margin: float,
+    alpha: float = 0.05,
+    higher_is_better: bool = True,
+    sequential: bool = False,
+    tuning_n: float = seq.DEFAULT_TUNING_N,
+) -> NonInferiorityResult:
+    """:func:`relative_mean_noninferiority` for a ratio metric over units (quality per
+    scored call): the lift ``r_t / r_c - 1`` and its delta-method ``se`` from per-unit
+    sums (``experiments.stats.ratio``)."""
+    margin = _check_margin(margin)
+    alpha = check_alpha(alpha)
+    r_c, v_c, r_t, v_t = _ratio_pair(control, treatment)
+    if r_c == 0:
+        raise StatsInputError("a relative margin needs a control value other than 0")
+    lift, se, _z, _p = delta_relative_arrays(control.n, r_c, v_c, treatment.n, r_t, v_t)
+    harm = -float(lift) if higher_is_better else float(lift)
+    return _result(
+        harm,
+        float(se),
+        margin,
+        alpha,
+        sequential,
+        control.n + treatment.n,
+        tuning_n,
+        "relative difference of ratios (delta method over units)",
+    )
+
+
+def ratio_rise_noninferiority(
+    control: RatioSums,
+    treatment: RatioSums,
+    *,
+    margin: float,
+    alpha: float = 0.05,
+    sequential: bool = False,
+    tuning_n: float = seq.DEFAULT_TUNING_N,
+) -> NonInferiorityResult:
+    """:func:`rate_rise_noninferiority` for a rate over units (errors per call):
+    ``harm = r_t - r_c`` with the delta-method ``se^2 = Var(r_t) + Var(r_c)``."""
+    margin = _check_margin(margin)
+    alpha = check_alpha(alpha)
+    r_c, v_c, r_t, v_t = _ratio_pair(control, treatment)
+    se = math.sqrt(v_c / control.n + v_t / treatment.n)
+    return _result(
+        r_t - r_c,
+        se,
+        margin,
+        alpha,
+        sequential,
+        control.n + treatment.n,
+        tuning_n,
+        "difference of ratios (delta method over units)",
     )

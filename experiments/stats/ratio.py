@@ -26,7 +26,17 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from experiments.stats.errors import StatsInputError
+from experiments.stats.means import (
+    MeanDifference,
+    RelativeDifference,
+    check_alpha,
+    relative_result,
+    welch_result,
+)
+from experiments.stats.sequential import DEFAULT_TUNING_N, SequentialResult, confidence_sequence
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,12 @@ class RatioSums:
             self.sum_yy + other.sum_yy,
             self.sum_xy + other.sum_xy,
         )
+
+    @classmethod
+    def from_calls(cls, n: int, total: float, sum_squares: float) -> RatioSums:
+        """The sums when the unit is the call (``x_u = 1``): from ``(n, sum, sum of
+        squares)`` of the calls; the ratio tests then reduce to the call-level ones."""
+        return cls(int(n), float(n), float(total), float(n), float(sum_squares), float(total))
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -117,3 +133,106 @@ def ratio_estimate(sums: RatioSums) -> RatioEstimate:
     mean_x = sums.mean_x
     variance = (var_y - 2 * ratio * cov_xy + ratio**2 * var_x) / (sums.n * mean_x**2)
     return RatioEstimate(ratio, max(variance, 0.0), sums.n)
+
+
+# --- Two arms: absolute and relative differences of ratios -----------------------------------
+
+
+def ratio_arrays(n, sum_x, sum_y, sum_xx, sum_yy, sum_xy):
+    """Vectorised :func:`ratio_estimate`: ``(ratio, per_unit_variance)`` where
+    ``per_unit_variance = s_yy - 2 r s_xy + r^2 s_xx) / mean(x)^2`` is the variance of the
+    unit's linearised value ``(y_u - r x_u) / mean(x)``, so ``Var(r) = per_unit_variance / n``."""
+    n, sum_x, sum_y, sum_xx, sum_yy, sum_xy = (
+        np.asarray(value, dtype=float) for value in (n, sum_x, sum_y, sum_xx, sum_yy, sum_xy)
+    )
+    ratio = sum_y / sum_x
+    var_x = np.maximum(sum_xx - sum_x**2 / n, 0.0) / (n - 1)
+    var_y = np.maximum(sum_yy - sum_y**2 / n, 0.0) / (n - 1)
+    cov_xy = (sum_xy - sum_x * sum_y / n) / (n - 1)
+    mean_x = sum_x / n
+    per_unit = np.maximum((var_y - 2 * ratio * cov_xy + ratio**2 * var_x) / mean_x**2, 0.0)
+    return ratio, per_unit
+
+
+@dataclass(frozen=True)
+class RatioComparison:
+    """``treatment - control`` of a ratio metric over units, fixed horizon and sequential.
+
+    ``absolute``: Welch's t on the delta-method variances (df by Welch-Satterthwaite over
+    units); ``relative``: ``r_t / r_c - 1`` by the delta method; ``sequential``: the
+    confidence sequences of both (``None`` unless asked for)."""
+
+    control: RatioEstimate
+    treatment: RatioEstimate
+    absolute: MeanDifference
+    relative: RelativeDifference | None
+    sequential_absolute: SequentialResult | None = None
+    sequential_relative: SequentialResult | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _check_arms(control: RatioSums, treatment: RatioSums) -> None:
+    for name, arm in (("control", control), ("treatment", treatment)):
+        if not isinstance(arm, RatioSums):
+            raise StatsInputError(f"{name} must be RatioSums, got {arm!r}")
+        if arm.n < 2:
+            raise StatsInputError(f"{name} needs n >= 2 units, got n = {arm.n}")
+        if arm.sum_x <= 0:
+            raise StatsInputError(f"{name} has no denominator yet (sum of x is {arm.sum_x})")
+
+
+def ratio_difference(
+    control: RatioSums,
+    treatment: RatioSums,
+    *,
+    alpha: float = 0.05,
+    sequential: bool = False,
+    tuning_n: float = DEFAULT_TUNING_N,
+) -> RatioComparison:
+    """Compare a ratio metric (``sum(y) / sum(x)`` over units) between two arms.
+
+    Absolute: ``d = r_t - r_c``, ``se^2 = Var(r_t) + Var(r_c)`` (delta method, module
+    docstring), Welch's t with ``df`` from the units; with one call per unit (``x_u = 1``)
+    this *is* Welch's t-test of the call-level means. Relative: ``lift = r_t / r_c - 1``,
+    ``Var = Var(r_t) / r_c^2 + r_t^2 Var(r_c) / r_c^4`` (the same formula as
+    :func:`experiments.stats.means.delta_relative_arrays`). With ``sequential`` both get
+    the always-valid confidence sequence over ``n_c + n_t`` units.
+    """
+    _check_arms(control, treatment)
+    alpha = check_alpha(alpha)
+    estimates = []
+    for arm in (control, treatment):
+        ratio, per_unit = ratio_arrays(
+            arm.n, arm.sum_x, arm.sum_y, arm.sum_xx, arm.sum_yy, arm.sum_xy
+        )
+        estimates.append((float(ratio), float(per_unit)))
+    (r_c, v_c), (r_t, v_t) = estimates
+    absolute = welch_result(control.n, r_c, v_c, treatment.n, r_t, v_t, alpha=alpha)
+    difference, se = absolute.difference, absolute.standard_error
+    relative = None
+    if r_c != 0:
+        relative = relative_result(control.n, r_c, v_c, treatment.n, r_t, v_t, alpha=alpha)
+    sequential_absolute = sequential_relative = None
+    if sequential:
+        n_total = int(control.n + treatment.n)
+        sequential_absolute = confidence_sequence(
+            estimate=difference, variance=se**2, n_total=n_total, alpha=alpha, tuning_n=tuning_n
+        )
+        if relative is not None:
+            sequential_relative = confidence_sequence(
+                estimate=relative.lift,
+                variance=relative.standard_error**2,
+                n_total=n_total,
+                alpha=alpha,
+                tuning_n=tuning_n,
+            )
+    return RatioComparison(
+        control=RatioEstimate(r_c, v_c / control.n, control.n),
+        treatment=RatioEstimate(r_t, v_t / treatment.n, treatment.n),
+        absolute=absolute,
+        relative=relative,
+        sequential_absolute=sequential_absolute,
+        sequential_relative=sequential_relative,
+    )

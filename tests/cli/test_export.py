@@ -49,7 +49,7 @@ def test_experiment_report_is_written_with_its_decision(experiment, tmp_path):
     target = tmp_path / "report.json"
     output = run("--experiment", experiment.key, "--out", str(target))
     data = json.loads(target.read_text())
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     assert data["settings"]["key"] == experiment.key
     assert {arm["key"] for arm in data["arms"]} == {"council", "smart"}
     assert f"decision: {data['decision']['status']}" in output

@@ -46,7 +46,8 @@ def problems(results: dict) -> list[str]:
 
 
 def test_json_has_exactly_the_documented_shape():
-    """One object: sims and four maps of metric -> rate (fractions)."""
+    """One object: sims, four maps of metric -> rate (fractions), and the clustered-unit
+    suite."""
     results = validate(*SMALL)
     assert set(results) == {
         "sims",
@@ -54,6 +55,7 @@ def test_json_has_exactly_the_documented_shape():
         "aa_peeking_naive",
         "aa_peeking_sequential",
         "coverage",
+        "clustered_units",
     }
     assert results["sims"] == 300
     metrics = {
@@ -68,6 +70,45 @@ def test_json_has_exactly_the_documented_shape():
         assert set(results[key]) == metrics
         assert all(0.0 <= rate <= 1.0 for rate in results[key].values())
     assert problems(results) == []
+    assert unit_problems(results["clustered_units"]) == []
+
+
+def unit_problems(results: dict) -> list[str]:
+    """Bounds for 300 clustered simulations (the targets hold at 10,000, see
+    benchmarks/bench_stats_validity.py)."""
+    found = []
+    bounds = {
+        "aa_fixed": (0.01, 0.11),
+        "coverage": (0.89, 0.995),
+        "cuped_aa_fixed": (0.01, 0.11),
+        "cuped_coverage": (0.89, 0.995),
+        "cuped_variance_reduction": (0.30, 1.0),
+        "reference_agreement": (0.0, 1e-6),
+    }
+    for key, (low, high) in bounds.items():
+        for metric, rate in results[key].items():
+            if not low <= rate <= high:
+                found.append(f"{key}.{metric}={rate}")
+    return found
+
+
+def test_counting_calls_as_independent_is_caught_by_the_clustered_suite(monkeypatch):
+    """The clustered suite catches an analysis that counts calls as if they were
+    independent: dividing the variance by the number of calls instead of units fails the
+    A/A bounds."""
+    from experiments.stats import simulation_units
+
+    real = simulation_units.ratio_arrays
+
+    def call_level(n, sum_x, sum_y, sum_xx, sum_yy, sum_xy):
+        ratio, per_unit = real(n, sum_x, sum_y, sum_xx, sum_yy, sum_xy)
+        return ratio, per_unit * np.asarray(n, dtype=float) / sum_x
+
+    monkeypatch.setattr(simulation_units, "ratio_arrays", call_level)
+    results = validate(*SMALL)["clustered_units"]
+    assert any(
+        problem.startswith("aa_fixed.cost_per_request") for problem in unit_problems(results)
+    )
 
 
 def test_a_broken_variance_is_caught_by_the_same_bounds(monkeypatch):

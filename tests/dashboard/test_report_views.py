@@ -104,7 +104,7 @@ def test_json_format_downloads_the_versioned_export(admin_client, experiment):
     assert response["Content-Type"] == "application/json"
     assert "attachment" in response["Content-Disposition"]
     data = json.loads(response.content)
-    assert data["schema_version"] == 1 and data["decision"]["status"] == "winner"
+    assert data["schema_version"] == 2 and data["decision"]["status"] == "winner"
 
 
 def test_unknown_experiment_is_404(admin_client, experiment):

@@ -28,6 +28,7 @@ def _experiment_post(**overrides) -> dict:
         "alpha": "0.05",
         "sequential_testing": "on",
         "minimum_sample_per_arm": "200",
+        "cuped_lookback_days": "14",
         "guardrail_quality_drop_pct": "2",
         "quality_signal": "agreement",
         "guardrail_error_rate_rise_pts": "1",

@@ -344,12 +344,12 @@ def test_report_query_count_is_fixed():
 
 
 def test_report_query_count_is_pinned(django_assert_num_queries):
-    """arms, phase, per-arm sums, per-day sums, histograms, assignments, shadow check: 7;
-    quality: phase id, calls with shadows, coverage, unit-level sums, by day, judge vs
-    feedback: 6."""
+    """arms, phase, per-arm sums, per-day sums, histograms, assignments, shadow check, and
+    the per-unit sums: 8; quality: phase id, calls with shadows, coverage, unit-level sums,
+    by day, judge vs feedback: 6."""
     experiment = make_experiment()
     fill(experiment, days=2)
-    with django_assert_num_queries(13):
+    with django_assert_num_queries(14):
         reports.experiment_report(experiment=experiment, now=NOW)
 
 

@@ -3,6 +3,9 @@
 Simulates A/A experiments (no true difference) and A/B experiments (a known lift) and
 prints the false-positive rate of each metric family with one look, with 28 daily looks
 (naive vs sequential testing), and the coverage of the 95% interval for the relative lift.
+Then the same for clustered units (``clustered_units`` in the JSON: heavy-tailed calls per
+unit, a per-unit random effect, ratio metrics by the delta method), a CUPED scenario, and
+the delta method's agreement with an independent numpy computation.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ def add_arguments(parser) -> None:
 def handle(command, **options) -> None:
     from experiments.stats import StatsInputError
     from experiments.stats.simulation import DEFAULT_SEED, VALIDITY_CHECKS, run_validation
+    from experiments.stats.simulation_units import UNIT_VALIDITY_CHECKS, run_unit_validation
 
     sims = options["sims"]
     if sims is None or sims < 1:
@@ -60,13 +64,13 @@ def handle(command, **options) -> None:
                 sys.stderr.write("\n")
             sys.stderr.flush()
 
+    seed = DEFAULT_SEED if options["seed"] is None else options["seed"]
     try:
         results = run_validation(
-            sims=sims,
-            units_per_arm=units,
-            days=days,
-            seed=DEFAULT_SEED if options["seed"] is None else options["seed"],
-            progress=progress,
+            sims=sims, units_per_arm=units, days=days, seed=seed, progress=progress
+        )
+        results["clustered_units"] = run_unit_validation(
+            sims=sims, units_per_arm=units, seed=seed, progress=progress
         )
     except StatsInputError as error:
         raise CommandError(str(error)) from error
@@ -82,8 +86,13 @@ def handle(command, **options) -> None:
     )
     if sims < 10_000:
         out.write("  (the targets are set for 10,000 simulations; fewer are noisier)")
-    for key, title, target, check in VALIDITY_CHECKS:
-        out.write(f"\n  {title}, target {target}")
-        for metric, rate in results[key].items():
-            mark = command.style.SUCCESS("ok  ") if check(rate) else command.style.ERROR("MISS")
-            out.write(f"    {mark} {metric:<18} {rate * 100:6.2f}%")
+    for checks, section in (
+        (VALIDITY_CHECKS, results),
+        (UNIT_VALIDITY_CHECKS, results["clustered_units"]),
+    ):
+        for key, title, target, check in checks:
+            out.write(f"\n  {title}, target {target}")
+            for metric, rate in section[key].items():
+                mark = command.style.SUCCESS("ok  ") if check(rate) else command.style.ERROR("MISS")
+                figure = f"{rate:.1e}" if key == "reference_agreement" else f"{rate * 100:6.2f}%"
+                out.write(f"    {mark} {metric:<18} {figure}")

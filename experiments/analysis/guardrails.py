@@ -1,0 +1,150 @@
+"""Guardrails: is a treatment shown no worse than the experiment's margins?
+
+One implementation for the report and the alerts (quality drop, error-rate rise,
+latency p95 rise; non-inferiority tests from ``experiments.stats.noninferiority``), so a
+guardrail alert fires exactly when the report's guardrail fails on the same sums.
+"""
+
+from __future__ import annotations
+
+from experiments import stats
+from experiments.analysis.sums import mean_stats, rate_stats
+from experiments.stats.histograms import LATENCY_HIST_EDGES_MS, LATENCY_HIST_TOP_MS
+from experiments.stats.ratio import RatioSums
+
+LATENCY_QUANTILE = 0.95
+
+
+def _plain(value):
+    return value.as_dict() if isinstance(value, RatioSums) else value
+
+
+def call_quality_test(control: dict, treatment: dict, **options):
+    return stats.relative_mean_noninferiority(mean_stats(control), mean_stats(treatment), **options)
+
+
+def unit_quality_test(control: RatioSums, treatment: RatioSums, **options):
+    return stats.noninferiority.relative_ratio_noninferiority(control, treatment, **options)
+
+
+def call_error_test(control: dict, treatment: dict, **options):
+    return stats.rate_rise_noninferiority(rate_stats(control), rate_stats(treatment), **options)
+
+
+def unit_error_test(control: RatioSums, treatment: RatioSums, **options):
+    return stats.noninferiority.ratio_rise_noninferiority(control, treatment, **options)
+
+
+def latency_quantile(
+    hist: list[int] | None, *, alpha: float
+) -> stats.quantiles.QuantileEstimate | None:
+    """p95 latency and its interval from a summed histogram (None when empty)."""
+    if not hist or sum(hist) == 0:
+        return None
+    return stats.histogram_quantile_ci(
+        hist, LATENCY_HIST_EDGES_MS, LATENCY_QUANTILE, top=LATENCY_HIST_TOP_MS, alpha=alpha
+    )
+
+
+def guardrail_checks(
+    *,
+    control: dict,
+    treatment: dict,
+    control_hist: list[int] | None,
+    treatment_hist: list[int] | None,
+    settings: dict,
+    unit_level: bool = False,
+) -> list[dict]:
+    """The three guardrails of one treatment, each ``{guardrail, margin, inputs, result,
+    status, error}``; status ``pass`` / ``fail`` / ``inconclusive``.
+
+    ``control`` / ``treatment`` map metric -> statistics: call-level dicts
+    (``{n, sum, sum_squares}``, ``{n, successes}``) or, with ``unit_level``, per-unit
+    :class:`~experiments.stats.ratio.RatioSums` (quality and error rate then by the delta
+    method over units). Latency p95 is always the histogram quantile of the calls."""
+    alpha, sequential, tuning_n = (
+        settings["alpha"],
+        settings["sequential_testing"],
+        settings["tuning_n"],
+    )
+    checks = []
+    if unit_level:
+        quality_test, error_test = unit_quality_test, unit_error_test
+    else:
+        quality_test, error_test = call_quality_test, call_error_test
+
+    def run(name: str, margin: float, inputs: dict, function) -> None:
+        entry = {
+            "guardrail": name,
+            "margin": margin,
+            "inputs": inputs,
+            "result": None,
+            "error": None,
+        }
+        try:
+            result = function()
+            entry["result"] = result.as_dict()
+            entry["status"] = result.status
+        except stats.StatsInputError as error:
+            entry["status"] = "inconclusive"
+            entry["error"] = str(error)
+        checks.append(entry)
+
+    quality_margin = settings["guardrail_quality_drop_pct"] / 100.0
+    run(
+        "quality",
+        quality_margin,
+        {"control": _plain(control["quality"]), "treatment": _plain(treatment["quality"])},
+        lambda: quality_test(
+            control["quality"],
+            treatment["quality"],
+            margin=quality_margin,
+            alpha=alpha,
+            higher_is_better=True,
+            sequential=sequential,
+            tuning_n=tuning_n,
+        ),
+    )
+    error_margin = settings["guardrail_error_rate_rise_pts"] / 100.0
+    run(
+        "error_rate",
+        error_margin,
+        {"control": _plain(control["error_rate"]), "treatment": _plain(treatment["error_rate"])},
+        lambda: error_test(
+            control["error_rate"],
+            treatment["error_rate"],
+            margin=error_margin,
+            alpha=alpha,
+            sequential=sequential,
+            tuning_n=tuning_n,
+        ),
+    )
+    latency_margin = settings["guardrail_latency_p95_rise_pct"] / 100.0
+    control_q = latency_quantile(control_hist, alpha=alpha)
+    treatment_q = latency_quantile(treatment_hist, alpha=alpha)
+
+    def latency_test():
+        if control_q is None or treatment_q is None:
+            raise stats.StatsInputError("no successful calls with a latency in one of the arms yet")
+        return stats.quantile_ratio_noninferiority(
+            control_q,
+            treatment_q,
+            margin=latency_margin,
+            alpha=alpha,
+            sequential=sequential,
+            tuning_n=tuning_n,
+        )
+
+    run(
+        "latency_p95",
+        latency_margin,
+        {
+            "control_latency_hist": control_hist,
+            "treatment_latency_hist": treatment_hist,
+            "quantile": LATENCY_QUANTILE,
+            "control_quantile": control_q.as_dict() if control_q else None,
+            "treatment_quantile": treatment_q.as_dict() if treatment_q else None,
+        },
+        latency_test,
+    )
+    return checks

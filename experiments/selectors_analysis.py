@@ -1,0 +1,138 @@
+"""Reads for the unit-level analysis: per-arm sums over the per-unit rollup.
+
+Each function is one SQL statement whose ``GROUP BY arm_key`` runs over the
+:class:`~experiments.models.UnitRollup` rows of one experiment phase (one row per unit),
+so the analysis gets ``n_units, sum x, sum y, sum x^2, sum y^2, sum xy`` per arm and
+metric without a Python loop over units. ``unit_moments_by_arm`` adds each unit's
+pre-exposure values (CUPED's covariate) with a join to the unit's earlier calls.
+"""
+
+from __future__ import annotations
+
+from django.db import connection
+
+from experiments.analysis.metrics import UNIT_RATIOS
+from experiments.analysis.sums import SUM_SUFFIXES, unit_statistics
+from experiments.models import RoutedCall, UnitRollup
+from experiments.stats.cuped import MomentSums
+from experiments.stats.ratio import RatioSums
+
+
+def _column(name: str) -> str:
+    return UnitRollup._meta.get_field(name).column
+
+
+def _unit_aggregates(prefix: str = "") -> list[str]:
+    """``SUM(x)``, ``SUM(y)``, ``SUM(x*x)``, ``SUM(y*y)``, ``SUM(x*y)`` per metric, named
+    ``<metric>__sx`` ... (column names are the model's, constants)."""
+    parts = []
+    for metric, (x_field, y_field) in UNIT_RATIOS.items():
+        x = f"CAST({prefix}{_column(x_field)} AS DOUBLE PRECISION)"
+        y = f"CAST({prefix}{_column(y_field)} AS DOUBLE PRECISION)"
+        expressions = (x, y, f"{x} * {x}", f"{y} * {y}", f"{x} * {y}")
+        for suffix, expression in zip(SUM_SUFFIXES, expressions, strict=True):
+            parts.append(f"SUM({expression}) AS {metric}__{suffix}")
+    return parts
+
+
+def unit_sums_by_arm(*, experiment_key: str, phase_id: int) -> dict[str, dict[str, RatioSums]]:
+    """Per arm, per metric, the RatioSums over the phase's units (one query)."""
+    table = UnitRollup._meta.db_table
+    sql = (
+        f"SELECT {_column('arm_key')} AS arm_key, COUNT(*) AS units, "  # noqa: S608 - constants
+        f"{', '.join(_unit_aggregates())} FROM {table} "
+        f"WHERE {_column('experiment_key')} = %s AND {_column('phase_id')} = %s "
+        f"GROUP BY {_column('arm_key')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [experiment_key, phase_id])
+        names = [column[0] for column in cursor.description]
+        rows = [dict(zip(names, record, strict=True)) for record in cursor.fetchall()]
+    return {row["arm_key"]: unit_statistics(row) for row in rows}
+
+
+#: metric -> (pre-period x, pre-period y) as SQL over the unit's earlier calls ``c``.
+_PRE_VALUES = {
+    "cost_per_request": ("COUNT(c.id)", "SUM(CAST(c.cost_usd AS DOUBLE PRECISION))"),
+    "quality": ("COUNT(c.final_score)", "SUM(c.final_score)"),
+    "confidence": ("COUNT(c.confidence)", "SUM(c.confidence)"),
+    "latency_ms": ("COUNT(c.latency_ms)", "SUM(c.latency_ms)"),
+    "escalation_rate": ("COUNT(c.id)", "SUM(CASE WHEN c.escalated THEN 1 ELSE 0 END)"),
+    "error_rate": ("COUNT(c.id)", "SUM(CASE WHEN c.status = 'error' THEN 1 ELSE 0 END)"),
+}
+
+
+def _lookback_bound() -> str:
+    first = f"u.{_column('first_exposure_at')}"
+    if connection.vendor == "postgresql":
+        return f"{first} - (%s * INTERVAL '1 day')"
+    return f"datetime({first}, '-' || %s || ' days')"
+
+
+def unit_moments_by_arm(
+    *, experiment_key: str, phase_id: int, lookback_days: int
+) -> dict[str, dict[str, MomentSums]]:
+    """Per arm, per metric, the :class:`MomentSums` of ``(x, y, pre_x, pre_y)`` over the
+    phase's units, ``pre`` being the unit's finished, non-shadow calls in the
+    ``lookback_days`` before its first exposure (0 for units without any: GrowthBook's
+    rule). One statement."""
+    units, calls = UnitRollup._meta.db_table, RoutedCall._meta.db_table
+    pre_columns = ", ".join(
+        f"{x} AS {metric}__px, {y} AS {metric}__py" for metric, (x, y) in _PRE_VALUES.items()
+    )
+    per_unit = []
+    for metric, (x_field, y_field) in UNIT_RATIOS.items():
+        per_unit += [
+            f"CAST(u.{_column(x_field)} AS DOUBLE PRECISION) AS {metric}__x",
+            f"CAST(u.{_column(y_field)} AS DOUBLE PRECISION) AS {metric}__y",
+            f"CAST(COALESCE(pre.{metric}__px, 0) AS DOUBLE PRECISION) AS {metric}__px",
+            f"CAST(COALESCE(pre.{metric}__py, 0) AS DOUBLE PRECISION) AS {metric}__py",
+        ]
+    aggregates = []
+    for metric in UNIT_RATIOS:
+        names = [f"{metric}__{v}" for v in ("x", "y", "px", "py")]
+        aggregates += [f"SUM({name}) AS s_{name}" for name in names]
+        for i, left in enumerate(names):
+            for right in names[i:]:
+                aggregates.append(f"SUM({left} * {right}) AS p_{left}_{right}")
+    where = f"u.{_column('experiment_key')} = %s AND u.{_column('phase_id')} = %s"
+    sql = (
+        f"WITH pre AS (SELECT u.id AS unit_row, {pre_columns} "  # noqa: S608 - constants
+        f"FROM {units} u JOIN {calls} c ON c.unit_id = u.{_column('unit_id')} "
+        f"AND c.created_at < u.{_column('first_exposure_at')} "
+        f"AND c.created_at >= {_lookback_bound()} "
+        f"WHERE {where} AND c.is_shadow = %s AND c.status IN (%s, %s) GROUP BY u.id), "
+        f"per_unit AS (SELECT u.{_column('arm_key')} AS arm_key, {', '.join(per_unit)} "
+        f"FROM {units} u LEFT JOIN pre ON pre.unit_row = u.id WHERE {where}) "
+        f"SELECT arm_key, COUNT(*) AS units, {', '.join(aggregates)} "
+        "FROM per_unit GROUP BY arm_key"
+    )
+    params = [
+        lookback_days,
+        experiment_key,
+        phase_id,
+        False,
+        RoutedCall.Status.SUCCESS,
+        RoutedCall.Status.ERROR,
+        experiment_key,
+        phase_id,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        names = [column[0] for column in cursor.description]
+        rows = [dict(zip(names, record, strict=True)) for record in cursor.fetchall()]
+    return {row["arm_key"]: _moments(row) for row in rows}
+
+
+def _moments(row: dict) -> dict[str, MomentSums]:
+    out = {}
+    for metric in UNIT_RATIOS:
+        names = [f"{metric}__{v}" for v in ("x", "y", "px", "py")]
+        sums = tuple(float(row[f"s_{name}"] or 0.0) for name in names)
+        products = [[0.0] * 4 for _ in range(4)]
+        for i, left in enumerate(names):
+            for j in range(i, 4):
+                value = float(row[f"p_{left}_{names[j]}"] or 0.0)
+                products[i][j] = products[j][i] = value
+        out[metric] = MomentSums(int(row["units"]), sums, tuple(tuple(r) for r in products))
+    return out
