@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('experiments', '0009_assignment_experiment_fk_no_own_index'),
+        ('experiments', '0012_unit_rollup_backfill'),
     ]
 
     operations = [
