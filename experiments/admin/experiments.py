@@ -74,6 +74,28 @@ class ArmInline(admin.TabularInline):
         return 2 if obj is None else 0
 
 
+#: The two arms a new experiment starts with: the original council as control against
+#: smart routing, half the units each.
+NEW_EXPERIMENT_ARMS = (
+    {
+        "position": 0,
+        "key": "control",
+        "name": "Original council",
+        "strategy": "original_council",
+        "weight": 50,
+        "is_control": True,
+    },
+    {
+        "position": 1,
+        "key": "smart",
+        "name": "Smart routing",
+        "strategy": "smart_routing",
+        "weight": 50,
+        "is_control": False,
+    },
+)
+
+
 # --- The experiment form ----------------------------------------------------------------------
 
 
@@ -237,6 +259,19 @@ class ExperimentAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("serving_arm").prefetch_related("arms")
 
+    def get_changeform_initial_data(self, request):
+        """A new experiment starts at the first step of its ramp, not at 100%."""
+        return {
+            "traffic_percentage": DEFAULT_RAMP_SCHEDULE[0],
+            **super().get_changeform_initial_data(request),
+        }
+
+    def get_formset_kwargs(self, request, obj, inline, prefix):
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        if isinstance(inline, ArmInline) and (obj is None or obj.pk is None):
+            kwargs["initial"] = [dict(arm) for arm in NEW_EXPERIMENT_ARMS]
+        return kwargs
+
     # --- columns ---
 
     @admin.display(description="traffic", ordering="traffic_percentage")
@@ -338,8 +373,12 @@ class ExperimentAdmin(admin.ModelAdmin):
         done, failed = [], []
         for experiment in queryset:
             try:
-                service(experiment=experiment, user=request.user, **kwargs)
-                done.append(experiment.key)
+                before = experiment.traffic_percentage
+                after = service(experiment=experiment, user=request.user, **kwargs)
+                if service is services.experiment_ramp:
+                    done.append(f"{experiment.key} ({before:g}% -> {after.traffic_percentage:g}%)")
+                else:
+                    done.append(experiment.key)
             except ValidationError as err:
                 failed.append(f"{experiment.key}: {' '.join(err.messages)}")
         if done:

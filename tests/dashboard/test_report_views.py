@@ -172,11 +172,18 @@ def test_forest_plot_has_one_point_per_test_with_its_interval():
         },
     }
     charts = report_charts(report)
-    forest = charts[0]["figure"]["data"][0]
-    assert forest["x"] == pytest.approx([-80.0])
-    assert forest["error_x"]["arrayminus"] == pytest.approx([5.0])
-    assert forest["error_x"]["array"] == pytest.approx([10.0])
-    assert forest["marker"]["color"] == ["#15803d"]
+    better, worse, neutral = charts[0]["figure"]["data"]
+    assert [better["name"], worse["name"], neutral["name"]] == [
+        "Significantly better",
+        "Significantly worse",
+        "Not significant",
+    ]
+    assert charts[0]["figure"]["layout"]["showlegend"] is True
+    assert better["x"] == pytest.approx([-80.0])
+    assert better["error_x"]["arrayminus"] == pytest.approx([5.0])
+    assert better["error_x"]["array"] == pytest.approx([10.0])
+    assert better["marker"]["color"] == "#15803d"
+    assert list(worse["x"]) == [] and list(neutral["x"]) == []
     band, line = charts[1]["figure"]["data"]
     assert line["y"] == pytest.approx([-50.0])
     assert band["y"] == pytest.approx([-10.0, -90.0])

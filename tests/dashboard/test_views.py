@@ -74,8 +74,8 @@ def test_window_without_calls_suggests_all_time(admin_client):
     assert "?window=all" in content
 
 
-def test_dashboard_with_data_renders_cards_alerts_and_seven_charts(admin_client):
-    """Seeded calls give KPI cards, the low-confidence alert and seven Plotly figures; plotly.js
+def test_dashboard_with_data_renders_cards_alerts_and_eight_charts(admin_client):
+    """Seeded calls give KPI cards, the low-confidence alert and eight Plotly figures; plotly.js
     comes from this site's static files, never a CDN."""
     ensure_default_alert_rules()
     experiment, control, smart = make_experiment()
@@ -90,6 +90,7 @@ def test_dashboard_with_data_renders_cards_alerts_and_seven_charts(admin_client)
     charts = _charts(response)
     assert [chart["key"] for chart in charts] == [
         "savings",
+        "cost-by-model",
         "cost-by-arm",
         "confidence",
         "escalation",
@@ -130,12 +131,13 @@ def test_bad_filters_fall_back_with_a_message_not_an_error(admin_client):
 
 def test_dashboard_page_query_count_is_pinned(admin_client, django_assert_num_queries):
     """Session and user (2), dashboard data once the closed days are compacted (11),
-    chart thresholds (1), experiment links (1): fifteen queries whatever the calls."""
+    chart thresholds (1), cost per model (1), control arms (1), experiment links (1):
+    seventeen queries whatever the calls."""
     ensure_default_alert_rules()
     make_experiment()
     make_calls([{"completed_at": recent_hour(hours)} for hours in range(0, 100, 2)])
     admin_client.get(URL)  # compacts the closed days
-    with django_assert_num_queries(15):
+    with django_assert_num_queries(17):
         response = admin_client.get(URL)
     assert response.status_code == 200
 
