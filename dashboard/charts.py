@@ -56,9 +56,9 @@ class TimeAxis:
             "range": [self.start.isoformat(), self.end.isoformat()],
             "hoverformat": self.hover_format,
             "tickformatstops": [
-                {"dtickrange": [None, 86_400_000], "value": "%H:%M\n%b %d"},
-                {"dtickrange": [86_400_000, 604_800_000], "value": "%b %d"},
-                {"dtickrange": [604_800_000, None], "value": "%b %d\n%Y"},
+                # Ticks under a day apart show the hour; a day or more apart, the date.
+                {"dtickrange": [None, 82_800_000], "value": "%H:%M\n%b %d"},
+                {"dtickrange": [82_800_000, None], "value": "%b %d"},
             ],
             "nticks": 8,
         }
@@ -301,7 +301,7 @@ def latency_over_time(timeseries: list[dict], axis: TimeAxis | None = None) -> g
     times = _times(timeseries)
     figure = go.Figure(
         layout=_time_layout(
-            axis, yaxis={"title": {"text": "ms"}, "rangemode": "tozero", "ticksuffix": " ms"}
+            axis, yaxis={"title": {"text": "latency"}, "rangemode": "tozero", "ticksuffix": " ms"}
         )
     )
     for key, name in (("latency_p50_ms", "p50"), ("latency_p95_ms", "p95")):

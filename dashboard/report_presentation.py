@@ -82,7 +82,7 @@ def calls_needed(*, harm: float, harm_high: float, margin: float, calls_per_arm:
     if half_width <= room:
         return 0
     needed_total = calls_per_arm * (half_width / room) ** 2
-    return max(0, math.ceil(needed_total - calls_per_arm))
+    return max(0, math.ceil(round(needed_total - calls_per_arm, 6)))
 
 
 def guardrail_need_text(guardrail: dict, calls_per_arm: int) -> str:

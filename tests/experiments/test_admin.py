@@ -10,6 +10,7 @@ from django.urls import reverse
 from experiments import services
 from experiments.models import AuditLogEntry, Experiment, Phase
 from tests.experiments.factories import engine_result, make_experiment
+from tests.metrics_factories import make_calls
 
 pytestmark = pytest.mark.django_db
 
@@ -268,3 +269,16 @@ def test_audit_log_admin_is_read_only(admin_client):
     listing = admin_client.get(reverse("admin:experiments_auditlogentry_changelist"))
     assert listing.status_code == 200 and "audited" in listing.content.decode()
     assert admin_client.get(reverse("admin:experiments_auditlogentry_add")).status_code == 403
+
+
+@pytest.mark.django_db
+def test_recorded_calls_cannot_be_deleted_and_list_money_and_units(admin_client):
+    """The call record is append-only (no Delete, no delete action); the list shows the
+    model, cost in $, confidence and latency in ms."""
+    (call,) = make_calls([{"cost_usd": "0.0021857500", "latency_ms": 312.0}], rebuild=False)
+    listing = admin_client.get("/admin/experiments/routedcall/").content.decode()
+    assert "$0.00219" in listing and "312 ms" in listing and "gpt-4o-mini" in listing
+    assert 'value="delete_selected"' not in listing
+    detail = admin_client.get(f"/admin/experiments/routedcall/{call.pk}/change/").content.decode()
+    assert "deletelink" not in detail
+    assert admin_client.post(f"/admin/experiments/routedcall/{call.pk}/delete/").status_code == 403
