@@ -56,7 +56,14 @@ class _ReadOnlyPageAdmin(admin.ModelAdmin):
 @admin.register(Dashboard)
 class DashboardAdmin(_ReadOnlyPageAdmin):
     def get_urls(self):
-        return [self._changelist_url()]
+        return [
+            path(
+                "alerts/silence/",
+                self.admin_site.admin_view(views.alert_silence_view),
+                name="dashboard_alert_silence",
+            ),
+            self._changelist_url(),
+        ]
 
     def changelist_view(self, request, extra_context=None):
         return views.dashboard_page(request, context=self.page_context(request))

@@ -12,17 +12,25 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from dashboard.charts import build_charts
 from dashboard.report_presentation import primary_lift
 from dashboard.selectors import control_arm_labels, cost_by_model_series
 from experiments.formatting import ms, pct, usd, when
 from experiments.metrics import WINDOW_CHOICES, MetricsInputError, TimeWindow, window_resolve
-from experiments.models import AlertRule, CallRollup, Experiment
+from experiments.models import AlertRule, AlertSilence, CallRollup, Experiment
 from experiments.reports import experiment_report
+from experiments.services.alert_silences import (
+    SNOOZE_HOURS,
+    alert_silence_record,
+    alert_silences_active,
+)
 from routing_platform.routing.dashboard import experiment_key_of, router_dashboard
 
 #: The window the page opens with: the last week, what a morning look needs.
@@ -204,11 +212,57 @@ def dashboard_filter(request) -> Filter:
 
 
 def alert_rows(alerts: list[dict]) -> list[dict]:
-    """The alerts with their CSS class, and advice that fits the current settings."""
-    return [
-        {**alert, "css": _LEVEL_CSS.get(alert["level"], "info"), "action": alert_advice(alert)}
-        for alert in alerts
-    ]
+    """The alerts with their CSS class, advice that fits the current settings, and the
+    silence (acknowledgement or snooze) in force, if any."""
+    silences = alert_silences_active()
+    rows = []
+    for alert in alerts:
+        silence = silences.get((alert["rule"], alert.get("experiment") or ""))
+        rows.append(
+            {
+                **alert,
+                "css": _LEVEL_CSS.get(alert["level"], "info"),
+                "action": alert_advice(alert),
+                "experiment": alert.get("experiment") or "",
+                "silence": silence,
+                "silence_text": _silence_text(silence),
+            }
+        )
+    return rows
+
+
+def _silence_text(silence: AlertSilence | None) -> str:
+    if silence is None:
+        return ""
+    who = silence.username or "system"
+    return f"{silence.get_kind_display()} by {who} until {silence.until:%b %d %H:%M} UTC"
+
+
+def alert_silence_view(request) -> HttpResponseRedirect:
+    """POST: acknowledge or snooze one alert, then back to the dashboard (audited: the
+    silence row records who, when and until when)."""
+    back = request.POST.get("next") or reverse("admin:dashboard_dashboard_changelist")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = reverse("admin:dashboard_dashboard_changelist")
+    if request.method != "POST":
+        return HttpResponseRedirect(back)
+    if not request.user.has_perm("experiments.add_alertsilence"):
+        raise PermissionDenied("Silencing alerts needs the add_alertsilence permission.")
+    try:
+        hours = int(request.POST.get("hours") or 0) or None
+        silence = alert_silence_record(
+            rule_key=request.POST.get("rule", ""),
+            experiment_key=request.POST.get("experiment", ""),
+            kind=request.POST.get("kind", ""),
+            hours=hours,
+            user=request.user,
+        )
+    except (ValueError, ValidationError) as err:
+        text = " ".join(err.messages) if isinstance(err, ValidationError) else str(err)
+        messages.error(request, f"The alert was not silenced: {text}")
+    else:
+        messages.success(request, f"Alert {silence.rule_key}: {_silence_text(silence).lower()}.")
+    return HttpResponseRedirect(back)
 
 
 def alert_advice(alert: dict) -> str:
@@ -270,6 +324,8 @@ def dashboard_page(request, *, context: dict) -> TemplateResponse:
                 data["overview"], headline_savings(data["by_arm"], control_arm_labels())
             ),
             "alerts": alert_rows(data["alerts"]),
+            "can_silence": request.user.has_perm("experiments.add_alertsilence"),
+            "snooze_hours": SNOOZE_HOURS,
             "charts": charts,
             "charts_data": [{"key": chart["key"], "figure": chart["figure"]} for chart in charts],
             "complexity_rows": _table(data["by_complexity"]),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from experiments.formatting import threshold
-from experiments.models import AlertRule
+from experiments.models import AlertRule, AlertSilence
 
 
 @admin.register(AlertRule)
@@ -35,3 +35,22 @@ class AlertRuleAdmin(admin.ModelAdmin):
     @admin.display(description="threshold", ordering="threshold")
     def threshold_display(self, obj: AlertRule) -> str:
         return threshold(obj.metric, obj.threshold)
+
+
+@admin.register(AlertSilence)
+class AlertSilenceAdmin(admin.ModelAdmin):
+    """Who acknowledged or snoozed which alert, and until when (append-only)."""
+
+    list_display = ("created_at", "rule_key", "experiment_key", "kind", "until", "username")
+    list_filter = ("kind", "rule_key")
+    search_fields = ("rule_key", "experiment_key", "username", "note")
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
