@@ -27,8 +27,25 @@ Status = Experiment.Status
 # --- Arms inline -----------------------------------------------------------------------------
 
 
+class ArmForm(forms.ModelForm):
+    """An arm row; a row pre-filled for a new experiment counts as filled in even when the
+    user keeps every default (Django skips unchanged extra rows otherwise)."""
+
+    prefilled = False
+
+    def has_changed(self) -> bool:
+        return self.prefilled or super().has_changed()
+
+
 class ArmInlineFormSet(BaseInlineFormSet):
     """Refuses arm sets an experiment cannot run (the same rules as the services)."""
+
+    def _construct_form(self, i, **kwargs):
+        form = super()._construct_form(i, **kwargs)
+        extra_index = i - self.initial_form_count()
+        if self.initial_extra and 0 <= extra_index < len(self.initial_extra):
+            form.prefilled = True
+        return form
 
     def clean(self) -> None:
         super().clean()
@@ -54,6 +71,7 @@ class ArmInlineFormSet(BaseInlineFormSet):
 
 class ArmInline(admin.TabularInline):
     model = Arm
+    form = ArmForm
     formset = ArmInlineFormSet
     extra = 0
     min_num = 0

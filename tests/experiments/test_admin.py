@@ -81,6 +81,30 @@ def test_create_an_experiment_with_its_arms_inline(admin_client):
     assert entry.action == "create" and entry.username == "admin"
 
 
+def test_a_new_experiment_starts_at_the_first_ramp_step_with_two_default_arms(admin_client):
+    """The add form offers 1% traffic and a control/smart pair; saving it unchanged keeps
+    both arms (pre-filled rows count as filled in)."""
+    page = admin_client.get(reverse("admin:experiments_experiment_add"))
+    assert page.context["adminform"].form.initial["traffic_percentage"] == 1
+    content = page.content.decode()
+    assert 'value="control"' in content and 'value="smart"' in content
+    data = _experiment_post(
+        **{
+            "arms-0-key": "control",
+            "arms-0-name": "Original council",
+            "arms-1-key": "smart",
+            "arms-1-name": "Smart routing",
+            "arms-1-escalation_threshold": "",
+        }
+    )
+    admin_client.post(reverse("admin:experiments_experiment_add"), data)
+    experiment = Experiment.objects.get(key="admin-made")
+    assert list(experiment.arms.order_by("position").values_list("key", "strategy")) == [
+        ("control", "original_council"),
+        ("smart", "smart_routing"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
