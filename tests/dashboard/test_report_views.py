@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from dashboard.report_charts import report_charts
+from experiments import services
 from experiments.models import Arm, ArmRollup, Experiment, Phase
 from experiments.stats.histograms import LATENCY_HIST_SIZE
 from tests.dashboard.pages import external_scripts
@@ -188,3 +189,25 @@ def test_forest_plot_has_one_point_per_test_with_its_interval():
     assert line["y"] == pytest.approx([-50.0])
     assert band["y"] == pytest.approx([-10.0, -90.0])
     assert report_charts({"tests": []}) == []
+
+
+def test_reports_list_shows_decision_and_primary_lift(admin_client, experiment):
+    """The list says "winner: smart" and the cost lift with its interval."""
+    response = admin_client.get("/admin/dashboard/experiments/")
+    (row,) = response.context["experiments"]
+    assert row["decision"] == "winner: smart"
+    assert row["lift"].startswith("-79.8% cost (smart) [")
+    assert "report-pill-winner" in response.content.decode()
+
+
+def test_report_draws_the_ramp_history_from_the_audit_log(admin_client, experiment):
+    """Each ramp is a step of the ramp-history chart, in order, ending where it stands."""
+    Experiment.objects.filter(pk=experiment.pk).update(traffic_percentage=1)
+    experiment.refresh_from_db()
+    services.experiment_ramp(experiment=experiment, percentage=5)
+    services.experiment_ramp(experiment=experiment, percentage=25)
+    charts = admin_client.get(URL.format(key=experiment.key)).context["charts"]
+    ramp = next(chart for chart in charts if chart["key"] == "ramp")
+    (trace,) = ramp["figure"]["data"]
+    assert list(trace["y"]) == [5.0, 25.0, 25.0]
+    assert trace["line"]["shape"] == "hv"
