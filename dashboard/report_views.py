@@ -10,6 +10,7 @@ The actions (ship, roll back, ramp) live in ``dashboard.report_actions``.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
@@ -196,6 +197,15 @@ def paired_rows(report: dict) -> list[dict]:
     return rows
 
 
+def window_text(window: dict) -> str:
+    """``Nov 26 08:00 to Dec 03 08:48 UTC`` (or from the first call when open-ended)."""
+
+    def moment(text: str | None) -> str:
+        return "the first call" if not text else f"{datetime.fromisoformat(text):%b %d %H:%M}"
+
+    return f"{moment(window.get('start'))} to {moment(window.get('end'))} UTC"
+
+
 def _json_download(experiment: Experiment, report: dict) -> HttpResponse:
     response = HttpResponse(
         json.dumps(report, indent=2, sort_keys=True) + "\n",
@@ -241,5 +251,6 @@ def experiment_report_view(request, key: str):
         "paired_rows": paired_rows(report),
         "time_to_decision": report.get("time_to_decision") or {},
         "sequential": report["settings"]["sequential_testing"],
+        "window_text": window_text(report.get("window") or {}),
     }
     return TemplateResponse(request, "dashboard/experiment_report.html", context)
