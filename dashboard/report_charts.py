@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import plotly.graph_objects as go
 
 from dashboard.report_presentation import clip_relative
@@ -193,11 +195,23 @@ def cumulative_effect(report: dict) -> dict:
                 "type": "date",
                 "tickformat": "%b %d",
                 "hoverformat": "%a %b %d, %Y",
+                **_day_range(cumulative),
             },
             yaxis={"title": {"text": f"{metric} vs control"}, "ticksuffix": "%"},
         )
     )
     return _to_dict(figure)
+
+
+def _day_range(cumulative: dict) -> dict:
+    """A day either side of a lone day (Plotly would zoom to milliseconds around it)."""
+    days = sorted(
+        {point["day"] for points in (cumulative.get("by_arm") or {}).values() for point in points}
+    )
+    if len(days) != 1:
+        return {}
+    day = date.fromisoformat(days[0])
+    return {"range": [(day - timedelta(days=1)).isoformat(), (day + timedelta(days=1)).isoformat()]}
 
 
 def ramp_history_chart(history: list[dict], *, until: str) -> dict:

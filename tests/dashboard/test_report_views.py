@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from dashboard.report_charts import report_charts
+from dashboard.report_charts import cumulative_effect, report_charts
 from experiments import services
 from experiments.models import Arm, ArmRollup, Experiment, Phase
 from experiments.stats.histograms import LATENCY_HIST_SIZE
@@ -211,3 +211,15 @@ def test_report_draws_the_ramp_history_from_the_audit_log(admin_client, experime
     (trace,) = ramp["figure"]["data"]
     assert list(trace["y"]) == [5.0, 25.0, 25.0]
     assert trace["line"]["shape"] == "hv"
+
+
+def test_cumulative_effect_of_one_day_spans_three_days_not_milliseconds():
+    report = {
+        "tests": [],
+        "cumulative": {
+            "metric": "cost_per_request",
+            "by_arm": {"smart": [{"day": "2026-11-01", "lift": -0.5}]},
+        },
+    }
+    figure = cumulative_effect(report)
+    assert figure["layout"]["xaxis"]["range"] == ["2026-10-31", "2026-11-02"]
