@@ -55,7 +55,7 @@ def _seed_traffic(experiment, control, smart) -> None:
             {
                 "experiment": experiment,
                 "arm": smart,
-                "confidence": 0.55,
+                "confidence": 0.35,
                 "model": "gpt-4o-mini" if hours_ago % 2 else "claude-3-5-haiku-latest",
                 "completed_at": recent_hour(hours_ago),
             }
@@ -148,6 +148,8 @@ def test_every_main_page_fits_the_viewport_without_console_errors(
                 )
                 light_text = _luminance(tick_colour) > 128
                 assert light_text is screen.dark, f"tick text {tick_colour} in {screen.name}"
+                alert = page.locator('#alerts-panel [data-rule="low-confidence"]')
+                assert alert.locator("button[value=acknowledge]").count() == 1
                 if not screen.dark:
                     # The admin's theme toggle sets data-theme on <html>: charts follow.
                     page.evaluate("document.documentElement.dataset.theme = 'dark'")
