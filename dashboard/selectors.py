@@ -2,8 +2,6 @@
 
 - :func:`cost_by_model_series`: cost and requests per answering model per hour or day,
   summed by the database from the hourly call rollups;
-- :func:`control_arm_labels`: the "experiment/arm" labels of control arms, so headline
-  savings can leave the control's traffic out;
 - :func:`ramp_history`: an experiment's traffic share after each start, ramp and end, from
   its audit log.
 """
@@ -15,7 +13,7 @@ from datetime import UTC, datetime
 from django.db.models import F, Sum
 from django.db.models.functions import TruncDay
 
-from experiments.models import Arm, AuditLogEntry, CallRollup, Experiment
+from experiments.models import AuditLogEntry, CallRollup, Experiment
 
 #: At most this many models get their own line; the rest are summed as "other".
 TOP_MODELS = 8
@@ -68,16 +66,6 @@ def cost_by_model_series(
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
-
-
-def control_arm_labels() -> set[str]:
-    """``{"experiment/arm"}`` of every control arm (the labels of ``by_arm``)."""
-    return {
-        f"{experiment_key}/{arm_key}"
-        for experiment_key, arm_key in Arm.objects.filter(is_control=True).values_list(
-            "experiment__key", "key"
-        )
-    }
 
 
 #: Audit actions that change how much traffic an experiment takes.

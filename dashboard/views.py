@@ -21,11 +21,12 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from dashboard.charts import build_charts
 from dashboard.report_presentation import primary_lift
-from dashboard.selectors import control_arm_labels, cost_by_model_series
+from dashboard.selectors import cost_by_model_series
 from experiments.formatting import ms, pct, usd, when
 from experiments.metrics import WINDOW_CHOICES, MetricsInputError, TimeWindow, window_resolve
 from experiments.models import AlertRule, AlertSilence, CallRollup, Experiment
 from experiments.reports import experiment_report
+from experiments.savings import control_arm_labels, routed_savings
 from experiments.services.alert_silences import (
     SNOOZE_HOURS,
     alert_silence_record,
@@ -86,14 +87,13 @@ def _cards(overview: dict, headline: dict) -> list[dict]:
 
 
 def headline_savings(by_arm: dict[str, dict], control_labels: set[str]) -> dict:
-    """Savings against the baseline over every served call except the control arms' (a
-    control arm *is* the baseline; mixing it in halves the figure the arm rows show)."""
-    cost = sum(entry["cost_usd"] for label, entry in by_arm.items() if label not in control_labels)
-    baseline = sum(
-        entry["baseline_cost_usd"] for label, entry in by_arm.items() if label not in control_labels
-    )
-    fraction = (baseline - cost) / baseline if baseline > 0 else None
-    return {"percentage": pct(fraction), "saved": usd(baseline - cost), "fraction": fraction}
+    """The savings card's figures (``experiments.savings``: control arms left out)."""
+    savings = routed_savings(by_arm, control_labels)
+    return {
+        "percentage": pct(savings.fraction),
+        "saved": usd(savings.saved_usd),
+        "fraction": savings.fraction,
+    }
 
 
 def _table(breakdown: dict[str, dict]) -> list[dict]:
