@@ -15,6 +15,12 @@ from django.urls import path
 
 from dashboard import views
 from dashboard.models import Dashboard, Experiments
+from dashboard.report_actions import experiment_action_view
+from experiments.reports import experiment_report
+
+
+def report_decision(experiment) -> dict:
+    return experiment_report(experiment=experiment)["decision"]
 
 
 class _ReadOnlyPageAdmin(admin.ModelAdmin):
@@ -50,7 +56,14 @@ class _ReadOnlyPageAdmin(admin.ModelAdmin):
 @admin.register(Dashboard)
 class DashboardAdmin(_ReadOnlyPageAdmin):
     def get_urls(self):
-        return [self._changelist_url()]
+        return [
+            path(
+                "alerts/silence/",
+                self.admin_site.admin_view(views.alert_silence_view),
+                name="dashboard_alert_silence",
+            ),
+            self._changelist_url(),
+        ]
 
     def changelist_view(self, request, extra_context=None):
         return views.dashboard_page(request, context=self.page_context(request))
@@ -64,6 +77,11 @@ class ExperimentsAdmin(_ReadOnlyPageAdmin):
                 "<slug:key>/report/",
                 self.admin_site.admin_view(self.report_view),
                 name="dashboard_experiment_report",
+            ),
+            path(
+                "<slug:key>/report/<slug:action>/",
+                self.admin_site.admin_view(self.action_view),
+                name="dashboard_experiment_action",
             ),
             self._changelist_url(),
         ]
@@ -82,3 +100,9 @@ class ExperimentsAdmin(_ReadOnlyPageAdmin):
                 request, context=self.page_context(request), key=key
             )
         return experiment_report_view(request, key=key)
+
+    def action_view(self, request, key: str, action: str):
+        """Ship / ramp / roll back from the report (confirmed, audited, permission-checked)."""
+        return experiment_action_view(
+            request, key=key, action=action, report_decision=report_decision
+        )

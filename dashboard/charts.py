@@ -9,7 +9,7 @@ included, and plotly.js comes from the app's static files.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import plotly.graph_objects as go
 
@@ -36,18 +36,66 @@ class Chart:
     figure: go.Figure
 
 
+@dataclass(frozen=True)
+class TimeAxis:
+    """The x axis of a time chart: the span to show and its bucket ("hour" or "day").
+
+    An explicit span keeps one lone point from being drawn on an axis a millisecond wide."""
+
+    start: datetime
+    end: datetime
+    unit: str = "day"
+
+    @property
+    def hover_format(self) -> str:
+        return "%b %d, %H:%M UTC" if self.unit == "hour" else "%a %b %d, %Y"
+
+    def layout(self) -> dict:
+        return {
+            "type": "date",
+            "range": [self.start.isoformat(), self.end.isoformat()],
+            "hoverformat": self.hover_format,
+            "tickformatstops": [
+                # Ticks under a day apart show the hour; a day or more apart, the date.
+                {"dtickrange": [None, 82_800_000], "value": "%H:%M\n%b %d"},
+                {"dtickrange": [82_800_000, None], "value": "%b %d"},
+            ],
+            "nticks": 8,
+        }
+
+
+def time_axis_of(
+    timeseries: list[dict], *, unit: str, since: str | None = None, until: str | None = None
+) -> TimeAxis | None:
+    """The axis spanning the window (``since``/``until``, ISO) or, for all time, the data
+    padded by half a bucket on each side; None without any point and any window."""
+    bucket = timedelta(hours=1) if unit == "hour" else timedelta(days=1)
+    times = [datetime.fromisoformat(point["bucket_start"]) for point in timeseries]
+    start = datetime.fromisoformat(since) if since else (min(times) - bucket / 2 if times else None)
+    end = datetime.fromisoformat(until) if until else (max(times) + bucket if times else None)
+    if start is None or end is None:
+        return None
+    if times:
+        end = max(end, max(times) + bucket / 2)
+    return TimeAxis(start=start, end=end, unit=unit)
+
+
 #: Axis style of every chart (what the "plotly_white" template gives, written out: the
-#: template costs ~80 ms and 7 KB per figure to validate and embed).
+#: template costs ~80 ms and 7 KB per figure to validate and embed). The page's script
+#: recolours grid and text to the admin's light or dark theme.
 _AXIS = {"gridcolor": "#e5e7eb", "zerolinecolor": "#d1d5db", "linecolor": "#d1d5db"}
 #: Slice and extra-trace colours, in order.
 COLORWAY = ["#6366f1", "#f97316", "#10b981", "#ef4444", "#0ea5e9", "#a855f7", "#eab308"]
+#: The note drawn in place of a time chart that has no point in its window.
+NO_DATA = "No calls in this window"
 
 
 def _layout(**extra) -> dict:
     layout = {
         "template": "none",
-        "paper_bgcolor": "white",
-        "plot_bgcolor": "white",
+        # Transparent: the card behind the chart carries the admin theme's background.
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "plot_bgcolor": "rgba(0,0,0,0)",
         "colorway": COLORWAY,
         "xaxis": dict(_AXIS),
         "yaxis": dict(_AXIS),
@@ -56,6 +104,8 @@ def _layout(**extra) -> dict:
         "legend": {"orientation": "h", "y": -0.22, "x": 0},
         "font": {"size": 12},
         "hovermode": "x unified",
+        # Full trace names in tooltips (Plotly cuts them at 15 characters by default).
+        "hoverlabel": {"namelength": -1},
     }
     for axis in ("xaxis", "yaxis"):
         if axis in extra:
@@ -64,22 +114,54 @@ def _layout(**extra) -> dict:
     return layout
 
 
-def _times(timeseries: list[dict]) -> list[datetime]:
-    return [datetime.fromisoformat(point["bucket_start"]) for point in timeseries]
+def _times(timeseries: list[dict]) -> list[str]:
+    return [point["bucket_start"] for point in timeseries]
 
 
-def savings_over_time(timeseries: list[dict]) -> go.Figure:
+def _time_layout(axis: TimeAxis | None, **extra) -> dict:
+    """A time chart's layout: date ticks over ``axis``, a "no data" note when empty."""
+    layout = _layout(**extra)
+    if axis is not None:
+        layout["xaxis"] = {**layout["xaxis"], **axis.layout()}
+    return layout
+
+
+def _mark_empty(figure: go.Figure, timeseries: list) -> go.Figure:
+    if not timeseries:
+        figure.add_annotation(
+            text=NO_DATA,
+            xref="paper",
+            yref="paper",
+            x=0.5,
+            y=0.5,
+            showarrow=False,
+            font={"size": 14},
+        )
+    return figure
+
+
+def _mode(timeseries: list) -> str:
+    """Markers only where a line would join points far apart in few buckets."""
+    return "lines+markers" if len(timeseries) <= 60 else "lines"
+
+
+def savings_over_time(timeseries: list[dict], axis: TimeAxis | None = None) -> go.Figure:
     """Actual cost against the baseline (what the original premium council would have cost),
     per time bucket; the gap between the lines is the saving."""
     times = _times(timeseries)
-    figure = go.Figure(layout=_layout(yaxis={"title": {"text": "USD"}, "rangemode": "tozero"}))
+    figure = go.Figure(
+        layout=_time_layout(
+            axis, yaxis={"title": {"text": "USD"}, "rangemode": "tozero", "tickprefix": "$"}
+        )
+    )
     figure.add_trace(
         go.Scatter(
             x=times,
             y=[point["baseline_cost_usd"] for point in timeseries],
             name="Baseline (original council)",
-            mode="lines+markers",
+            mode=_mode(timeseries),
             line={"color": COLORS["baseline"], "dash": "dash"},
+            hovertemplate="$%{y:,.4f}<extra>Baseline</extra>",
         )
     )
     figure.add_trace(
@@ -87,22 +169,52 @@ def savings_over_time(timeseries: list[dict]) -> go.Figure:
             x=times,
             y=[point["cost_usd"] for point in timeseries],
             name="Actual cost",
-            mode="lines+markers",
+            mode=_mode(timeseries),
             line={"color": COLORS["actual"]},
             fill="tonexty",
             fillcolor="rgba(22, 163, 74, 0.12)",
             customdata=[point["cost_savings_percentage"] for point in timeseries],
-            hovertemplate="$%{y:.4f} (saved %{customdata:.1f}%)<extra>Actual cost</extra>",
+            hovertemplate="$%{y:,.4f} (saved %{customdata:.1f}%)<extra>Actual cost</extra>",
         )
     )
-    return figure
+    return _mark_empty(figure, timeseries)
+
+
+def cost_by_model_over_time(
+    series: dict[str, list[dict]], axis: TimeAxis | None = None
+) -> go.Figure:
+    """Cost per answering model per bucket, stacked: where the money goes, over time.
+    ``series`` maps a model to ``[{"bucket_start", "cost_usd", "requests"}]``."""
+    figure = go.Figure(
+        layout=_time_layout(
+            axis,
+            yaxis={"title": {"text": "USD"}, "rangemode": "tozero", "tickprefix": "$"},
+        )
+    )
+    for model, points in series.items():
+        figure.add_trace(
+            go.Scatter(
+                x=_times(points),
+                y=[point["cost_usd"] for point in points],
+                name=model,
+                mode=_mode(points),
+                stackgroup="cost",
+                customdata=[point["requests"] for point in points],
+                hovertemplate="$%{y:,.4f} over %{customdata:,} requests<extra>%{fullData.name}</extra>",
+            )
+        )
+    return _mark_empty(figure, list(series.values()))
 
 
 def cost_per_request_by_arm(by_arm: dict[str, dict]) -> go.Figure:
     """Cost per request of each experiment arm (and of calls outside experiments)."""
     labels = list(by_arm)
     figure = go.Figure(
-        layout=_layout(yaxis={"title": {"text": "USD per request"}}, hovermode="closest")
+        layout=_layout(
+            yaxis={"title": {"text": "USD per request"}, "tickprefix": "$"},
+            xaxis={"automargin": True},
+            hovermode="closest",
+        )
     )
     figure.add_trace(
         go.Bar(
@@ -112,7 +224,7 @@ def cost_per_request_by_arm(by_arm: dict[str, dict]) -> go.Figure:
             text=[f"${by_arm[label]['cost_per_request_usd']:.4f}" for label in labels],
             textposition="auto",
             customdata=[by_arm[label]["requests"] for label in labels],
-            hovertemplate="%{x}: $%{y:.5f} per request over %{customdata:,} requests<extra></extra>",
+            hovertemplate="%{x}<br>$%{y:,.5f} per request over %{customdata:,} requests<extra></extra>",
             name="Cost per request",
         )
     )
@@ -152,18 +264,24 @@ def confidence_distribution(
 
 
 def escalation_rate_over_time(
-    timeseries: list[dict], *, alert_threshold_pct: float | None = None
+    timeseries: list[dict],
+    *,
+    alert_threshold_pct: float | None = None,
+    axis: TimeAxis | None = None,
 ) -> go.Figure:
     """Share of requests escalated to a stronger tier, per time bucket, in percent."""
     figure = go.Figure(
-        layout=_layout(yaxis={"title": {"text": "% escalated"}, "rangemode": "tozero"})
+        layout=_time_layout(
+            axis,
+            yaxis={"title": {"text": "escalated"}, "rangemode": "tozero", "ticksuffix": "%"},
+        )
     )
     figure.add_trace(
         go.Scatter(
             x=_times(timeseries),
             y=[point["escalation_rate"] * 100 for point in timeseries],
             name="Escalation rate",
-            mode="lines+markers",
+            mode=_mode(timeseries),
             line={"color": COLORS["escalation"]},
             hovertemplate="%{y:.1f}%<extra>Escalation rate</extra>",
         )
@@ -175,26 +293,30 @@ def escalation_rate_over_time(
             annotation_text=f"alert above {alert_threshold_pct:g}%",
             annotation_position="top left",
         )
-    return figure
+    return _mark_empty(figure, timeseries)
 
 
-def latency_over_time(timeseries: list[dict]) -> go.Figure:
+def latency_over_time(timeseries: list[dict], axis: TimeAxis | None = None) -> go.Figure:
     """Latency p50 and p95 per time bucket (estimated from summed histograms)."""
     times = _times(timeseries)
-    figure = go.Figure(layout=_layout(yaxis={"title": {"text": "ms"}, "rangemode": "tozero"}))
+    figure = go.Figure(
+        layout=_time_layout(
+            axis, yaxis={"title": {"text": "latency"}, "rangemode": "tozero", "ticksuffix": " ms"}
+        )
+    )
     for key, name in (("latency_p50_ms", "p50"), ("latency_p95_ms", "p95")):
         figure.add_trace(
             go.Scatter(
                 x=times,
                 y=[point[key] for point in timeseries],
                 name=name,
-                mode="lines+markers",
+                mode=_mode(timeseries),
                 line={"color": COLORS[name]},
                 connectgaps=False,
                 hovertemplate="%{y:,.0f} ms<extra>" + name + "</extra>",
             )
         )
-    return figure
+    return _mark_empty(figure, timeseries)
 
 
 def complexity_mix(by_complexity: dict[str, dict]) -> go.Figure:
@@ -233,7 +355,7 @@ def model_mix(by_model: dict[str, dict], *, top: int = 12) -> go.Figure:
         layout=_layout(
             hovermode="closest",
             xaxis={"title": {"text": "requests"}},
-            yaxis={"autorange": "reversed", "automargin": True},
+            yaxis={"autorange": "reversed", "automargin": True, "ticklabeloverflow": "allow"},
         )
     )
     figure.add_trace(
@@ -254,17 +376,32 @@ def build_charts(
     *,
     low_confidence_threshold: float | None = None,
     escalation_alert_pct: float | None = None,
+    cost_by_model: dict[str, list[dict]] | None = None,
 ) -> list[Chart]:
-    """Every chart of the dashboard page, in display order."""
+    """Every chart of the dashboard page, in display order (the cost-per-model chart only
+    when ``cost_by_model`` is given)."""
     timeseries = dashboard["timeseries"]
     unit = "hour" if dashboard.get("timeseries_granularity") == "hour" else "day"
+    window = dashboard.get("window") or {}
+    axis = time_axis_of(timeseries, unit=unit, since=window.get("since"), until=window.get("until"))
+    per_model = []
+    if cost_by_model is not None:
+        per_model = [
+            Chart(
+                "cost-by-model",
+                "Cost per model over time",
+                f"What each answering model cost, stacked, per {unit}.",
+                cost_by_model_over_time(cost_by_model, axis),
+            )
+        ]
     return [
         Chart(
             "savings",
             "Savings over time",
             f"Actual cost vs the original council's baseline, per {unit}.",
-            savings_over_time(timeseries),
+            savings_over_time(timeseries, axis),
         ),
+        *per_model,
         Chart(
             "cost-by-arm",
             "Cost per request by arm",
@@ -284,13 +421,15 @@ def build_charts(
             "escalation",
             "Escalation rate",
             f"Share of requests escalated to a stronger tier, per {unit}.",
-            escalation_rate_over_time(timeseries, alert_threshold_pct=escalation_alert_pct),
+            escalation_rate_over_time(
+                timeseries, alert_threshold_pct=escalation_alert_pct, axis=axis
+            ),
         ),
         Chart(
             "latency",
             "Latency p50 / p95",
             f"Estimated from summed latency histograms, per {unit}.",
-            latency_over_time(timeseries),
+            latency_over_time(timeseries, axis),
         ),
         Chart(
             "complexity-mix",

@@ -7,7 +7,11 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import plotly.graph_objects as go
+
+from dashboard.report_presentation import clip_relative
 
 #: Metric key -> label on the forest plot.
 METRIC_LABELS = {
@@ -23,13 +27,30 @@ BAD = "#b91c1c"
 NEUTRAL = "#64748b"
 
 
+#: Forest plot point colour -> legend entry.
+FOREST_LEGEND = {
+    GOOD: "Significantly better",
+    BAD: "Significantly worse",
+    NEUTRAL: "Not significant",
+}
+
+
 def _layout(**extra) -> dict:
     layout = {
-        "template": "plotly_white",
+        "template": "none",
+        # Transparent, with grid and text recoloured by the page for the admin's theme.
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "plot_bgcolor": "rgba(0,0,0,0)",
+        "xaxis": {"gridcolor": "#e5e7eb", "automargin": True},
+        "yaxis": {"gridcolor": "#e5e7eb", "automargin": True},
         "height": 360,
-        "margin": {"l": 150, "r": 24, "t": 16, "b": 48},
+        "margin": {"l": 24, "r": 24, "t": 16, "b": 48},
         "showlegend": False,
+        "hoverlabel": {"namelength": -1},
     }
+    for axis in ("xaxis", "yaxis"):
+        if axis in extra:
+            extra[axis] = {**layout[axis], **extra[axis]}
     layout.update(extra)
     return layout
 
@@ -38,18 +59,15 @@ def _to_dict(figure: go.Figure) -> dict:
     return figure.to_plotly_json()
 
 
-def forest_plot(report: dict) -> dict:
-    """Relative effect of each treatment on each metric with its interval (the one the
-    decision uses: a confidence sequence when sequential testing is on); green when
-    significantly better, red when significantly worse, grey otherwise."""
-    figure = go.Figure()
-    rows, lifts, lows, highs, colours, texts = [], [], [], [], [], []
+def _forest_rows(report: dict) -> list[dict]:
+    """One row per test with a relative lift: label, lift and clipped interval in %, colour."""
+    rows = []
     treatments = sorted({test["treatment"] for test in report.get("tests", [])})
     for test in report.get("tests", []):
         relative = test.get("relative") or {}
         lift = relative.get("lift")
-        low, high = test.get("relative_ci_low"), test.get("relative_ci_high")
-        if lift is None or low is None or high is None:
+        interval = clip_relative(test.get("relative_ci_low"), test.get("relative_ci_high"))
+        if lift is None or interval.low is None or interval.high is None:
             continue
         label = METRIC_LABELS.get(test["metric"], test["metric"])
         if len(treatments) > 1:
@@ -58,42 +76,72 @@ def forest_plot(report: dict) -> dict:
         colour = NEUTRAL
         if test.get("significant"):
             colour = GOOD if better else BAD
-        rows.append(label)
-        lifts.append(lift * 100)
-        lows.append(low * 100)
-        highs.append(high * 100)
-        colours.append(colour)
-        texts.append(
-            f"{label}: {lift:+.1%} [{low:+.1%}, {high:+.1%}], p = {test.get('p_value_adjusted') or test.get('p_value') or 0:.3g}"
+        p_value = test.get("p_value_adjusted") or test.get("p_value") or 0
+        rows.append(
+            {
+                "label": label,
+                "lift": lift * 100,
+                "low": interval.low * 100,
+                "high": interval.high * 100,
+                "colour": colour,
+                "text": (
+                    f"{label}: {lift:+.1%} [{interval.low:+.1%}, {interval.high:+.1%}]"
+                    f"{' (clipped at -100%)' if interval.clipped else ''}, p = {p_value:.3g}"
+                ),
+            }
         )
-    figure.add_trace(
-        go.Scatter(
-            x=lifts,
-            y=rows,
-            mode="markers",
-            marker={"color": colours, "size": 10},
-            error_x={
-                "type": "data",
-                "symmetric": False,
-                "array": [high - lift for lift, high in zip(lifts, highs, strict=True)],
-                "arrayminus": [lift - low for lift, low in zip(lifts, lows, strict=True)],
-                "color": "#334155",
-                "thickness": 1.5,
-            },
-            hovertext=texts,
-            hoverinfo="text",
+    return rows
+
+
+def forest_plot(report: dict) -> dict:
+    """Relative effect of each treatment on each metric with its interval (the one the
+    decision uses: a confidence sequence when sequential testing is on), clipped at -100%;
+    green when significantly better, red when significantly worse, grey otherwise, with a
+    legend saying so."""
+    figure = go.Figure()
+    rows = _forest_rows(report)
+    for colour, name in FOREST_LEGEND.items():
+        group = [row for row in rows if row["colour"] == colour]
+        figure.add_trace(
+            go.Scatter(
+                x=[row["lift"] for row in group],
+                y=[row["label"] for row in group],
+                mode="markers",
+                name=name,
+                marker={"color": colour, "size": 10},
+                error_x={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [row["high"] - row["lift"] for row in group],
+                    "arrayminus": [row["lift"] - row["low"] for row in group],
+                    "color": colour,
+                    "thickness": 1.5,
+                },
+                hovertext=[row["text"] for row in group],
+                hoverinfo="text",
+                # Keep every legend entry, so the colours are always explained.
+                visible=True,
+                showlegend=True,
+            )
         )
-    )
     figure.add_vline(x=0, line_color="#94a3b8", line_dash="dash")
     figure.update_layout(
         **_layout(
-            height=max(240, 44 * len(rows) + 80),
+            height=max(260, 44 * len(rows) + 120),
+            showlegend=True,
+            legend={"orientation": "h", "y": -0.25, "x": 0},
+            margin={"l": 24, "r": 24, "t": 16, "b": 72},
             xaxis={
-                "title": "relative difference vs control (%)",
+                "title": {"text": "relative difference vs control"},
                 "ticksuffix": "%",
                 "zeroline": False,
             },
-            yaxis={"autorange": "reversed"},
+            yaxis={
+                "autorange": "reversed",
+                "categoryorder": "array",
+                "categoryarray": [row["label"] for row in rows],
+            },
+            hovermode="closest",
         )
     )
     return _to_dict(figure)
@@ -142,9 +190,14 @@ def cumulative_effect(report: dict) -> dict:
     metric = METRIC_LABELS.get(cumulative.get("metric", ""), cumulative.get("metric", ""))
     figure.update_layout(
         **_layout(
-            margin={"l": 64, "r": 24, "t": 16, "b": 48},
-            xaxis={"title": "day (UTC)"},
-            yaxis={"title": f"{metric} vs control (%)", "ticksuffix": "%"},
+            xaxis={
+                "title": {"text": "day (UTC)"},
+                "type": "date",
+                "tickformat": "%b %d",
+                "hoverformat": "%a %b %d, %Y",
+                **_day_range(cumulative),
+            },
+            yaxis={"title": {"text": f"{metric} vs control"}, "ticksuffix": "%"},
         )
     )
     return _to_dict(figure)
@@ -179,10 +232,70 @@ def quality_over_time(report: dict) -> dict:
     return _to_dict(figure)
 
 
-def report_charts(report: dict) -> list[dict]:
-    """Every chart of the report page, in display order (empty when there is nothing to draw)."""
+def _day_range(cumulative: dict) -> dict:
+    """A day either side of a lone day (Plotly would zoom to milliseconds around it)."""
+    days = sorted(
+        {point["day"] for points in (cumulative.get("by_arm") or {}).values() for point in points}
+    )
+    if len(days) != 1:
+        return {}
+    day = date.fromisoformat(days[0])
+    return {"range": [(day - timedelta(days=1)).isoformat(), (day + timedelta(days=1)).isoformat()]}
+
+
+def ramp_history_chart(history: list[dict], *, until: str) -> dict:
+    """The experiment's traffic share as a step line: each start, ramp and end, held until
+    the next (``history`` from ``dashboard.selectors.ramp_history``; ``until`` ISO)."""
+    times = [entry["at"] for entry in history]
+    shares = [entry["percentage"] for entry in history]
+    if history:
+        times.append(until)
+        shares.append(shares[-1])
+    figure = go.Figure()
+    figure.add_trace(
+        go.Scatter(
+            x=times,
+            y=shares,
+            mode="lines+markers",
+            line={"shape": "hv", "color": "#2563eb"},
+            customdata=[[entry["action"], entry["username"]] for entry in history] + [["now", ""]],
+            hovertemplate="%{y:g}% of units<br>%{customdata[0]} by %{customdata[1]}<extra></extra>",
+            name="Traffic share",
+        )
+    )
+    figure.update_layout(
+        **_layout(
+            height=280,
+            xaxis={"type": "date", "hoverformat": "%b %d, %H:%M UTC"},
+            yaxis={
+                "title": {"text": "units in the experiment"},
+                "ticksuffix": "%",
+                "range": [0, 105],
+            },
+            hovermode="closest",
+        )
+    )
+    return _to_dict(figure)
+
+
+def report_charts(report: dict, *, ramp_history: list[dict] | None = None) -> list[dict]:
+    """Every chart of the report page, in display order: the ramp history whenever there
+    is one, the effects once there are tests."""
+    ramp = []
+    if ramp_history:
+        ramp = [
+            {
+                "key": "ramp",
+                "title": "Ramp history",
+                "description": "Share of units in the experiment after each start, ramp and end.",
+                "figure": ramp_history_chart(
+                    ramp_history,
+                    until=report.get("window", {}).get("end") or ramp_history[-1]["at"],
+                ),
+            }
+        ]
     if not report.get("tests"):
-        return []
+        return ramp
     sequential = report.get("settings", {}).get("sequential_testing")
     kind = (
         "confidence sequences (safe to look every day)"
@@ -202,6 +315,7 @@ def report_charts(report: dict) -> list[dict]:
             "description": "The primary metric's effect as the data arrived, day by day.",
             "figure": cumulative_effect(report),
         },
+        *ramp,
     ] + _quality_charts(report)
 
 

@@ -1,8 +1,10 @@
 """`make demo`: run the whole platform on one machine, embedded defaults included.
 
-Starts, in order: the embedded Redis (unless ``REDIS_URL`` is set), migrations, a staff
-user, RQ workers, the ASGI web server (uvicorn), and the demo seed; prints the URLs;
-stops every process it started on Ctrl-C (or SIGTERM). Running it twice reuses what is
+Starts, in order: the embedded Redis (unless ``REDIS_URL`` is set), migrations, the static
+files (hashed and compressed, as in production), a staff user, RQ workers, the ASGI web
+server (uvicorn), and the demo seed; prints the URLs and the login last, where they stay
+in sight (the workers write their log to ``<data dir>/logs/workers.log``, not the
+terminal); stops every process it started on Ctrl-C (or SIGTERM). Running it twice reuses what is
 there: the database, the staff user, a Redis already listening on the socket.
 
 The children run in their own sessions, so a Ctrl-C in the terminal reaches only this
@@ -28,6 +30,7 @@ from routing_platform.redis_embedded import child_process_options, start_embedde
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 WORKER_QUEUES = ("routing", "shadow", "judge", "default")
+DEMO_USERNAME = "admin"
 
 
 def proxy_header_args(forwarded_allow_ips: str | None = None) -> list[str]:
@@ -124,6 +127,9 @@ class Platform:
         self.env.setdefault("DJANGO_SETTINGS_MODULE", "routing_platform.settings")
         self.env["ROUTING_DATA_DIR"] = str(self.data_dir)
         self.env.setdefault("PYTHONUNBUFFERED", "1")
+        self.env.setdefault("DJANGO_STATIC_MANIFEST", "true")
+        self.worker_log_path = self.data_dir / "logs" / "workers.log"
+        self._worker_log = None
 
     @property
     def base_url(self) -> str:
@@ -134,8 +140,21 @@ class Platform:
         """Every long-running child except Redis: the web server and the workers."""
         return [p for p in (self.web, *self.worker_processes) if p is not None]
 
-    def _spawn(self, argv: list[str]) -> subprocess.Popen:
-        return subprocess.Popen(argv, env=self.env, cwd=BASE_DIR, **child_process_options())
+    def _spawn(self, argv: list[str], **streams) -> subprocess.Popen:
+        return subprocess.Popen(
+            argv, env=self.env, cwd=BASE_DIR, **streams, **child_process_options()
+        )
+
+    def _open_worker_log(self):
+        self.worker_log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._worker_log = self.worker_log_path.open("a", buffering=1)
+        return self._worker_log
+
+    def login_text(self) -> str:
+        """The demo staff user's login, as `routing demo-setup` keeps it."""
+        password_file = self.data_dir / "demo-admin-password.txt"
+        password = password_file.read_text().strip() if password_file.exists() else "?"
+        return f"user {DEMO_USERNAME!r}, password {password!r}"
 
     def start(self, *, seed_requests: int) -> None:
         if not port_is_free(self.host, self.port):
@@ -150,7 +169,10 @@ class Platform:
         else:
             print("redis     REDIS_URL (external server)", flush=True)
         _manage("migrate", "--noinput", "-v", "0", env=self.env)
-        _manage("routing", "demo-setup", env=self.env)
+        _manage("collectstatic", "--noinput", "-v", "0", env=self.env)
+        _manage("routing", "demo-setup", "--username", DEMO_USERNAME, env=self.env)
+        worker_log = self._open_worker_log()
+        print(f"workers   {self.workers} RQ worker(s), log in {self.worker_log_path}", flush=True)
         for _ in range(self.workers):
             self.worker_processes.append(
                 self._spawn(
@@ -159,7 +181,9 @@ class Platform:
                         str(BASE_DIR / "manage.py"),
                         "rqworker",
                         *WORKER_QUEUES,
-                    ]
+                    ],
+                    stdout=worker_log,
+                    stderr=subprocess.STDOUT,
                 )
             )
         self.web = self._spawn(uvicorn_argv(self.host, self.port))
@@ -191,6 +215,9 @@ class Platform:
                 process.kill()
                 process.wait(timeout=5)
         self.web, self.worker_processes = None, []
+        if self._worker_log is not None:
+            self._worker_log.close()
+            self._worker_log = None
         if self.redis is not None:
             self.redis.stop()
             self.redis = None
@@ -242,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
             f"\n  API docs   {platform.base_url}/api/v1/routing/docs"
             f'\n  OpenAI     {platform.base_url}/v1  (model: "router")'
             f"\n  Queues     {platform.base_url}/django-rq/"
+            f"\n  Login      {platform.login_text()}"
+            f"\n  Worker log {platform.worker_log_path}"
             "\n\nPress Ctrl-C to stop every process this started.",
             flush=True,
         )

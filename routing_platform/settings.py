@@ -275,13 +275,22 @@ STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.AppDirectoriesFinder",
     "dashboard.staticfinders.PlotlyFinder",  # plotly.js from the installed package
 ]
+# Hashed, compressed static files with year-long cache headers (after `collectstatic`):
+# on by default in production; `make demo` and the Dockerfile turn it on and collect.
+# Off (development, tests): served straight from the finders, no collectstatic needed.
+STATIC_MANIFEST = env_bool("DJANGO_STATIC_MANIFEST", not DEBUG)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "routing_platform.staticfiles.HashedCompressedStaticFilesStorage"
+            if STATIC_MANIFEST
+            else "whitenoise.storage.CompressedStaticFilesStorage"
+        )
+    },
 }
-# Serve straight from the finders in development so `make demo` needs no collectstatic.
-WHITENOISE_USE_FINDERS = DEBUG
-WHITENOISE_AUTOREFRESH = DEBUG
+WHITENOISE_USE_FINDERS = DEBUG and not STATIC_MANIFEST
+WHITENOISE_AUTOREFRESH = DEBUG and not STATIC_MANIFEST
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -166,6 +166,12 @@ def test_demo_starts_routes_a_call_through_the_worker_and_stops_everything(tmp_p
         assert "demo-seed failed" not in output, output[-4000:]
         for url in ("/admin/dashboard/", "/admin/", "/api/v1/routing/docs", "/v1", "/django-rq/"):
             assert f"{demo.base_url}{url}" in output
+        # The URLs and the login come last; the workers' chatter goes to their log file.
+        last_block = output[output.rindex("  Dashboard  ") :]
+        assert "  Login      user 'admin', password '" in last_block
+        worker_log = data_dir / "logs" / "workers.log"
+        assert f"  Worker log {worker_log}" in last_block
+        assert "Job OK" not in output
 
         password = re.search(r"user 'admin', password '([^']+)'", output).group(1)
         client = login(demo.base_url, "admin", password)
@@ -179,6 +185,16 @@ def test_demo_starts_routes_a_call_through_the_worker_and_stops_everything(tmp_p
         assert call["status"] == "success", call
         assert call["provider"] == "simulated" and call["model"]
         assert call["seeded"] >= 20  # demo-seed filled the demo experiment through the worker
+        assert "Job OK" in worker_log.read_text()
+        # plotly.js: hashed name, compressed, cached for a year.
+        dashboard = client.get("/admin/dashboard/dashboard/").text
+        plotly_url = re.search(
+            r'src="(/static/dashboard/plotly\.min\.[0-9a-f]{12}\.js)"', dashboard
+        )
+        assert plotly_url, "the dashboard links no hashed plotly.js"
+        script = client.get(plotly_url.group(1), headers={"Accept-Encoding": "gzip"})
+        assert script.headers["content-encoding"] in {"gzip", "br"}
+        assert "immutable" in script.headers["cache-control"]
 
         assert demo.ctrl_c() == 0, demo.output[-4000:]
     finally:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from experiments.models import AlertRule
+from experiments.formatting import threshold
+from experiments.models import AlertRule, AlertSilence
 
 
 @admin.register(AlertRule)
 class AlertRuleAdmin(admin.ModelAdmin):
-    list_display = ("name", "metric", "threshold", "level", "min_requests", "enabled")
-    list_editable = ("threshold", "level", "enabled")
+    list_display = ("name", "metric", "threshold_display", "level", "min_requests", "enabled")
+    list_editable = ("level", "enabled")
     list_filter = ("level", "enabled", "metric")
     search_fields = ("key", "name", "action")
     prepopulated_fields = {"key": ("name",)}
@@ -30,3 +31,26 @@ class AlertRuleAdmin(admin.ModelAdmin):
         ("What it says", {"fields": ("level", "action")}),
         ("History", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
+
+    @admin.display(description="threshold", ordering="threshold")
+    def threshold_display(self, obj: AlertRule) -> str:
+        return threshold(obj.metric, obj.threshold)
+
+
+@admin.register(AlertSilence)
+class AlertSilenceAdmin(admin.ModelAdmin):
+    """Who acknowledged or snoozed which alert, and until when (append-only)."""
+
+    list_display = ("created_at", "rule_key", "experiment_key", "kind", "until", "username")
+    list_filter = ("kind", "rule_key")
+    search_fields = ("rule_key", "experiment_key", "username", "note")
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,4 +1,5 @@
-"""Admin: the record of routed calls (read-only: calls are written by the platform)."""
+"""Admin: the record of routed calls (read-only and append-only: calls are written by the
+platform, and leave only through the retention command ``routing prune-calls``)."""
 
 from __future__ import annotations
 
@@ -8,27 +9,23 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
+from experiments.formatting import ms, number, usd
 from experiments.models import RoutedCall
 
 
 @admin.register(RoutedCall)
 class RoutedCallAdmin(admin.ModelAdmin):
+    # What a reader scans for first; kind, source, tier and the rest are filters.
     list_display = (
         "id",
-        "created_at",
-        "kind",
-        "source",
-        "status",
-        "experiment",
-        "arm",
-        "is_shadow",
-        "complexity",
-        "tier",
+        "created_display",
         "model",
-        "cost_usd",
-        "confidence",
-        "latency_ms",
+        "cost_display",
+        "confidence_display",
+        "latency_display",
         "escalated",
+        "status",
+        "arm",
     )
     list_filter = (
         "status",
@@ -119,6 +116,25 @@ class RoutedCallAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="created", ordering="created_at")
+    def created_display(self, obj: RoutedCall) -> str:
+        return f"{obj.created_at:%Y-%m-%d %H:%M:%S}"
+
+    @admin.display(description="cost", ordering="cost_usd")
+    def cost_display(self, obj: RoutedCall) -> str:
+        return usd(obj.cost_usd)
+
+    @admin.display(description="confidence", ordering="confidence")
+    def confidence_display(self, obj: RoutedCall) -> str:
+        return number(obj.confidence, 2)
+
+    @admin.display(description="latency", ordering="latency_ms")
+    def latency_display(self, obj: RoutedCall) -> str:
+        return ms(obj.latency_ms)
 
     @admin.display(description="paired call")
     def pair(self, obj: RoutedCall) -> str:

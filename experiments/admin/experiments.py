@@ -27,8 +27,25 @@ Status = Experiment.Status
 # --- Arms inline -----------------------------------------------------------------------------
 
 
+class ArmForm(forms.ModelForm):
+    """An arm row; a row pre-filled for a new experiment counts as filled in even when the
+    user keeps every default (Django skips unchanged extra rows otherwise)."""
+
+    prefilled = False
+
+    def has_changed(self) -> bool:
+        return self.prefilled or super().has_changed()
+
+
 class ArmInlineFormSet(BaseInlineFormSet):
     """Refuses arm sets an experiment cannot run (the same rules as the services)."""
+
+    def _construct_form(self, i, **kwargs):
+        form = super()._construct_form(i, **kwargs)
+        extra_index = i - self.initial_form_count()
+        if self.initial_extra and 0 <= extra_index < len(self.initial_extra):
+            form.prefilled = True
+        return form
 
     def clean(self) -> None:
         super().clean()
@@ -54,6 +71,7 @@ class ArmInlineFormSet(BaseInlineFormSet):
 
 class ArmInline(admin.TabularInline):
     model = Arm
+    form = ArmForm
     formset = ArmInlineFormSet
     extra = 0
     min_num = 0
@@ -72,6 +90,28 @@ class ArmInline(admin.TabularInline):
 
     def get_extra(self, request, obj=None, **kwargs):
         return 2 if obj is None else 0
+
+
+#: The two arms a new experiment starts with: the original council as control against
+#: smart routing, half the units each.
+NEW_EXPERIMENT_ARMS = (
+    {
+        "position": 0,
+        "key": "control",
+        "name": "Original council",
+        "strategy": "original_council",
+        "weight": 50,
+        "is_control": True,
+    },
+    {
+        "position": 1,
+        "key": "smart",
+        "name": "Smart routing",
+        "strategy": "smart_routing",
+        "weight": 50,
+        "is_control": False,
+    },
+)
 
 
 # --- The experiment form ----------------------------------------------------------------------
@@ -243,6 +283,19 @@ class ExperimentAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("serving_arm").prefetch_related("arms")
 
+    def get_changeform_initial_data(self, request):
+        """A new experiment starts at the first step of its ramp, not at 100%."""
+        return {
+            "traffic_percentage": DEFAULT_RAMP_SCHEDULE[0],
+            **super().get_changeform_initial_data(request),
+        }
+
+    def get_formset_kwargs(self, request, obj, inline, prefix):
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        if isinstance(inline, ArmInline) and (obj is None or obj.pk is None):
+            kwargs["initial"] = [dict(arm) for arm in NEW_EXPERIMENT_ARMS]
+        return kwargs
+
     # --- columns ---
 
     @admin.display(description="traffic", ordering="traffic_percentage")
@@ -344,8 +397,12 @@ class ExperimentAdmin(admin.ModelAdmin):
         done, failed = [], []
         for experiment in queryset:
             try:
-                service(experiment=experiment, user=request.user, **kwargs)
-                done.append(experiment.key)
+                before = experiment.traffic_percentage
+                after = service(experiment=experiment, user=request.user, **kwargs)
+                if service is services.experiment_ramp:
+                    done.append(f"{experiment.key} ({before:g}% -> {after.traffic_percentage:g}%)")
+                else:
+                    done.append(experiment.key)
             except ValidationError as err:
                 failed.append(f"{experiment.key}: {' '.join(err.messages)}")
         if done:

@@ -1,5 +1,6 @@
 """Django models of the experiments app, one module per aggregate."""
 
+from experiments.models.alert_silences import AlertSilence
 from experiments.models.alerts import AlertRule
 from experiments.models.audit import AuditLogEntry
 from experiments.models.calls import RoutedCall
@@ -10,6 +11,7 @@ from experiments.models.rollups_daily import CallRollupDaily, CallRollupDay
 
 __all__ = [
     "AlertRule",
+    "AlertSilence",
     "Arm",
     "ArmRollup",
     "Assignment",

@@ -21,6 +21,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 CHART_KEYS = (
     "savings",
+    "cost-by-model",
     "cost-by-arm",
     "confidence",
     "escalation",

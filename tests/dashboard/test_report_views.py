@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from dashboard.report_charts import report_charts
+from dashboard.report_charts import cumulative_effect, report_charts
+from experiments import services
 from experiments.models import Arm, ArmRollup, Experiment, Phase
 from experiments.stats.histograms import LATENCY_HIST_SIZE
 from tests.dashboard.pages import external_scripts
@@ -175,12 +176,53 @@ def test_forest_plot_has_one_point_per_test_with_its_interval():
         },
     }
     charts = report_charts(report)
-    forest = charts[0]["figure"]["data"][0]
-    assert forest["x"] == pytest.approx([-80.0])
-    assert forest["error_x"]["arrayminus"] == pytest.approx([5.0])
-    assert forest["error_x"]["array"] == pytest.approx([10.0])
-    assert forest["marker"]["color"] == ["#15803d"]
+    better, worse, neutral = charts[0]["figure"]["data"]
+    assert [better["name"], worse["name"], neutral["name"]] == [
+        "Significantly better",
+        "Significantly worse",
+        "Not significant",
+    ]
+    assert charts[0]["figure"]["layout"]["showlegend"] is True
+    assert better["x"] == pytest.approx([-80.0])
+    assert better["error_x"]["arrayminus"] == pytest.approx([5.0])
+    assert better["error_x"]["array"] == pytest.approx([10.0])
+    assert better["marker"]["color"] == "#15803d"
+    assert list(worse["x"]) == [] and list(neutral["x"]) == []
     band, line = charts[1]["figure"]["data"]
     assert line["y"] == pytest.approx([-50.0])
     assert band["y"] == pytest.approx([-10.0, -90.0])
     assert report_charts({"tests": []}) == []
+
+
+def test_reports_list_shows_decision_and_primary_lift(admin_client, experiment):
+    """The list says "winner: smart" and the cost lift with its interval."""
+    response = admin_client.get("/admin/dashboard/experiments/")
+    (row,) = response.context["experiments"]
+    assert row["decision"] == "winner: smart"
+    assert row["lift"].startswith("-79.8% cost (smart) [")
+    assert "report-pill-winner" in response.content.decode()
+
+
+def test_report_draws_the_ramp_history_from_the_audit_log(admin_client, experiment):
+    """Each ramp is a step of the ramp-history chart, in order, ending where it stands."""
+    Experiment.objects.filter(pk=experiment.pk).update(traffic_percentage=1)
+    experiment.refresh_from_db()
+    services.experiment_ramp(experiment=experiment, percentage=5)
+    services.experiment_ramp(experiment=experiment, percentage=25)
+    charts = admin_client.get(URL.format(key=experiment.key)).context["charts"]
+    ramp = next(chart for chart in charts if chart["key"] == "ramp")
+    (trace,) = ramp["figure"]["data"]
+    assert list(trace["y"]) == [5.0, 25.0, 25.0]
+    assert trace["line"]["shape"] == "hv"
+
+
+def test_cumulative_effect_of_one_day_spans_three_days_not_milliseconds():
+    report = {
+        "tests": [],
+        "cumulative": {
+            "metric": "cost_per_request",
+            "by_arm": {"smart": [{"day": "2026-11-01", "lift": -0.5}]},
+        },
+    }
+    figure = cumulative_effect(report)
+    assert figure["layout"]["xaxis"]["range"] == ["2026-10-31", "2026-11-02"]

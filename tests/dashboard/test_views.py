@@ -9,6 +9,7 @@ import types
 import pytest
 from django.http import HttpResponse
 
+from dashboard.views import alert_advice
 from tests.dashboard.pages import external_scripts
 from tests.metrics_factories import (
     ensure_default_alert_rules,
@@ -74,8 +75,8 @@ def test_window_without_calls_suggests_all_time(admin_client):
     assert "?window=all" in content
 
 
-def test_dashboard_with_data_renders_cards_alerts_and_seven_charts(admin_client):
-    """Seeded calls give KPI cards, the low-confidence alert and seven Plotly figures; plotly.js
+def test_dashboard_with_data_renders_cards_alerts_and_eight_charts(admin_client):
+    """Seeded calls give KPI cards, the low-confidence alert and eight Plotly figures; plotly.js
     comes from this site's static files, never a CDN."""
     ensure_default_alert_rules()
     experiment, control, smart = make_experiment()
@@ -90,6 +91,7 @@ def test_dashboard_with_data_renders_cards_alerts_and_seven_charts(admin_client)
     charts = _charts(response)
     assert [chart["key"] for chart in charts] == [
         "savings",
+        "cost-by-model",
         "cost-by-arm",
         "confidence",
         "escalation",
@@ -130,12 +132,13 @@ def test_bad_filters_fall_back_with_a_message_not_an_error(admin_client):
 
 def test_dashboard_page_query_count_is_pinned(admin_client, django_assert_num_queries):
     """Session and user (2), dashboard data once the closed days are compacted (11),
-    chart thresholds (1), experiment links (1): fifteen queries whatever the calls."""
+    chart thresholds (1), cost per model (1), control arms (1), alert silences (1),
+    experiment links (1): eighteen queries whatever the calls."""
     ensure_default_alert_rules()
     make_experiment()
     make_calls([{"completed_at": recent_hour(hours)} for hours in range(0, 100, 2)])
     admin_client.get(URL)  # compacts the closed days
-    with django_assert_num_queries(15):
+    with django_assert_num_queries(18):
         response = admin_client.get(URL)
     assert response.status_code == 200
 
@@ -184,3 +187,39 @@ def test_report_link_opens_the_statistics_report(admin_client):
     response = admin_client.get(link)
     assert response.status_code == 200
     assert experiment.name in response.content.decode()
+
+
+def test_custom_date_range_shows_whole_utc_days(admin_client):
+    """?start=&end= picks whole days (both included); an inverted range falls back with a
+    message, never a 500."""
+    make_calls([{"completed_at": recent_hour(0)}, {"completed_at": recent_hour(24 * 20)}])
+    today = recent_hour(0).date()
+    response = admin_client.get(URL + f"?start={today.isoformat()}&end={today.isoformat()}")
+    assert response.context["data"]["overview"]["total_requests"] == 1
+    assert response.context["selected_window"] == "custom"
+    bad = admin_client.get(URL + "?start=2026-12-05&end=2026-12-01")
+    assert bad.status_code == 200
+    assert any("ends" in str(message) for message in bad.context["messages"])
+    assert bad.context["selected_window"] == "7d"
+
+
+def test_headline_savings_leave_the_control_arm_out(admin_client):
+    """The control arm costs the baseline by design; the headline is the routed traffic's
+    saving (90%), not the blend with the control (45%)."""
+    experiment, control, smart = make_experiment()
+    make_calls(
+        [{"experiment": experiment, "arm": smart}] * 10
+        + [{"experiment": experiment, "arm": control, "cost_usd": "0.0100"}] * 10
+    )
+    cards = admin_client.get(URL).context["cards"]
+    savings = next(card for card in cards if card.get("key") == "savings")
+    assert savings["value"] == "90.0%"
+
+
+def test_high_cost_advice_does_not_ask_for_what_is_already_on(settings):
+    """With ROUTER_COST_OPTIMIZATION on, the advice points elsewhere; off, it stays."""
+    alert = {"metric": "cost_per_request_usd", "action": "Enable ROUTER_COST_OPTIMIZATION=true."}
+    settings.ROUTER_COST_OPTIMIZATION = True
+    assert "already on" in alert_advice(alert)
+    settings.ROUTER_COST_OPTIMIZATION = False
+    assert alert_advice(alert) == alert["action"]

@@ -10,6 +10,7 @@ from django.urls import reverse
 from experiments import services
 from experiments.models import AuditLogEntry, Experiment, Phase
 from tests.experiments.factories import engine_result, make_experiment
+from tests.metrics_factories import make_calls
 
 pytestmark = pytest.mark.django_db
 
@@ -80,6 +81,30 @@ def test_create_an_experiment_with_its_arms_inline(admin_client):
     assert arms[1].escalation_threshold == 0.6
     entry = AuditLogEntry.objects.get(experiment=experiment)
     assert entry.action == "create" and entry.username == "admin"
+
+
+def test_a_new_experiment_starts_at_the_first_ramp_step_with_two_default_arms(admin_client):
+    """The add form offers 1% traffic and a control/smart pair; saving it unchanged keeps
+    both arms (pre-filled rows count as filled in)."""
+    page = admin_client.get(reverse("admin:experiments_experiment_add"))
+    assert page.context["adminform"].form.initial["traffic_percentage"] == 1
+    content = page.content.decode()
+    assert 'value="control"' in content and 'value="smart"' in content
+    data = _experiment_post(
+        **{
+            "arms-0-key": "control",
+            "arms-0-name": "Original council",
+            "arms-1-key": "smart",
+            "arms-1-name": "Smart routing",
+            "arms-1-escalation_threshold": "",
+        }
+    )
+    admin_client.post(reverse("admin:experiments_experiment_add"), data)
+    experiment = Experiment.objects.get(key="admin-made")
+    assert list(experiment.arms.order_by("position").values_list("key", "strategy")) == [
+        ("control", "original_council"),
+        ("smart", "smart_routing"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -270,3 +295,16 @@ def test_audit_log_admin_is_read_only(admin_client):
     listing = admin_client.get(reverse("admin:experiments_auditlogentry_changelist"))
     assert listing.status_code == 200 and "audited" in listing.content.decode()
     assert admin_client.get(reverse("admin:experiments_auditlogentry_add")).status_code == 403
+
+
+@pytest.mark.django_db
+def test_recorded_calls_cannot_be_deleted_and_list_money_and_units(admin_client):
+    """The call record is append-only (no Delete, no delete action); the list shows the
+    model, cost in $, confidence and latency in ms."""
+    (call,) = make_calls([{"cost_usd": "0.0021857500", "latency_ms": 312.0}], rebuild=False)
+    listing = admin_client.get("/admin/experiments/routedcall/").content.decode()
+    assert "$0.00219" in listing and "312 ms" in listing and "gpt-4o-mini" in listing
+    assert 'value="delete_selected"' not in listing
+    detail = admin_client.get(f"/admin/experiments/routedcall/{call.pk}/change/").content.decode()
+    assert "deletelink" not in detail
+    assert admin_client.post(f"/admin/experiments/routedcall/{call.pk}/delete/").status_code == 403

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from experiments.savings import control_arm_labels, routed_savings
 from routing_platform.cli.subcommands._tables import (
     add_window_arguments,
     as_json,
@@ -81,6 +82,8 @@ def handle(command, **options) -> None:
     )
     for line in overview_lines(data["overview"]):
         out.write(line)
+    routed = routed_savings(data["by_arm"], control_arm_labels())
+    out.write(f"  routed savings    {pct(routed.fraction)} of the baseline, control arms left out")
     out.write("")
     out.write(command.style.MIGRATE_HEADING("Alerts"))
     for line in alert_lines(command, data["alerts"]):
