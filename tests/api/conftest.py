@@ -9,6 +9,7 @@ import pytest
 
 from api import redis_client
 from api.ratelimit import leases_clear
+from api.recording import record_writer, record_writer_stop
 from api.services import api_key_create, auth_cache_clear
 from tests.conftest import REPO_ROOT, redis_url_for_db
 
@@ -26,6 +27,18 @@ def _fresh_api_state(settings):
     auth_cache_clear()
     redis_client.redis_breaker_reset()
     leases_clear()
+    record_writer_stop()  # its thread must not outlive the test's database
+
+
+@pytest.fixture
+def flush_records():
+    """Wait for the in-process record writer (records written after the answer)."""
+    from asgiref.sync import sync_to_async
+
+    async def flush() -> bool:
+        return await sync_to_async(record_writer().flush, thread_sensitive=False)()
+
+    return flush
 
 
 @pytest.fixture
