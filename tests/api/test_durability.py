@@ -248,10 +248,10 @@ def test_deploy_check_is_silent_for_the_embedded_default(durable_redis):
     assert checks.run_checks(include_deployment_checks=True, tags=["redis"]) == []
 
 
-def test_deploy_check_says_unreachable_without_failing(settings, monkeypatch, tmp_path):
+def test_deploy_check_is_silent_when_redis_is_unreachable(settings, monkeypatch, tmp_path):
+    """Nothing to judge (a deploy check may run in an image build), and no crash."""
     point_queues_at(f"unix://{tmp_path / 'none.sock'}?db=0", settings, monkeypatch)
-    messages = checks.run_checks(include_deployment_checks=True, tags=["redis"])
-    assert [m.id for m in messages] == ["api.W003"]
+    assert checks.run_checks(include_deployment_checks=True, tags=["redis"]) == []
 
 
 @pytest.mark.redis_server
