@@ -66,6 +66,7 @@ UPSTREAM_FAULT_SHARE = 0.20  # split evenly: 429, 500, 529, timeout
 REQUEST_TIMEOUT_S = 1.5  # the platform's upstream timeout (ROUTER_REQUEST_TIMEOUT_S)
 CLIENT_TIMEOUT_S = 30.0
 REDIS_OUTAGE_S = 10.0
+BACKLOG_S = 4.0
 SETTLE_TIMEOUT_S = 45.0
 MARKER = re.compile(r"chaos-s(\d+)-r(\d+)")
 OPEN_STATUSES = ("queued", "running")
@@ -493,11 +494,26 @@ def kill_busy_worker(platform: Platform) -> str:
     return f"no worker seen busy; SIGKILL to pid {victim.pid}"
 
 
+def _signal_workers(platform: Platform, sig: int) -> None:
+    for worker in platform.workers:
+        if worker.process is not None and worker.process.poll() is None:
+            os.kill(worker.process.pid, sig)
+
+
 def stop_redis(platform: Platform) -> str:
+    """Stop Redis for 10 s with a backlog in it: the workers are paused (SIGSTOP) for
+    ``BACKLOG_S`` first, as busy workers would be, so records and jobs wait in Redis."""
+    _signal_workers(platform, signal.SIGSTOP)
+    time.sleep(BACKLOG_S)
+    waiting = pending_work(platform)
     platform.redis.stop()
+    _signal_workers(platform, signal.SIGCONT)
     time.sleep(REDIS_OUTAGE_S)
     platform.redis.start()
-    return f"Redis stopped (SIGTERM) for {REDIS_OUTAGE_S:.0f} s, then started again"
+    return (
+        f"workers paused {BACKLOG_S:.0f} s, then Redis stopped (SIGTERM) with {waiting} "
+        f"jobs/records in it, for {REDIS_OUTAGE_S:.0f} s, then started again"
+    )
 
 
 def restart_postgres(platform: Platform) -> str:
