@@ -308,6 +308,7 @@ class Platform:
     workers: list[Supervised] = field(default_factory=list)
     token: str = ""
     require_durable: str = "warn"
+    stranded: set[str] = field(default_factory=set)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def env(self) -> dict[str, str]:
@@ -598,6 +599,7 @@ class Tally:
     sent: int = 0
     acknowledged: int = 0
     lost: int = 0
+    stranded: int = 0  # acknowledged, no row, the record still waiting in Redis's list
     duplicates: int = 0
     open_after_reconcile: int = 0
     status_counts: Counter = field(default_factory=Counter)
@@ -605,8 +607,14 @@ class Tally:
     unanswered: int = 0
 
 
-def tally(outcomes: list[Outcome], rows: dict[str, list[tuple[str, str]]]) -> Tally:
-    """Match each request to its rows (pure: tests/benchmarks/test_chaos.py)."""
+def tally(
+    outcomes: list[Outcome],
+    rows: dict[str, list[tuple[str, str]]],
+    stranded: frozenset[str] = frozenset(),
+) -> Tally:
+    """Match each request to its rows (pure: tests/benchmarks/test_chaos.py). A record
+    still in Redis's call-records list at the end (``stranded``) is counted apart from a
+    lost one: it is not written, but not gone either."""
     result = Tally(sent=len(outcomes))
     for outcome in outcomes:
         found = rows.get(outcome.marker, [])
@@ -615,7 +623,9 @@ def tally(outcomes: list[Outcome], rows: dict[str, list[tuple[str, str]]]) -> Ta
             result.unanswered += 1
         if 200 <= outcome.status < 300:
             result.acknowledged += 1
-            if not found:
+            if not found and outcome.marker in stranded:
+                result.stranded += 1
+            elif not found:
                 result.lost += 1
         if len(found) > 1:
             result.duplicates += 1
@@ -640,6 +650,15 @@ def figures_for(scenario: Scenario, result: Tally, notes: str) -> list[dict]:
             "target": "0",
             "met": result.lost == 0,
             "notes": f"{result.acknowledged} of {result.sent} answered 2xx; statuses {statuses}; {notes}",
+        },
+        {
+            "metric": f"{scenario.name}: acknowledged calls whose record still waits in Redis",
+            "value": result.stranded,
+            "unit": "calls",
+            "target": "0",
+            "met": result.stranded == 0,
+            "notes": "in the api:call-records list at the end of the run (or when its Redis "
+            "was replaced), never drained into a row",
         },
         {
             "metric": f"{scenario.name}: duplicate rows",
@@ -672,10 +691,23 @@ def figures_for(scenario: Scenario, result: Tally, notes: str) -> list[dict]:
 # --- The run --------------------------------------------------------------------------------
 
 
+def stranded_records(platform: Platform) -> set[str]:
+    """Markers of the call records still waiting in Redis's list."""
+    try:
+        connection = redis_py.Redis.from_url(platform.redis.url, socket_timeout=5)
+        waiting = connection.lrange("api:call-records", 0, -1)
+    except (redis_py.RedisError, OSError):
+        return set()
+    return {
+        match.group(0) for raw in waiting if (match := MARKER.search(raw.decode(errors="replace")))
+    }
+
+
 def prepare(platform: Platform, scenario: Scenario) -> None:
     """Switch Redis persistence and the web's durability mode when the scenario asks."""
     if scenario.redis_durable != platform.redis.durable:
         settle(platform, 30)
+        platform.stranded |= stranded_records(platform)
         platform.redis.stop()
         platform.redis.start(durable=scenario.redis_durable)
     if scenario.require_durable != platform.require_durable:
@@ -751,12 +783,15 @@ def run(quick: bool = False) -> list[dict]:
             reconciled = reconcile(platform)
             print(f"chaos: reconcile: {reconciled}", flush=True)
             rows = rows_by_marker(platform)
+            platform.stranded |= stranded_records(platform)
         finally:
             platform.stop()
             logs = {path.name: path.read_text()[-2000:] for path in tmp.glob("*.log")}
         figures = []
         for scenario, outcomes, note in results:
-            figures += figures_for(scenario, tally(outcomes, rows), note)
+            figures += figures_for(
+                scenario, tally(outcomes, rows, frozenset(platform.stranded)), note
+            )
         figures.append(
             {
                 "metric": "routing reconcile --older-than 0",

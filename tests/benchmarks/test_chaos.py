@@ -27,7 +27,7 @@ def test_tally_counts_lost_duplicate_open_and_malformed_5xx():
         "chaos-s0-r7": [("error", "ProviderError")],
     }
     result = tally(outcomes, rows)
-    assert (result.sent, result.acknowledged, result.lost) == (10, 4, 1)
+    assert (result.sent, result.acknowledged, result.lost, result.stranded) == (10, 4, 1, 0)
     assert (result.duplicates, result.open_after_reconcile) == (1, 1)
     assert (result.bad_5xx, result.unanswered) == (3, 1)
 
@@ -35,5 +35,15 @@ def test_tally_counts_lost_duplicate_open_and_malformed_5xx():
 def test_figures_judge_every_count_against_zero():
     result = tally([Outcome("chaos-s1-r0", "chat", 200, True)], {})
     figures = figures_for(Scenario("x", no_fault), result, "note")
-    assert [f["met"] for f in figures] == [False, True, True, True]
+    assert [f["met"] for f in figures] == [False, True, True, True, True]
     assert figures[0]["value"] == 1 and "1 of 1 answered 2xx" in figures[0]["notes"]
+
+
+def test_a_record_still_in_redis_is_stranded_not_lost():
+    """Acknowledged, no row, but its record waits in the call-records list: stranded."""
+    outcomes = [
+        Outcome("chaos-s2-r0", "chat", 200, True),
+        Outcome("chaos-s2-r1", "chat", 200, True),
+    ]
+    result = tally(outcomes, {}, frozenset({"chaos-s2-r1"}))
+    assert (result.lost, result.stranded) == (1, 1)
