@@ -52,7 +52,7 @@ import redis as redis_py
 from rq import Queue, Worker
 
 from benchmarks import run as bench_run
-from benchmarks.bench_openai_overhead import _completion_body
+from benchmarks.bench_openai_overhead import _completion_body, read_request_body
 from routing_platform.launcher import uvicorn_argv
 
 TITLE = "Chaos: acknowledged calls vs rows under upstream faults, worker kills, Redis and PostgreSQL outages"
@@ -78,13 +78,7 @@ OPEN_STATUSES = ("queued", "running")
 async def _upstream_connection(reader, writer, rng: random.Random) -> None:
     try:
         while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value.strip())
-            body = await reader.readexactly(length) if length else b""
+            body = await read_request_body(reader)
             roll = rng.random()
             await asyncio.sleep(UPSTREAM_LATENCY_S)
             if roll < UPSTREAM_FAULT_SHARE * 0.25:

@@ -11,7 +11,6 @@ import signal
 import sqlite3
 import subprocess
 import threading
-import time
 
 import httpx
 import pytest
@@ -22,7 +21,12 @@ from api.asgi import with_lean_api_handler
 from api.record_writer import RecordWriter, jsonl_dead_letter
 from experiments.models import RoutedCall
 from routing_platform.launcher import uvicorn_argv
-from tests.api.conftest import _copy_test_database, _free_port, _insert_api_key
+from tests.api.conftest import (
+    _copy_test_database,
+    _free_port,
+    _insert_api_key,
+    server_answers,
+)
 from tests.api.test_jobs import chat_fields
 from tests.conftest import REPO_ROOT
 
@@ -208,7 +212,7 @@ def test_sigterm_of_a_real_server_without_redis_loses_no_record(
         )
         try:
             base = f"http://127.0.0.1:{port}"
-            _wait_for_server(base, server)
+            assert server_answers(base, server), log_path.read_text()[-3000:]
             with httpx.Client(base_url=base, timeout=30) as client:
                 for n in range(30):
                     answer = client.post(
@@ -232,15 +236,3 @@ def test_sigterm_of_a_real_server_without_redis_loses_no_record(
         ).fetchone()
     assert rows == 30
     assert "pending record(s) on shutdown" in log_path.read_text()
-
-
-def _wait_for_server(base: str, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(f"{base}/health", timeout=2)
-            return
-        except httpx.TransportError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start") from None
-            time.sleep(0.1)
