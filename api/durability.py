@@ -224,7 +224,13 @@ def startup_report(connection: redis.Redis) -> RedisPersistence:
             persistence.appendfsync,
             persistence.loss_window,
         )
-    elif persistence.state != UNREACHABLE:
+    elif persistence.state == UNREACHABLE:
+        logger.warning(
+            "%s Until it answers, /v1 call records are written by this process "
+            "(docs/durability.md).",
+            persistence.warning,
+        )
+    else:
         consequence = {
             MODE_WARN: "records are handed to it anyway (ROUTER_REQUIRE_DURABLE_REDIS=warn)",
             MODE_SYNC: "each /v1 record is written to the database before the answer "

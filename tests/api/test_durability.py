@@ -346,3 +346,14 @@ async def test_warn_mode_hands_records_to_a_volatile_redis(volatile_redis, chat_
     response = await _chat(chat_headers)
     assert response.status_code == 200
     assert redis.Redis.from_url(volatile_redis.url).llen(RECORDS_KEY) == 2
+
+
+def test_startup_says_when_redis_is_unreachable(settings, monkeypatch, tmp_path, caplog):
+    """No Redis at start-up: a warning that records are written by the process itself."""
+    from api.lifespan import startup_checks
+
+    point_queues_at(f"unix://{tmp_path / 'none.sock'}?db=0", settings, monkeypatch)
+    with caplog.at_level(logging.WARNING, logger="api.durability"):
+        startup_checks()
+    assert "Redis is unreachable" in caplog.text
+    assert "written by this process" in caplog.text
