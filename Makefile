@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo test lint bench chaos install clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
@@ -32,6 +32,11 @@ test: lint
 ## Benchmarks: rewrites BENCHMARKS.md (BENCH_ARGS="--quick" or "--only NAME").
 bench: $(STAMP)
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
+
+## Chaos suite (not in `make test`): PostgreSQL, redis-server, 2 web + 2 RQ workers on
+## 127.0.0.1; kills workers, stops Redis, restarts PostgreSQL; writes BENCHMARKS.md (~10 min).
+chaos: $(STAMP)
+	$(PY) -m benchmarks.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -38,6 +38,7 @@ from django.urls import set_script_prefix
 from api.auth import authorize
 from api.errors import ApiError, classify, openai_error_body
 from api.idempotency import IdempotencyGuard, read_body
+from api.lifespan import lifespan
 from api.middleware import content_length_error
 from api.openai_api import chat_completion_answer, chat_payload_parse
 
@@ -270,6 +271,9 @@ class ApiDispatcher:
         self.api_with_idempotency = IdempotencyGuard(self.dispatch_api)
 
     async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":  # start-up checks; shutdown flushes pending records
+            await lifespan(scope, receive, send)
+            return
         if scope["type"] == "http" and scope["path"].startswith(API_PATH_PREFIXES):
             await self.api_with_idempotency(scope, receive, send)
         else:

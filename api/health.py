@@ -9,6 +9,7 @@ from asgiref.sync import sync_to_async
 from django.db import connection
 
 from api import redis_client
+from api.durability import redis_persistence_async
 from api.recording import records_backlog
 from api.redis_client import redis_ping
 from experiments.jobs import live_worker_count
@@ -62,6 +63,10 @@ async def health_report() -> tuple[int, dict[str, Any]]:
     database = await sync_to_async(_database_check)()
     redis_ok, redis_detail = await redis_ping()
     redis = {"ok": redis_ok} if redis_ok else {"ok": False, "error": redis_detail}
+    if redis_ok:
+        # Not a health verdict (the status stays "ok"), but what a Redis restart would lose.
+        persistence = await redis_persistence_async(redis_client.get_client())
+        redis["persistence"] = persistence.as_dict()
     if redis_ok:
         try:
             workers = await asyncio.wait_for(

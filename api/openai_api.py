@@ -30,7 +30,7 @@ from api.arms import arm_route, route_call_fields, route_run_fields
 from api.auth import ApiKeyAuth, write_auth
 from api.errors import BadRequest, ServiceUnavailable, install_error_handlers, openai_error_body
 from api.quality_api import call_id_header
-from api.recording import record_call_deferred
+from api.recording import ensure_recordable, record_call_deferred
 from api.schemas import ChatCompletionIn, ModelListOut
 from experiments.routes import ArmRoute
 
@@ -203,6 +203,7 @@ async def chat_completion_answer(
     from routing_platform.runtime import run_execute
 
     messages = _flatten_messages(payload)
+    await ensure_recordable()  # 503 before the upstream is paid for, if records are not safe
     concrete_model = None if payload.model == ROUTER_MODEL else payload.model
     completion_id = _completion_id()
     created = int(time.time())

@@ -9,11 +9,19 @@ the answer is sent, so an answered call is never lost by a server restart), and 
 process does no ORM work for it: on two cores, recording in-process (several milliseconds
 of CPU per call) would cap the endpoint far below its target rate.
 
-When Redis is unreachable the record is written inline instead (slower, still durable).
+Redis keeps those records only as well as its persistence does (``api.durability``): with
+``ROUTER_REQUIRE_DURABLE_REDIS=sync`` a Redis that is not durable gets none (each record is
+written to the database before the answer), with ``refuse`` the call is answered 503
+before the upstream is called.
+
+When Redis is unreachable the record goes to a bounded in-process writer
+(``api.record_writer``): the answer goes out first, one thread writes the record, and
+shutdown flushes it. A full queue, or the ``sync`` / ``refuse`` modes, write inline instead.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import time
@@ -24,7 +32,9 @@ import orjson
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
-from api import redis_client
+from api import durability, redis_client
+from api.errors import ServiceUnavailable
+from api.record_writer import RecordWriter, jsonl_dead_letter
 from api.redis_client import REDIS_ERRORS
 
 logger = logging.getLogger(__name__)
@@ -140,26 +150,63 @@ def enqueue_drain() -> None:
     )
 
 
+def payload_from_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """A record's fields as JSON-able values (the error as ``error_payload``)."""
+    payload = dict(fields)
+    payload["error"] = error_payload(fields.get("error"))
+    return payload
+
+
+REFUSED_NOT_DURABLE = (
+    "Call records cannot be kept safely now: Redis does not persist its data and this server "
+    "requires it (ROUTER_REQUIRE_DURABLE_REDIS=refuse). Retry later; the operator should "
+    "turn on appendonly in Redis."
+)
+
+
+async def ensure_recordable() -> None:
+    """Raise 503 before any upstream call when records would go to a Redis that is not
+    durable and ``ROUTER_REQUIRE_DURABLE_REDIS=refuse``."""
+    if durability.required_mode() != durability.MODE_REFUSE or not redis_client.redis_available():
+        return
+    if await durability.current_policy() == durability.POLICY_REFUSE:
+        raise ServiceUnavailable(
+            REFUSED_NOT_DURABLE,
+            headers={"Retry-After": str(durability.REFUSE_RETRY_AFTER_S)},
+        )
+
+
 async def record_call_deferred(**fields: Any) -> str:
-    """Hand a call's record to Redis for the workers ("queued"), else write it now ("recorded")."""
+    """Hand a call's record to Redis for the workers ("queued"), to the in-process writer
+    ("deferred"), or write it now ("recorded")."""
     if redis_client.redis_available():
-        payload = dict(fields)
-        payload["error"] = error_payload(fields.get("error"))
-        payload[QUEUED_AT_FIELD] = time.time()
-        try:
-            pending = await redis_client.get_client().lpush(RECORDS_KEY, payload_json(payload))
-        except REDIS_ERRORS:
-            redis_client.redis_failed()
-        else:
-            if pending == 1 or pending % DRAIN_TRIGGER_EVERY == 0:
-                try:
-                    enqueue_drain()
-                except REDIS_ERRORS:
-                    # The payload is safe in Redis; the next trigger enqueues a drain job.
-                    logger.warning("Could not enqueue the call-records drain job", exc_info=True)
-            return "queued"
+        if await durability.current_policy() == durability.POLICY_QUEUE:
+            if await _push_to_redis(fields):
+                return "queued"
+        else:  # sync mode, or refuse mode whose refusal came before the upstream call
+            await sync_to_async(_record_in_thread)(fields)
+            return "recorded"
+    if durability.required_mode() == durability.MODE_WARN and record_writer().submit(fields):
+        return "deferred"
     await sync_to_async(_record_in_thread)(fields)
     return "recorded"
+
+
+async def _push_to_redis(fields: dict[str, Any]) -> bool:
+    try:
+        payload = payload_from_fields(fields)
+        payload[QUEUED_AT_FIELD] = time.time()
+        pending = await redis_client.get_client().lpush(RECORDS_KEY, payload_json(payload))
+    except REDIS_ERRORS:
+        redis_client.redis_failed()
+        return False
+    if pending == 1 or pending % DRAIN_TRIGGER_EVERY == 0:
+        try:
+            enqueue_drain()
+        except REDIS_ERRORS:
+            # The payload is safe in Redis; the next trigger enqueues a drain job.
+            logger.warning("Could not enqueue the call-records drain job", exc_info=True)
+    return True
 
 
 def _record_in_thread(fields: dict[str, Any]) -> None:
@@ -170,3 +217,42 @@ def _record_in_thread(fields: dict[str, Any]) -> None:
         record_call(**fields)
     finally:
         close_old_connections()
+
+
+def _dead_letter_path():
+    from django.conf import settings
+
+    return settings.DATA_DIR / "call-records-unwritten.jsonl"
+
+
+_writer: RecordWriter | None = None
+
+
+def record_writer() -> RecordWriter:
+    """This process's in-process writer (started on first use, flushed at exit)."""
+    global _writer
+    if _writer is None:
+        _writer = RecordWriter(
+            lambda fields: record_call(**fields),
+            dead_letter=jsonl_dead_letter(
+                _dead_letter_path(), lambda item: payload_json(record_payload_line(item))
+            ),
+        )
+        # Servers without an ASGI lifespan (or a plain interpreter exit) still flush it.
+        atexit.register(_writer.stop)
+    return _writer
+
+
+def record_payload_line(item: dict[str, Any]) -> dict[str, Any]:
+    """A dead-letter line: the reason and the record in the drain's payload format."""
+    return {"reason": item["reason"], "payload": payload_from_fields(item["payload"])}
+
+
+def record_writer_stop() -> None:
+    """Flush and stop the writer (ASGI lifespan shutdown); logs how many it wrote. The next
+    record starts a fresh writer."""
+    global _writer
+    if _writer is not None:
+        _writer.stop()
+        atexit.unregister(_writer.stop)
+        _writer = None

@@ -73,16 +73,21 @@ def _completion_body(request_body: bytes) -> bytes:
     ).encode()
 
 
+async def read_request_body(reader) -> bytes:
+    """One HTTP/1.1 request off a keep-alive connection: its body (headers skipped)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    return await reader.readexactly(length) if length else b""
+
+
 async def _serve_upstream_connection(reader, writer, latency_s: float) -> None:
     try:
         while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value.strip())
-            body = await reader.readexactly(length) if length else b""
+            body = await read_request_body(reader)
             await asyncio.sleep(latency_s)
             payload = _completion_body(body)
             writer.write(

@@ -107,7 +107,9 @@ class EmbeddedRedis:
 def start_embedded_redis(data_dir: Path, *, socket_name: str = "redis.sock") -> EmbeddedRedis:
     """Start a redis-server on ``data_dir/socket_name``, or reuse the one already there.
 
-    Persistence is an append-only file in ``data_dir`` so queued jobs survive a restart.
+    Persistence is an append-only file in ``data_dir``, fsynced every second
+    (``appendonly yes``, ``appendfsync everysec``): queued jobs and call records survive a
+    restart of Redis, and a crash of the host loses at most about one second of writes.
     """
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -131,6 +133,8 @@ def start_embedded_redis(data_dir: Path, *, socket_name: str = "redis.sock") -> 
         f"{stem}.rdb",
         "--appendonly",
         "yes",
+        "--appendfsync",
+        "everysec",
         "--appendfilename",
         f"{stem}.aof",
         "--save",

@@ -186,6 +186,15 @@ RQ_QUEUES = {
     for name in RQ_QUEUE_NAMES
 }
 RQ_SHOW_ADMIN_LINK = True
+# What /v1 does when Redis is not known to keep its data across a restart (api.durability):
+# warn (log it, hand records to Redis anyway), sync (write each record to the database
+# before answering) or refuse (answer 503). docs/durability.md.
+ROUTER_REQUIRE_DURABLE_REDIS = env.str("ROUTER_REQUIRE_DURABLE_REDIS", default="warn").strip()
+if ROUTER_REQUIRE_DURABLE_REDIS not in {"warn", "sync", "refuse"}:
+    raise ImproperlyConfigured(
+        f"ROUTER_REQUIRE_DURABLE_REDIS={ROUTER_REQUIRE_DURABLE_REDIS!r} is not allowed: "
+        "use warn, sync or refuse."
+    )
 # Workers run each job in-process, not in a fork per job (see experiments.jobs.RoutingWorker).
 RQ = {"WORKER_CLASS": "experiments.jobs.RoutingWorker"}
 # Jobs every RoutingWorker's timer enqueues (once per period across all workers): dotted

@@ -9,6 +9,7 @@ import pytest
 
 from api import redis_client
 from api.ratelimit import leases_clear
+from api.recording import record_writer, record_writer_stop
 from api.services import api_key_create, auth_cache_clear
 from tests.conftest import REPO_ROOT, redis_url_for_db
 
@@ -26,6 +27,18 @@ def _fresh_api_state(settings):
     auth_cache_clear()
     redis_client.redis_breaker_reset()
     leases_clear()
+    record_writer_stop()  # its thread must not outlive the test's database
+
+
+@pytest.fixture
+def flush_records():
+    """Wait for the in-process record writer (records written after the answer)."""
+    from asgiref.sync import sync_to_async
+
+    async def flush() -> bool:
+        return await sync_to_async(record_writer().flush, thread_sensitive=False)()
+
+    return flush
 
 
 @pytest.fixture
@@ -214,6 +227,22 @@ def _copy_test_database(database_path: Path, django_db_setup, django_db_blocker)
     return True
 
 
+def server_answers(base_url: str, process, timeout_s: float = 60.0) -> bool:
+    """True once ``base_url/health`` answers; False if ``process`` exits or time runs out."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            httpx.get(f"{base_url}/health", timeout=2)
+            return True
+        except httpx.TransportError:
+            time.sleep(0.1)
+    return False
+
+
 @pytest.fixture(scope="session")
 def server_process(tmp_path_factory, real_redis_url, django_db_setup, django_db_blocker):
     """uvicorn serving the platform on 127.0.0.1 (a free port) and an RQ worker, with a
@@ -222,9 +251,6 @@ def server_process(tmp_path_factory, real_redis_url, django_db_setup, django_db_
     import os
     import subprocess
     import sys
-    import time
-
-    import httpx
 
     from routing_platform.launcher import uvicorn_argv
 
@@ -275,20 +301,13 @@ def server_process(tmp_path_factory, real_redis_url, django_db_setup, django_db_
         stderr=subprocess.STDOUT,
     )
     base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(f"{base_url}/health", timeout=2)
-            break
-        except httpx.TransportError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                log.close()
-                raise RuntimeError(
-                    f"uvicorn did not start; see {data_dir / 'uvicorn.log'}:\n"
-                    + (data_dir / "uvicorn.log").read_text()[-3000:]
-                ) from None
-            time.sleep(0.1)
+    if not server_answers(base_url, process):
+        process.kill()
+        log.close()
+        raise RuntimeError(
+            f"uvicorn did not start; see {data_dir / 'uvicorn.log'}:\n"
+            + (data_dir / "uvicorn.log").read_text()[-3000:]
+        )
     yield ServerProcess(base_url=base_url, token=token, env=env, database_path=database_path)
     for child in (worker, process):
         child.terminate()

@@ -90,7 +90,9 @@ async def test_errors_keep_their_type_and_metadata(fake_async_redis, fake_queue,
     assert (call.status, call.error_type) == ("error", "UnknownModelError")
 
 
-async def test_redis_down_records_inline(redis_down):
-    """With Redis unreachable the record is written before the call returns."""
+async def test_redis_down_records_inline(redis_down, settings):
+    """With Redis unreachable and ROUTER_REQUIRE_DURABLE_REDIS=sync the record is written
+    before the call returns (the default, warn, defers it: tests/api/test_record_writer.py)."""
+    settings.ROUTER_REQUIRE_DURABLE_REDIS = "sync"
     assert await record_call_deferred(**chat_fields("openai:inline")) == "recorded"
     assert await RoutedCall.objects.filter(idempotency_key="openai:inline").aexists()

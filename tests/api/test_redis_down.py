@@ -77,8 +77,9 @@ async def test_redis_lost_between_check_and_enqueue_is_recorded_as_an_error(
     assert call.error_type == "QueueUnavailable"
 
 
-async def test_calls_that_need_no_queue_still_work(redis_down, headers):
-    """Inline execute and chat completions answer 200 and are recorded (rate limit falls back)."""
+async def test_calls_that_need_no_queue_still_work(redis_down, headers, flush_records):
+    """Inline execute and chat completions answer 200 and are recorded (rate limit falls back;
+    the chat's record by the in-process writer, after the answer)."""
     client = AsyncClient()
     execute = await client.post(
         "/api/v1/routing/execute",
@@ -94,6 +95,7 @@ async def test_calls_that_need_no_queue_still_work(redis_down, headers):
         headers=headers,
     )
     assert chat.status_code == 200, chat.content
+    assert await flush_records()
     assert await RoutedCall.objects.filter(status="success").acount() == 2
     assert not redis_client.redis_available()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
+from api.durability import DURABLE, redis_persistence
 from routing_platform.cli.subcommands._tables import as_json, table
 
 HELP = (
@@ -105,6 +106,7 @@ def queues_status() -> dict:
             url, socket_connect_timeout=REDIS_TIMEOUT_S, socket_timeout=REDIS_TIMEOUT_S
         )
         connection.ping()
+        result["persistence"] = redis_persistence(connection).as_dict()
         for name in names:
             queue = Queue(name, connection=connection)
             result["queues"].append(
@@ -173,6 +175,17 @@ def _yes(value: bool) -> str:
     return "yes" if value else "no"
 
 
+def _write_persistence(out, style, persistence: dict) -> None:
+    if persistence["state"] == DURABLE:
+        out.write(
+            "  persistence  "
+            + style.SUCCESS(f"appendonly yes, appendfsync {persistence['appendfsync']}")
+            + f"; a crash risks {persistence['loss_window']}"
+        )
+    else:
+        out.write("  persistence  " + style.WARNING(persistence["warning"]))
+
+
 def handle(command, **options) -> None:
     status = status_snapshot()
     if options["json"]:
@@ -211,6 +224,7 @@ def handle(command, **options) -> None:
     if not queue["reachable"]:
         out.write("  " + style.ERROR(queue["error"]))
     else:
+        _write_persistence(out, style, queue["persistence"])
         out.write(
             table(
                 ("queue", "queued", "running", "failed", "scheduled"),
