@@ -110,7 +110,7 @@ def _routing_error_to_api_error(err: Exception) -> ApiError:
     if isinstance(err, engine_errors.UnknownModelError):
         return ModelNotFound(message, param="model")
     if isinstance(err, engine_errors.InvalidRequestError):
-        return BadRequest(message)
+        return BadRequest(message, param=getattr(err, "param", None))
     if isinstance(err, engine_errors.ProviderNotConfiguredError):
         return ServiceUnavailable(
             f"The provider {err.provider!r} is not configured on this server ({message}): "

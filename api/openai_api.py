@@ -26,13 +26,27 @@ from ninja import NinjaAPI
 from ninja.errors import ValidationErrorContext
 
 from api.auth import ApiKeyAuth, write_auth
-from api.errors import BadRequest, ServiceUnavailable, install_error_handlers, openai_error_body
+from api.errors import (
+    BadRequest,
+    ServiceUnavailable,
+    classify,
+    install_error_handlers,
+    openai_error_body,
+)
+from api.gateway import (
+    STREAMING_HEADER,
+    ChunkWriter,
+    buffered_chunks,
+    chat_options,
+    completion_body,
+    flat_messages,
+    passthrough_chunks,
+)
 from api.recording import record_call_deferred
 from api.schemas import ChatCompletionIn, ModelListOut
 
 ROUTER_MODEL = "router"
 _NOT_HEADER_SAFE = re.compile(r"[^\x20-\x7e]")
-STREAM_CHUNK_CHARS = 48
 
 # Completion ids: a random per-process prefix and a counter (unique without a syscall per
 # call; uuid4 reads the kernel's random pool, which is slow on some virtual machines).
@@ -64,7 +78,7 @@ def _started_at(request: HttpRequest) -> float:
 
 
 def _flatten_messages(payload: ChatCompletionIn) -> list[dict[str, str]]:
-    messages = [{"role": message.role, "content": message.text()} for message in payload.messages]
+    messages = flat_messages(payload)
     if not any(message["content"].strip() for message in messages):
         raise BadRequest(
             "The messages contain no text: send at least one message with text content.",
@@ -85,68 +99,6 @@ def _router_headers(result: dict[str, Any], overhead_ms: float) -> dict[str, str
         "x-router-escalated": "true" if meta.get("escalated") else "false",
         "x-router-overhead-ms": f"{max(0.0, overhead_ms):.3f}",
     }
-
-
-def _usage(result: dict[str, Any]) -> dict[str, int]:
-    meta = result.get("_routing_metadata") or {}
-    prompt_tokens = int(meta.get("input_tokens") or 0)
-    completion_tokens = int(meta.get("output_tokens") or 0)
-    return {
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-    }
-
-
-def _completion(completion_id: str, created: int, result: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": completion_id,
-        "object": "chat.completion",
-        "created": created,
-        "model": result.get("model") or "",
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": result.get("response") or ""},
-                "finish_reason": "stop",
-                "logprobs": None,
-            }
-        ],
-        "usage": _usage(result),
-        "system_fingerprint": None,
-    }
-
-
-def _sse(data: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
-
-
-async def _stream(completion_id: str, created: int, result: dict[str, Any]) -> AsyncIterator[bytes]:
-    """The answer as chat.completion.chunk events, usage in the final chunk, then [DONE]."""
-    model = result.get("model") or ""
-
-    def chunk(choices: list[dict[str, Any]], **extra: Any) -> bytes:
-        return _sse(
-            {
-                "id": completion_id,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": model,
-                "choices": choices,
-                **extra,
-            }
-        )
-
-    yield chunk(
-        [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]
-    )
-    text = result.get("response") or ""
-    for start in range(0, len(text), STREAM_CHUNK_CHARS):
-        piece = text[start : start + STREAM_CHUNK_CHARS]
-        yield chunk([{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
-    yield chunk([{"index": 0, "delta": {}, "finish_reason": "stop"}])
-    yield chunk([], usage=_usage(result))
-    yield b"data: [DONE]\n\n"
 
 
 async def _record(
@@ -187,6 +139,70 @@ class ChatAnswer:
     content_type: str = "application/json"
 
 
+_STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+async def _passthrough_answer(
+    payload: ChatCompletionIn,
+    messages: list[dict[str, str]],
+    options: Any,
+    *,
+    key_name: str,
+    completion_id: str,
+    created: int,
+) -> ChatAnswer:
+    """Open the upstream's stream and relay it (the record is written when it ends)."""
+    from routing_platform.engine.errors import RoutingError
+    from routing_platform.runtime import run_stream
+
+    try:
+        run = await run_stream(
+            messages=messages,
+            task_type=payload.task_type or "analysis",
+            model=None if payload.model == ROUTER_MODEL else payload.model,
+            max_tokens=payload.max_completion_tokens or payload.max_tokens,
+            temperature=payload.temperature,
+            options=options,
+        )
+    except RoutingError as err:
+        await _record(
+            completion_id=completion_id,
+            payload=payload,
+            messages=messages,
+            key_name=key_name,
+            result=None,
+            error=err,
+        )
+        raise
+
+    async def record(result: dict[str, Any] | None, error: Exception | None) -> None:
+        await _record(
+            completion_id=completion_id,
+            payload=payload,
+            messages=messages,
+            key_name=key_name,
+            result=result,
+            error=error,
+        )
+
+    def error_body(err: Exception) -> dict[str, Any]:
+        api_error, details = classify(err)
+        return openai_error_body(api_error, details)
+
+    writer = ChunkWriter(completion_id, created, run.spec.name, bool(payload.logprobs))
+    return ChatAnswer(
+        headers={
+            **_STREAM_HEADERS,
+            STREAMING_HEADER: "passthrough" if run.relays_tokens else "buffered",
+            "x-router-model": run.spec.name,
+            "x-router-tier": run.spec.tier,
+            "x-router-escalated": "false",
+        },
+        stream=passthrough_chunks(writer, run, record, error_body),
+        content_type="text/event-stream",
+    )
+
+
 async def chat_completion_answer(
     payload: ChatCompletionIn, *, key_name: str, started: float
 ) -> ChatAnswer:
@@ -194,12 +210,22 @@ async def chat_completion_answer(
     what to answer. Raises ``ApiError`` / ``RoutingError``, which each caller renders in
     OpenAI's error shape. Shared by the ninja view and the lean path of ``api.asgi``."""
     from routing_platform.engine.errors import RoutingError
-    from routing_platform.runtime import run_execute
+    from routing_platform.runtime import run_execute, streams_through
 
     messages = _flatten_messages(payload)
+    options = chat_options(payload)
     concrete_model = None if payload.model == ROUTER_MODEL else payload.model
     completion_id = _completion_id()
     created = int(time.time())
+    if payload.stream and streams_through(concrete_model):
+        return await _passthrough_answer(
+            payload,
+            messages,
+            options,
+            key_name=key_name,
+            completion_id=completion_id,
+            created=created,
+        )
     try:
         result = await run_execute(
             messages=messages,
@@ -207,6 +233,7 @@ async def chat_completion_answer(
             model=concrete_model,
             max_tokens=payload.max_completion_tokens or payload.max_tokens,
             temperature=payload.temperature,
+            options=options,
         )
     except RoutingError as err:
         await _record(
@@ -229,19 +256,22 @@ async def chat_completion_answer(
     meta = result.get("_routing_metadata") or {}
     overhead_ms = (time.perf_counter() - started) * 1000.0 - float(meta.get("latency_ms") or 0.0)
     if payload.stream:
+        writer = ChunkWriter(
+            completion_id, created, result.get("model") or "", bool(payload.logprobs)
+        )
         return ChatAnswer(
             headers={
-                "Cache-Control": "no-cache",
-                "X-Accel-Buffering": "no",
+                **_STREAM_HEADERS,
+                STREAMING_HEADER: "buffered",
                 **_router_headers(result, overhead_ms),
             },
-            stream=_stream(completion_id, created, result),
+            stream=buffered_chunks(writer, result),
             content_type="text/event-stream",
         )
     return ChatAnswer(
         headers=_router_headers(result, overhead_ms),
         body=json.dumps(
-            _completion(completion_id, created, result), separators=(",", ":")
+            completion_body(payload, completion_id, created, result), separators=(",", ":")
         ).encode(),
     )
 
