@@ -22,6 +22,8 @@ HTTPS redirect to answer) go to the Django path as before.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 
@@ -240,9 +242,7 @@ class LeanChatCompletions:
             await send({"type": "http.response.body", "body": answer.body})
             return
         await send({"type": "http.response.start", "status": 200, "headers": response_headers})
-        async for chunk in answer.stream:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
+        await relay_stream(answer.stream, send, receive)
 
     @staticmethod
     async def _send_error(send, err: ApiError, details, extra) -> None:
@@ -256,6 +256,32 @@ class LeanChatCompletions:
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": err.status_code, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+async def relay_stream(stream, send, receive) -> None:
+    """Send a streamed answer's chunks as they come. A client that disconnects stops it:
+    the stream is closed (it closes the upstream and records the call, marked so)."""
+
+    async def pump() -> None:
+        async for chunk in stream:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    sender = asyncio.ensure_future(pump())
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait((sender, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (watcher, sender):
+            if not task.done():
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await stream.aclose()
 
 
 async def _read_body(receive) -> bytes | None:
