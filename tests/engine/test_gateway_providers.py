@@ -561,3 +561,94 @@ async def test_simulator_calls_tools_and_answers_json_schema():
     shaped = await simulator.complete(request("openai", schema))
     assert json.loads(shaped.text) == {"name": "simulated"}
     assert shaped.provider == "simulated"
+
+
+# -- capability-aware routing -----------------------------------------------------------------
+
+
+def gateway_executor(upstream, client, catalog_specs, providers=("openai", "anthropic")):
+    from routing_platform.engine.catalog import Catalog
+    from routing_platform.engine.config import RouterConfig
+    from routing_platform.engine.executor import Executor
+    from routing_platform.engine.providers.pool import ProviderPool
+    from routing_platform.engine.router import ModelRouter
+
+    pool = ProviderPool(
+        {name: make(name, upstream, client) for name in providers}, Catalog(catalog_specs)
+    )
+    return Executor(ModelRouter(RouterConfig(enable_escalation=False), pool=pool))
+
+
+ANTHROPIC_TEXT = {
+    "model": "claude-3-5-haiku-latest",
+    "content": [{"type": "text", "text": "Fits here."}],
+    "stop_reason": "end_turn",
+    "usage": {"input_tokens": 5, "output_tokens": 3},
+}
+
+
+async def test_context_length_error_falls_back_to_the_next_capable_model(upstream, client):
+    """OpenAI says the prompt is too long: the router answers with the next model."""
+    from routing_platform.engine.catalog import ModelSpec
+
+    def responder(received, index):
+        if received.path == "/chat/completions":
+            return Reply(
+                400,
+                {
+                    "error": {
+                        "message": "This model's maximum context length is 1047576 tokens.",
+                        "code": "context_length_exceeded",
+                    }
+                },
+            )
+        return Reply(200, ANTHROPIC_TEXT)
+
+    upstream.responder = responder
+    executor = gateway_executor(
+        upstream,
+        client,
+        [
+            ModelSpec("gpt-4.1-nano", "openai", "mini"),
+            ModelSpec("claude-3-5-haiku-latest", "anthropic", "mini"),
+            ModelSpec("gpt-4.1", "openai", "premium"),
+        ],
+    )
+    result = await executor.execute(messages=[{"role": "user", "content": "hi"}])
+    assert result["response"] == "Fits here."
+    meta = result["_routing_metadata"]
+    assert meta["models_tried"] == ["gpt-4.1-nano", "claude-3-5-haiku-latest"]
+    assert "context length" in meta["attempts"][0]["error"]
+
+
+async def test_router_skips_models_whose_window_or_fields_do_not_fit(upstream, client):
+    """max_tokens beyond Claude's 200k window (genai-prices), or a seed (Anthropic has
+    none): the router never calls an Anthropic model; a named one is a 400."""
+    from routing_platform.engine.catalog import ModelSpec
+
+    upstream.script(
+        Reply(
+            200, {"choices": [{"message": {"content": "ok"}, "finish_reason": "stop"}], "usage": {}}
+        )
+    )
+    executor = gateway_executor(
+        upstream,
+        client,
+        [
+            ModelSpec("claude-3-5-haiku-latest", "anthropic", "mini"),
+            ModelSpec("gpt-4.1-nano", "openai", "mini"),
+            ModelSpec("gpt-4.1", "openai", "premium"),
+        ],
+    )
+    messages = [{"role": "user", "content": "hello there"}]  # about 2 tokens
+    long = await executor.execute(messages=messages, max_tokens=200_000)
+    seeded = await executor.execute(
+        messages=messages, options=ChatOptions(messages=tuple(messages), seed=1)
+    )
+    assert long["model"] == seeded["model"] == "gpt-4.1-nano"
+    assert all(r.path == "/chat/completions" for r in upstream.received)
+    with pytest.raises(UnsupportedFieldError) as caught:
+        await executor.execute(
+            messages=messages, model="claude-3-5-haiku-latest", max_tokens=200_000
+        )
+    assert caught.value.param == "messages" and "200000-token context window" in str(caught.value)

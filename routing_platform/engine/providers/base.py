@@ -26,6 +26,7 @@ import orjson
 from routing_platform.engine.chat import FIELDS, ChatOptions, StreamDelta, tool_call_deltas
 from routing_platform.engine.cost import TokenUsage
 from routing_platform.engine.errors import (
+    ContextLengthError,
     MalformedResponseError,
     ProviderAuthError,
     ProviderBadRequestError,
@@ -37,6 +38,12 @@ from routing_platform.engine.errors import (
     ProviderTimeoutError,
 )
 
+# How OpenAI, Anthropic, Gemini and vLLM word a prompt that does not fit the context window.
+_CONTEXT_LENGTH = re.compile(
+    r"context[_ ]length|context window|maximum context|prompt is too long|too many tokens"
+    r"|input token count.*exceeds",
+    re.IGNORECASE,
+)
 _SECRET = re.compile(r"(sk-ant-[\w-]+|sk-[\w-]{8,}|AIza[\w-]{10,}|Bearer\s+\S+)")
 _URL_USERINFO = re.compile(r"(://)[^/@\s]+@")
 
@@ -230,6 +237,8 @@ class HTTPProvider(Provider):
             return ProviderTimeoutError(self.name, status, message, retry_after_s=retry_after)
         if status >= 500:  # includes Anthropic's 529 "overloaded"
             return ProviderOverloadedError(self.name, status, message, retry_after_s=retry_after)
+        if _CONTEXT_LENGTH.search(message) or _CONTEXT_LENGTH.search(response.text[:2000]):
+            return ContextLengthError(self.name, status, message)
         return ProviderBadRequestError(self.name, status, message)
 
     def backoff_delay(self, attempt: int, error: ProviderError) -> float:
