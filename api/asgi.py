@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Awaitable
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
@@ -115,7 +116,10 @@ class ApiASGIHandler(ASGIHandler):
         response = None
         try:
             response = await self.run_get_response(request)
-            await self.send_response(response, send)
+            if response.streaming:  # a gateway stream: stop it if the client goes away
+                await until_disconnect(self.send_response(response, send), receive)
+            else:
+                await self.send_response(response, send)
         finally:
             if response is not None:
                 response.close()
@@ -258,20 +262,16 @@ class LeanChatCompletions:
         await send({"type": "http.response.body", "body": body})
 
 
-async def relay_stream(stream, send, receive) -> None:
-    """Send a streamed answer's chunks as they come. A client that disconnects stops it:
-    the stream is closed (it closes the upstream and records the call, marked so)."""
-
-    async def pump() -> None:
-        async for chunk in stream:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
+async def until_disconnect(sending: Awaitable[None], receive) -> None:
+    """Run ``sending`` (a response being sent) unless the client disconnects first; then
+    it is cancelled, which closes a streamed answer where it stands (a gateway stream
+    closes its upstream and records the call, marked client_disconnected)."""
 
     async def disconnected() -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
 
-    sender = asyncio.ensure_future(pump())
+    sender = asyncio.ensure_future(sending)
     watcher = asyncio.ensure_future(disconnected())
     try:
         await asyncio.wait((sender, watcher), return_when=asyncio.FIRST_COMPLETED)
@@ -281,6 +281,19 @@ async def relay_stream(stream, send, receive) -> None:
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+async def relay_stream(stream, send, receive) -> None:
+    """Send a streamed answer's chunks as they come, until the client disconnects."""
+
+    async def pump() -> None:
+        async for chunk in stream:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    try:
+        await until_disconnect(pump(), receive)
+    finally:
         await stream.aclose()
 
 

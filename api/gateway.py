@@ -2,7 +2,7 @@
 
 `chat_options()` carries every field of the request to the engine (`engine.chat`), where
 each provider translates it or the model is refused with a 400 naming the field.
-`completion_body()` / `buffered_chunks()` / `passthrough_chunks()` shape the engine's
+`completion_body()` / `buffered_chunks()` / `relay_events()` shape the engine's
 answer as OpenAI's chat.completion or chat.completion.chunk events: content, `tool_calls`,
 the real `finish_reason`, `logprobs` (when asked for), and usage with cached and
 reasoning tokens.
@@ -19,6 +19,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from api.errors import openai_error_body
 from api.schemas import ChatCompletionIn
 from routing_platform.engine.chat import ChatOptions, StreamDelta
 
@@ -164,8 +165,11 @@ class ChunkWriter:
             choice["logprobs"] = {"content": list(logprobs), "refusal": None}
         return self.chunk([choice])
 
-    def of(self, piece: StreamDelta) -> bytes | None:
-        """One engine delta as a chunk (None when it carries nothing for the client)."""
+    def start(self) -> list[bytes]:
+        return [self.role()]
+
+    def of(self, piece: StreamDelta) -> list[bytes]:
+        """One engine delta as a chunk (none when it carries nothing for the client)."""
         delta: dict[str, Any] = {}
         if piece.text:
             delta["content"] = piece.text
@@ -175,11 +179,18 @@ class ChunkWriter:
                 for call in piece.tool_calls
             ]
         if not delta and not piece.finish_reason and not piece.logprobs:
-            return None
-        return self.delta(delta, piece.finish_reason, piece.logprobs)
+            return []
+        return [self.delta(delta, piece.finish_reason, piece.logprobs)]
 
     def usage(self, result: dict[str, Any]) -> bytes:
         return self.chunk([], usage=usage_body(result))
+
+    def finish(self, result: dict[str, Any]) -> list[bytes]:
+        return [self.usage(result), DONE]
+
+    @staticmethod
+    def error(body: dict[str, Any]) -> list[bytes]:
+        return [sse(body), DONE]
 
 
 async def buffered_chunks(writer: ChunkWriter, result: dict[str, Any]) -> AsyncIterator[bytes]:
@@ -198,33 +209,68 @@ async def buffered_chunks(writer: ChunkWriter, result: dict[str, Any]) -> AsyncI
     yield DONE
 
 
-async def passthrough_chunks(
-    writer: ChunkWriter,
+async def relay_events(
+    writer: Any,
     run: Any,
     record: Callable[[dict[str, Any] | None, Exception | None], Awaitable[None]],
     error_body: Callable[[Exception], dict[str, Any]],
 ) -> AsyncIterator[bytes]:
-    """The upstream's deltas relayed as they arrive; the call is recorded when the stream
-    ends: completed, failed upstream (an error event is sent), or cut short by the client
-    (the upstream is closed and what arrived is recorded, marked so)."""
+    """The upstream's deltas relayed as they arrive, as ``writer`` shapes them (its
+    ``start()``, ``of(delta)``, ``finish(result)`` and ``error(body)`` give the events).
+    The call is recorded when the stream ends: completed, failed upstream (an error event
+    is sent), or cut short by the client (the upstream is closed and what arrived is
+    recorded, marked so)."""
     outcome = "client_disconnected"
     error: Exception | None = None
     try:
-        yield writer.role()
+        for chunk in writer.start():
+            yield chunk
         async for piece in run.deltas():
-            chunk = writer.of(piece)
-            if chunk is not None:
+            for chunk in writer.of(piece):
                 yield chunk
         outcome = "completed"
-        result = run.result()
-        yield writer.usage(result)
-        yield DONE
+        for chunk in writer.finish(run.result()):
+            yield chunk
     except Exception as err:  # an upstream failure after the first token
         outcome, error = "upstream_error", err
-        yield sse(error_body(err))
-        yield DONE
+        for chunk in writer.error(error_body(err)):
+            yield chunk
     finally:
         await run.aclose()
         result = run.result()
         result["_routing_metadata"]["stream"] = outcome
         await record(None if error is not None else result, error)
+
+
+class OpenAIRenderer:
+    """The answer in OpenAI's shapes (chat.completion, chat.completion.chunk events)."""
+
+    record_prefix = "openai"
+    error_body = staticmethod(openai_error_body)
+
+    def __init__(self, payload: ChatCompletionIn) -> None:
+        self.payload = payload
+
+    def body(self, completion_id: str, created: int, result: dict[str, Any]) -> bytes:
+        body = completion_body(self.payload, completion_id, created, result)
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    def _writer(self, completion_id: str, created: int, model: str) -> ChunkWriter:
+        return ChunkWriter(completion_id, created, model, bool(self.payload.logprobs))
+
+    def buffered(
+        self, completion_id: str, created: int, result: dict[str, Any]
+    ) -> AsyncIterator[bytes]:
+        writer = self._writer(completion_id, created, result.get("model") or "")
+        return buffered_chunks(writer, result)
+
+    def relay(
+        self,
+        completion_id: str,
+        created: int,
+        run: Any,
+        record: Callable[[dict[str, Any] | None, Exception | None], Awaitable[None]],
+        error_body: Callable[[Exception], dict[str, Any]],
+    ) -> AsyncIterator[bytes]:
+        writer = self._writer(completion_id, created, run.spec.name)
+        return relay_events(writer, run, record, error_body)

@@ -12,7 +12,6 @@ round trip, and the call's record is handed to Redis for the workers (``api.reco
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import re
 import time
@@ -33,15 +32,7 @@ from api.errors import (
     install_error_handlers,
     openai_error_body,
 )
-from api.gateway import (
-    STREAMING_HEADER,
-    ChunkWriter,
-    buffered_chunks,
-    chat_options,
-    completion_body,
-    flat_messages,
-    passthrough_chunks,
-)
+from api.gateway import STREAMING_HEADER, OpenAIRenderer, chat_options, flat_messages
 from api.recording import record_call_deferred
 from api.schemas import ChatCompletionIn, ModelListOut
 
@@ -72,7 +63,7 @@ openai_api = NinjaAPI(
 install_error_handlers(openai_api, openai_error_body)
 
 
-def _started_at(request: HttpRequest) -> float:
+def started_at(request: HttpRequest) -> float:
     """When the request entered Django (stamped by the body-size middleware)."""
     return getattr(request, "router_started_at", None) or time.perf_counter()
 
@@ -109,6 +100,7 @@ async def _record(
     key_name: str,
     result: dict[str, Any] | None,
     error: Exception | None,
+    prefix: str = "openai",
 ) -> None:
     await record_call_deferred(
         kind="chat",
@@ -125,7 +117,7 @@ async def _record(
         },
         result=result,
         error=error,
-        idempotency_key=f"openai:{completion_id}",
+        idempotency_key=f"{prefix}:{completion_id}",
     )
 
 
@@ -150,10 +142,22 @@ async def _passthrough_answer(
     key_name: str,
     completion_id: str,
     created: int,
+    render: Any,
 ) -> ChatAnswer:
     """Open the upstream's stream and relay it (the record is written when it ends)."""
     from routing_platform.engine.errors import RoutingError
     from routing_platform.runtime import run_stream
+
+    async def record(result: dict[str, Any] | None, error: Exception | None) -> None:
+        await _record(
+            completion_id=completion_id,
+            payload=payload,
+            messages=messages,
+            key_name=key_name,
+            result=result,
+            error=error,
+            prefix=render.record_prefix,
+        )
 
     try:
         run = await run_stream(
@@ -165,31 +169,13 @@ async def _passthrough_answer(
             options=options,
         )
     except RoutingError as err:
-        await _record(
-            completion_id=completion_id,
-            payload=payload,
-            messages=messages,
-            key_name=key_name,
-            result=None,
-            error=err,
-        )
+        await record(None, err)
         raise
-
-    async def record(result: dict[str, Any] | None, error: Exception | None) -> None:
-        await _record(
-            completion_id=completion_id,
-            payload=payload,
-            messages=messages,
-            key_name=key_name,
-            result=result,
-            error=error,
-        )
 
     def error_body(err: Exception) -> dict[str, Any]:
         api_error, details = classify(err)
-        return openai_error_body(api_error, details)
+        return render.error_body(api_error, details)
 
-    writer = ChunkWriter(completion_id, created, run.spec.name, bool(payload.logprobs))
     return ChatAnswer(
         headers={
             **_STREAM_HEADERS,
@@ -198,20 +184,22 @@ async def _passthrough_answer(
             "x-router-tier": run.spec.tier,
             "x-router-escalated": "false",
         },
-        stream=passthrough_chunks(writer, run, record, error_body),
+        stream=render.relay(completion_id, created, run, record, error_body),
         content_type="text/event-stream",
     )
 
 
 async def chat_completion_answer(
-    payload: ChatCompletionIn, *, key_name: str, started: float
+    payload: ChatCompletionIn, *, key_name: str, started: float, render: Any = None
 ) -> ChatAnswer:
     """Route (or pass through) one chat completion, hand its record to the workers, and say
     what to answer. Raises ``ApiError`` / ``RoutingError``, which each caller renders in
-    OpenAI's error shape. Shared by the ninja view and the lean path of ``api.asgi``."""
+    OpenAI's error shape. Shared by the ninja view and the lean path of ``api.asgi``, and
+    by the Anthropic Messages endpoint, whose ``render`` answers in Anthropic's shapes."""
     from routing_platform.engine.errors import RoutingError
     from routing_platform.runtime import run_execute, streams_through
 
+    render = render or OpenAIRenderer(payload)
     messages = _flatten_messages(payload)
     options = chat_options(payload)
     concrete_model = None if payload.model == ROUTER_MODEL else payload.model
@@ -225,6 +213,7 @@ async def chat_completion_answer(
             key_name=key_name,
             completion_id=completion_id,
             created=created,
+            render=render,
         )
     try:
         result = await run_execute(
@@ -243,6 +232,7 @@ async def chat_completion_answer(
             key_name=key_name,
             result=None,
             error=err,
+            prefix=render.record_prefix,
         )
         raise
     await _record(
@@ -252,27 +242,23 @@ async def chat_completion_answer(
         key_name=key_name,
         result=result,
         error=None,
+        prefix=render.record_prefix,
     )
     meta = result.get("_routing_metadata") or {}
     overhead_ms = (time.perf_counter() - started) * 1000.0 - float(meta.get("latency_ms") or 0.0)
     if payload.stream:
-        writer = ChunkWriter(
-            completion_id, created, result.get("model") or "", bool(payload.logprobs)
-        )
         return ChatAnswer(
             headers={
                 **_STREAM_HEADERS,
                 STREAMING_HEADER: "buffered",
                 **_router_headers(result, overhead_ms),
             },
-            stream=buffered_chunks(writer, result),
+            stream=render.buffered(completion_id, created, result),
             content_type="text/event-stream",
         )
     return ChatAnswer(
         headers=_router_headers(result, overhead_ms),
-        body=json.dumps(
-            completion_body(payload, completion_id, created, result), separators=(",", ":")
-        ).encode(),
+        body=render.body(completion_id, created, result),
     )
 
 
@@ -293,7 +279,7 @@ async def chat_completion_answer(
 )
 async def chat_completions(request: HttpRequest, payload: ChatCompletionIn):
     answer = await chat_completion_answer(
-        payload, key_name=request.auth.name, started=_started_at(request)
+        payload, key_name=request.auth.name, started=started_at(request)
     )
     if answer.stream is not None:
         response: HttpResponse | StreamingHttpResponse = StreamingHttpResponse(

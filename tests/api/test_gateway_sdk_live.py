@@ -1,13 +1,16 @@
-"""The official `openai` SDK against the platform served by uvicorn, whose real provider
-clients talk to a loopback upstream on 127.0.0.1 speaking each vendor's wire format: a
-two-step tool call, a JSON-schema answer, an image reaching a vision model, finish_reason
-"length", and a stream whose first chunk arrives before the upstream has finished."""
+"""The official `openai` and `anthropic` SDKs against the platform served by uvicorn, whose
+real provider clients talk to a loopback upstream on 127.0.0.1 speaking each vendor's wire
+format: a two-step tool call, a JSON-schema answer, an image reaching a vision model,
+finish_reason "length", streams whose first chunk arrives before the upstream has finished
+(tokens 50 ms apart), a client disconnecting mid-stream, and an Anthropic-shaped request
+answered by an OpenAI model."""
 
 from __future__ import annotations
 
 import base64
 import json
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -291,3 +294,110 @@ def test_client_disconnect_mid_stream_is_recorded(gateway, upstream):
     assert record["result"]["response"].startswith("t0 ")
     assert upstream.streams_finished.wait(timeout=10)
     assert upstream.streams_cut == 1
+
+
+# -- the anthropic SDK on /v1/messages --------------------------------------------------------
+
+
+@pytest.fixture
+def claude(gateway):
+    return anthropic.Anthropic(base_url=gateway.base_url, api_key=gateway.token, max_retries=0)
+
+
+ANTHROPIC_WEATHER = {
+    "name": "get_weather",
+    "input_schema": WEATHER["function"]["parameters"],
+}
+
+
+def test_anthropic_sdk_tool_round_trip_answered_by_an_openai_model(claude, upstream):
+    """A request in Anthropic's shape, routed to an OpenAI model and back: tool_use out,
+    tool_result in, and the upstream saw OpenAI's tool format both times."""
+    call = {
+        "id": "call_9",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+    }
+    upstream.script(
+        Reply(
+            200,
+            openai_answer(
+                {"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls"
+            ),
+        ),
+        Reply(200, openai_answer({"role": "assistant", "content": "Oslo: 4C."})),
+    )
+    turns = [{"role": "user", "content": "Weather in Oslo?"}]
+    first = claude.messages.create(
+        model="gpt-4.1-mini", max_tokens=100, messages=turns, tools=[ANTHROPIC_WEATHER]
+    )
+    assert first.stop_reason == "tool_use"
+    (tool_use,) = [block for block in first.content if block.type == "tool_use"]
+    assert (tool_use.id, tool_use.name, tool_use.input) == (
+        "call_9",
+        "get_weather",
+        {"city": "Oslo"},
+    )
+    assert first.usage.cache_read_input_tokens == 8 and first.usage.input_tokens == 12
+
+    turns += [
+        {"role": "assistant", "content": [block.model_dump() for block in first.content]},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "call_9", "content": "4C"}],
+        },
+    ]
+    second = claude.messages.create(
+        model="gpt-4.1-mini", max_tokens=100, messages=turns, tools=[ANTHROPIC_WEATHER]
+    )
+    assert second.content[0].text == "Oslo: 4C."
+    assert second.stop_reason == "end_turn"
+    sent = upstream.received[1].body
+    assert sent["tools"][0]["function"]["parameters"] == ANTHROPIC_WEATHER["input_schema"]
+    assert sent["messages"][1]["tool_calls"][0]["id"] == "call_9"
+    assert sent["messages"][2] == {"role": "tool", "tool_call_id": "call_9", "content": "4C"}
+
+
+def anthropic_token_events(count: int) -> list:
+    events = [
+        {
+            "type": "message_start",
+            "message": {"model": "claude-haiku-4-5", "usage": {"input_tokens": 5}},
+        },
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+    ]
+    events += [
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "text_delta", "text": f"t{i} "},
+        }
+        for i in range(count)
+    ]
+    events += [
+        {"type": "content_block_stop", "index": 0},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn"},
+            "usage": {"output_tokens": count},
+        },
+        {"type": "message_stop"},
+    ]
+    return events
+
+
+def test_anthropic_sdk_stream_arrives_before_the_upstream_has_finished(claude, upstream):
+    upstream.script(Reply(200, events=anthropic_token_events(TOKENS), event_delay_s=0.05))
+    finished_at_first_text = None
+    with claude.messages.stream(
+        model="claude-haiku-4-5", max_tokens=100, messages=[{"role": "user", "content": "Count."}]
+    ) as stream:
+        for text in stream.text_stream:
+            if finished_at_first_text is None:
+                finished_at_first_text = upstream.streams_finished.is_set()
+        final = stream.get_final_message()
+    assert finished_at_first_text is False
+    assert final.content[0].text == "".join(f"t{i} " for i in range(TOKENS))
+    assert final.stop_reason == "end_turn"
+    assert final.usage.output_tokens == TOKENS
+    assert upstream.received[0].body["stream"] is True
