@@ -19,6 +19,8 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import orjson
+
 from api.errors import openai_error_body
 from api.schemas import ChatCompletionIn
 from routing_platform.engine.chat import ChatOptions, StreamDelta
@@ -124,7 +126,7 @@ def completion_body(
 
 
 def sse(data: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
+    return b"data: " + orjson.dumps(data) + b"\n\n"
 
 
 DONE = b"data: [DONE]\n\n"

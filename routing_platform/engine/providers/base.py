@@ -354,7 +354,7 @@ class HTTPProvider(Provider):
                 try:
                     deltas = list(self.stream_events(orjson.loads(data), state))
                 except (ValueError, KeyError, TypeError, IndexError, AttributeError) as err:
-                    snippet = redact(data[:200], self.api_key)
+                    snippet = redact(data[:200].decode(errors="replace"), self.api_key)
                     raise MalformedResponseError(
                         self.name, response.status_code, f"unexpected stream event: {snippet!r}"
                     ) from err
@@ -414,16 +414,21 @@ class HTTPProvider(Provider):
 STREAM_EXTENSION = "router_stream"  # asks AiohttpTransport for a streamed body
 
 
-async def sse_data(response: httpx.Response) -> AsyncIterator[str]:
-    """The ``data:`` payloads of a server-sent event stream, up to ``[DONE]``."""
-    async for line in response.aiter_lines():
-        if not line.startswith("data:"):
-            continue  # event names, comments, keep-alives, blank separators
-        data = line[5:].strip()
-        if data == "[DONE]":
-            return
-        if data:
-            yield data
+async def sse_data(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The ``data:`` payloads of a server-sent event stream, up to ``[DONE]`` (read as
+    bytes: cheaper per event than decoding lines of text)."""
+    buffer = b""
+    async for chunk in response.aiter_bytes():
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            if not line.startswith(b"data:"):
+                continue  # event names, comments, keep-alives, blank separators
+            data = line[5:].strip()
+            if data == b"[DONE]":
+                return
+            if data:
+                yield data
 
 
 def response_json(response: httpx.Response) -> Any:
