@@ -168,3 +168,16 @@ async def test_missing_key_is_an_authentication_error(client, fake_async_redis):
     response = await client.post("/messages", json=message())
     assert response.status_code == 401
     assert response.json()["error"]["type"] == "authentication_error"
+
+
+async def test_routed_stream_with_escalation_is_buffered_events(
+    client, key_headers, fake_async_redis, drain_records, settings
+):
+    settings.ROUTER_ENABLE_ESCALATION = True
+    response = await client.post("/messages", json=message(stream=True), headers=key_headers)
+    assert response.status_code == 200, response.content
+    assert response["x-router-streaming"] == "buffered"
+    names = [block.split("\n")[0] for block in response.content.decode().strip().split("\n\n")]
+    assert names[0] == "event: message_start" and names[-1] == "event: message_stop"
+    assert "event: content_block_delta" in names
+    assert await drain_records() == 1

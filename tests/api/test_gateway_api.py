@@ -11,8 +11,12 @@ import pytest
 from ninja.testing import TestAsyncClient
 
 from api import gateway_checks
+from api.errors import classify, openai_error_body
+from api.gateway import ChunkWriter, relay_events
 from api.openai_api import openai_api
 from experiments.models import RoutedCall
+from routing_platform.engine.chat import StreamDelta
+from routing_platform.engine.errors import ProviderOverloadedError
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -319,3 +323,38 @@ async def test_routed_stream_with_escalation_is_buffered_and_says_so(
     )
     assert text.startswith("[simulated")
     assert await drain_records() == 2
+
+
+async def test_an_upstream_failure_mid_stream_sends_an_error_event_and_records_an_error():
+    """After the first token nothing can be retried: the client gets an error event and
+    [DONE], the upstream is closed, and the call is recorded as an error."""
+
+    class Run:
+        closed = False
+
+        async def deltas(self):
+            yield StreamDelta(text="Hel")
+            raise ProviderOverloadedError("openai", None, "connection reset mid-stream")
+
+        async def aclose(self):
+            self.closed = True
+
+        def result(self):
+            return {"response": "Hel", "_routing_metadata": {}}
+
+    recorded = []
+
+    async def record(result, error):
+        recorded.append((result, error))
+
+    def error_body(err):
+        return openai_error_body(*classify(err))
+
+    run = Run()
+    writer = ChunkWriter("chatcmpl-x", 0, "gpt-4.1-mini", False)
+    chunks = [chunk async for chunk in relay_events(writer, run, record, error_body)]
+    assert b'"content":"Hel"' in chunks[1]
+    assert b"connection reset mid-stream" in chunks[-2] and chunks[-1] == b"data: [DONE]\n\n"
+    assert run.closed
+    ((result, error),) = recorded
+    assert result is None and isinstance(error, ProviderOverloadedError)

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import anthropic
 import httpx
 import openai
 import pytest
+import redis
 
+from api.recording import RECORDS_KEY
 from tests.api.conftest import serve_platform
 from tests.engine.upstream import Reply, Upstream
 
@@ -248,12 +251,6 @@ def test_first_chunk_arrives_before_the_upstream_has_finished(sdk, upstream):
 def wait_for_record(gateway, completion_id: str, timeout_s: float = 60.0) -> dict:
     """The call's record as the server handed it to Redis for the workers (or, once a
     worker has drained it, as the fields the workers wrote): either proves it was recorded."""
-    import time
-
-    import redis
-
-    from api.recording import RECORDS_KEY
-
     connection = redis.Redis.from_url(gateway.env["REDIS_URL"])
     key = f"openai:{completion_id}"
     deadline = time.monotonic() + timeout_s

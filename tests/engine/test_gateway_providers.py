@@ -10,19 +10,25 @@ import json
 import httpx
 import pytest
 
+from routing_platform.engine.catalog import Catalog, ModelSpec
 from routing_platform.engine.chat import (
     ChatOptions,
     StreamAccumulator,
     UnsupportedFieldError,
     check_supported,
 )
+from routing_platform.engine.config import RouterConfig
+from routing_platform.engine.errors import ProviderRateLimitError
+from routing_platform.engine.executor import Executor
 from routing_platform.engine.providers.anthropic import AnthropicProvider
 from routing_platform.engine.providers.base import CompletionRequest
 from routing_platform.engine.providers.gemini import GeminiProvider
 from routing_platform.engine.providers.openai import OpenAIProvider
 from routing_platform.engine.providers.openai_compatible import OpenAICompatibleProvider
+from routing_platform.engine.providers.pool import ProviderPool
 from routing_platform.engine.providers.simulated import SimulatedProvider
 from routing_platform.engine.providers.transport import upstream_client
+from routing_platform.engine.router import ModelRouter
 from tests.engine.upstream import Reply
 
 KEY = "sk-test-0123456789abcdef"
@@ -536,8 +542,6 @@ async def test_streams_relay_text_tool_calls_finish_and_usage(name, upstream, cl
 
 async def test_stream_error_status_is_a_provider_error(upstream, client):
     """An upstream that refuses the stream (429) raises before anything is relayed."""
-    from routing_platform.engine.errors import ProviderRateLimitError
-
     upstream.script(Reply(429, {"error": {"message": "slow down"}}))
     provider = make("openai", upstream, client)
     options = ChatOptions(messages=({"role": "user", "content": "hi"},))
@@ -567,12 +571,6 @@ async def test_simulator_calls_tools_and_answers_json_schema():
 
 
 def gateway_executor(upstream, client, catalog_specs, providers=("openai", "anthropic")):
-    from routing_platform.engine.catalog import Catalog
-    from routing_platform.engine.config import RouterConfig
-    from routing_platform.engine.executor import Executor
-    from routing_platform.engine.providers.pool import ProviderPool
-    from routing_platform.engine.router import ModelRouter
-
     pool = ProviderPool(
         {name: make(name, upstream, client) for name in providers}, Catalog(catalog_specs)
     )
@@ -589,7 +587,6 @@ ANTHROPIC_TEXT = {
 
 async def test_context_length_error_falls_back_to_the_next_capable_model(upstream, client):
     """OpenAI says the prompt is too long: the router answers with the next model."""
-    from routing_platform.engine.catalog import ModelSpec
 
     def responder(received, index):
         if received.path == "/chat/completions":
@@ -624,8 +621,6 @@ async def test_context_length_error_falls_back_to_the_next_capable_model(upstrea
 async def test_router_skips_models_whose_window_or_fields_do_not_fit(upstream, client):
     """max_tokens beyond Claude's 200k window (genai-prices), or a seed (Anthropic has
     none): the router never calls an Anthropic model; a named one is a 400."""
-    from routing_platform.engine.catalog import ModelSpec
-
     upstream.script(
         Reply(
             200, {"choices": [{"message": {"content": "ok"}, "finish_reason": "stop"}], "usage": {}}
