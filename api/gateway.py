@@ -224,14 +224,15 @@ async def relay_events(
     recorded, marked so)."""
     outcome = "client_disconnected"
     error: Exception | None = None
+    result: dict[str, Any] | None = None
     try:
         for chunk in writer.start():
             yield chunk
         async for piece in run.deltas():
             for chunk in writer.of(piece):
                 yield chunk
-        outcome = "completed"
-        for chunk in writer.finish(run.result()):
+        outcome, result = "completed", run.result()
+        for chunk in writer.finish(result):
             yield chunk
     except Exception as err:  # an upstream failure after the first token
         outcome, error = "upstream_error", err
@@ -239,9 +240,12 @@ async def relay_events(
             yield chunk
     finally:
         await run.aclose()
-        result = run.result()
-        result["_routing_metadata"]["stream"] = outcome
-        await record(None if error is not None else result, error)
+        if error is not None:
+            await record(None, error)
+        else:
+            result = result or run.result()  # what arrived before the client left
+            result["_routing_metadata"]["stream"] = outcome
+            await record(result, None)
 
 
 class OpenAIRenderer:
