@@ -295,7 +295,7 @@ class StreamingRun:
             models_tried=tuple(a.model for a in attempts),
         )
         return self.executor._result(
-            routed, strategy=self.strategy, model=self.model, baseline=self.baseline
+            routed, strategy=self.strategy, model=self.model, baseline=self.baseline, gateway=True
         )
 
 
@@ -368,7 +368,9 @@ class Executor:
                 err.metadata.setdefault("models_tried", [model])
             raise
 
-        return self._result(result, strategy=strategy, model=model, baseline=baseline)
+        return self._result(
+            result, strategy=strategy, model=model, baseline=baseline, gateway=options is not None
+        )
 
     async def stream(
         self,
@@ -471,7 +473,10 @@ class Executor:
         """Route mode with no configured model able to serve the request: a 400."""
         pool = self.router.pool
         assert pool is not None
-        if any(pool.candidates(tier, accept) for tier in ("mini", "standard", "premium")):
+        tiers = ("mini", "standard", "premium")
+        if not any(pool.candidates(tier) for tier in tiers):
+            return  # nothing configured at all: the pool's error names the missing keys
+        if any(pool.candidates(tier, accept) for tier in tiers):
             return
         used = options.fields_used() if options is not None else ()
         for name in used:
@@ -482,8 +487,16 @@ class Executor:
         )
 
     def _result(
-        self, result: RoutedResult, *, strategy: str, model: str | None, baseline: ModelSpec
+        self,
+        result: RoutedResult,
+        *,
+        strategy: str,
+        model: str | None,
+        baseline: ModelSpec,
+        gateway: bool = False,
     ) -> dict[str, Any]:
+        """The call's result: response, model, provider, metadata; for a gateway call (one
+        with `ChatOptions`) also its finish reason, tool calls and token logprobs."""
         router = self.router
         final_usage = result.outcome.single_call_usage
         baseline_cost = cost_usd(
@@ -509,7 +522,7 @@ class Executor:
             "_routing_metadata": metadata,
         }
         completion = result.outcome.payload
-        if isinstance(completion, CompletionResponse):
+        if gateway and isinstance(completion, CompletionResponse):
             answer["finish_reason"] = completion.finish_reason or "stop"
             answer["tool_calls"] = list(completion.tool_calls)
             answer["logprobs"] = (
