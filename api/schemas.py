@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from ninja import Schema
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from api import gateway_checks
 from routing_platform.engine.classifier import TASK_TYPES
@@ -264,6 +264,16 @@ class ChatCompletionIn(Schema):
         if isinstance(value, list) and len(value) > 4:
             raise ValueError("at most 4 stop sequences")
         return value
+
+    @field_validator("tool_choice")
+    @classmethod
+    def tool_choice_names_a_tool(cls, choice: Any, info: ValidationInfo):
+        names = {tool.function.name for tool in info.data.get("tools") or ()}
+        if choice not in (None, "none") and not names:
+            raise ValueError("tool_choice needs tools: send the tools it may call")
+        if isinstance(choice, NamedToolChoice) and choice.function.name not in names:
+            raise ValueError(f"tool_choice names {choice.function.name!r}, which is not in tools")
+        return choice
 
 
 class ModelOut(Schema):

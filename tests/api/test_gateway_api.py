@@ -229,6 +229,14 @@ async def test_route_mode_picks_only_models_that_honour_the_fields(
             "messages.0.content",
         ),
         ({"response_format": {"type": "json_schema"}}, "response_format"),
+        ({"tool_choice": "required"}, "tool_choice"),
+        (
+            {
+                "tools": [WEATHER],
+                "tool_choice": {"type": "function", "function": {"name": "other"}},
+            },
+            "tool_choice",
+        ),
         (
             {
                 "response_format": {
