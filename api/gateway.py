@@ -225,19 +225,19 @@ async def relay_events(
     outcome = "client_disconnected"
     error: Exception | None = None
     result: dict[str, Any] | None = None
+    # Each delta's events go out in one write (the opening events with the first delta's):
+    # a write per event would cost the server a send each.
+    pending = b"".join(writer.start())
     try:
-        for chunk in writer.start():
-            yield chunk
         async for piece in run.deltas():
-            for chunk in writer.of(piece):
-                yield chunk
+            data, pending = pending + b"".join(writer.of(piece)), b""
+            if data:
+                yield data
         outcome, result = "completed", run.result()
-        for chunk in writer.finish(result):
-            yield chunk
+        yield pending + b"".join(writer.finish(result))
     except Exception as err:  # an upstream failure after the first token
         outcome, error = "upstream_error", err
-        for chunk in writer.error(error_body(err)):
-            yield chunk
+        yield pending + b"".join(writer.error(error_body(err)))
     finally:
         await run.aclose()
         if error is not None:
