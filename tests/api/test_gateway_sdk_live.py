@@ -24,7 +24,7 @@ from tests.engine.upstream import Reply, Upstream
 pytestmark = [pytest.mark.slow, pytest.mark.redis_server]
 
 KEY = "sk-test-loopback-0123456789"
-TOKENS = 20  # streamed 50 ms apart: the upstream needs about a second to finish
+TOKENS = 40  # streamed 50 ms apart: the upstream needs about two seconds to finish
 WEATHER = {
     "type": "function",
     "function": {
