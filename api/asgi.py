@@ -22,8 +22,11 @@ HTTPS redirect to answer) go to the Django path as before.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
+from collections.abc import Awaitable
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
@@ -115,7 +118,10 @@ class ApiASGIHandler(ASGIHandler):
         response = None
         try:
             response = await self.run_get_response(request)
-            await self.send_response(response, send)
+            if response.streaming:  # a gateway stream: stop it if the client goes away
+                await until_disconnect(self.send_response(response, send), receive)
+            else:
+                await self.send_response(response, send)
         finally:
             if response is not None:
                 response.close()
@@ -242,9 +248,7 @@ class LeanChatCompletions:
             await send({"type": "http.response.body", "body": answer.body})
             return
         await send({"type": "http.response.start", "status": 200, "headers": response_headers})
-        async for chunk in answer.stream:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
+        await relay_stream(answer.stream, send, receive)
 
     @staticmethod
     async def _send_error(send, err: ApiError, details, extra) -> None:
@@ -258,6 +262,41 @@ class LeanChatCompletions:
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": err.status_code, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+async def until_disconnect(sending: Awaitable[None], receive) -> None:
+    """Run ``sending`` (a response being sent) unless the client disconnects first; then
+    it is cancelled, which closes a streamed answer where it stands (a gateway stream
+    closes its upstream and records the call, marked client_disconnected)."""
+
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    sender = asyncio.ensure_future(sending)
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait((sender, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (watcher, sender):
+            if not task.done():
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def relay_stream(stream, send, receive) -> None:
+    """Send a streamed answer's chunks as they come, until the client disconnects."""
+
+    async def pump() -> None:
+        async for chunk in stream:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    try:
+        await until_disconnect(pump(), receive)
+    finally:
+        await stream.aclose()
 
 
 class ApiDispatcher:

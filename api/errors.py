@@ -125,7 +125,13 @@ def _routing_error_to_api_error(err: Exception) -> ApiError:
     if isinstance(err, engine_errors.UnknownModelError):
         return ModelNotFound(message, param="model")
     if isinstance(err, engine_errors.InvalidRequestError):
-        return BadRequest(message)
+        return BadRequest(message, param=getattr(err, "param", None))
+    if isinstance(err, engine_errors.ContextLengthError):
+        return BadRequest(
+            f"The prompt does not fit the model's context window ({message}): shorten it, "
+            'lower max_tokens, or send model "router" to fall back to a larger model.',
+            param="messages",
+        )
     if isinstance(err, engine_errors.ProviderNotConfiguredError):
         return ServiceUnavailable(
             f"The provider {err.provider!r} is not configured on this server ({message}): "

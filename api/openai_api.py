@@ -12,11 +12,10 @@ round trip, and the call's record is handed to Redis for the workers (``api.reco
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -28,7 +27,14 @@ from ninja.errors import ValidationErrorContext
 
 from api.arms import arm_route, route_call_fields, route_run_fields
 from api.auth import ApiKeyAuth, write_auth
-from api.errors import BadRequest, ServiceUnavailable, install_error_handlers, openai_error_body
+from api.errors import (
+    BadRequest,
+    ServiceUnavailable,
+    classify,
+    install_error_handlers,
+    openai_error_body,
+)
+from api.gateway import STREAMING_HEADER, OpenAIRenderer, chat_options, flat_messages
 from api.quality_api import call_id_header
 from api.recording import ensure_recordable, record_call_deferred
 from api.schemas import ChatCompletionIn, ModelListOut
@@ -36,7 +42,6 @@ from experiments.routes import ArmRoute
 
 ROUTER_MODEL = "router"
 _NOT_HEADER_SAFE = re.compile(r"[^\x20-\x7e]")
-STREAM_CHUNK_CHARS = 48
 
 # Completion ids: a random per-process prefix and a counter (unique without a syscall per
 # call; uuid4 reads the kernel's random pool, which is slow on some virtual machines).
@@ -62,13 +67,13 @@ openai_api = NinjaAPI(
 install_error_handlers(openai_api, openai_error_body)
 
 
-def _started_at(request: HttpRequest) -> float:
+def started_at(request: HttpRequest) -> float:
     """When the request entered Django (stamped by the body-size middleware)."""
     return getattr(request, "router_started_at", None) or time.perf_counter()
 
 
 def _flatten_messages(payload: ChatCompletionIn) -> list[dict[str, str]]:
-    messages = [{"role": message.role, "content": message.text()} for message in payload.messages]
+    messages = flat_messages(payload)
     if not any(message["content"].strip() for message in messages):
         raise BadRequest(
             "The messages contain no text: send at least one message with text content.",
@@ -91,68 +96,6 @@ def _router_headers(result: dict[str, Any], overhead_ms: float) -> dict[str, str
     }
 
 
-def _usage(result: dict[str, Any]) -> dict[str, int]:
-    meta = result.get("_routing_metadata") or {}
-    prompt_tokens = int(meta.get("input_tokens") or 0)
-    completion_tokens = int(meta.get("output_tokens") or 0)
-    return {
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-    }
-
-
-def _completion(completion_id: str, created: int, result: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": completion_id,
-        "object": "chat.completion",
-        "created": created,
-        "model": result.get("model") or "",
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": result.get("response") or ""},
-                "finish_reason": "stop",
-                "logprobs": None,
-            }
-        ],
-        "usage": _usage(result),
-        "system_fingerprint": None,
-    }
-
-
-def _sse(data: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
-
-
-async def _stream(completion_id: str, created: int, result: dict[str, Any]) -> AsyncIterator[bytes]:
-    """The answer as chat.completion.chunk events, usage in the final chunk, then [DONE]."""
-    model = result.get("model") or ""
-
-    def chunk(choices: list[dict[str, Any]], **extra: Any) -> bytes:
-        return _sse(
-            {
-                "id": completion_id,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": model,
-                "choices": choices,
-                **extra,
-            }
-        )
-
-    yield chunk(
-        [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]
-    )
-    text = result.get("response") or ""
-    for start in range(0, len(text), STREAM_CHUNK_CHARS):
-        piece = text[start : start + STREAM_CHUNK_CHARS]
-        yield chunk([{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
-    yield chunk([{"index": 0, "delta": {}, "finish_reason": "stop"}])
-    yield chunk([], usage=_usage(result))
-    yield b"data: [DONE]\n\n"
-
-
 async def _record(
     *,
     completion_id: str,
@@ -162,6 +105,7 @@ async def _record(
     route: ArmRoute | None,
     result: dict[str, Any] | None,
     error: Exception | None,
+    prefix: str = "openai",
 ) -> None:
     await record_call_deferred(
         kind="chat",
@@ -178,7 +122,7 @@ async def _record(
         },
         result=result,
         error=error,
-        idempotency_key=f"openai:{completion_id}",
+        idempotency_key=f"{prefix}:{completion_id}",
         **route_call_fields(route),
     )
 
@@ -193,16 +137,67 @@ class ChatAnswer:
     content_type: str = "application/json"
 
 
+_STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+async def _passthrough_answer(
+    payload: ChatCompletionIn,
+    messages: list[dict[str, str]],
+    options: Any,
+    *,
+    record: Callable[..., Awaitable[None]],
+    completion_id: str,
+    created: int,
+    render: Any,
+) -> ChatAnswer:
+    """Open the upstream's stream and relay it (the record is written when it ends)."""
+    from routing_platform.engine.errors import RoutingError
+    from routing_platform.runtime import run_stream
+
+    try:
+        run = await run_stream(
+            messages=messages,
+            task_type=payload.task_type or "analysis",
+            model=None if payload.model == ROUTER_MODEL else payload.model,
+            max_tokens=payload.max_completion_tokens or payload.max_tokens,
+            temperature=payload.temperature,
+            options=options,
+        )
+    except RoutingError as err:
+        await record(result=None, error=err)
+        raise
+
+    def error_body(err: Exception) -> dict[str, Any]:
+        api_error, details = classify(err)
+        return render.error_body(api_error, details)
+
+    return ChatAnswer(
+        headers={
+            **_STREAM_HEADERS,
+            STREAMING_HEADER: "passthrough" if run.relays_tokens else "buffered",
+            "x-router-model": run.spec.name,
+            "x-router-tier": run.spec.tier,
+            "x-router-escalated": "false",
+            **call_id_header(completion_id),
+        },
+        stream=render.relay(completion_id, created, run, record, error_body),
+        content_type="text/event-stream",
+    )
+
+
 async def chat_completion_answer(
-    payload: ChatCompletionIn, *, key_name: str, started: float
+    payload: ChatCompletionIn, *, key_name: str, started: float, render: Any = None
 ) -> ChatAnswer:
     """Route (or pass through) one chat completion, hand its record to the workers, and say
     what to answer. Raises ``ApiError`` / ``RoutingError``, which each caller renders in
-    OpenAI's error shape. Shared by the ninja view and the lean path of ``api.asgi``."""
+    OpenAI's error shape. Shared by the ninja view and the lean path of ``api.asgi``, and
+    by the Anthropic Messages endpoint, whose ``render`` answers in Anthropic's shapes."""
     from routing_platform.engine.errors import RoutingError
-    from routing_platform.runtime import run_execute
+    from routing_platform.runtime import run_execute, streams_through
 
+    render = render or OpenAIRenderer(payload)
     messages = _flatten_messages(payload)
+    options = chat_options(payload)
     await ensure_recordable()  # 503 before the upstream is paid for, if records are not safe
     concrete_model = None if payload.model == ROUTER_MODEL else payload.model
     completion_id = _completion_id()
@@ -215,7 +210,20 @@ async def chat_completion_answer(
         messages=messages,
         key_name=key_name,
         route=route,
+        prefix=render.record_prefix,
     )
+    # An experiment's arm decides how the call runs (strategy, router parameters), so a
+    # call in an experiment is answered by the router and buffered, never passed through.
+    if payload.stream and route is None and streams_through(concrete_model):
+        return await _passthrough_answer(
+            payload,
+            messages,
+            options,
+            record=record,
+            completion_id=completion_id,
+            created=created,
+            render=render,
+        )
     try:
         result = await run_execute(
             **route_run_fields(route),
@@ -224,6 +232,7 @@ async def chat_completion_answer(
             model=concrete_model,
             max_tokens=payload.max_completion_tokens or payload.max_tokens,
             temperature=payload.temperature,
+            options=options,
         )
     except RoutingError as err:
         await record(result=None, error=err)
@@ -235,18 +244,16 @@ async def chat_completion_answer(
     if payload.stream:
         return ChatAnswer(
             headers={
-                "Cache-Control": "no-cache",
-                "X-Accel-Buffering": "no",
+                **_STREAM_HEADERS,
+                STREAMING_HEADER: "buffered",
                 **headers,
             },
-            stream=_stream(completion_id, created, result),
+            stream=render.buffered(completion_id, created, result),
             content_type="text/event-stream",
         )
     return ChatAnswer(
         headers=headers,
-        body=json.dumps(
-            _completion(completion_id, created, result), separators=(",", ":")
-        ).encode(),
+        body=render.body(completion_id, created, result),
     )
 
 
@@ -267,7 +274,7 @@ async def chat_completion_answer(
 )
 async def chat_completions(request: HttpRequest, payload: ChatCompletionIn):
     answer = await chat_completion_answer(
-        payload, key_name=request.auth.name, started=_started_at(request)
+        payload, key_name=request.auth.name, started=started_at(request)
     )
     if answer.stream is not None:
         response: HttpResponse | StreamingHttpResponse = StreamingHttpResponse(

@@ -9,8 +9,16 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from ninja import Schema
-from pydantic import AfterValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from api import gateway_checks
 from routing_platform.engine.classifier import TASK_TYPES
 
 TEXT_MAX_CHARS = 200_000
@@ -124,11 +132,45 @@ class RampIn(Schema):
 # --- OpenAI-compatible API ------------------------------------------------------------------
 
 
-class ContentPart(Schema):
+class TextPart(Schema):
+    type: Literal["text"]
+    text: Text = Field(..., max_length=TEXT_MAX_CHARS)
+
+
+class ImageUrl(Schema):
     model_config = ConfigDict(extra="allow")
 
-    type: Text = Field(..., max_length=64)
-    text: Text | None = Field(None, max_length=TEXT_MAX_CHARS)
+    url: str = Field(..., min_length=1, description="An http(s) URL or a data: URL (base64).")
+    detail: Literal["auto", "low", "high"] | None = None
+
+    @field_validator("url")
+    @classmethod
+    def url_is_an_image(cls, value: str) -> str:
+        return gateway_checks.image_url(value)
+
+
+class ImagePart(Schema):
+    type: Literal["image_url"]
+    image_url: ImageUrl
+
+
+ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
+
+
+class FunctionCall(Schema):
+    name: str = Field(..., min_length=1, max_length=64)
+    arguments: Text = Field(..., max_length=TEXT_MAX_CHARS)
+
+    @field_validator("arguments")
+    @classmethod
+    def arguments_are_a_json_object(cls, value: str) -> str:
+        return gateway_checks.json_object_text(value)
+
+
+class ToolCall(Schema):
+    id: str = Field(..., min_length=1, max_length=256)
+    type: Literal["function"] = "function"
+    function: FunctionCall
 
 
 class ChatMessage(Schema):
@@ -137,13 +179,68 @@ class ChatMessage(Schema):
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: Text | list[ContentPart] | None = None
     name: Text | None = Field(None, max_length=256)
+    tool_calls: list[ToolCall] | None = Field(None, max_length=128)
+    tool_call_id: Text | None = Field(None, max_length=256)
 
     def text(self) -> str:
         if self.content is None:
             return ""
         if isinstance(self.content, str):
             return self.content
-        return "\n".join(part.text for part in self.content if part.text)
+        return "\n".join(part.text for part in self.content if isinstance(part, TextPart))
+
+
+class FunctionDefinition(Schema):
+    name: str = Field(..., pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    description: Text | None = Field(None, max_length=10_000)
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+    @field_validator("parameters")
+    @classmethod
+    def parameters_are_an_object_schema(cls, value: dict[str, Any] | None):
+        return None if value is None else gateway_checks.object_schema(value)
+
+
+class Tool(Schema):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedFunction(Schema):
+    name: str = Field(..., min_length=1, max_length=64)
+
+
+class NamedToolChoice(Schema):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+class JsonSchemaFormat(Schema):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    name: str = Field(..., pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    description: str | None = Field(None, max_length=10_000)
+    schema_: dict[str, Any] | None = Field(None, alias="schema")
+    strict: bool | None = None
+
+    @field_validator("schema_")
+    @classmethod
+    def schema_is_valid(cls, value: dict[str, Any] | None):
+        return None if value is None else gateway_checks.json_schema(value)
+
+
+class ResponseFormat(Schema):
+    model_config = ConfigDict(populate_by_name=True)
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema_: JsonSchemaFormat | None = Field(None, alias="json_schema")
+
+    @model_validator(mode="after")
+    def json_schema_given(self):
+        if self.type == "json_schema" and self.json_schema_ is None:
+            raise ValueError('type "json_schema" needs a json_schema object (name and schema)')
+        return self
 
 
 class StreamOptions(Schema):
@@ -153,7 +250,8 @@ class StreamOptions(Schema):
 
 
 class ChatCompletionIn(Schema):
-    """OpenAI's chat completion request; unknown fields are accepted and ignored."""
+    """OpenAI's chat completion request. Every field it names reaches the chosen provider
+    (translated) or is refused with a 400; other unknown fields are accepted and ignored."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -178,6 +276,31 @@ class ChatCompletionIn(Schema):
         pattern=KEY_PATTERN,
         description="Router extension: an experiment key; `user` then gets a sticky arm.",
     )
+    tools: list[Tool] | None = Field(None, max_length=128)
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    stop: Text | list[Text] | None = None
+    seed: int | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+
+    @field_validator("stop")
+    @classmethod
+    def at_most_four_stop_sequences(cls, value: str | list[str] | None):
+        if isinstance(value, list) and len(value) > 4:
+            raise ValueError("at most 4 stop sequences")
+        return value
+
+    @field_validator("tool_choice")
+    @classmethod
+    def tool_choice_names_a_tool(cls, choice: Any, info: ValidationInfo):
+        names = {tool.function.name for tool in info.data.get("tools") or ()}
+        if choice not in (None, "none") and not names:
+            raise ValueError("tool_choice needs tools: send the tools it may call")
+        if isinstance(choice, NamedToolChoice) and choice.function.name not in names:
+            raise ValueError(f"tool_choice names {choice.function.name!r}, which is not in tools")
+        return choice
 
 
 class ModelOut(Schema):

@@ -325,6 +325,51 @@ def _summary(result: dict) -> dict:
     }
 
 
+def platform_env(tmp_path: Path, redis_url: str, upstream_port: int) -> dict[str, str]:
+    """The server's environment: production settings, a temporary SQLite database, the
+    embedded Redis, and the OpenAI provider pointed at the loopback upstream."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "routing_platform.settings",
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": "benchmark-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        "DJANGO_SECURE_SSL_REDIRECT": "false",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "ROUTING_DATA_DIR": str(tmp_path),
+        "REDIS_URL": redis_url,
+        "ROUTER_PROVIDER_MODE": "real",
+        "OPENAI_API_KEY": "sk-benchmark-upstream-ignores-it",
+        "OPENAI_BASE_URL": f"http://127.0.0.1:{upstream_port}/v1",
+        "ANTHROPIC_API_KEY": "",
+        "GEMINI_API_KEY": "",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+def migrate_and_create_key(env: dict[str, str]) -> str:
+    """Migrate the server's database and create an API key; returns its token."""
+    manage = [sys.executable, str(REPO_ROOT / "manage.py")]
+    subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, check=True, cwd=REPO_ROOT)
+    created = subprocess.run(
+        [
+            *manage,
+            "routing",
+            "create-api-key",
+            "--name",
+            "bench",
+            "--json",
+            "--rate-limit",
+            "1000000",
+        ],
+        env=env,
+        check=True,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(created.stdout)["token"]
+
+
 def run(quick: bool = False) -> list[dict]:
     from routing_platform.launcher import uvicorn_argv
     from routing_platform.redis_embedded import start_embedded_redis
@@ -352,44 +397,9 @@ def run(quick: bool = False) -> list[dict]:
                 stdout=subprocess.DEVNULL,
             )
             processes.append(upstream)
-            env = {
-                **os.environ,
-                "DJANGO_SETTINGS_MODULE": "routing_platform.settings",
-                "DJANGO_DEBUG": "false",
-                "DJANGO_SECRET_KEY": "benchmark-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-                "DJANGO_SECURE_SSL_REDIRECT": "false",
-                "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-                "ROUTING_DATA_DIR": str(tmp_path),
-                "REDIS_URL": redis.url,
-                "ROUTER_PROVIDER_MODE": "real",
-                "OPENAI_API_KEY": "sk-benchmark-upstream-ignores-it",
-                "OPENAI_BASE_URL": f"http://127.0.0.1:{upstream_port}/v1",
-                "ANTHROPIC_API_KEY": "",
-                "GEMINI_API_KEY": "",
-                "LOG_LEVEL": "WARNING",
-            }
+            env = platform_env(tmp_path, redis.url, upstream_port)
             manage = [sys.executable, str(REPO_ROOT / "manage.py")]
-            subprocess.run(
-                [*manage, "migrate", "--noinput", "-v", "0"], env=env, check=True, cwd=REPO_ROOT
-            )
-            created = subprocess.run(
-                [
-                    *manage,
-                    "routing",
-                    "create-api-key",
-                    "--name",
-                    "bench",
-                    "--json",
-                    "--rate-limit",
-                    "1000000",
-                ],
-                env=env,
-                check=True,
-                cwd=REPO_ROOT,
-                capture_output=True,
-                text=True,
-            )
-            token = json.loads(created.stdout)["token"]
+            token = migrate_and_create_key(env)
             server = subprocess.Popen(
                 uvicorn_argv(
                     "127.0.0.1",

@@ -23,10 +23,11 @@ from decimal import Decimal
 from typing import Any
 
 from routing_platform.engine.catalog import DEFAULT_MODELS, Catalog, parse_compatible_models
+from routing_platform.engine.chat import ChatOptions
 from routing_platform.engine.config import PriceOverride, RouterConfig
 from routing_platform.engine.council import OriginalCouncil, SmartCouncil
 from routing_platform.engine.errors import InvalidRequestError
-from routing_platform.engine.executor import STRATEGIES, Executor
+from routing_platform.engine.executor import STRATEGIES, Executor, StreamingRun
 from routing_platform.engine.providers.base import Provider
 from routing_platform.engine.providers.circuit import CircuitBreaker
 from routing_platform.engine.providers.pool import ProviderPool
@@ -261,15 +262,24 @@ def model_catalog() -> Catalog:
 
 def _build_pool(key: _ProviderSettings, config: RouterConfig) -> ProviderPool:
     catalog = _catalog(key)
+    from routing_platform.engine.providers.anthropic import AnthropicProvider
+    from routing_platform.engine.providers.gemini import GeminiProvider
+    from routing_platform.engine.providers.openai import OpenAIProvider
+
+    vendors = {"openai": OpenAIProvider, "anthropic": AnthropicProvider, "gemini": GeminiProvider}
     if key.simulated:
         from routing_platform.engine.providers.simulated import SimulatedProvider
 
-        simulator = SimulatedProvider(seed=key.seed, fixed_latency_ms=key.simulated_latency_ms)
-        providers: dict[str, Provider] = {name: simulator for name in REAL_PROVIDERS}
+        # One simulator per vendor, honouring the fields that vendor's translation does.
+        providers: dict[str, Provider] = {
+            name: SimulatedProvider(
+                seed=key.seed,
+                fixed_latency_ms=key.simulated_latency_ms,
+                supports=vendors[name].supports,
+            )
+            for name in REAL_PROVIDERS
+        }
     else:
-        from routing_platform.engine.providers.anthropic import AnthropicProvider
-        from routing_platform.engine.providers.gemini import GeminiProvider
-        from routing_platform.engine.providers.openai import OpenAIProvider
         from routing_platform.engine.providers.openai_compatible import OpenAICompatibleProvider
         from routing_platform.engine.providers.transport import upstream_client
 
@@ -374,6 +384,7 @@ async def run_execute(
     model: str | None = None,
     max_tokens: int | None = None,
     temperature: float | None = None,
+    options: ChatOptions | None = None,
 ) -> dict:
     router = _router(router_params)
     return await Executor(router).execute(
@@ -384,6 +395,37 @@ async def run_execute(
         model=model,
         max_tokens=max_tokens,
         temperature=temperature,
+        options=options,
+    )
+
+
+def streams_through(model: str | None) -> bool:
+    """Whether a streamed call relays the upstream's tokens as they arrive: a named model,
+    or routing without escalation (which needs the whole weak answer to judge it; with
+    escalation on, or smart routing rolled back to the original path, it is buffered)."""
+    if model and model != "router":
+        return True
+    config = router_config()
+    return not config.enable_escalation and config.enable_smart_routing
+
+
+async def run_stream(
+    *,
+    messages: list[dict],
+    task_type: str = "analysis",
+    model: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    options: ChatOptions | None = None,
+) -> StreamingRun:
+    """Open a streamed answer (see `Executor.stream`)."""
+    return await Executor(_router(None)).stream(
+        messages=messages,
+        task_type=task_type,
+        model=model,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        options=options,
     )
 
 

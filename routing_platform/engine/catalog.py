@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from routing_platform.engine.errors import UnknownModelError
 
@@ -50,6 +51,23 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec("gemini-2.5-flash", "gemini", "standard"),
     ModelSpec("gemini-2.5-pro", "gemini", "premium"),
 )
+
+
+@lru_cache(maxsize=256)
+def context_window(spec: ModelSpec) -> int | None:
+    """The model's context window (input tokens) from genai-prices' bundled model data, or
+    None when it does not say (then no request is refused for its length)."""
+    if spec.price_provider_id is None:
+        return None
+    from genai_prices.data_snapshot import get_snapshot  # heavy import: on first use only
+
+    try:
+        _, model = get_snapshot().find_provider_model(
+            spec.price_ref or spec.name, None, spec.price_provider_id, None
+        )
+    except LookupError:
+        return None
+    return model.context_window
 
 
 def next_tier(tier: str) -> str | None:

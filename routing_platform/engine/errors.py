@@ -87,6 +87,11 @@ class ProviderBadRequestError(ProviderError):
     """400/404/422: the provider refused the request as malformed."""
 
 
+class ContextLengthError(ProviderBadRequestError):
+    """The prompt plus max_tokens does not fit the model's context window: the router
+    falls back to the next capable model (LiteLLM's context_window_fallbacks)."""
+
+
 class ProviderRateLimitError(ProviderError):
     """429: rate limited (retryable, honours Retry-After)."""
 

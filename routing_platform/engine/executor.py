@@ -7,15 +7,29 @@ model, priced on the same input and the final answer's output tokens.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from routing_platform.engine.catalog import ModelSpec
+from routing_platform.engine.catalog import ModelSpec, context_window, next_tier
+from routing_platform.engine.chat import (
+    ChatOptions,
+    StreamAccumulator,
+    StreamDelta,
+    UnsupportedFieldError,
+    check_supported,
+    message_text,
+)
 from routing_platform.engine.classifier import TASK_TYPES
 from routing_platform.engine.cost import TokenUsage, cost_usd
-from routing_platform.engine.errors import InvalidRequestError, RoutingError
-from routing_platform.engine.providers.base import CompletionRequest
+from routing_platform.engine.errors import (
+    AllProvidersFailedError,
+    InvalidRequestError,
+    RoutingError,
+)
+from routing_platform.engine.providers.base import CompletionRequest, CompletionResponse, Provider
 from routing_platform.engine.router import (
     Attempt,
     CallFn,
@@ -23,12 +37,53 @@ from routing_platform.engine.router import (
     RoutedResult,
     RoutingDecision,
     default_call,
+    outcome_of,
 )
 
 STRATEGIES = ("smart_routing", "original_council")
 # The vendors of the original council; self-hosted servers are not part of the baseline.
 VENDOR_PROVIDERS = ("openai", "anthropic", "gemini")
 _ROLES = {"system", "user", "assistant", "developer"}
+CHARS_PER_TOKEN = 4  # the prompt's size in tokens, estimated for the context-window check
+
+
+def prompt_tokens_estimate(options: ChatOptions | None, chat: Sequence[dict]) -> int:
+    messages = options.messages if options is not None else chat
+    return sum(len(message_text(dict(m))) for m in messages) // CHARS_PER_TOKEN
+
+
+def capability_filter(
+    providers: dict[str, Provider],
+    options: ChatOptions | None,
+    tokens_needed: int,
+) -> Callable[[ModelSpec], bool]:
+    """Which models can serve the request: their provider honours every field it uses, and
+    their context window (genai-prices) fits the prompt plus max_tokens."""
+    used = frozenset(options.fields_used()) if options is not None else frozenset()
+
+    def accept(spec: ModelSpec) -> bool:
+        provider = providers.get(spec.provider)
+        if provider is None or not used <= provider.supports:
+            return False
+        window = context_window(spec)
+        return window is None or tokens_needed <= window
+
+    return accept
+
+
+def check_model_can_serve(
+    spec: ModelSpec, provider: Provider, options: ChatOptions | None, tokens_needed: int
+) -> None:
+    """A named model that cannot serve the request is a 400 naming why."""
+    check_supported(options, provider.supports, spec.name)
+    window = context_window(spec)
+    if window is not None and tokens_needed > window:
+        raise UnsupportedFieldError(
+            "messages",
+            spec.name,
+            f"about {tokens_needed} tokens of prompt plus max_tokens exceed its "
+            f"{window}-token context window",
+        )
 
 
 def normalise_messages(
@@ -68,6 +123,26 @@ def validate_task_type(task_type: str) -> str:
             f"task_type={task_type!r} is not known: use one of {', '.join(TASK_TYPES)}."
         )
     return task_type
+
+
+def validate_call(
+    strategy: str, task_type: str, max_tokens: int | None, temperature: float | None
+) -> None:
+    if strategy not in STRATEGIES:
+        raise InvalidRequestError(
+            f"strategy={strategy!r} is not known: use {' or '.join(STRATEGIES)}."
+        )
+    validate_task_type(task_type)
+    if max_tokens is not None and (
+        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
+    ):
+        raise InvalidRequestError("max_tokens must be a whole number of at least 1.")
+    if temperature is not None and (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, int | float)
+        or not 0.0 <= float(temperature) <= 2.0
+    ):
+        raise InvalidRequestError("temperature must be a number between 0 and 2.")
 
 
 def savings(cost: Decimal, baseline: Decimal) -> dict[str, float]:
@@ -143,6 +218,87 @@ def routed_metadata(
     return metadata
 
 
+@dataclass
+class StreamingRun:
+    """An answer streaming from the one model chosen for it: iterate ``deltas()``, then
+    ``result()`` is the call's result (as ``Executor.execute`` returns it) from what
+    arrived, also when the stream was cut short."""
+
+    executor: Executor
+    decision: RoutingDecision
+    spec: ModelSpec
+    provider: Provider
+    first: StreamDelta
+    rest: AsyncIterator[StreamDelta]
+    strategy: str
+    model: str | None
+    baseline: ModelSpec
+    started: float
+    failed: tuple[Attempt, ...] = ()
+    accumulator: StreamAccumulator = field(default_factory=StreamAccumulator)
+
+    @property
+    def relays_tokens(self) -> bool:
+        """Whether tokens are relayed as the upstream sends them (else in one piece)."""
+        return bool(getattr(self.provider, "streams", False))
+
+    async def deltas(self) -> AsyncIterator[StreamDelta]:
+        self.accumulator.add(self.first)
+        yield self.first
+        async for delta in self.rest:
+            self.accumulator.add(delta)
+            yield delta
+
+    async def aclose(self) -> None:
+        """Stop reading the upstream (the client went away)."""
+        aclose = getattr(self.rest, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+    def result(self) -> dict[str, Any]:
+        acc = self.accumulator
+        token_logprobs = tuple(acc.token_logprobs) or None
+        response = CompletionResponse(
+            text=acc.text,
+            model=acc.model or self.spec.name,
+            provider=self.provider.name,
+            usage=acc.usage,
+            finish_reason=acc.finish_reason or "stop",
+            logprobs=tuple(float(t["logprob"]) for t in token_logprobs or ()) or None,
+            latency_ms=round((time.perf_counter() - self.started) * 1000.0, 3),
+            tool_calls=acc.tool_calls,
+            token_logprobs=token_logprobs,
+        )
+        outcome = outcome_of(response)
+        overrides = self.executor.router.config.price_overrides
+        cost = cost_usd(self.spec, response.usage, overrides)
+        attempt = Attempt(
+            self.spec.name,
+            response.provider,
+            self.spec.tier,
+            outcome.confidence.value,
+            cost,
+            response.usage,
+            response.latency_ms,
+        )
+        attempts = (*self.failed, attempt)
+        routed = RoutedResult(
+            decision=self.decision,
+            spec=self.spec,
+            outcome=outcome,
+            attempts=attempts,
+            escalated=False,
+            escalation_reason="",
+            cost_usd=cost,
+            usage=response.usage,
+            latency_ms=response.latency_ms,
+            models_tried=tuple(a.model for a in attempts),
+        )
+        return self.executor._result(
+            routed, strategy=self.strategy, model=self.model, baseline=self.baseline, gateway=True
+        )
+
+
 class Executor:
     """Runs one prompt by strategy: `smart_routing` (cascade), `original_council` (premium
     directly), or a named model (pass-through)."""
@@ -160,22 +316,9 @@ class Executor:
         model: str | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        options: ChatOptions | None = None,
     ) -> dict[str, Any]:
-        if strategy not in STRATEGIES:
-            raise InvalidRequestError(
-                f"strategy={strategy!r} is not known: use {' or '.join(STRATEGIES)}."
-            )
-        validate_task_type(task_type)
-        if max_tokens is not None and (
-            isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
-        ):
-            raise InvalidRequestError("max_tokens must be a whole number of at least 1.")
-        if temperature is not None and (
-            isinstance(temperature, bool)
-            or not isinstance(temperature, int | float)
-            or not 0.0 <= float(temperature) <= 2.0
-        ):
-            raise InvalidRequestError("temperature must be a number between 0 and 2.")
+        validate_call(strategy, task_type, max_tokens, temperature)
         chat, user_text = normalise_messages(text, messages)
         router = self.router
         pool = router.pool
@@ -188,6 +331,7 @@ class Executor:
                 max_tokens=max_tokens,
                 temperature=temperature,
                 logprobs=True,
+                options=options,
                 tier=spec.tier,
                 task_type=task_type,
             )
@@ -195,15 +339,23 @@ class Executor:
         call = default_call(request_for)
         decision = router.choose(user_text, task_type)
         baseline = baseline_spec(router)
+        tokens_needed = prompt_tokens_estimate(options, chat) + (max_tokens or 0)
+        accept = capability_filter(pool.providers, options, tokens_needed)
 
         try:
             if model and model != "router":
                 spec = pool.catalog.get(model)
+                check_model_can_serve(spec, pool.provider_for(spec), options, tokens_needed)
                 result = await self._single(decision, spec, call)
             elif strategy == "original_council":
-                result = await self._single(decision, baseline, call, fallback_tier="premium")
+                result = await self._single(
+                    decision, baseline, call, fallback_tier="premium", accept=accept
+                )
             else:
-                result = await router.route(user_text, task_type, call, decision=decision)
+                self._check_any_capable(options, accept)
+                result = await router.route(
+                    user_text, task_type, call, decision=decision, accept=accept
+                )
         except RoutingError as err:
             # What was known when it failed, for the call record.
             err.metadata.setdefault("strategy", strategy)
@@ -216,6 +368,136 @@ class Executor:
                 err.metadata.setdefault("models_tried", [model])
             raise
 
+        return self._result(
+            result, strategy=strategy, model=model, baseline=baseline, gateway=options is not None
+        )
+
+    async def stream(
+        self,
+        *,
+        messages: Sequence[dict],
+        task_type: str = "analysis",
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        options: ChatOptions | None = None,
+    ) -> StreamingRun:
+        """Open a streamed answer from one model, without escalation: the named model, or
+        the first capable model of the tier the router chooses (falling back across
+        providers, and up the tiers, only until the first piece has arrived)."""
+        validate_call("smart_routing", task_type, max_tokens, temperature)
+        chat, user_text = normalise_messages(None, messages)
+        router = self.router
+        pool = router.pool
+        assert pool is not None
+        decision = router.choose(user_text, task_type)
+        baseline = baseline_spec(router)
+        tokens_needed = prompt_tokens_estimate(options, chat) + (max_tokens or 0)
+        accept = capability_filter(pool.providers, options, tokens_needed)
+
+        async def open_stream(spec: ModelSpec, provider: Provider):
+            request = CompletionRequest(
+                model=spec.name,
+                messages=chat,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                logprobs=bool(options and options.logprobs),
+                options=options,
+                tier=spec.tier,
+                task_type=task_type,
+            )
+            rest = provider.stream(request).__aiter__()
+            try:
+                first = await anext(rest)
+            except StopAsyncIteration:
+                first = StreamDelta()
+            return provider, first, rest
+
+        started = time.perf_counter()
+        failed: list[Attempt] = []
+        try:
+            if model and model != "router":
+                spec = pool.catalog.get(model)
+                check_model_can_serve(spec, pool.provider_for(spec), options, tokens_needed)
+                provider, first, rest = await pool.call_model(spec, open_stream)
+            else:
+                self._check_any_capable(options, accept)
+                spec, (provider, first, rest) = await self._open_in_tiers(
+                    decision.tier, open_stream, accept, failed
+                )
+        except RoutingError as err:
+            err.metadata.setdefault("strategy", "smart_routing")
+            err.metadata.setdefault("task_type", task_type)
+            err.metadata.setdefault("tier", decision.tier)
+            if model and model != "router":
+                err.metadata.setdefault("models_tried", [model])
+            raise
+        return StreamingRun(
+            executor=self,
+            decision=decision,
+            spec=spec,
+            provider=provider,
+            first=first,
+            rest=rest,
+            strategy="smart_routing",
+            model=model,
+            baseline=baseline,
+            started=started,
+            failed=tuple(failed),
+        )
+
+    async def _open_in_tiers(
+        self, tier: str | None, call: Any, accept: Callable[[ModelSpec], bool], failed: list
+    ) -> tuple[ModelSpec, Any]:
+        """The first tier from ``tier`` up with a model that answers ``call``."""
+        pool = self.router.pool
+        assert pool is not None
+        last_error: RoutingError | None = None
+        while tier is not None:
+            try:
+                spec, opened, failures = await pool.call_tier(tier, call, accept)
+            except AllProvidersFailedError as err:
+                failed.extend(
+                    ModelRouter.failed_attempt(f, tier) for f in getattr(err, "failures", [])
+                )
+                last_error, tier = err, next_tier(tier)
+                continue
+            failed.extend(ModelRouter.failed_attempt(f, tier) for f in failures)
+            return spec, opened
+        assert last_error is not None
+        raise last_error
+
+    def _check_any_capable(
+        self, options: ChatOptions | None, accept: Callable[[ModelSpec], bool]
+    ) -> None:
+        """Route mode with no configured model able to serve the request: a 400."""
+        pool = self.router.pool
+        assert pool is not None
+        tiers = ("mini", "standard", "premium")
+        if not any(pool.candidates(tier) for tier in tiers):
+            return  # nothing configured at all: the pool's error names the missing keys
+        if any(pool.candidates(tier, accept) for tier in tiers):
+            return
+        used = options.fields_used() if options is not None else ()
+        for name in used:
+            if not any(name in pool.providers[p].supports for p in pool.configured_providers()):
+                raise UnsupportedFieldError(name, "any configured model")
+        raise UnsupportedFieldError(
+            "messages", "any configured model", "the prompt plus max_tokens is too long"
+        )
+
+    def _result(
+        self,
+        result: RoutedResult,
+        *,
+        strategy: str,
+        model: str | None,
+        baseline: ModelSpec,
+        gateway: bool = False,
+    ) -> dict[str, Any]:
+        """The call's result: response, model, provider, metadata; for a gateway call (one
+        with `ChatOptions`) also its finish reason, tool calls and token logprobs."""
+        router = self.router
         final_usage = result.outcome.single_call_usage
         baseline_cost = cost_usd(
             baseline,
@@ -233,12 +515,20 @@ class Executor:
             simulated=result.outcome.provider == "simulated",
             extra={"baseline_model": baseline.name},
         )
-        return {
+        answer: dict[str, Any] = {
             "response": result.outcome.text,
             "model": result.spec.name,
             "provider": result.outcome.provider,
             "_routing_metadata": metadata,
         }
+        completion = result.outcome.payload
+        if gateway and isinstance(completion, CompletionResponse):
+            answer["finish_reason"] = completion.finish_reason or "stop"
+            answer["tool_calls"] = list(completion.tool_calls)
+            answer["logprobs"] = (
+                list(completion.token_logprobs) if completion.token_logprobs else None
+            )
+        return answer
 
     async def _single(
         self,
@@ -246,12 +536,13 @@ class Executor:
         spec: ModelSpec,
         call: CallFn,
         fallback_tier: str | None = None,
+        accept: Callable[[ModelSpec], bool] | None = None,
     ) -> RoutedResult:
         """One model, no escalation (the original path falls back across premium providers)."""
         pool = self.router.pool
         assert pool is not None
         if fallback_tier:
-            spec, outcome, failures = await pool.call_tier(fallback_tier, call)
+            spec, outcome, failures = await pool.call_tier(fallback_tier, call, accept)
         else:
             outcome = await pool.call_model(spec, call)
             failures = []

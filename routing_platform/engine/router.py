@@ -27,7 +27,11 @@ from routing_platform.engine.classifier import Classification, classify
 from routing_platform.engine.config import RouterConfig
 from routing_platform.engine.cost import TokenUsage, cost_usd
 from routing_platform.engine.errors import AllProvidersFailedError, RoutingError
-from routing_platform.engine.providers.base import CompletionRequest, Provider
+from routing_platform.engine.providers.base import (
+    CompletionRequest,
+    CompletionResponse,
+    Provider,
+)
 from routing_platform.engine.providers.pool import ProviderPool
 
 logger = logging.getLogger(__name__)
@@ -198,6 +202,7 @@ class ModelRouter:
         call: CallFn,
         *,
         decision: RoutingDecision | None = None,
+        accept: Callable[[ModelSpec], bool] | None = None,
     ) -> RoutedResult:
         if self.pool is None:
             raise RoutingError("this router has no providers: pass pool=ProviderPool(...)")
@@ -210,7 +215,7 @@ class ModelRouter:
 
         while tier is not None:
             try:
-                spec, outcome, failures = await self.pool.call_tier(tier, call)
+                spec, outcome, failures = await self.pool.call_tier(tier, call, accept)
             except AllProvidersFailedError as err:
                 for failure in getattr(err, "failures", []):
                     attempts.append(self.failed_attempt(failure, tier))
@@ -312,18 +317,27 @@ def default_call(
 
     async def call(spec: ModelSpec, provider: Provider) -> CallOutcome:
         response = await provider.complete(request_for(spec))
-        estimate = confidence_mod.estimate(
-            response.text, finish_reason=response.finish_reason, logprobs=response.logprobs
-        )
-        return CallOutcome(
-            text=response.text,
-            usage=response.usage,
-            confidence=estimate,
-            provider=response.provider,
-            latency_ms=response.latency_ms,
-        )
+        return outcome_of(response)
 
     return call
+
+
+def outcome_of(response: CompletionResponse) -> CallOutcome:
+    """A completion rated by `confidence.estimate` (a tool call counts as an answer)."""
+    rated_text = response.text or "".join(
+        call["function"]["name"] + call["function"]["arguments"] for call in response.tool_calls
+    )
+    estimate = confidence_mod.estimate(
+        rated_text, finish_reason=response.finish_reason, logprobs=response.logprobs
+    )
+    return CallOutcome(
+        text=response.text,
+        usage=response.usage,
+        confidence=estimate,
+        provider=response.provider,
+        latency_ms=response.latency_ms,
+        payload=response,
+    )
 
 
 __all__ = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import fakeredis
@@ -248,6 +249,24 @@ def server_process(tmp_path_factory, real_redis_url, django_db_setup, django_db_
     """uvicorn serving the platform on 127.0.0.1 (a free port) and an RQ worker, with a
     migrated file-based SQLite database, a real Redis and simulated providers; yields the
     server's URL and an API key."""
+    with serve_platform(
+        tmp_path_factory, real_redis_url, django_db_setup, django_db_blocker, redis_db=1
+    ) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def serve_platform(
+    tmp_path_factory,
+    real_redis_url,
+    django_db_setup,
+    django_db_blocker,
+    *,
+    redis_db,
+    overrides=None,
+):
+    """A uvicorn server and an RQ worker of the platform (see ``server_process``); ``env``
+    overrides its environment (e.g. real providers pointed at a loopback upstream)."""
     import os
     import subprocess
     import sys
@@ -263,13 +282,14 @@ def server_process(tmp_path_factory, real_redis_url, django_db_setup, django_db_
         "ROUTING_DATA_DIR": str(data_dir),
         # Its own Redis database: this worker lives all session and would otherwise take jobs
         # that other tests enqueue on the shared server (tests/experiments/test_rq_integration).
-        "REDIS_URL": redis_url_for_db(real_redis_url, 1),
+        "REDIS_URL": redis_url_for_db(real_redis_url, redis_db),
         "ROUTER_PROVIDER_MODE": "simulated",
         "ROUTER_SIMULATED_LATENCY_MS": "1",
         "PYTHONUNBUFFERED": "1",
     }
     for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "FORWARDED_ALLOW_IPS"):
         env.pop(name, None)
+    env.update(overrides or {})
     manage = [sys.executable, str(REPO_ROOT / "manage.py")]
     if not _copy_test_database(database_path, django_db_setup, django_db_blocker):
         subprocess.run(
@@ -308,7 +328,15 @@ def server_process(tmp_path_factory, real_redis_url, django_db_setup, django_db_
             f"uvicorn did not start; see {data_dir / 'uvicorn.log'}:\n"
             + (data_dir / "uvicorn.log").read_text()[-3000:]
         )
-    yield ServerProcess(base_url=base_url, token=token, env=env, database_path=database_path)
+    try:
+        yield ServerProcess(base_url=base_url, token=token, env=env, database_path=database_path)
+    finally:
+        _stop(worker, process, log)
+
+
+def _stop(worker, process, log) -> None:
+    import subprocess
+
     for child in (worker, process):
         child.terminate()
     for child in (worker, process):

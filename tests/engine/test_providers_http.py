@@ -180,7 +180,7 @@ async def test_success_parses_text_usage_and_sends_the_vendor_request(
             "system": "Be brief.",
             "temperature": 0.2,
         }
-        assert response.finish_reason == "end_turn"
+        assert response.finish_reason == "stop"  # Anthropic's end_turn, in OpenAI's vocabulary
         assert response.logprobs is None
     else:
         assert sent.headers["x-goog-api-key"] == KEY

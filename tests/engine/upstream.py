@@ -20,6 +20,10 @@ class Reply:
     body: Any = None  # dict/list -> JSON; str/bytes -> raw
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    # A streamed reply: these server-sent event payloads (dicts as JSON), chunked, each
+    # `event_delay_s` after the previous one.
+    events: list[Any] | None = None
+    event_delay_s: float = 0.0
 
 
 @dataclass
@@ -35,6 +39,8 @@ class Upstream:
         self.replies: list[Reply] = []
         self.received: list[Received] = []
         self.responder = None  # optional callable(Received, index) -> Reply
+        self.streams_finished = threading.Event()  # set when a streamed reply has ended
+        self.streams_cut = 0  # streamed replies the client stopped reading
         self._lock = threading.Lock()
         upstream = self
 
@@ -58,6 +64,9 @@ class Upstream:
                 reply = upstream._next(received)
                 if reply.delay_s:
                     time.sleep(reply.delay_s)
+                if reply.events is not None:
+                    self._stream(reply)
+                    return
                 if isinstance(reply.body, dict | list):
                     payload = json.dumps(reply.body).encode()
                     content_type = "application/json"
@@ -75,6 +84,26 @@ class Upstream:
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client timed out and went away
+
+            def _stream(self, reply: Reply) -> None:
+                try:
+                    self.send_response(reply.status)
+                    self.send_header("content-type", "text/event-stream")
+                    self.send_header("transfer-encoding", "chunked")
+                    self.end_headers()
+                    for index, event in enumerate(reply.events):
+                        if index and reply.event_delay_s:
+                            time.sleep(reply.event_delay_s)
+                        data = event if isinstance(event, str) else json.dumps(event)
+                        payload = f"data: {data}\n\n".encode()
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
+                        self.wfile.flush()
+                    self.wfile.write(b"0\r\n\r\n")
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    upstream.streams_cut += 1
+                finally:
+                    upstream.streams_finished.set()
 
         class Server(ThreadingHTTPServer):
             request_queue_size = 256  # many concurrent clients in the fault-injection test
@@ -104,6 +133,7 @@ class Upstream:
         with self._lock:
             self.replies = list(replies)
             self.received = []
+            self.streams_finished.clear()
 
     def start(self) -> Upstream:
         self.thread.start()

@@ -10,20 +10,23 @@ Vendors override: `url()`, `headers()`, `payload()`, `parse()`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import json
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import orjson
 
+from routing_platform.engine.chat import FIELDS, ChatOptions, StreamDelta, tool_call_deltas
 from routing_platform.engine.cost import TokenUsage
 from routing_platform.engine.errors import (
+    ContextLengthError,
     MalformedResponseError,
     ProviderAuthError,
     ProviderBadRequestError,
@@ -35,6 +38,12 @@ from routing_platform.engine.errors import (
     ProviderTimeoutError,
 )
 
+# How OpenAI, Anthropic, Gemini and vLLM word a prompt that does not fit the context window.
+_CONTEXT_LENGTH = re.compile(
+    r"context[_ ]length|context window|maximum context|prompt is too long|too many tokens"
+    r"|input token count.*exceeds",
+    re.IGNORECASE,
+)
 _SECRET = re.compile(r"(sk-ant-[\w-]+|sk-[\w-]{8,}|AIza[\w-]{10,}|Bearer\s+\S+)")
 _URL_USERINFO = re.compile(r"(://)[^/@\s]+@")
 
@@ -55,6 +64,9 @@ class CompletionRequest:
     temperature: float | None = None
     json_mode: bool = False
     logprobs: bool = False
+    # The gateway's OpenAI-shaped messages and fields (tools, images, JSON schema, ...):
+    # when set, providers build their payload from `options.messages`.
+    options: ChatOptions | None = None
     # Not sent to real providers: the simulator uses them to act its part.
     tier: str = ""
     task_type: str = ""
@@ -82,6 +94,10 @@ class CompletionResponse:
     logprobs: tuple[float, ...] | None = None
     latency_ms: float = 0.0
     attempts: int = 1
+    # OpenAI-shaped tool calls ({"id", "type": "function", "function": {"name", "arguments"}})
+    # and per-token logprobs (OpenAI's `logprobs.content`), when the provider returns them.
+    tool_calls: tuple[dict[str, Any], ...] = ()
+    token_logprobs: tuple[dict[str, Any], ...] | None = None
 
 
 class Provider:
@@ -90,12 +106,28 @@ class Provider:
     name = "provider"
     key_env = ""
     simulated = False
+    # The `chat.FIELDS` this provider's translation honours.
+    supports: frozenset[str] = frozenset(FIELDS)
+    # Whether `stream()` relays the upstream's tokens as they arrive (else: one piece).
+    streams = False
 
     def is_configured(self) -> bool:
         return True
 
     async def complete(self, request: CompletionRequest) -> CompletionResponse:
         raise NotImplementedError
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamDelta]:
+        """The answer as deltas; by default the whole completion as one piece."""
+        response = await self.complete(request)
+        yield StreamDelta(
+            text=response.text,
+            tool_calls=tool_call_deltas(response.tool_calls),
+            finish_reason=response.finish_reason,
+            usage=response.usage,
+            model=response.model,
+            logprobs=response.token_logprobs,
+        )
 
     async def aclose(self) -> None:
         return None
@@ -205,6 +237,8 @@ class HTTPProvider(Provider):
             return ProviderTimeoutError(self.name, status, message, retry_after_s=retry_after)
         if status >= 500:  # includes Anthropic's 529 "overloaded"
             return ProviderOverloadedError(self.name, status, message, retry_after_s=retry_after)
+        if _CONTEXT_LENGTH.search(message) or _CONTEXT_LENGTH.search(response.text[:2000]):
+            return ContextLengthError(self.name, status, message)
         return ProviderBadRequestError(self.name, status, message)
 
     def backoff_delay(self, attempt: int, error: ProviderError) -> float:
@@ -212,6 +246,24 @@ class HTTPProvider(Provider):
             return min(self.retry_after_cap_s, error.retry_after_s)
         ceiling = min(self.backoff_max_s, self.backoff_base_s * (2**attempt))
         return ceiling * (0.5 + 0.5 * self._rng.random())  # "equal jitter"
+
+    def _transport_error(self, err: httpx.HTTPError) -> ProviderError:
+        if isinstance(err, httpx.TimeoutException):
+            return ProviderTimeoutError(
+                self.name, None, f"no answer within {self.timeout_s:g}s ({type(err).__name__})"
+            )
+        return ProviderConnectionError(
+            self.name, None, redact(f"cannot reach {self.base_url}: {err}", self.api_key)
+        )
+
+    async def _retry_or_raise(
+        self, error: ProviderError, cause: BaseException, attempt: int
+    ) -> None:
+        """Raise ``error`` when it is final, else wait the backoff before the next attempt."""
+        error.attempts = attempt  # type: ignore[attr-defined]
+        if not error.retryable or attempt > self.max_retries:
+            raise error from cause
+        await self._sleep(self.backoff_delay(attempt - 1, error))
 
     async def complete(self, request: CompletionRequest) -> CompletionResponse:
         if not self.is_configured():
@@ -240,16 +292,8 @@ class HTTPProvider(Provider):
                         if parsed is not None:
                             return parsed
                         response = response.response()
-            except httpx.TimeoutException as err:
-                error: ProviderError = ProviderTimeoutError(
-                    self.name, None, f"no answer within {self.timeout_s:g}s ({type(err).__name__})"
-                )
-                cause: BaseException = err
-            except httpx.TransportError as err:
-                error = ProviderConnectionError(
-                    self.name, None, redact(f"cannot reach {self.base_url}: {err}", self.api_key)
-                )
-                cause = err
+            except (httpx.TimeoutException, httpx.TransportError) as err:
+                error, cause = self._transport_error(err), err
             else:
                 if response.status_code < 400:
                     try:
@@ -265,10 +309,71 @@ class HTTPProvider(Provider):
                 cause = httpx.HTTPStatusError(
                     f"{response.status_code}", request=response.request, response=response
                 )
-            error.attempts = attempt  # type: ignore[attr-defined]
-            if not error.retryable or attempt > self.max_retries:
-                raise error from cause
-            await self._sleep(self.backoff_delay(attempt - 1, error))
+            await self._retry_or_raise(error, cause, attempt)
+
+    # -- streaming -----------------------------------------------------------------------
+
+    def stream_url(self, request: CompletionRequest) -> str:
+        return self.url(request)
+
+    def stream_payload(self, request: CompletionRequest) -> dict[str, Any]:
+        return {**self.payload(request), "stream": True}
+
+    def stream_events(self, data: Any, state: dict[str, Any]) -> Iterable[StreamDelta]:
+        """The deltas of one decoded server-sent event; ``state`` lives for the stream."""
+        raise NotImplementedError
+
+    async def _open_stream(self, request: CompletionRequest) -> httpx.Response:
+        """The upstream's streaming response once it answers 2xx (errors retried as in
+        ``complete``: nothing has reached the caller yet)."""
+        built = self.client.build_request(
+            "POST",
+            self.stream_url(request),
+            json=self.stream_payload(request),
+            headers={**self.headers(request), "accept": "text/event-stream"},
+            timeout=self.timeout_s,
+            extensions={STREAM_EXTENSION: True},
+        )
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await self.client.send(built, stream=True)
+            except (httpx.TimeoutException, httpx.TransportError) as err:
+                error, cause = self._transport_error(err), err
+            else:
+                if response.status_code < 400:
+                    return response
+                await response.aread()
+                await response.aclose()
+                error = self.translate(response)
+                cause = httpx.HTTPStatusError(
+                    f"{response.status_code}", request=response.request, response=response
+                )
+            await self._retry_or_raise(error, cause, attempt)
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamDelta]:
+        """The upstream's answer as it arrives, event by event (server-sent events)."""
+        if not self.is_configured():
+            raise ProviderNotConfiguredError(self.name, self.key_env)
+        response = await self._open_stream(request)
+        state: dict[str, Any] = {"model": request.model}
+        try:
+            async for data in sse_data(response):
+                try:
+                    deltas = list(self.stream_events(orjson.loads(data), state))
+                except (ValueError, KeyError, TypeError, IndexError, AttributeError) as err:
+                    snippet = redact(data[:200].decode(errors="replace"), self.api_key)
+                    raise MalformedResponseError(
+                        self.name, response.status_code, f"unexpected stream event: {snippet!r}"
+                    ) from err
+                for delta in deltas:
+                    yield delta
+        except (httpx.TimeoutException, httpx.TransportError) as err:
+            raise self._transport_error(err) from err
+        finally:
+            with contextlib.suppress(httpx.HTTPError):
+                await response.aclose()
 
     def _parse_answer(
         self, answer: Any, request: CompletionRequest, started: float, attempt: int
@@ -310,7 +415,29 @@ class HTTPProvider(Provider):
             logprobs=parsed.logprobs,
             latency_ms=round((time.perf_counter() - started) * 1000.0, 3),
             attempts=attempt,
+            tool_calls=parsed.tool_calls,
+            token_logprobs=parsed.token_logprobs,
         )
+
+
+STREAM_EXTENSION = "router_stream"  # asks AiohttpTransport for a streamed body
+
+
+async def sse_data(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The ``data:`` payloads of a server-sent event stream, up to ``[DONE]`` (read as
+    bytes: cheaper per event than decoding lines of text)."""
+    buffer = b""
+    async for chunk in response.aiter_bytes():
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            if not line.startswith(b"data:"):
+                continue  # event names, comments, keep-alives, blank separators
+            data = line[5:].strip()
+            if data == b"[DONE]":
+                return
+            if data:
+                yield data
 
 
 def response_json(response: httpx.Response) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from routing_platform.engine.chat import FIELDS
 from routing_platform.engine.providers.base import CompletionRequest
 from routing_platform.engine.providers.openai import OpenAIProvider
 
@@ -14,12 +15,19 @@ class OpenAICompatibleProvider(OpenAIProvider):
     default_base_url = ""
     # llama.cpp and older vLLM builds only know the original field name.
     max_tokens_field = "max_tokens"
+    # Not every server implements logprobs or images: a request asking for them is refused.
+    supports = frozenset(FIELDS) - {
+        "logprobs",
+        "top_logprobs",
+        "image_url",
+        "image_url.http",
+    }
 
     def is_configured(self) -> bool:
         return bool(self.base_url)
 
     def payload(self, request: CompletionRequest) -> dict[str, Any]:
         body = super().payload(request)
-        # Not every server implements logprobs; asking can be a 400.
+        # The router's own confidence request: not every server implements it (a 400).
         body.pop("logprobs", None)
         return body

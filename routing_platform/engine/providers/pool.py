@@ -58,8 +58,12 @@ class ProviderPool:
                 seen.append(spec.provider)
         return seen
 
-    def candidates(self, tier: str) -> list[ModelSpec]:
-        return self.catalog.models_for(tier, self.configured_providers())
+    def candidates(
+        self, tier: str, accept: Callable[[ModelSpec], bool] | None = None
+    ) -> list[ModelSpec]:
+        """Configured models of ``tier`` in catalog order (those ``accept`` takes, if given)."""
+        specs = self.catalog.models_for(tier, self.configured_providers())
+        return specs if accept is None else [spec for spec in specs if accept(spec)]
 
     def breaker(self, provider: str) -> CircuitBreaker:
         if provider not in self.breakers:
@@ -100,11 +104,15 @@ class ProviderPool:
         return result
 
     async def call_tier(
-        self, tier: str, fn: Callable[[ModelSpec, Provider], Awaitable[T]]
+        self,
+        tier: str,
+        fn: Callable[[ModelSpec, Provider], Awaitable[T]],
+        accept: Callable[[ModelSpec], bool] | None = None,
     ) -> tuple[ModelSpec, T, list[Failure]]:
-        """The first model of `tier` that answers, falling back across providers."""
+        """The first model of `tier` that answers, falling back across providers (only
+        models ``accept`` takes: those able to serve the request)."""
         failures: list[Failure] = []
-        for spec in self.candidates(tier):
+        for spec in self.candidates(tier, accept):
             try:
                 result = await self.call_model(spec, fn)
             except ProviderError as err:

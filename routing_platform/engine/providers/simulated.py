@@ -18,9 +18,10 @@ import json
 import math
 import random
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from routing_platform.engine.chat import ChatOptions, StreamDelta, message_text, tool_call_deltas
 from routing_platform.engine.classifier import classify
 from routing_platform.engine.cost import TokenUsage
 from routing_platform.engine.providers.base import (
@@ -38,6 +39,7 @@ TIER_PROFILE: dict[str, dict[str, float]] = {
 }
 # How fast confidence falls per unit of difficulty above the tier's reach.
 OVERREACH_SLOPE = 0.9
+STREAM_WORDS = 4  # words per streamed piece
 # Spread of council scores around the script's "true" score, per tier.
 SCORE_NOISE = {"mini": 9.0, "standard": 6.0, "premium": 3.5}
 
@@ -79,10 +81,58 @@ def _verdict(score: float) -> str:
     return "rejected"
 
 
+def example_of(schema: Any) -> Any:
+    """A value matching a JSON schema (the simulator's stand-in for a model's answer)."""
+    if not isinstance(schema, dict):
+        return "simulated"
+    if schema.get("enum"):
+        return schema["enum"][0]
+    if "const" in schema:
+        return schema["const"]
+    for key in ("anyOf", "oneOf"):
+        if schema.get(key):
+            return example_of(schema[key][0])
+    kind = schema.get("type", "object" if "properties" in schema else "string")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        return {name: example_of(sub) for name, sub in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        return [example_of(schema.get("items") or {})] * max(1, int(schema.get("minItems") or 1))
+    return {"string": "simulated", "integer": 1, "number": 1.5, "boolean": True}.get(kind)
+
+
+def _tool_call(options: ChatOptions, rng: random.Random) -> dict[str, Any]:
+    """A call of the tool the request names (tool_choice) or else its first tool."""
+    choice = options.tool_choice
+    wanted = choice["function"]["name"] if isinstance(choice, dict) else None
+    tool = next((t for t in options.tools if t["function"]["name"] == wanted), options.tools[0])
+    function = tool["function"]
+    arguments = example_of(function.get("parameters") or {"type": "object"})
+    return {
+        "id": f"call_sim{rng.randrange(16**8):08x}",
+        "type": "function",
+        "function": {"name": function["name"], "arguments": json.dumps(arguments)},
+    }
+
+
+def _after_tool(options: ChatOptions) -> bool:
+    """The last turn is a tool's result."""
+    return bool(options.messages) and options.messages[-1].get("role") in ("tool", "function")
+
+
+def _calls_a_tool(options: ChatOptions | None) -> bool:
+    """Tools offered, not forbidden, and the last turn is not a tool's result."""
+    if options is None or not options.tools or options.tool_choice == "none":
+        return False
+    return not _after_tool(options)
+
+
 class SimulatedProvider(Provider):
     name = "simulated"
     key_env = ""
     simulated = True
+    streams = True  # its pieces are relayed as it yields them
 
     def __init__(
         self,
@@ -92,7 +142,10 @@ class SimulatedProvider(Provider):
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         judge_accuracy: float = 0.85,
         judge_position_bias: float = 0.0,
+        supports: frozenset[str] | None = None,
     ) -> None:
+        if supports is not None:  # play a vendor: refuse what it cannot honour
+            self.supports = supports
         self.seed = seed
         # As a judge (task_type "judge"): how often it picks the better answer, and the
         # share of verdicts that say "A" whatever the answers (position bias).
@@ -135,6 +188,22 @@ class SimulatedProvider(Provider):
             finish_reason = "length"
         if not request.json_mode and request.task_type != "judge":
             text = self._answer(request, tier, user_text, output_tokens, rng)
+        tool_calls: tuple[dict[str, Any], ...] = ()
+        options = request.options
+        if _calls_a_tool(options):
+            assert options is not None
+            tool_calls, text, finish_reason = (_tool_call(options, rng),), "", "tool_calls"
+        elif options is not None and options.json_schema is not None:
+            text = json.dumps(example_of(options.json_schema.get("schema") or {}))
+        elif options is not None and options.json_mode:
+            text = json.dumps({"answer": text, "simulated": True})
+        elif options is not None and not _calls_a_tool(options) and _after_tool(options):
+            result = message_text(options.messages[-1])[:200]
+            text = (
+                f"[simulated {request.model}, {tier} tier] The tool answered \u201c{result}\u201d."
+            )
+        if options is not None:
+            text = self._cut_at_stop(text, options.stop)
 
         latency_ms = (
             self.fixed_latency_ms
@@ -148,6 +217,12 @@ class SimulatedProvider(Provider):
         center = math.log(confidence)
         jitter = [rng.uniform(-0.02, 0.02) for _ in range(3)]
         logprobs = tuple(min(0.0, center + j) for j in (*jitter, *(-j for j in jitter)))
+        token_logprobs = None
+        if options is not None and options.logprobs:
+            token_logprobs = tuple(
+                {"token": f"t{i}", "logprob": value, "bytes": None, "top_logprobs": []}
+                for i, value in enumerate(logprobs)
+            )
         return CompletionResponse(
             text=text,
             model=request.model,
@@ -158,7 +233,28 @@ class SimulatedProvider(Provider):
             finish_reason=finish_reason,
             logprobs=logprobs,
             latency_ms=round(latency_ms, 3),
+            tool_calls=tool_calls,
+            token_logprobs=token_logprobs,
         )
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamDelta]:
+        """The answer in pieces of a few words (no pause between them)."""
+        response = await self.complete(request)
+        words = response.text.split(" ")
+        for start in range(0, len(words), STREAM_WORDS):
+            piece = " ".join(words[start : start + STREAM_WORDS])
+            yield StreamDelta(text=piece if start == 0 else " " + piece, model=response.model)
+        yield StreamDelta(
+            tool_calls=tool_call_deltas(response.tool_calls),
+            finish_reason=response.finish_reason,
+            usage=response.usage,
+            logprobs=response.token_logprobs,
+        )
+
+    @staticmethod
+    def _cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
+        cuts = [text.index(s) for s in stop if s and s in text]
+        return text[: min(cuts)] if cuts else text
 
     def _answer(
         self, request: CompletionRequest, tier: str, user_text: str, tokens: int, rng: random.Random

@@ -8,7 +8,8 @@ spent about 2.5 ms of CPU per loopback call here, most of it in its connection p
 against ~0.8 ms for aiohttp. ``AiohttpTransport`` plugs aiohttp in under httpx's API, the
 same idea as the ``httpx-aiohttp`` package that the official ``openai`` SDK offers, but
 mapping aiohttp's errors onto httpx's exactly (a refused connection is a ``ConnectError``,
-not a timeout) and reading each body in one go (the providers never stream).
+not a timeout) and reading each body in one go, except a streamed completion's (the
+request's ``router_stream`` extension), whose body is read as the upstream sends it.
 
 ``UpstreamClient`` (what ``upstream_client`` returns) is an ``httpx.AsyncClient`` whose
 ``post(url, json=..., headers=..., timeout=...)``, the providers' one call, skips the parts
@@ -39,6 +40,8 @@ import httpx
 import yarl
 from httpx._client import ClientState, UseClientDefault
 from httpx._content import ByteStream
+
+from routing_platform.engine.providers.base import STREAM_EXTENSION
 
 DEFAULT_MAX_CONNECTIONS = 100
 DEFAULT_KEEPALIVE_S = 15.0
@@ -148,6 +151,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.extensions.get(STREAM_EXTENSION):
+            return await self._streamed(request)
         session = self._get_session()
         body = await request.aread()
         url = request.url
@@ -170,6 +175,33 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if reason:
             extensions["reason_phrase"] = reason.encode("latin-1", "replace")
         return _response(status, raw_headers, content, request, extensions)
+
+    async def _streamed(self, request: httpx.Request) -> httpx.Response:
+        """The response as soon as its headers arrive, its body read as the upstream sends
+        it (server-sent events); closing the response releases the connection."""
+        session = self._get_session()
+        body = await request.aread()
+        try:
+            response = await session.request(
+                request.method,
+                _yarl_url(str(request.url)),
+                headers=request.headers.multi_items(),
+                data=body or None,
+                allow_redirects=False,
+                timeout=_timeout(request),
+            )
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as err:
+            raise _httpx_error(err, request) from err
+        extensions = {"http_version": b"HTTP/1.1"}
+        if response.reason:
+            extensions["reason_phrase"] = response.reason.encode("latin-1", "replace")
+        return httpx.Response(
+            response.status,
+            headers=response.raw_headers,
+            stream=_AiohttpBody(response, request),
+            request=request,
+            extensions=extensions,
+        )
 
     async def send_raw(self, template: _Template, body: bytes) -> tuple[int, Any, Any, bytes]:
         """A template's POST with ``body`` straight through aiohttp: (status, raw headers,
@@ -205,6 +237,27 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if connector is not None:
             with contextlib.suppress(Exception):
                 connector._close()  # closes the sockets now; nothing to await without a loop
+
+
+class _AiohttpBody(httpx.AsyncByteStream):
+    """An aiohttp response body as httpx's stream, chunk by chunk as it arrives."""
+
+    def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
+        self.response = response
+        self.request = request
+
+    async def __aiter__(self):
+        try:
+            async for chunk in self.response.content.iter_any():
+                yield chunk
+        except (TimeoutError, aiohttp.ClientError, OSError) as err:
+            raise _httpx_error(err, self.request) from err
+
+    async def aclose(self) -> None:
+        if self.response.content.at_eof():
+            self.response.release()  # read to the end: the connection goes back to the pool
+        else:
+            self.response.close()  # cut short: this connection is not reusable
 
 
 class _Template:
