@@ -35,14 +35,17 @@ def _sums_sql(*, by_phase: bool, phases: int = 0) -> str:
             "AND c.phase_id = %s " if by_phase else ""
         )
     phase = "phase_id, " if phases else ""
+    inner_phase = "c.phase_id AS phase_id, " if phases else ""
+    group_phase = "c.phase_id, " if phases else ""
     # Table names are the models' own (constants); every value is a parameter.
     return (
         f"SELECT {phase}source, arm_key, COUNT(*), SUM(x), SUM(y), SUM(x * x), SUM(y * y), SUM(x * y) "  # noqa: S608
-        f"FROM (SELECT c.phase_id AS phase_id, s.source AS source, a.{quote('key')} AS arm_key, "
+        f"FROM (SELECT {inner_phase}s.source AS source, "
+        f"a.{quote('key')} AS arm_key, "
         "c.unit_id AS unit_id, COUNT(*) * 1.0 AS x, SUM(s.value) AS y "
         f"FROM {signal} s JOIN {call} c ON c.id = s.call_id JOIN {arm} a ON a.id = c.arm_id "
         f"WHERE {where}"
-        f"GROUP BY c.phase_id, s.source, a.{quote('key')}, c.unit_id) units "
+        f"GROUP BY {group_phase}s.source, a.{quote('key')}, c.unit_id) units "
         f"GROUP BY {phase}source, arm_key"
     )
 
