@@ -33,7 +33,7 @@ from experiments.models import Experiment
 from experiments.reports import experiment_report
 
 GUARDRAIL_LABELS = {
-    "quality": "Quality drop",
+    "quality": "Quality",
     "error_rate": "Error rate rise",
     "latency_p95": "Latency p95 rise",
 }
@@ -137,7 +137,8 @@ def guardrail_rows(report: dict) -> list[dict]:
         rows.append(
             {
                 "arm": guardrail["arm"],
-                "label": GUARDRAIL_LABELS.get(guardrail["guardrail"], guardrail["guardrail"]),
+                "label": GUARDRAIL_LABELS.get(guardrail["guardrail"], guardrail["guardrail"])
+                + (f" ({guardrail['source']})" if guardrail.get("source") else ""),
                 "margin": (
                     f"{guardrail['margin'] * 100:.2f} pts" if rate else pct(guardrail["margin"], 1)
                 ),

@@ -7,8 +7,11 @@ with a level, a message that states the measured value, and an action.
 
 SRM and guardrails are the experiment report's own code (``experiments.analysis``: the
 SRM rule with its minimum expected count; the guardrail checks with the experiment's
-margins, alpha and sequential setting), applied to the dashboard's window; a guardrail alert fires only when its
-test *fails* (the interval rules the margin out), not while it is inconclusive.
+margins, alpha and sequential setting), applied to the dashboard's window; the quality
+guardrail is the check of the experiment's quality signal on the phase's unit-level
+signal sums, exactly as in the report (``final_score`` is never quality). A guardrail
+alert fires only when its test *fails* (the interval rules the margin out), not while it
+is inconclusive.
 """
 
 from __future__ import annotations
@@ -20,11 +23,14 @@ from datetime import timedelta
 from django.db.models import Count
 
 from experiments.analysis.guardrails import guardrail_checks
+from experiments.analysis.quality import AGREEMENT, QualitySettings
 from experiments.analysis.srm import SRM_MIN_EXPECTED, srm_p_value  # noqa: F401 - public names
 from experiments.metrics import DashboardMetrics, Totals, arm_totals, error_totals
 from experiments.models import AlertRule, Assignment, Experiment
-from experiments.stats import MeanStats
+from experiments.quality_report import quality_platform_settings
+from experiments.selectors_quality import quality_sums_by_phase
 from experiments.stats.noninferiority import FAIL
+from experiments.stats.ratio import RatioSums
 from experiments.stats.sequential import DEFAULT_TUNING_N
 
 #: The window the error-rate rule compares when the dashboard shows all time.
@@ -96,19 +102,22 @@ class ArmSnapshot:
     units: int
     requests: int = 0
     errors: int = 0
-    quality: MeanStats = field(default_factory=lambda: MeanStats(n=0, sum=0.0, sum_squares=0.0))
+    #: Unit-level sums of the experiment's quality signal over the phase (the report's).
+    quality_signals: RatioSums | None = None
     latency_hist: tuple[int, ...] = ()
 
     def sufficient_statistics(self) -> dict[str, dict]:
-        """The guardrails' inputs, shaped as the report's (``CallSums``)."""
-        return {
-            "quality": {
-                "n": self.quality.n,
-                "sum": self.quality.sum,
-                "sum_squares": self.quality.sum_squares,
-            },
-            "error_rate": {"n": self.requests, "successes": self.errors},
-        }
+        """The guardrails' call-level inputs, shaped as the report's (``CallSums``)."""
+        return {"error_rate": {"n": self.requests, "successes": self.errors}}
+
+
+def _default_quality() -> dict:
+    defaults = QualitySettings()
+    return {
+        "min_signals": defaults.min_signals,
+        "agreement_floor": defaults.agreement_floor,
+        "judge_margin": defaults.judge_margin,
+    }
 
 
 @dataclass(frozen=True)
@@ -121,6 +130,10 @@ class ExperimentSnapshot:
     arms: tuple[ArmSnapshot, ...]
     alpha: float = 0.05
     sequential_testing: bool = True
+    #: The experiment's quality signal and the platform's quality settings (a report's
+    #: ``settings["quality_signal"]`` and ``settings["quality"]``).
+    quality_signal: str = AGREEMENT
+    quality: dict = field(default_factory=_default_quality)
 
 
 @dataclass(frozen=True)
@@ -242,16 +255,30 @@ def _srm_alerts(rule: Rule, snapshot: AlertSnapshot, alert) -> list[Alert]:
 
 
 _GUARDRAIL_TEXT = {
-    "quality": ("quality (final_score)", "a drop of at most {:g}%", "guardrail_quality_drop_pct"),
+    "quality": ("quality ({})", "{}", None),
     "error_rate": ("error rate", "a rise of at most {:g} points", "guardrail_error_rate_rise_pts"),
     "latency_p95": ("latency p95", "a rise of at most {:g}%", "guardrail_latency_p95_rise_pct"),
 }
 
 
+def _quality_limit(check: dict) -> str:
+    settings = check["inputs"]["settings"]
+    return {
+        "agreement": f"mean agreement below {settings['agreement_floor']:g}",
+        "judge": f"a judge win rate below {0.5 - settings['judge_margin']:g}",
+        "feedback": f"a feedback drop of more than {settings['feedback_drop']:.0%}",
+    }[check["source"]]
+
+
 def _measured(name: str, check: dict, control: ArmSnapshot, arm: ArmSnapshot) -> str:
     harm = check["result"]["harm"]
     if name == "quality":
-        return f"{arm.quality.mean:.1f} vs {control.quality.mean:.1f}, {harm * 100:.1f}% lower"
+        versus = check["control_estimate"]
+        return (
+            f"{check['estimate']:.3f}"
+            + (f" vs {versus:.3f}" if versus is not None else "")
+            + f" (harm {harm:+.3f})"
+        )
     if name == "error_rate":
         return (
             f"{_pct(arm.errors / arm.requests)} vs {_pct(control.errors / control.requests)}, "
@@ -275,10 +302,14 @@ def _guardrail_results(experiment: ExperimentSnapshot, control: ArmSnapshot, arm
         "guardrail_quality_drop_pct": experiment.guardrail_quality_drop_pct,
         "guardrail_error_rate_rise_pts": experiment.guardrail_error_rate_rise_pts,
         "guardrail_latency_p95_rise_pct": experiment.guardrail_latency_p95_rise_pct,
+        "quality_signal": experiment.quality_signal,
+        "quality": experiment.quality,
     }
     checks = guardrail_checks(
         control=control.sufficient_statistics(),
         treatment=arm.sufficient_statistics(),
+        control_quality=control.quality_signals,
+        treatment_quality=arm.quality_signals,
         control_hist=list(control.latency_hist),
         treatment_hist=list(arm.latency_hist),
         settings=settings,
@@ -289,7 +320,10 @@ def _guardrail_results(experiment: ExperimentSnapshot, control: ArmSnapshot, arm
             continue
         name = check["guardrail"]
         label, limit, field_name = _GUARDRAIL_TEXT[name]
-        limit_text = limit.format(getattr(experiment, field_name))
+        if name == "quality":
+            label, limit_text = label.format(check["source"]), _quality_limit(check)
+        else:
+            limit_text = limit.format(getattr(experiment, field_name))
         results.append((label, limit_text, _measured(name, check, control, arm), check["result"]))
     return results
 
@@ -375,7 +409,7 @@ def _error_baselines(rules: Iterable[Rule], metrics: DashboardMetrics) -> tuple[
 def _experiment_snapshots(metrics: DashboardMetrics) -> tuple[ExperimentSnapshot, ...]:
     """Running and paused experiments (or the filtered one) with units and figures per arm
     (four queries: experiments, their arms, their phases, units per arm; five when some
-    experiment has several phases)."""
+    experiment has several phases; one more for the quality-signal sums of the phases)."""
     experiments = Experiment.objects.prefetch_related("arms", "phases")
     if metrics.experiment_key:
         experiments = experiments.filter(key=metrics.experiment_key)
@@ -411,9 +445,16 @@ def _experiment_snapshots(metrics: DashboardMetrics) -> tuple[ExperimentSnapshot
                 phase_id = row["phase_id"] if field == "phase_id" else phases[row[field]].pk
                 units[(phase_id, row["arm_id"])] = row["units"]
     totals_by_arm = arm_totals(metrics.cube_rows)
+    platform = quality_platform_settings()
+    # The report's quality sums: per current phase, its signals of the experiment's source.
+    signals_by_phase = quality_sums_by_phase(
+        phase_ids=[phase.pk for phase in phases.values()],
+        source_by_phase={phases[e.pk].pk: e.quality_signal for e in experiments if e.pk in phases},
+    )
     snapshots = []
     for experiment in experiments:
         phase = phases.get(experiment.pk)
+        signals = signals_by_phase.get(phase.pk, {}) if phase is not None else {}
         weights = {}
         if phase is not None and len(phase.arm_keys) == len(phase.weights):
             weights = dict(zip(phase.arm_keys, phase.weights, strict=True))
@@ -428,11 +469,7 @@ def _experiment_snapshots(metrics: DashboardMetrics) -> tuple[ExperimentSnapshot
                     units=units.get((phase.pk, arm.pk), 0) if phase is not None else 0,
                     requests=totals.requests,
                     errors=totals.errors,
-                    quality=MeanStats(
-                        n=totals.quality_n,
-                        sum=totals.quality_sum,
-                        sum_squares=max(totals.quality_sumsq, 0.0),
-                    ),
+                    quality_signals=signals.get(arm.key),
                     latency_hist=tuple(
                         metrics.histograms.latency_by_arm.get((experiment.key, arm.key)) or ()
                     ),
@@ -448,6 +485,8 @@ def _experiment_snapshots(metrics: DashboardMetrics) -> tuple[ExperimentSnapshot
                 arms=tuple(arms),
                 alpha=experiment.alpha,
                 sequential_testing=experiment.sequential_testing,
+                quality_signal=experiment.quality_signal,
+                quality=platform,
             )
         )
     return tuple(snapshots)

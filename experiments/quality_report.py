@@ -1,59 +1,87 @@
-"""The report's quality section and quality guardrail, from quality signals.
+"""The report's quality data: loaded with the rest of the report, analysed by
+``experiments.analysis.quality``.
 
-``quality_report_apply`` adds ``report["quality"]``: for every source (agreement, judge,
-feedback) each arm's unit-level sums (:class:`~experiments.stats.ratio.RatioSums`), its
-coverage (the share of the arm's calls that carry a signal), the judge's cost, and each
-treatment's check; then it puts the check of the experiment's chosen signal
-(``Experiment.quality_signal``) in place of the "quality" guardrail and decides again.
-``final_score`` stays in the report only as the "score level" test, never as quality.
-Every input of the checks is in the section, so ``experiments.stats.quality
-.quality_check`` recomputes them from an exported file alone.
+:func:`quality_data_load` reads (a fixed number of queries) for every source (agreement,
+judge, feedback) each arm's unit-level sums (:class:`~experiments.stats.ratio.RatioSums`)
+of the phase, its coverage (the share of the arm's calls that carry a signal), the
+judge's cost, the chosen signal by day and how often judge and feedback agree.
+:func:`quality_section` (no queries) turns that into ``report["quality"]`` with each
+treatment's check per source. The "quality" guardrail itself is computed inside the
+report build by ``experiments.analysis.guardrails.guardrail_checks`` from the same sums,
+so the decision includes it; the alerts use the same function on the same sums
+(:func:`quality_platform_settings` and ``selectors_quality.quality_sums``).
+Every input of the checks is in the section, so
+``experiments.analysis.quality.quality_check`` recomputes them from an exported file.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings as django_settings
 
+from experiments.analysis.quality import SOURCES, quality_check, quality_settings
 from experiments.models import Experiment, Phase
 from experiments.selectors_quality import (
+    SignalCoverage,
     arm_calls,
     judge_feedback_agreement,
     quality_by_day,
     quality_coverage,
     quality_sums_by_source,
 )
-from experiments.stats.quality import NOT_ENOUGH, SOURCES, QualitySettings, quality_check
 from experiments.stats.ratio import RatioSums, ratio_estimate
 
-QUALITY_GUARDRAIL = "quality"
+
+def quality_platform_settings() -> dict:
+    """The platform's QUALITY_* settings the guardrail reads (``settings["quality"]`` of a
+    report; the experiment's ``guardrail_quality_drop_pct`` is the feedback margin)."""
+    return {
+        "min_signals": int(django_settings.QUALITY_MIN_SIGNALS),
+        "agreement_floor": float(django_settings.QUALITY_AGREEMENT_FLOOR),
+        "judge_margin": float(django_settings.QUALITY_JUDGE_MARGIN),
+    }
 
 
-def quality_settings(*, report_settings: dict, experiment: Experiment) -> QualitySettings:
-    """The guardrail's settings: the report's alpha and sequential mode, the platform's
-    QUALITY_* settings, and the experiment's allowed feedback drop."""
-    return QualitySettings(
-        alpha=float(report_settings["alpha"]),
-        sequential=bool(report_settings["sequential_testing"]),
-        tuning_n=float(report_settings["tuning_n"]),
-        min_signals=int(django_settings.QUALITY_MIN_SIGNALS),
-        agreement_floor=float(django_settings.QUALITY_AGREEMENT_FLOOR),
-        judge_margin=float(django_settings.QUALITY_JUDGE_MARGIN),
-        feedback_drop=float(experiment.guardrail_quality_drop_pct) / 100.0,
-    )
+@dataclass
+class QualityData:
+    """What the report reads about quality signals (see the module docstring)."""
+
+    #: source -> arm key -> unit-level sums of the phase's signals.
+    sums_by_source: dict[str, dict[str, RatioSums]] = field(default_factory=dict)
+    #: source -> arm key -> coverage and cost.
+    coverage: dict[str, dict[str, SignalCoverage]] = field(default_factory=dict)
+    by_day: list[dict] = field(default_factory=list)
+    judge_feedback_agreement: dict = field(default_factory=dict)
+
+    def sums(self, source: str, arm_key: str) -> RatioSums | None:
+        return self.sums_by_source.get(source, {}).get(arm_key)
 
 
-def _phase_id(experiment: Experiment, report: dict) -> int | None:
-    phase = report.get("phase")
-    if not phase:
-        return None
-    return (
-        Phase.objects.filter(experiment=experiment, number=phase["number"])
-        .values_list("pk", flat=True)
-        .first()
+def quality_data_load(
+    *,
+    experiment: Experiment,
+    phase: Phase | None,
+    arm_keys: list[str],
+    window_start: datetime | None,
+    window_end: datetime,
+) -> QualityData:
+    """The quality signals of the phase (sums, coverage) and of the experiment (by day,
+    judge vs feedback), a fixed number of queries."""
+    phase_id = phase.pk if phase is not None else None
+    # Coverage's denominator: each arm's finished calls, shadows included, from the
+    # rollups of the report's window (no scan of the calls table).
+    calls = arm_calls(experiment=experiment, window_start=window_start, window_end=window_end)
+    calls_by_arm = {key: calls.get(key, 0) for key in arm_keys}
+    return QualityData(
+        sums_by_source=quality_sums_by_source(experiment=experiment, phase_id=phase_id),
+        coverage=quality_coverage(
+            experiment=experiment, calls_by_arm=calls_by_arm, phase_id=phase_id
+        ),
+        by_day=quality_by_day(experiment=experiment, source=experiment.quality_signal),
+        judge_feedback_agreement=judge_feedback_agreement(experiment=experiment),
     )
 
 
@@ -62,34 +90,24 @@ def _mean(sums: RatioSums) -> float | None:
     return None if math.isnan(value) else value
 
 
-def quality_section(*, report: dict, experiment: Experiment) -> dict:
-    """Per source: per-arm sums and coverage, and each treatment's check (JSON-ready)."""
-    phase_id = _phase_id(experiment, report)
-    settings = quality_settings(report_settings=report["settings"], experiment=experiment)
-    arm_keys = [arm["key"] for arm in report["arms"]]
-    control = report.get("control")
-    # Coverage's denominator: each arm's finished calls, shadows included, from the
-    # rollups of the report's window (no scan of the calls table).
-    window = report["window"]
-    calls = arm_calls(
-        experiment=experiment,
-        window_start=datetime.fromisoformat(window["start"]) if window["start"] else None,
-        window_end=datetime.fromisoformat(window["end"]),
-    )
-    calls_by_arm = {key: calls.get(key, 0) for key in arm_keys}
-    coverage = quality_coverage(experiment=experiment, calls_by_arm=calls_by_arm, phase_id=phase_id)
-    sums_by_source = quality_sums_by_source(experiment=experiment, phase_id=phase_id)
+def quality_section(
+    *, data: QualityData, settings: dict, arm_keys: list[str], control: str
+) -> dict:
+    """Per source: per-arm sums and coverage, and each treatment's check (JSON-ready; no
+    queries)."""
+    checked = quality_settings(settings)
     signals: dict[str, dict] = {}
     for source in SOURCES:
-        sums = sums_by_source.get(source, {})
+        sums = data.sums_by_source.get(source, {})
+        coverage = data.coverage.get(source, {})
         arms = {
             key: {
                 "sums": sums.get(key, RatioSums()).as_dict(),
                 "mean": _mean(sums.get(key, RatioSums())),
-                **coverage[source][key].as_dict(),
+                **coverage[key].as_dict(),
             }
             for key in arm_keys
-            if key in coverage[source]
+            if key in coverage
         }
         checks = {}
         if control in arms:
@@ -100,60 +118,15 @@ def quality_section(*, report: dict, experiment: Experiment) -> dict:
                     source=source,
                     control=sums.get(control, RatioSums()),
                     treatment=sums.get(key, RatioSums()),
-                    settings=settings,
+                    settings=checked,
                 ).as_dict()
         signals[source] = {"arms": arms, "checks": checks}
     judge_cost = sum(arm["cost_usd"] for arm in signals["judge"]["arms"].values())
     return {
-        "signal": experiment.quality_signal,
-        "settings": settings.as_dict(),
+        "signal": settings["quality_signal"],
+        "settings": checked.as_dict(),
         "signals": signals,
         "measuring_cost_usd": {"judge": judge_cost},
-        "by_day": quality_by_day(experiment=experiment, source=experiment.quality_signal),
-        "judge_feedback_agreement": judge_feedback_agreement(experiment=experiment),
+        "by_day": data.by_day,
+        "judge_feedback_agreement": data.judge_feedback_agreement,
     }
-
-
-def _guardrail(arm_key: str, control: str, section: dict) -> dict:
-    source = section["signal"]
-    check = section["signals"][source]["checks"][arm_key]
-    arms = section["signals"][source]["arms"]
-    return {
-        "arm": arm_key,
-        "control": control,
-        "guardrail": QUALITY_GUARDRAIL,
-        "margin": check["margin"],
-        "inputs": {
-            "source": source,
-            "control": arms.get(control, {}).get("sums"),
-            "treatment": arms.get(arm_key, {}).get("sums"),
-            "settings": section["settings"],
-        },
-        "result": check["result"],
-        "status": check["status"],
-        "error": check["error"],
-        "source": source,
-    }
-
-
-def quality_report_apply(
-    *, report: dict, experiment: Experiment, decide: Callable[[dict], dict]
-) -> dict:
-    """``report`` with its quality section, the signal-based quality guardrail in place
-    of the final_score one, and the decision taken again (module docstring)."""
-    if report.get("control") is None or len(report["arms"]) < 2:
-        return report
-    section = quality_section(report=report, experiment=experiment)
-    report["quality"] = section
-    control = report["control"]
-    guardrails = []
-    for guardrail in report["guardrails"]:
-        if guardrail["guardrail"] == QUALITY_GUARDRAIL:
-            guardrail = _guardrail(guardrail["arm"], control, section)
-        guardrails.append(guardrail)
-    report["guardrails"] = guardrails
-    report["decision"] = decide(report)
-    for guardrail in guardrails:
-        if guardrail["guardrail"] == QUALITY_GUARDRAIL and NOT_ENOUGH in (guardrail["error"] or ""):
-            report["decision"]["reasons"].append(f"{guardrail['arm']}: {guardrail['error']}.")
-    return report

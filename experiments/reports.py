@@ -17,9 +17,23 @@ calls):
 - shadow pairs: the differences of the most recent 5,000 paired calls, by a SQL self-join;
 - per unit: one ``GROUP BY arm_key`` over the phase's :class:`~experiments.models.UnitRollup`
   rows (``experiments.selectors_analysis``), plus the pre-exposure join with CUPED.
+- quality signals: per source and arm the unit-level sums of the phase's signals (one
+  ``GROUP BY unit`` then over units), their coverage and cost
+  (``experiments.quality_report``, ``experiments.selectors_quality``).
 
-The statistics are ``experiments.analysis`` (metric definitions, tests, guardrails, SRM,
-decision); this module loads the sums and assembles the report. The analysis unit is the
+============== ================================================= =====================
+report part    measured by                                       role
+============== ================================================= =====================
+quality        the experiment's quality signal (agreement floor, guardrail
+               judge win rate vs 0.5 - margin, feedback drop)
+score level    ``final_score`` (test ``quality:<arm>``)           secondary metric only
+error_rate     errored / finished calls                          guardrail
+latency_p95    histogram p95 of successful calls                 guardrail
+cost/request   cost per finished call                            primary metric
+============== ================================================= =====================
+
+The statistics are ``experiments.analysis`` (metric definitions, tests, guardrails
+including the quality check of quality signals, SRM, decision); this module loads the sums and assembles the report. The analysis unit is the
 experiment's unit (delta method over per-unit sums, docs/statistics.md) when the phase
 has unit rows, else the call (request-level experiments, data recorded before the unit
 rollup). The decision rule is :func:`experiments.analysis.decision.decide`.
@@ -74,7 +88,12 @@ from experiments.analysis.metrics import (
 )
 from experiments.analysis.sums import CallSums, mean_stats, rate_stats, unit_summary
 from experiments.models import Arm, ArmRollup, Assignment, Experiment, Phase, RoutedCall
-from experiments.quality_report import quality_report_apply
+from experiments.quality_report import (
+    QualityData,
+    quality_data_load,
+    quality_platform_settings,
+    quality_section,
+)
 from experiments.rollups import hour_start
 from experiments.selectors_analysis import unit_moments_by_arm, unit_sums_by_arm
 from experiments.stats import sequential as stats_sequential
@@ -132,6 +151,9 @@ class ReportData:
     #: signals: x_u = calls with a signal, y_u = sum of the signal values); each becomes
     #: a secondary test by the delta method whatever the analysis unit.
     extra_metrics: dict[str, dict[str, RatioSums]] = field(default_factory=dict)
+    #: The quality signals: per source and arm the unit-level sums (the quality
+    #: guardrail's inputs), coverage and cost (``experiments.quality_report``).
+    quality: QualityData = field(default_factory=QualityData)
 
     @property
     def analysis_unit(self) -> str:
@@ -328,6 +350,13 @@ def report_data_load(*, experiment: Experiment, now: datetime | None = None) -> 
     if has_shadows:
         paired = _paired_differences(experiment, control, window_start, window_end)
     unit_sums, moments, note = _unit_data_load(experiment, phase)
+    quality = quality_data_load(
+        experiment=experiment,
+        phase=phase,
+        arm_keys=[arm.key for arm in arms],
+        window_start=window_start,
+        window_end=window_end,
+    )
     return ReportData(
         arms=arms,
         phase=phase,
@@ -341,6 +370,7 @@ def report_data_load(*, experiment: Experiment, now: datetime | None = None) -> 
         unit_sums=unit_sums,
         moments=moments,
         analysis_unit_note=note,
+        quality=quality,
     )
 
 
@@ -613,6 +643,8 @@ def experiment_settings(experiment: Experiment) -> dict:
         "cuped": bool(experiment.cuped_enabled),
         "cuped_lookback_days": int(experiment.cuped_lookback_days),
         "srm_min_expected": srm.SRM_MIN_EXPECTED,
+        "quality_signal": experiment.quality_signal,
+        "quality": quality_platform_settings(),
     }
 
 
@@ -766,9 +798,12 @@ def _arm_guardrails(arm: Arm, control_key: str, data: ReportData, report: dict, 
     else:
         control = arms[control_key]["sufficient_statistics"]
         treatment = arms[arm.key]["sufficient_statistics"]
+    signal = settings["quality_signal"]
     checks = guardrail_checks(
         control=control,
         treatment=treatment,
+        control_quality=data.quality.sums(signal, control_key),
+        treatment_quality=data.quality.sums(signal, arm.key),
         control_hist=data.latency_hists.get(control_key),
         treatment_hist=data.latency_hists.get(arm.key),
         settings=settings,
@@ -854,6 +889,12 @@ def report_build(*, experiment: Experiment, data: ReportData) -> dict:
             arm, control_arm.key, data, report, settings
         )
     adjust_families(report["tests"], alpha=alpha)
+    report["quality"] = quality_section(
+        data=data.quality,
+        settings=settings,
+        arm_keys=[arm.key for arm in data.arms],
+        control=control_arm.key,
+    )
     report["paired"] = _paired_tests(data.paired, alpha=alpha)
     report["cumulative"] = _cumulative(
         data, control_arm.key, [arm.key for arm in treatments], settings
@@ -893,9 +934,7 @@ def experiment_report(
     data = report_data_load(experiment=experiment, now=now)
     if extra_metrics:
         data.extra_metrics = dict(extra_metrics)
-    report = report_build(experiment=experiment, data=data)
-    # Quality is measured by quality signals, not final_score (experiments.quality_report).
-    return quality_report_apply(report=report, experiment=experiment, decide=decide)
+    return report_build(experiment=experiment, data=data)
 
 
 def report_export_json(*, experiment: Experiment, now: datetime | None = None) -> str:

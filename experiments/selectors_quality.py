@@ -19,23 +19,39 @@ from experiments.models import Arm, ArmRollup, Experiment, QualitySignal, Routed
 from experiments.stats.ratio import RatioSums
 
 
-def _sums_sql(*, by_phase: bool) -> str:
+def _sums_sql(*, by_phase: bool, phases: int = 0) -> str:
+    """One phase (``by_phase``), every phase of the experiment, or (``phases`` > 0) per
+    phase of that many phase ids (then grouped by phase too, any experiment)."""
     quote = connection.ops.quote_name
     signal, call, arm = (
         quote(QualitySignal._meta.db_table),
         quote(RoutedCall._meta.db_table),
         quote(Arm._meta.db_table),
     )
+    if phases:
+        where = f"c.phase_id IN ({', '.join(['%s'] * phases)}) AND s.status = %s "
+    else:
+        where = "c.experiment_id = %s AND s.status = %s " + (
+            "AND c.phase_id = %s " if by_phase else ""
+        )
+    phase = "phase_id, " if phases else ""
+    inner_phase = "c.phase_id AS phase_id, " if phases else ""
+    group_phase = "c.phase_id, " if phases else ""
     # Table names are the models' own (constants); every value is a parameter.
     return (
-        "SELECT source, arm_key, COUNT(*), SUM(x), SUM(y), SUM(x * x), SUM(y * y), SUM(x * y) "  # noqa: S608
-        f"FROM (SELECT s.source AS source, a.{quote('key')} AS arm_key, c.unit_id AS unit_id, "
-        "COUNT(*) * 1.0 AS x, SUM(s.value) AS y "
+        f"SELECT {phase}source, arm_key, COUNT(*), SUM(x), SUM(y), SUM(x * x), SUM(y * y), SUM(x * y) "  # noqa: S608
+        f"FROM (SELECT {inner_phase}s.source AS source, "
+        f"a.{quote('key')} AS arm_key, "
+        "c.unit_id AS unit_id, COUNT(*) * 1.0 AS x, SUM(s.value) AS y "
         f"FROM {signal} s JOIN {call} c ON c.id = s.call_id JOIN {arm} a ON a.id = c.arm_id "
-        "WHERE c.experiment_id = %s AND s.status = %s "
-        + ("AND c.phase_id = %s " if by_phase else "")
-        + f"GROUP BY s.source, a.{quote('key')}, c.unit_id) units GROUP BY source, arm_key"
+        f"WHERE {where}"
+        f"GROUP BY {group_phase}s.source, a.{quote('key')}, c.unit_id) units "
+        f"GROUP BY {phase}source, arm_key"
     )
+
+
+def _ratio_sums(n, *sums) -> RatioSums:
+    return RatioSums(int(n), *(float(value or 0.0) for value in sums))
 
 
 def quality_sums_by_source(
@@ -51,8 +67,29 @@ def quality_sums_by_source(
         )
         rows = cursor.fetchall()
     out: dict[str, dict[str, RatioSums]] = defaultdict(dict)
-    for source, arm_key, n, *sums in rows:
-        out[source][arm_key] = RatioSums(int(n), *(float(value or 0.0) for value in sums))
+    for source, arm_key, *sums in rows:
+        out[source][arm_key] = _ratio_sums(*sums)
+    return dict(out)
+
+
+def quality_sums_by_phase(
+    *, phase_ids: list[int], source_by_phase: dict[int, str]
+) -> dict[int, dict[str, RatioSums]]:
+    """``{phase_id: {arm_key: RatioSums}}``: per phase, the unit-level sums of the signals
+    of that phase's source (``source_by_phase``), as :func:`quality_sums` gives them for
+    one phase; one query for all the phases (the alerts of every running experiment)."""
+    if not phase_ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _sums_sql(by_phase=False, phases=len(phase_ids)),
+            [*phase_ids, QualitySignal.Status.OK],
+        )
+        rows = cursor.fetchall()
+    out: dict[int, dict[str, RatioSums]] = defaultdict(dict)
+    for phase_id, source, arm_key, *sums in rows:
+        if source_by_phase.get(phase_id) == source:
+            out[phase_id][arm_key] = _ratio_sums(*sums)
     return dict(out)
 
 
@@ -243,5 +280,6 @@ __all__ = [
     "quality_by_day",
     "quality_coverage",
     "quality_sums",
+    "quality_sums_by_phase",
     "quality_sums_by_source",
 ]

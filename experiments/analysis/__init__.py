@@ -8,11 +8,15 @@ disagree.
 - ``sums``: per-arm call-level sums (:class:`CallSums`) and unit-level RatioSums;
 - ``comparisons``: the test of one metric (call level, unit level by the delta method,
   CUPED) and Holm-Bonferroni;
-- ``guardrails``: the non-inferiority guardrails; ``srm``: sample-ratio mismatch;
+- ``guardrails``: the guardrails; ``quality``: the quality guardrail of the experiment's
+  quality signal (agreement floor, judge win rate, feedback drop) on unit-level sums;
+  ``srm``: sample-ratio mismatch;
 - ``decision``: the decision rule.
 
-A metric from elsewhere (e.g. quality signals) plugs in as per-arm
-:class:`~experiments.stats.ratio.RatioSums` through
+Quality signals enter as per-arm :class:`~experiments.stats.ratio.RatioSums` of the
+chosen source (``guardrail_checks(control_quality=..., treatment_quality=...)``);
+``final_score`` is only the "score level" metric. Another metric from elsewhere plugs in
+as per-arm RatioSums through
 :func:`~experiments.analysis.comparisons.compare_ratio_metric`.
 """
 
@@ -25,6 +29,15 @@ from experiments.analysis.comparisons import (
 from experiments.analysis.decision import GUARDRAIL_FAILED, INVALID, NO_WINNER_YET, WINNER, decide
 from experiments.analysis.guardrails import guardrail_checks, latency_quantile
 from experiments.analysis.metrics import CALL, METRICS, PRIMARY_METRIC, UNIT
+from experiments.analysis.quality import (
+    NOT_ENOUGH,
+    QUALITY_GUARDRAIL,
+    SOURCES,
+    QualitySettings,
+    quality_check,
+    quality_guardrail,
+    quality_settings,
+)
 from experiments.analysis.srm import SRM_MIN_EXPECTED, srm_check, srm_p_value
 from experiments.analysis.sums import CallSums, unit_statistics
 
@@ -32,6 +45,10 @@ __all__ = [
     "CALL",
     "GUARDRAIL_FAILED",
     "INVALID",
+    "NOT_ENOUGH",
+    "QUALITY_GUARDRAIL",
+    "SOURCES",
+    "QualitySettings",
     "METRICS",
     "NO_WINNER_YET",
     "PRIMARY_METRIC",
@@ -46,6 +63,9 @@ __all__ = [
     "decide",
     "guardrail_checks",
     "latency_quantile",
+    "quality_check",
+    "quality_guardrail",
+    "quality_settings",
     "srm_check",
     "srm_p_value",
     "unit_statistics",

@@ -11,7 +11,8 @@ exported report can be re-decided from the file. The rule, in order:
    Holm-Bonferroni, with every guardrail shown non-inferior and every arm at its minimum
    sample (units when the analysis unit is the unit, else calls); or the control, when
    every treatment is significantly worse;
-4. ``no winner yet``: otherwise, saying what is missing.
+4. ``no winner yet``: otherwise, saying what is missing (with "not enough quality
+   signals" when the quality guardrail lacks them: unmeasured quality never passes).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from experiments.analysis.comparisons import DECISION_POWER
 from experiments.analysis.metrics import METRICS, PRIMARY_METRIC
+from experiments.analysis.quality import NOT_ENOUGH
 
 WINNER = "winner"
 NO_WINNER_YET = "no winner yet"
@@ -151,6 +153,11 @@ def decide(report: dict) -> dict:
             decision["reasons"].append(
                 f"{test['treatment']}: guardrails not yet shown within their margins: {', '.join(pending)}."
             )
+        decision["reasons"] += [
+            f"{test['treatment']}: {g['error']}."
+            for g in guardrails_by_arm[test["treatment"]]
+            if NOT_ENOUGH in (g.get("error") or "")
+        ]
         timing = report["time_to_decision"].get(test["treatment"], {})
         if timing.get("days_to_decision") is not None:
             decision["reasons"].append(

@@ -1,14 +1,17 @@
 """Guardrails: is a treatment shown no worse than the experiment's margins?
 
-One implementation for the report and the alerts (quality drop, error-rate rise,
-latency p95 rise; non-inferiority tests from ``experiments.stats.noninferiority``), so a
-guardrail alert fires exactly when the report's guardrail fails on the same sums.
+One implementation for the report and the alerts (quality by the experiment's quality
+signal, ``experiments.analysis.quality``; error-rate rise and latency p95 rise by the
+non-inferiority tests of ``experiments.stats.noninferiority``), so a guardrail alert fires
+exactly when the report's guardrail fails on the same sums. ``final_score`` is no
+guardrail: it is the "score level" secondary metric.
 """
 
 from __future__ import annotations
 
 from experiments import stats
-from experiments.analysis.sums import mean_stats, rate_stats
+from experiments.analysis.quality import quality_guardrail
+from experiments.analysis.sums import rate_stats
 from experiments.stats.histograms import LATENCY_HIST_EDGES_MS, LATENCY_HIST_TOP_MS
 from experiments.stats.ratio import RatioSums
 
@@ -17,14 +20,6 @@ LATENCY_QUANTILE = 0.95
 
 def _plain(value):
     return value.as_dict() if isinstance(value, RatioSums) else value
-
-
-def call_quality_test(control: dict, treatment: dict, **options):
-    return stats.relative_mean_noninferiority(mean_stats(control), mean_stats(treatment), **options)
-
-
-def unit_quality_test(control: RatioSums, treatment: RatioSums, **options):
-    return stats.noninferiority.relative_ratio_noninferiority(control, treatment, **options)
 
 
 def call_error_test(control: dict, treatment: dict, **options):
@@ -52,26 +47,30 @@ def guardrail_checks(
     treatment: dict,
     control_hist: list[int] | None,
     treatment_hist: list[int] | None,
+    control_quality: RatioSums | None,
+    treatment_quality: RatioSums | None,
     settings: dict,
     unit_level: bool = False,
 ) -> list[dict]:
     """The three guardrails of one treatment, each ``{guardrail, margin, inputs, result,
     status, error}``; status ``pass`` / ``fail`` / ``inconclusive``.
 
+    Quality is the check of the experiment's quality signal
+    (:func:`~experiments.analysis.quality.quality_guardrail`) on each arm's unit-level
+    sums of that signal (``control_quality`` / ``treatment_quality``; None: no signal).
     ``control`` / ``treatment`` map metric -> statistics: call-level dicts
-    (``{n, sum, sum_squares}``, ``{n, successes}``) or, with ``unit_level``, per-unit
-    :class:`~experiments.stats.ratio.RatioSums` (quality and error rate then by the delta
-    method over units). Latency p95 is always the histogram quantile of the calls."""
+    (``{n, successes}``) or, with ``unit_level``, per-unit
+    :class:`~experiments.stats.ratio.RatioSums` (the error rate then by the delta method
+    over units). Latency p95 is always the histogram quantile of the calls."""
     alpha, sequential, tuning_n = (
         settings["alpha"],
         settings["sequential_testing"],
         settings["tuning_n"],
     )
-    checks = []
-    if unit_level:
-        quality_test, error_test = unit_quality_test, unit_error_test
-    else:
-        quality_test, error_test = call_quality_test, call_error_test
+    checks = [
+        quality_guardrail(control=control_quality, treatment=treatment_quality, settings=settings)
+    ]
+    error_test = unit_error_test if unit_level else call_error_test
 
     def run(name: str, margin: float, inputs: dict, function) -> None:
         entry = {
@@ -90,21 +89,6 @@ def guardrail_checks(
             entry["error"] = str(error)
         checks.append(entry)
 
-    quality_margin = settings["guardrail_quality_drop_pct"] / 100.0
-    run(
-        "quality",
-        quality_margin,
-        {"control": _plain(control["quality"]), "treatment": _plain(treatment["quality"])},
-        lambda: quality_test(
-            control["quality"],
-            treatment["quality"],
-            margin=quality_margin,
-            alpha=alpha,
-            higher_is_better=True,
-            sequential=sequential,
-            tuning_n=tuning_n,
-        ),
-    )
     error_margin = settings["guardrail_error_rate_rise_pts"] / 100.0
     run(
         "error_rate",

@@ -4,13 +4,18 @@
 metric         per call (analysis unit: the call)           per unit: y_u / x_u   better
 ============== ============================================ ==================== ======
 cost/request   cost_usd over every finished call            cost / calls          lower
-quality        final_score of calls that have one           score sum / scored    higher
+quality        score level: final_score of calls with one   score sum / scored    higher
 confidence     router confidence of calls that have one     sum / calls with one  higher
 latency_ms     latency of calls that have one               sum / calls with one  lower
 escalation     escalated calls / finished calls             escalated / calls     lower
 error_rate     errored calls / finished calls               errors / calls        lower
 cost/unit      (unit analysis only) cost per unit           cost_u, x_u = 1       lower
 ============== ============================================ ==================== ======
+
+The ``quality`` metric is the *score level* (the score the answer gives itself), a
+secondary test only: it is no guardrail. Quality is measured by quality signals
+(agreement, judge, feedback: ``experiments.analysis.quality``), per unit
+``x_u`` = the unit's calls with a signal of the experiment's source, ``y_u`` = their sum.
 
 One definition of the escalation rate everywhere (dashboard, alerts, reports): escalated
 calls over *all* finished calls, errors included, because an escalation costs money

@@ -95,6 +95,7 @@ def test_staff_see_decision_arms_guardrails_checklist_and_charts(admin_client, e
     charts = json.loads(script.group(1))
     assert [chart["key"] for chart in charts] == ["forest", "cumulative", "quality"]
     assert 'id="report-quality"' in content and 'data-signal="agreement"' in content
+    assert "Quality (agreement)" in content  # the guardrail names the signal it checks
     assert response.templates[0].name == "dashboard/experiment_report.html"
 
 

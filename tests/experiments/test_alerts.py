@@ -20,7 +20,7 @@ from experiments.alerts import (
 )
 from experiments.metrics import dashboard_metrics
 from experiments.models import AlertRule, Assignment
-from experiments.stats import MeanStats
+from experiments.stats.ratio import RatioSums
 from tests.metrics_factories import (
     ensure_default_alert_rules,
     make_calls,
@@ -177,8 +177,12 @@ def test_srm_p_value_matches_scipy_and_refuses_tiny_samples():
     assert srm_p_value([3, 4], [0.5, 0.5]) is None
 
 
-def _arm(key, control, *, requests=2000, errors=20, quality=(80.0, 5.0), latency_ms=500):
-    mean, sd = quality
+def _agreement(mean: float, units: int) -> RatioSums:
+    """One agreement signal per unit, half at ``mean - 0.05`` and half at ``mean + 0.05``."""
+    return RatioSums.from_units((1.0, mean + (0.05 if u % 2 else -0.05)) for u in range(units))
+
+
+def _arm(key, control, *, requests=2000, errors=20, agreement=None, latency_ms=500):
     n = requests
     hist = [0] * 122
     from experiments.stats.histograms import latency_bucket
@@ -191,20 +195,22 @@ def _arm(key, control, *, requests=2000, errors=20, quality=(80.0, 5.0), latency
         units=n,
         requests=n,
         errors=errors,
-        quality=MeanStats(n=n, sum=mean * n, sum_squares=(sd**2) * (n - 1) + mean * mean * n),
+        quality_signals=None if agreement is None else _agreement(*agreement),
         latency_hist=tuple(hist),
     )
 
 
 def test_guardrail_alert_fires_when_quality_drop_is_ruled_beyond_the_margin():
-    """Quality 70 vs 80 over 2,000 calls each fails the 2% non-inferiority margin."""
-    experiment = _experiment([_arm("council", True), _arm("smart", False, quality=(70.0, 5.0))])
+    """Mean agreement 0.70 with the control over 200 units is ruled below the 0.9 floor:
+    the quality guardrail (the experiment's quality signal, not final_score) fails."""
+    experiment = _experiment([_arm("council", True), _arm("smart", False, agreement=(0.70, 200))])
     alerts = alerts_evaluate(
         [rule("guardrail", None, level="critical")], snapshot(experiments=(experiment,))
     )
     assert len(alerts) == 1
-    assert "quality" in alerts[0].message and "smart" in alerts[0].message
-    assert alerts[0].value == pytest.approx(12.5)
+    assert "quality (agreement)" in alerts[0].message and "smart" in alerts[0].message
+    assert "below 0.9" in alerts[0].message
+    assert alerts[0].value == pytest.approx(20.0)
 
 
 def test_guardrail_alerts_for_error_rate_and_latency_rises():
@@ -220,10 +226,13 @@ def test_guardrail_alerts_for_error_rate_and_latency_rises():
 
 def test_guardrail_stays_quiet_when_equal_or_under_the_minimum_sample():
     """Equal arms pass; a bad arm under the experiment's minimum sample is not judged yet."""
-    equal = _experiment([_arm("council", True), _arm("smart", False)])
+    equal = _experiment([_arm("council", True), _arm("smart", False, agreement=(0.97, 200))])
     assert alerts_evaluate([rule("guardrail", None)], snapshot(experiments=(equal,))) == []
     small = _experiment(
-        [_arm("council", True, requests=50), _arm("smart", False, requests=50, quality=(10.0, 5.0))]
+        [
+            _arm("council", True, requests=50),
+            _arm("smart", False, requests=50, agreement=(0.1, 50)),
+        ]
     )
     assert alerts_evaluate([rule("guardrail", None)], snapshot(experiments=(small,))) == []
 
@@ -326,11 +335,12 @@ def test_srm_measured_from_assignments_of_the_current_phase():
 
 @pytest.mark.django_db
 def test_alerts_take_a_fixed_number_of_queries(django_assert_num_queries):
-    """Rules, error baseline, experiments with arms and phases, units: six queries."""
+    """Rules, error baseline, experiments with arms and phases, units, the phases'
+    quality-signal sums: seven queries, however many experiments."""
     ensure_default_alert_rules()
     make_experiment()
     make_experiment("second")
     make_calls([{"confidence": 0.4}] * 25)
     measured = dashboard_metrics(window="24h")
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(7):
         alerts_for(metrics=measured)

@@ -15,21 +15,25 @@ from tests.metrics_factories import (
     make_experiment,
     recent_hour,
 )
+from tests.quality_factories import add_signals
 
 pytestmark = pytest.mark.django_db
 
 
 def test_guardrail_alert_and_report_guardrail_agree_on_the_same_calls():
-    """A request-level experiment whose smart arm drops quality 20%: the report's quality
-    guardrail fails, and the guardrail alert fires with the same harm; escalation rates
-    (escalated / all finished calls) are the same in the report and the dashboard."""
+    """A request-level experiment whose smart arm inflates its scores (final_score 90 vs
+    80) while its answers agree with the control's only ~0.7 of the time: the report's
+    quality guardrail (the agreement signal) fails, and the guardrail alert fires on the
+    same signal sums with the same harm, while no alert judges quality by final_score;
+    escalation rates (escalated / all finished calls) are the same in the report and the
+    dashboard."""
     ensure_default_alert_rules()
     AlertRule.objects.exclude(metric=AlertRule.Metric.GUARDRAIL).update(enabled=False)
     experiment, control, smart = make_experiment(unit_type="request", minimum_sample_per_arm=50)
     experiment.phases.update(started_at=recent_hour(2))
     rng = np.random.default_rng(1)
     specs = []
-    for arm, quality in ((control, 80.0), (smart, 64.0)):
+    for arm, quality in ((control, 80.0), (smart, 90.0)):
         for index in range(300):
             failed = index % 25 == 0
             specs.append(
@@ -45,18 +49,26 @@ def test_guardrail_alert_and_report_guardrail_agree_on_the_same_calls():
                 }
             )
     make_calls(specs)
+    add_signals(
+        experiment, "smart", source="agreement", values=np.clip(rng.normal(0.7, 0.1, 200), 0, 1)
+    )
     report = reports.experiment_report(experiment=experiment)
     assert report["analysis_unit"] == "call"
+    score = next(t for t in report["tests"] if t["id"] == "quality:smart")
+    assert score["absolute"]["difference"] > 0  # the score level rose
     quality = next(
         g for g in report["guardrails"] if g["guardrail"] == "quality" and g["arm"] == "smart"
     )
-    assert quality["status"] == "fail", quality
+    assert quality["source"] == "agreement" and quality["status"] == "fail", quality
+    assert quality["inputs"]["treatment"]["n"] == 100
+    assert report["decision"]["status"] == reports.GUARDRAIL_FAILED
     alerts = [
         alert
         for alert in alerts_for(metrics=dashboard_metrics(window="7d"))
         if "quality" in alert.message
     ]
     assert len(alerts) == 1
+    assert "quality (agreement)" in alerts[0].message and "final_score" not in alerts[0].message
     assert alerts[0].value == pytest.approx(quality["result"]["harm"] * 100, rel=1e-9)
     by_arm = dashboard_metrics(window="7d").by_arm
     for arm in report["arms"]:

@@ -16,6 +16,7 @@ from experiments.services.quality import (
     judge_pair_run,
     quality_signal_record,
 )
+from experiments.stats.ratio import RatioSums
 from routing_platform.engine.errors import ProviderRateLimitError
 from routing_platform.engine.providers.base import CompletionResponse
 from routing_platform.engine.providers.simulated import SimulatedProvider
@@ -115,9 +116,12 @@ def test_a_cheap_arm_that_inflates_scores_fails_the_quality_guardrail(
 
     report, guardrail = _quality_guardrail(experiment)
     score = next(t for t in report["tests"] if t["id"] == "quality:smart_routing")
-    old_guardrail = stats.relative_mean_noninferiority(
-        stats.MeanStats(**score["inputs"]["control"]),
-        stats.MeanStats(**score["inputs"]["treatment"]),
+    # The score level is tested per unit (RatioSums of final_score): the old final_score
+    # guardrail, non-inferiority of the score, passes.
+    assert score["inputs"]["analysis_unit"] == "unit"
+    old_guardrail = stats.noninferiority.relative_ratio_noninferiority(
+        RatioSums(**score["inputs"]["control"]),
+        RatioSums(**score["inputs"]["treatment"]),
         margin=0.02,
     )
     assert old_guardrail.status == "pass"

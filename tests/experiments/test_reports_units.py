@@ -13,9 +13,11 @@ import pytest
 from django.db.models import F
 
 from experiments import reports
+from experiments.analysis.quality import NOT_ENOUGH
 from experiments.models import Arm, Experiment, Phase, RoutedCall
 from experiments.rollups import rollups_rebuild
 from experiments.stats.cuped import MomentSums
+from tests.quality_factories import healthy_signals
 
 pytestmark = pytest.mark.django_db
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -138,11 +140,24 @@ def _half_width(variance, n_total, alpha, tuning_n):
     )
 
 
+def _ratio_numpy(s: dict) -> tuple[int, float, float]:
+    """(units, ratio, delta-method variance of the ratio) of exported RatioSums, numpy."""
+    n = s["n"]
+    ratio = s["sum_y"] / s["sum_x"]
+    var_x = (s["sum_xx"] - s["sum_x"] ** 2 / n) / (n - 1)
+    var_y = (s["sum_yy"] - s["sum_y"] ** 2 / n) / (n - 1)
+    cov = (s["sum_xy"] - s["sum_x"] * s["sum_y"] / n) / (n - 1)
+    mean_x = s["sum_x"] / n
+    return n, ratio, max(var_y - 2 * ratio * cov + ratio**2 * var_x, 0) / mean_x**2 / n
+
+
 def test_export_v2_recomputes_every_unit_test_with_numpy_alone(tmp_path):
     """From the exported file only: per arm the unit sums; each unit-level test's
-    difference, standard error, lift and decision interval follow with numpy."""
+    difference, standard error, lift and decision interval follow with numpy, and so does
+    the quality guardrail (agreement vs its floor) and the decision with its reasons."""
     experiment = make_experiment(sequential_testing=True)
     simulate(experiment, seed=5)
+    healthy_signals(experiment, "smart")
     data = json.loads(reports.report_export_json(experiment=experiment))
     assert data["schema_version"] == 2 and data["settings"]["analysis_unit"] == "unit"
     arms = {arm["key"]: arm for arm in data["arms"]}
@@ -153,19 +168,9 @@ def test_export_v2_recomputes_every_unit_test_with_numpy_alone(tmp_path):
         assert inputs["control"] == arms[test["control"]]["unit_sums"][test["metric"]]
         if test["p_value"] is None:
             continue
-        estimates = []
-        for side in ("control", "treatment"):
-            s = inputs[side]
-            n = s["n"]
-            ratio = s["sum_y"] / s["sum_x"]
-            var_x = (s["sum_xx"] - s["sum_x"] ** 2 / n) / (n - 1)
-            var_y = (s["sum_yy"] - s["sum_y"] ** 2 / n) / (n - 1)
-            cov = (s["sum_xy"] - s["sum_x"] * s["sum_y"] / n) / (n - 1)
-            mean_x = s["sum_x"] / n
-            estimates.append(
-                (n, ratio, max(var_y - 2 * ratio * cov + ratio**2 * var_x, 0) / mean_x**2 / n)
-            )
-        (n_c, r_c, v_c), (n_t, r_t, v_t) = estimates
+        (n_c, r_c, v_c), (n_t, r_t, v_t) = (
+            _ratio_numpy(inputs[side]) for side in ("control", "treatment")
+        )
         se = np.sqrt(v_c + v_t)
         assert test["absolute"]["difference"] == pytest.approx(r_t - r_c, rel=1e-9, abs=1e-15)
         assert test["absolute"]["standard_error"] == pytest.approx(se, rel=1e-9, abs=1e-15)
@@ -180,6 +185,29 @@ def test_export_v2_recomputes_every_unit_test_with_numpy_alone(tmp_path):
             )
         checked += 1
     assert checked >= 6
+    quality = next(g for g in data["guardrails"] if g["guardrail"] == "quality")
+    assert quality["source"] == "agreement"
+    settings = quality["inputs"]["settings"]
+    n_t, r_t, v_t = _ratio_numpy(quality["inputs"]["treatment"])
+    harm = settings["agreement_floor"] - r_t
+    half = _half_width(v_t, n_t, settings["alpha"], settings["tuning_n"])
+    assert quality["result"]["harm"] == pytest.approx(harm, rel=1e-9)
+    assert quality["result"]["harm_high"] == pytest.approx(harm + half, rel=1e-9)
+    assert harm + half < quality["margin"] and quality["status"] == "pass"
+    assert reports.decide(data) == data["decision"]
+
+
+def test_unmeasured_quality_never_passes_and_the_export_decides_the_same():
+    """Without quality signals the quality guardrail is inconclusive ("not enough quality
+    signals"), the decision says so and declares no winner, and ``decide`` on the
+    exported file gives the same decision, reasons included."""
+    experiment = make_experiment(sequential_testing=False)
+    simulate(experiment, seed=5)
+    data = json.loads(reports.report_export_json(experiment=experiment))
+    quality = next(g for g in data["guardrails"] if g["guardrail"] == "quality")
+    assert quality["status"] == "inconclusive" and NOT_ENOUGH in quality["error"]
+    assert data["decision"]["status"] == reports.NO_WINNER_YET
+    assert any(NOT_ENOUGH in reason for reason in data["decision"]["reasons"])
     assert reports.decide(data) == data["decision"]
 
 

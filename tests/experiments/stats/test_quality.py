@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
+from experiments.analysis.quality import NOT_ENOUGH, QualitySettings, quality_check
 from experiments.stats import StatsInputError
-from experiments.stats.quality import NOT_ENOUGH, QualitySettings, quality_check
 from experiments.stats.ratio import RatioSums
 
 FIXED = QualitySettings(alpha=0.05, sequential=False, min_signals=30)

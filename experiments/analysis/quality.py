@@ -1,5 +1,9 @@
 """The quality guardrail: is the treatment's measured quality good enough? (pure)
 
+The one implementation for the report (:func:`quality_guardrail` inside
+``guardrail_checks``), the alerts and the export: quality is measured by the experiment's
+chosen quality signal, never by ``final_score`` (that is the "score level" metric).
+
 Quality is a ratio metric at the randomization unit (``experiments.stats.ratio``): per
 unit, ``x`` = number of the arm's calls carrying a signal of the chosen source and ``y``
 = the sum of those signals' values (0-1). Its estimate is ``sum(y) / sum(x)`` with the
@@ -137,3 +141,50 @@ def quality_check(
         method,
     )
     return QualityCheck(source, result.status, margin, shown_t, shown_c, result.as_dict(), None)
+
+
+QUALITY_GUARDRAIL = "quality"
+
+
+def quality_settings(settings: dict) -> QualitySettings:
+    """The guardrail's settings from a report's settings: its alpha, sequential mode and
+    tuning, ``settings["quality"]`` (min signals, agreement floor, judge margin) and the
+    experiment's allowed quality drop as the feedback margin."""
+    platform = settings["quality"]
+    return QualitySettings(
+        alpha=float(settings["alpha"]),
+        sequential=bool(settings["sequential_testing"]),
+        tuning_n=float(settings["tuning_n"]),
+        min_signals=int(platform["min_signals"]),
+        agreement_floor=float(platform["agreement_floor"]),
+        judge_margin=float(platform["judge_margin"]),
+        feedback_drop=float(settings["guardrail_quality_drop_pct"]) / 100.0,
+    )
+
+
+def quality_guardrail(
+    *, control: RatioSums | None, treatment: RatioSums | None, settings: dict
+) -> dict:
+    """The "quality" guardrail entry (as ``guardrail_checks`` returns them) of the
+    experiment's chosen signal (``settings["quality_signal"]``) on each arm's unit-level
+    sums of that signal; its inputs recompute it from an exported file alone."""
+    source = settings["quality_signal"]
+    control, treatment = control or RatioSums(), treatment or RatioSums()
+    checked = quality_settings(settings)
+    check = quality_check(source=source, control=control, treatment=treatment, settings=checked)
+    return {
+        "guardrail": QUALITY_GUARDRAIL,
+        "margin": check.margin,
+        "inputs": {
+            "source": source,
+            "control": control.as_dict(),
+            "treatment": treatment.as_dict(),
+            "settings": checked.as_dict(),
+        },
+        "result": check.result,
+        "status": check.status,
+        "error": check.error,
+        "source": source,
+        "estimate": check.estimate,
+        "control_estimate": check.control_estimate,
+    }
