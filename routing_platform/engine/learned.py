@@ -442,9 +442,7 @@ class LearnedRouter:
         if self.domain is None or vector is None:
             return Assessment(score)
         distance = self.domain.distance(vector)
-        return Assessment(
-            score, distance <= self.domain.threshold, distance, self.domain.threshold
-        )
+        return Assessment(score, distance <= self.domain.threshold, distance, self.domain.threshold)
 
     def _score_one(
         self, text: str, task_type: str, weak_response: str | None, vector: np.ndarray | None

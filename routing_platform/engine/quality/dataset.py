@@ -348,7 +348,9 @@ class OutcomeScale:
         """A DatasetError naming the first score outside the scale."""
         for model in models:
             column = dataset.score(model)
-            outside = np.flatnonzero(np.isfinite(column) & ((column < self.low) | (column > self.high)))
+            outside = np.flatnonzero(
+                np.isfinite(column) & ((column < self.low) | (column > self.high))
+            )
             if len(outside):
                 row = int(outside[0])
                 raise DatasetError(
