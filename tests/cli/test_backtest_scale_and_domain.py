@@ -62,12 +62,11 @@ def test_bad_scale_is_a_command_error(graded, scale, message):
 
 
 def test_scale_detection_and_formatting(graded, tmp_path):
-    """0/1 -> 0-1 (a percentage); 1-10 grades -> 1-10; parse_scale reads LOW-HIGH forms."""
+    """0/1 -> 0-1 (a share); 1-10 grades -> 1-10; parse_scale reads LOW-HIGH forms."""
     binary = load_dataset(write_csv(tmp_path / "binary.csv", synthetic_rows(30)))
     assert detect_scale(binary, STRONG, WEAK) == OutcomeScale(0.0, 1.0, detected=True)
     assert detect_scale(load_dataset(graded), STRONG, WEAK).label == "1-10"
-    assert OutcomeScale(0.0, 1.0).format(0.828) == "82.8%"
-    assert OutcomeScale(1.0, 10.0).format(8.281) == "8.28 of 1-10"
+    assert OutcomeScale(0.0, 1.0).is_share and not OutcomeScale(1.0, 10.0).is_share
     assert parse_scale(" 1 to 10 ") == OutcomeScale(1.0, 10.0)
     with pytest.raises(DatasetError, match="LOW-HIGH"):
         parse_scale("1-")

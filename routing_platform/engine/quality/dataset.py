@@ -318,8 +318,8 @@ _SCALE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(?:-|\.\.|to|:)\s*(-?\d+(?:\.\d+)?
 
 @dataclass(frozen=True)
 class OutcomeScale:
-    """The range of a dataset's score columns: 0-1 (correctness, shown as a percentage) or
-    any other, e.g. 1-10 judge grades (shown as a grade on that scale)."""
+    """The range of a dataset's score columns: 0-1 (correctness, reported as a percentage)
+    or any other, e.g. 1-10 judge grades (reported as a grade on that scale)."""
 
     low: float
     high: float
@@ -332,14 +332,6 @@ class OutcomeScale:
     @property
     def label(self) -> str:
         return f"{self.low:g}-{self.high:g}"
-
-    def format(self, value: float | None) -> str:
-        """A quality on this scale: "82.8%" for 0-1, "8.28 of 1-10" otherwise."""
-        if value is None:
-            return "-"
-        if self.is_share:
-            return f"{100 * value:.1f}%"
-        return f"{value:.2f} of {self.label}"
 
     def as_dict(self) -> dict:
         return {"low": self.low, "high": self.high, "detected": self.detected}
