@@ -127,6 +127,99 @@ def _setting_figures(name: str, mode: str, dataset, *, folds: int) -> list[dict]
     return figures
 
 
+def _embedding_figures(datasets, *, folds: int) -> list[dict]:
+    """Cross-validated APGR with and without WordLlama embedding features, same folds."""
+    from routing_platform.engine.quality.metrics import evaluate_scores
+    from routing_platform.engine.quality.routers import router_scores
+
+    figures = []
+    for name, dataset in datasets.items():
+        strong, weak = dataset.score(STRONG), dataset.score(WEAK)
+        apgrs = {}
+        for embeddings in (False, True):
+            scores = router_scores(
+                "learned",
+                dataset,
+                strong=STRONG,
+                weak=WEAK,
+                mode="route",
+                n_folds=folds,
+                embeddings=embeddings,
+            )
+            apgrs[embeddings] = evaluate_scores(scores, strong, weak).apgr
+        for embeddings, label in ((False, "hand features only"), (True, "+ embeddings")):
+            figures.append(
+                _figure(
+                    f"{name.upper()} route: learned APGR, {label}",
+                    apgrs[embeddings],
+                    "",
+                    notes=f"{folds}-fold cross-validated, same folds; embeddings: "
+                    "wordllama l2_supercat_256 (256 dims, unit length) as extra features"
+                    + (f"; change {apgrs[True] - apgrs[False]:+.3f}" if embeddings else ""),
+                )
+            )
+    return figures
+
+
+def _ood_figures(datasets) -> list[dict]:
+    """A router trained on one file scoring the other (another domain), with and without
+    the out-of-domain fallback, against the prompt-length rule and the engine classifier."""
+    from routing_platform.engine.learned import train_router
+    from routing_platform.engine.quality.metrics import evaluate_scores
+    from routing_platform.engine.quality.routers import (
+        artifact_scores_with_fallback,
+        router_scores,
+        task_types,
+    )
+
+    routers = {
+        name: train_router(
+            dataset.prompts,
+            dataset.score(STRONG),
+            dataset.score(WEAK),
+            task_types=task_types(dataset),
+            domain=True,
+        )
+        for name, dataset in datasets.items()
+    }
+    figures = []
+    for trained, scored in (("mmlu", "gsm8k"), ("gsm8k", "mmlu")):
+        dataset = datasets[scored]
+        strong, weak = dataset.score(STRONG), dataset.score(WEAK)
+        label = f"OOD: {trained.upper()}-trained router on {scored.upper()}"
+        length = evaluate_scores(
+            router_scores("length", dataset, strong=STRONG, weak=WEAK, mode="route"), strong, weak
+        ).apgr
+        heuristic = evaluate_scores(
+            router_scores("heuristic", dataset, strong=STRONG, weak=WEAK, mode="route"),
+            strong,
+            weak,
+        ).apgr
+        for fallback in (False, True):
+            scores, outside = artifact_scores_with_fallback(
+                routers[trained], dataset, weak=WEAK, fallback=fallback
+            )
+            apgr = evaluate_scores(scores, strong, weak).apgr
+            figures.append(
+                _figure(
+                    f"{label}: APGR, fallback {'on' if fallback else 'off'}",
+                    apgr,
+                    "",
+                    f"> length {length:.3f}",
+                    apgr > length,
+                    (
+                        f"{100 * outside.mean():.1f}% of rows beyond the domain threshold "
+                        f"{routers[trained].domain.threshold:.3f}, scored by the engine classifier"
+                        if fallback
+                        else "every row scored by the learned router"
+                    ),
+                )
+            )
+        figures.append(_figure(f"{label}: length rule APGR", length, ""))
+        figures.append(_figure(f"{label}: engine classifier APGR", heuristic, ""))
+    return figures
+
+
 def _subject_gap_apgr(dataset) -> float:
     import numpy as np
 
@@ -176,6 +269,8 @@ def run(quick: bool = False) -> list[dict]:
                 f"CPT80 {100 * loso.cpt80:.1f}%, savings at 95% {100 * loso.savings_at_95:.1f}%",
             )
         )
+    figures += _embedding_figures(datasets, folds=folds)
+    figures += _ood_figures(datasets)
     mmlu = datasets["mmlu"]
     figures.append(
         _figure(

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from django.db.models import Count, Q
 
 from experiments.models import Experiment, RoutedCall
+from routing_platform.engine.classifier import TASK_TYPES
 
 KINDS = ("mixed", "execute", "evaluate")
 
@@ -45,17 +46,7 @@ _NICHES = ("travel", "food", "finance", "fitness", "tech", "education")
 
 
 def _execute_request(rng: random.Random) -> tuple[str, dict]:
-    task = rng.choice(
-        (
-            "classification",
-            "extraction",
-            "summarization",
-            "creative",
-            "analysis",
-            "code",
-            "reasoning",
-        )
-    )
+    task = rng.choice(TASK_TYPES)
     topic, audience = rng.choice(_TOPICS), rng.choice(_AUDIENCES)
     if task == "classification":
         text = (

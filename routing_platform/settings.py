@@ -239,6 +239,13 @@ ROUTER_SIMULATION_SEED = env_int("ROUTER_SIMULATION_SEED", 0, minimum=0, maximum
 ROUTER_REQUEST_TIMEOUT_S = env_float("ROUTER_REQUEST_TIMEOUT_S", 60.0, minimum=0.1, maximum=600)
 ROUTER_MAX_RETRIES = env_int("ROUTER_MAX_RETRIES", 2, minimum=0, maximum=10)
 ROUTER_MODEL_PATH = env.str("ROUTER_MODEL_PATH", default="")
+# Tier for prompts outside the learned router's training domain; empty = the classifier decides.
+ROUTER_FALLBACK_TIER = env.str("ROUTER_FALLBACK_TIER", default="")
+if ROUTER_FALLBACK_TIER not in {"", "mini", "standard", "premium"}:
+    raise ImproperlyConfigured(
+        f"ROUTER_FALLBACK_TIER={ROUTER_FALLBACK_TIER!r} is not allowed: use mini, standard, "
+        "premium, or leave it empty (the complexity classifier decides)."
+    )
 # Simulated provider: a fixed latency per call (benchmarks, load tests); 0 = tier-dependent.
 ROUTER_SIMULATED_LATENCY_MS = env_float(
     "ROUTER_SIMULATED_LATENCY_MS", 0.0, minimum=0.0, maximum=600_000.0

@@ -45,6 +45,9 @@ class RouterConfig:
     # `learned_premium_from` -> premium, in between -> standard.
     learned_mini_below: float = 0.3
     learned_premium_from: float = 0.6
+    # A prompt outside the learned router's training domain goes to this tier; empty = the
+    # complexity classifier decides.
+    learned_fallback_tier: str = ""
     # Providers.
     provider_mode: str = "auto"
     simulation_seed: int = 0

@@ -180,6 +180,8 @@ def routed_metadata(
         "complexity": decision.classification.complexity,
         "complexity_score": decision.classification.score,
         "reasons": list(decision.reasons),
+        "router": decision.router,
+        "router_reason": decision.router_reason,
         "tier": result.spec.tier,
         "initial_tier": decision.tier,
         "model": result.spec.name,

@@ -37,6 +37,12 @@ from pathlib import Path
 
 import numpy as np
 
+from routing_platform.engine.classifier import TASK_TYPES
+from routing_platform.engine.quality.embedding import (
+    EmbeddingInfo,
+    get_embedder,
+    installed_info,
+)
 from routing_platform.engine.quality.features import (
     FEATURE_VERSION,
     answer_features,
@@ -44,19 +50,17 @@ from routing_platform.engine.quality.features import (
 )
 
 ARTIFACT_FORMAT = "routing-platform/learned-router"
-ARTIFACT_VERSION = 2
+# 3: optional prompt embeddings (as features and/or the domain summary). 2 still loads.
+ARTIFACT_VERSION = 3
+READABLE_VERSIONS = (2, 3)
 ROUTE = "route"
 CASCADE = "cascade"
 MODES = (ROUTE, CASCADE)
-TASK_TYPES = (
-    "classification",
-    "extraction",
-    "summarization",
-    "creative",
-    "analysis",
-    "code",
-    "reasoning",
-)
+EMBEDDING_PREFIX = "embedding_"
+# The training prompts' summary in embedding space: k-means centroids, and the distance
+# (1 - cosine similarity to the nearest centroid) that DOMAIN_QUANTILE of them stay within.
+DOMAIN_CLUSTERS = 64
+DOMAIN_QUANTILE = 0.99
 DEFAULT_REGULARIZATION = 0.03  # scikit-learn's C: smaller = simpler model (best of 0.01-1 in CV)
 SCORE_DEFINITION = "0.5 + (P(strong right) - P(weak right)) / 2, P averaged over estimators"
 # Gradient-boosted trees: few, shallow, with large leaves (a fixed setting; on the
@@ -103,8 +107,12 @@ def feature_matrix(
     *,
     mode: str,
     feature_names: Sequence[str] | None = None,
+    embeddings: np.ndarray | None = None,
 ) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Rows of features (and their names) for many prompts."""
+    """Rows of features (and their names) for many prompts.
+
+    `embeddings` (one row per prompt) become the last columns, ``embedding_0`` onwards.
+    """
     if mode == CASCADE and weak_responses is None:
         raise LearnedRouterError(
             "cascade mode reads the weak model's answers: the dataset needs a "
@@ -119,9 +127,89 @@ def feature_matrix(
         )
         for index, (text, task_type) in enumerate(zip(texts, task_types, strict=True))
     ]
-    names = tuple(feature_names) if feature_names is not None else tuple(rows[0]) if rows else ()
+    if feature_names is not None:
+        names = tuple(name for name in feature_names if not name.startswith(EMBEDDING_PREFIX))
+    else:
+        names = tuple(rows[0]) if rows else ()
     matrix = np.array([[row.get(name, 0.0) for name in names] for row in rows], dtype=float)
-    return matrix.reshape(len(rows), len(names)), names
+    matrix = matrix.reshape(len(rows), len(names))
+    if embeddings is None:
+        return matrix, names
+    embeddings = np.asarray(embeddings, dtype=float).reshape(len(rows), -1)
+    embedding_names = tuple(f"{EMBEDDING_PREFIX}{i}" for i in range(embeddings.shape[1]))
+    return np.hstack([matrix, embeddings]), names + embedding_names
+
+
+@dataclass(frozen=True)
+class DomainSummary:
+    """Where the training prompts lie in embedding space: unit-length k-means centroids, and
+    the distance (1 - cosine similarity to the nearest centroid) that `quantile` of the
+    training prompts stay within. A prompt farther out is unlike anything trained on."""
+
+    centroids: np.ndarray
+    threshold: float
+    quantile: float
+
+    def distances(self, embeddings: np.ndarray) -> np.ndarray:
+        similarity = np.asarray(embeddings, dtype=np.float32) @ self.centroids.T
+        return 1.0 - similarity.max(axis=1)
+
+    def distance(self, embedding: np.ndarray) -> float:
+        return float(1.0 - (self.centroids @ embedding).max())
+
+    def to_dict(self) -> dict:
+        return {
+            "threshold": self.threshold,
+            "quantile": self.quantile,
+            "centroids": [[round(float(x), 6) for x in row] for row in self.centroids],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict, dim: int) -> DomainSummary:
+        centroids = np.asarray(data["centroids"], dtype=np.float32)
+        if centroids.ndim != 2 or centroids.shape[1] != dim or len(centroids) == 0:
+            raise ValueError(f"domain centroids are not k x {dim}")
+        return cls(centroids, float(data["threshold"]), float(data["quantile"]))
+
+
+def summarise_domain(
+    embeddings: np.ndarray,
+    *,
+    clusters: int = DOMAIN_CLUSTERS,
+    quantile: float = DOMAIN_QUANTILE,
+) -> DomainSummary:
+    """k-means (seeded) over the training prompts' embeddings, and the distance threshold."""
+    from sklearn.cluster import KMeans
+
+    embeddings = np.asarray(embeddings, dtype=np.float32)
+    count = max(1, min(clusters, len(embeddings) // 10))
+    model = KMeans(n_clusters=count, n_init=4, random_state=0).fit(embeddings)
+    centroids = model.cluster_centers_.astype(np.float32)
+    norms = np.linalg.norm(centroids, axis=1, keepdims=True)
+    centroids /= np.where(norms > 0, norms, 1.0)
+    summary = DomainSummary(centroids, 0.0, quantile)
+    threshold = float(np.quantile(summary.distances(embeddings), quantile))
+    return replace(summary, threshold=round(threshold, 6))
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """One prompt judged by a learned router: its score, and whether it is in its domain."""
+
+    score: float
+    in_domain: bool = True
+    distance: float | None = None
+    threshold: float | None = None
+
+    @property
+    def reason(self) -> str:
+        if self.distance is None:
+            return "no domain summary in the router"
+        relation = "within" if self.in_domain else "beyond"
+        return (
+            f"distance to the training prompts {self.distance:.3f} {relation} the "
+            f"threshold {self.threshold:.3f}"
+        )
 
 
 @dataclass(frozen=True)
@@ -274,24 +362,52 @@ class LearnedRouter:
     metadata: dict = field(default_factory=dict)
     strong_trees: TreeEnsemble | None = None
     weak_trees: TreeEnsemble | None = None
+    # The embedding it was trained with (features and/or domain), and its training domain.
+    embedding: EmbeddingInfo | None = None
+    domain: DomainSummary | None = None
+
+    @property
+    def uses_embedding_features(self) -> bool:
+        return bool(self.feature_names) and self.feature_names[-1].startswith(EMBEDDING_PREFIX)
 
     # -- scoring -------------------------------------------------------------------------
     def _standardise(self, matrix: np.ndarray) -> np.ndarray:
         return (matrix - np.asarray(self.means)) / np.asarray(self.scales)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray | None:
+        """The prompts' embeddings, or None for a router that uses none."""
+        if self.embedding is None:
+            return None
+        return get_embedder().embed_many(texts)
 
     def scores(
         self,
         texts: Sequence[str],
         task_types: Sequence[str] | None = None,
         weak_responses: Sequence[str | None] | None = None,
+        *,
+        embeddings: np.ndarray | None = None,
     ) -> np.ndarray:
         """The score of many prompts at once (backtests)."""
         if task_types is None:
             task_types = ["analysis"] * len(texts)
+        if self.uses_embedding_features and embeddings is None:
+            embeddings = self.embed(texts)
         matrix, _ = feature_matrix(
-            texts, task_types, weak_responses, mode=self.mode, feature_names=self.feature_names
+            texts,
+            task_types,
+            weak_responses,
+            mode=self.mode,
+            feature_names=self.feature_names,
+            embeddings=embeddings if self.uses_embedding_features else None,
         )
         return self.score_matrix(matrix)
+
+    def in_domain(self, embeddings: np.ndarray) -> np.ndarray:
+        """Per prompt: True when it lies within the training domain (always, without one)."""
+        if self.domain is None:
+            return np.ones(len(embeddings), dtype=bool)
+        return self.domain.distances(embeddings) <= self.domain.threshold
 
     def score_matrix(self, matrix: np.ndarray) -> np.ndarray:
         """Scores of rows already featurised in `feature_names` order."""
@@ -315,11 +431,29 @@ class LearnedRouter:
         reads the weak model's answer; without one it judges the prompt alone (its answer
         features held at their training average), so the engine never fails on it.
         """
+        return self.assess(text, task_type, weak_response).score
+
+    def assess(
+        self, text: str, task_type: str = "analysis", weak_response: str | None = None
+    ) -> Assessment:
+        """The prompt's score, and whether it lies within the training domain (embedded once)."""
+        vector = get_embedder().embed(text) if self.embedding is not None else None
+        score = self._score_one(text, task_type, weak_response, vector)
+        if self.domain is None or vector is None:
+            return Assessment(score)
+        distance = self.domain.distance(vector)
+        return Assessment(score, distance <= self.domain.threshold, distance, self.domain.threshold)
+
+    def _score_one(
+        self, text: str, task_type: str, weak_response: str | None, vector: np.ndarray | None
+    ) -> float:
         row = _feature_row(text, task_type, weak_response, mode=self.mode)
         if self.mode == CASCADE and weak_response is None:
             # No answer yet (the engine deciding before any call): the answer features stay
             # at their training average, so they add nothing and the prompt alone decides.
             row = {name: value for name, value in row.items() if not name.startswith("answer_")}
+        if self.uses_embedding_features and vector is not None:
+            row.update((f"{EMBEDDING_PREFIX}{i}", x) for i, x in enumerate(vector.tolist()))
         raw = [
             row.get(name, mean) for name, mean in zip(self.feature_names, self.means, strict=True)
         ]
@@ -398,6 +532,8 @@ class LearnedRouter:
                     "weak_right": self.weak_trees.to_dict(),
                 }
             ),
+            "embedding": None if self.embedding is None else self.embedding.as_dict(),
+            "domain": None if self.domain is None else self.domain.to_dict(),
             "metadata": self.metadata,
         }
 
@@ -564,14 +700,23 @@ def train_router(
     mode: str = ROUTE,
     regularization: float = DEFAULT_REGULARIZATION,
     boosting: bool = True,
+    embeddings: bool = False,
+    domain: bool = False,
     metadata: dict | None = None,
 ) -> LearnedRouter:
-    """Fit a router on labelled outcomes (`strong`/`weak`: each model's score per prompt)."""
+    """Fit a router on labelled outcomes (`strong`/`weak`: each model's score per prompt).
+
+    `embeddings`: WordLlama prompt embeddings join the features. `domain`: the router keeps
+    a summary of its training prompts in embedding space (the out-of-domain fallback).
+    """
     if mode not in MODES:
         raise LearnedRouterError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     if task_types is None:
         task_types = ["analysis"] * len(texts)
-    matrix, names = feature_matrix(texts, task_types, weak_responses, mode=mode)
+    vectors = get_embedder().embed_many(texts) if embeddings or domain else None
+    matrix, names = feature_matrix(
+        texts, task_types, weak_responses, mode=mode, embeddings=vectors if embeddings else None
+    )
     return fit_router(
         matrix,
         names,
@@ -581,6 +726,8 @@ def train_router(
         regularization=regularization,
         boosting=boosting,
         metadata=metadata,
+        embedding=None if vectors is None else installed_info(),
+        domain=summarise_domain(vectors) if domain and vectors is not None else None,
     )
 
 
@@ -594,8 +741,11 @@ def fit_router(
     regularization: float = DEFAULT_REGULARIZATION,
     boosting: bool = True,
     metadata: dict | None = None,
+    embedding: EmbeddingInfo | None = None,
+    domain: DomainSummary | None = None,
 ) -> LearnedRouter:
-    """Fit a router on rows already featurised (see :func:`feature_matrix`)."""
+    """Fit a router on rows already featurised (see :func:`feature_matrix`); `embedding`
+    names the embedding behind any ``embedding_*`` columns and the `domain` summary."""
     if len(matrix) < 10:
         raise LearnedRouterError(f"need at least 10 labelled prompts to train, got {len(matrix)}")
     strong_target, weak_target = normalise_outcomes(strong, weak)
@@ -629,7 +779,30 @@ def fit_router(
         metadata=info,
         strong_trees=strong_trees,
         weak_trees=weak_trees,
+        embedding=embedding,
+        domain=domain,
     )
+
+
+def _embedding_from_dict(data: dict, source: str) -> EmbeddingInfo | None:
+    """The artifact's embedding, refused unless the installed one has the same name and
+    version (other weights or tokens would give other numbers, silently)."""
+    recorded = data.get("embedding")
+    if recorded is None:
+        return None
+    try:
+        info = EmbeddingInfo(str(recorded["name"]), str(recorded["version"]), int(recorded["dim"]))
+    except (KeyError, TypeError, ValueError) as err:
+        raise LearnedRouterError(f"{source} is damaged (embedding: {err})") from None
+    installed = installed_info()
+    if (info.name, info.version) != (installed.name, installed.version):
+        raise LearnedRouterError(
+            f"{source} was trained with the embedding {info.name} {info.version}; this "
+            f"platform has {installed.name} {installed.version}: install "
+            f"wordllama=={info.version} or retrain the router with `manage.py routing "
+            "train-router`"
+        )
+    return info
 
 
 def router_from_dict(data: dict, *, source: str = "artifact") -> LearnedRouter:
@@ -640,7 +813,7 @@ def router_from_dict(data: dict, *, source: str = "artifact") -> LearnedRouter:
             "create one with `manage.py routing train-router`"
         )
     version = data.get("version")
-    if version != ARTIFACT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise LearnedRouterError(
             f"{source} is learned-router artifact version {version!r}; this platform reads "
             f"version {ARTIFACT_VERSION}: retrain it with `manage.py routing train-router`"
@@ -650,6 +823,7 @@ def router_from_dict(data: dict, *, source: str = "artifact") -> LearnedRouter:
             f"{source} was trained on feature set {data.get('feature_version')!r}; this "
             f"platform computes feature set {FEATURE_VERSION}: retrain it"
         )
+    embedding = _embedding_from_dict(data, source)
     try:
         features = data["features"]
         names = tuple(str(name) for name in features["names"])
@@ -671,6 +845,11 @@ def router_from_dict(data: dict, *, source: str = "artifact") -> LearnedRouter:
                 for key in ("strong_right", "weak_right")
             }
         )
+        domain = data.get("domain")
+        if domain is not None:
+            if embedding is None:
+                raise ValueError("a domain summary without its embedding")
+            domain = DomainSummary.from_dict(domain, embedding.dim)
         mode = data["mode"]
         threshold = data.get("threshold")
         threshold = None if threshold is None else float(threshold)
@@ -681,6 +860,8 @@ def router_from_dict(data: dict, *, source: str = "artifact") -> LearnedRouter:
     sizes = {len(names), len(means), len(scales)} | {len(m.coefficients) for m in models.values()}
     if len(sizes) != 1 or any(scale <= 0 for scale in scales):
         raise LearnedRouterError(f"{source} is damaged (feature and weight counts disagree)")
+    if embedding is None and any(name.startswith(EMBEDDING_PREFIX) for name in names):
+        raise LearnedRouterError(f"{source} is damaged (embedding features, no embedding)")
     return LearnedRouter(
         mode=mode,
         feature_names=names,
@@ -692,6 +873,8 @@ def router_from_dict(data: dict, *, source: str = "artifact") -> LearnedRouter:
         metadata=dict(data.get("metadata") or {}),
         strong_trees=None if trees is None else trees["strong_right"],
         weak_trees=None if trees is None else trees["weak_right"],
+        embedding=embedding,
+        domain=domain,
     )
 
 

@@ -3,7 +3,10 @@
     simple -> mini, medium -> standard, complex -> premium
     cost_optimization_mode=False starts medium and complex one tier higher (capped at premium)
     a learned router (contract 6), when configured, replaces the tier choice by its score:
-    premium from the artifact's calibrated threshold (else `learned_premium_from`).
+    premium from the artifact's calibrated threshold (else `learned_premium_from`). A
+    prompt unlike the router's training prompts (beyond its domain threshold in embedding
+    space) falls back to the classifier, or to `learned_fallback_tier` when set; the
+    decision says which (`router`: "learned" | "fallback" | "heuristic") and why.
 
 The cascade: call the tier (falling back across providers of that tier); if the answer's
 confidence is below `escalation_threshold` and escalation is enabled, re-ask one tier up,
@@ -58,6 +61,8 @@ class RoutingDecision:
     tier: str
     reasons: tuple[str, ...]
     strong_probability: float | None = None
+    router: str = "heuristic"  # "learned" | "fallback" | "heuristic" (no learned router)
+    router_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -161,37 +166,55 @@ class ModelRouter:
         reasons = list(classification.reasons)
         strong_probability = None
         learned = None
+        router, router_reason = "heuristic", "no learned router configured"
         if self.config.learned_router_path or self._learned_router is not None:
             try:
                 learned = self.learned_router()
             except Exception as err:  # a broken model file must not take routing down
                 logger.warning("learned router unavailable, using the classifier: %s", err)
                 reasons.append(f"learned router unavailable ({type(err).__name__})")
+                router, router_reason = "fallback", f"learned router unavailable: {err}"
+        tier = COMPLEXITY_TIER[classification.complexity]
         if learned is not None:
-            strong_probability = float(learned.strong_probability(text, classification.task_type))
-            # The artifact's calibrated threshold (train-router --target-*) is the premium
-            # cut; a router without one uses the configured cut.
-            premium_from = getattr(learned, "threshold", None)
-            if premium_from is None:
-                premium_from = self.config.learned_premium_from
-            if strong_probability >= premium_from:
-                tier = "premium"
-            elif strong_probability < self.config.learned_mini_below:
-                tier = "mini"
+            assessment = learned.assess(text, classification.task_type)
+            strong_probability = float(assessment.score)
+            if assessment.in_domain:
+                tier = self._learned_tier(learned, strong_probability, reasons)
+                router, router_reason = "learned", assessment.reason
             else:
-                tier = "standard"
-            reasons.append(
-                f"learned router: score {strong_probability:.2f} (premium from {premium_from:.2f})"
-            )
-        else:
-            tier = COMPLEXITY_TIER[classification.complexity]
-            reasons.append(f"{classification.complexity} -> {tier}")
+                router, router_reason = "fallback", f"out of domain: {assessment.reason}"
+                reasons.append(f"learned router: prompt {router_reason}")
+        if router != "learned":
+            if router == "fallback" and self.config.learned_fallback_tier:
+                tier = self.config.learned_fallback_tier
+                reasons.append(f"fallback tier {tier}")
+            else:
+                reasons.append(f"{classification.complexity} -> {tier}")
         if not self.cost_optimization_mode and classification.complexity != "simple":
             higher = next_tier(tier)
             if higher:
                 reasons.append(f"cost optimization off: {tier} -> {higher}")
                 tier = higher
-        return RoutingDecision(classification, tier, tuple(reasons), strong_probability)
+        return RoutingDecision(
+            classification, tier, tuple(reasons), strong_probability, router, router_reason
+        )
+
+    def _learned_tier(self, learned: Any, strong_probability: float, reasons: list[str]) -> str:
+        # The artifact's calibrated threshold (train-router --target-*) is the premium cut;
+        # a router without one uses the configured cut.
+        premium_from = getattr(learned, "threshold", None)
+        if premium_from is None:
+            premium_from = self.config.learned_premium_from
+        if strong_probability >= premium_from:
+            tier = "premium"
+        elif strong_probability < self.config.learned_mini_below:
+            tier = "mini"
+        else:
+            tier = "standard"
+        reasons.append(
+            f"learned router: score {strong_probability:.2f} (premium from {premium_from:.2f})"
+        )
+        return tier
 
     # -- the cascade ---------------------------------------------------------------------
 

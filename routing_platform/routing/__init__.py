@@ -65,6 +65,8 @@ class ModelRouter(_EngineRouter):
             "tier": decision.tier,
             "reasons": list(decision.reasons),
             "strong_probability": decision.strong_probability,
+            "router": decision.router,
+            "router_reason": decision.router_reason,
         }
 
     async def execute(self, *, text: str | None = None, task_type: str = "analysis", **kwargs):

@@ -10,6 +10,7 @@ from routing_platform.engine.catalog import Catalog
 from routing_platform.engine.config import RouterConfig
 from routing_platform.engine.cost import TokenUsage, cost_usd
 from routing_platform.engine.errors import AllProvidersFailedError, ProviderOverloadedError
+from routing_platform.engine.learned import Assessment
 from routing_platform.engine.providers.base import CompletionRequest
 from routing_platform.engine.providers.pool import ProviderPool
 from routing_platform.engine.router import ModelRouter, default_call
@@ -169,13 +170,14 @@ async def test_no_configured_provider_names_the_missing_keys():
 
 
 class FakeLearned:
-    def __init__(self, probability: float) -> None:
+    def __init__(self, probability: float, *, in_domain: bool = True) -> None:
         self.probability = probability
+        self.in_domain = in_domain
         self.seen: list[tuple[str, str]] = []
 
-    def strong_probability(self, text: str, task_type: str) -> float:
+    def assess(self, text: str, task_type: str) -> Assessment:
         self.seen.append((text, task_type))
-        return self.probability
+        return Assessment(self.probability, self.in_domain, 0.5 if self.in_domain else 0.9, 0.6)
 
 
 @pytest.mark.parametrize(
@@ -192,12 +194,42 @@ def test_learned_router_decides_the_tier_when_configured(probability, tier):
     assert learned.seen
 
 
+def test_learned_router_decision_says_learned_and_why():
+    """A prompt within the router's domain: router "learned", with the distance as reason."""
+    decision = ModelRouter(RouterConfig(), learned_router=FakeLearned(0.9)).choose(SIMPLE)
+    assert decision.router == "learned"
+    assert "0.500 within the threshold 0.600" in decision.router_reason
+
+
+def test_out_of_domain_prompt_falls_back_to_the_classifier():
+    """Beyond the domain threshold the classifier's tier is used, and the decision says why."""
+    learned = FakeLearned(0.9, in_domain=False)
+    decision = ModelRouter(RouterConfig(), learned_router=learned).choose(SIMPLE, "classification")
+    assert decision.tier == "mini"  # the classifier's tier, not the learned score's premium
+    assert decision.router == "fallback"
+    assert decision.router_reason.startswith("out of domain: distance")
+    assert "beyond the threshold 0.600" in decision.router_reason
+
+
+def test_out_of_domain_prompt_goes_to_the_configured_fallback_tier():
+    """learned_fallback_tier (ROUTER_FALLBACK_TIER) overrides the classifier on fallback."""
+    config = RouterConfig(learned_fallback_tier="standard")
+    decision = ModelRouter(config, learned_router=FakeLearned(0.9, in_domain=False)).choose(SIMPLE)
+    assert (decision.tier, decision.router) == ("standard", "fallback")
+
+
+def test_without_a_learned_router_the_decision_says_heuristic():
+    """No learned router configured: router "heuristic"."""
+    assert ModelRouter(RouterConfig()).choose(SIMPLE).router == "heuristic"
+
+
 def test_learned_router_path_is_loaded_lazily_and_failures_fall_back(tmp_path):
     """A configured path that cannot be loaded falls back to the classifier, with a reason."""
     router = ModelRouter(RouterConfig(learned_router_path=str(tmp_path / "missing.joblib")))
     decision = router.choose(SIMPLE, "classification")
     assert decision.tier == "mini"
     assert any("learned router unavailable" in reason for reason in decision.reasons)
+    assert decision.router == "fallback"
 
 
 def test_configured_learned_router_is_loaded_once_per_path(monkeypatch):

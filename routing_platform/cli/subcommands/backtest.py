@@ -11,6 +11,7 @@ model's quality, for the router and for the random and prompt-length baselines.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import sys
@@ -66,6 +67,25 @@ def add_arguments(parser) -> None:
         "--folds", type=int, default=5, help="Cross-validation folds for 'learned' (default 5)."
     )
     parser.add_argument("--seed", type=int, default=0, help="Seed of the random baseline.")
+    parser.add_argument(
+        "--scale",
+        metavar="LOW-HIGH",
+        help="Range of the model score columns, e.g. 0-1 (correctness) or 1-10 (judge "
+        "grades); quality is reported on it. Default: detected from the scores.",
+    )
+    parser.add_argument(
+        "--ood-fallback",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="With --router-file: rows outside the router's training domain get the engine "
+        "classifier's score, as when serving (default: on).",
+    )
+    parser.add_argument(
+        "--embeddings",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="With --router learned: add WordLlama prompt embeddings to the features.",
+    )
     parser.add_argument("--json", action="store_true", help="Print the report as JSON.")
     parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
 
@@ -101,6 +121,16 @@ class ProgressBar:
 
 def _percent(value) -> str:
     return "-" if value is None else f"{100 * value:5.1f}%"
+
+
+def _quality(report: dict, value) -> str:
+    """A quality on the report's scale: a percentage for 0-1 outcomes, else a grade."""
+    scale = report.get("scale") or {"low": 0, "high": 1}
+    if value is None:
+        return "-"
+    if scale["low"] == 0 and scale["high"] == 1:
+        return _percent(value).strip()
+    return f"{value:.2f} on {scale['low']:g}-{scale['high']:g}"
 
 
 def format_table(report: dict) -> list[str]:
@@ -141,11 +171,19 @@ def format_table(report: dict) -> list[str]:
             lines.append(
                 f"{router['name']} at its threshold {point['threshold']:.3f}: "
                 f"{_percent(point['strong_share']).strip()} strong, quality "
-                f"{_percent(point['quality']).strip()}, savings {_percent(point['savings']).strip()}"
+                f"{_quality(report, point['quality'])}, savings "
+                f"{_percent(point['savings']).strip()}"
             )
+    fallback = report.get("fallback")
+    if fallback:
+        lines.append(
+            f"out of the router's training domain: {fallback['rows']} rows "
+            f"({_percent(fallback['share']).strip()}), "
+            + ("scored by the engine classifier" if fallback["enabled"] else "fallback off")
+        )
     lines.append(
-        f"weak quality {_percent(report['routers'][0]['weak_quality']).strip()}, strong quality "
-        f"{_percent(report['routers'][0]['strong_quality']).strip()}; APGR of random routing "
+        f"weak quality {_quality(report, report['routers'][0]['weak_quality'])}, strong quality "
+        f"{_quality(report, report['routers'][0]['strong_quality'])}; APGR of random routing "
         "is 0.5 by construction"
     )
     return lines
@@ -163,7 +201,8 @@ def _write_scores(path: Path, sample_ids, scores) -> None:
 def handle(command, **options) -> None:
     from routing_platform.engine.learned import LearnedRouterError, load_router
     from routing_platform.engine.quality.backtest import run_backtest
-    from routing_platform.engine.quality.dataset import DatasetError, load_datasets
+    from routing_platform.engine.quality.dataset import DatasetError, load_datasets, parse_scale
+    from routing_platform.engine.quality.embedding import EmbeddingError
     from routing_platform.engine.quality.metrics import MetricsError
 
     strong, weak = options["strong"], options["weak"]
@@ -173,6 +212,7 @@ def handle(command, **options) -> None:
         getattr(command.stderr, "_out", sys.stderr), enabled=not options["no_progress"]
     )
     try:
+        scale = parse_scale(options["scale"]) if options["scale"] else None
         dataset = load_datasets(options["dataset"], models=[strong, weak])
         if options["router_file"]:
             router_file = load_router(options["router_file"])
@@ -189,9 +229,12 @@ def handle(command, **options) -> None:
             mode=options["mode"],
             n_folds=options["folds"],
             seed=options["seed"],
+            scale=scale,
+            fallback=options["ood_fallback"],
+            embeddings=options["embeddings"],
             progress=progress,
         )
-    except (DatasetError, LearnedRouterError, MetricsError, ValueError) as err:
+    except (DatasetError, LearnedRouterError, MetricsError, EmbeddingError, ValueError) as err:
         progress.close()
         raise CommandError(str(err)) from err
     progress.close()

@@ -13,6 +13,7 @@ Point ROUTER_MODEL_PATH at the saved file to route with it.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
@@ -24,6 +25,8 @@ from routing_platform.cli.subcommands.backtest import ProgressBar
 MIN_PAIRS = 10
 
 HELP = "Train a learned router on recorded outcomes (CSV files or shadow-mode pairs)."
+# Embedding features by default? Decided by the cross-validated APGR in BENCHMARKS.md.
+DEFAULT_EMBEDDINGS = False
 
 
 def add_arguments(parser) -> None:
@@ -97,6 +100,20 @@ def add_arguments(parser) -> None:
         default=0.03,
         help="Inverse regularisation strength C of the logistic models (default 0.03).",
     )
+    parser.add_argument(
+        "--embeddings",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULT_EMBEDDINGS,
+        help="Add WordLlama prompt embeddings (from the installed wordllama package, offline) "
+        f"to the features (default: {'on' if DEFAULT_EMBEDDINGS else 'off'}; see BENCHMARKS.md).",
+    )
+    parser.add_argument(
+        "--ood-fallback",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Keep a summary of the training prompts in embedding space, so the engine falls "
+        "back to its classifier (or ROUTER_FALLBACK_TIER) on prompts unlike them (default: on).",
+    )
     parser.add_argument("--json", action="store_true", help="Print the summary as JSON.")
     parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
 
@@ -155,6 +172,7 @@ def _dataset_from_calls(options):
 def handle(command, **options) -> None:
     from routing_platform.engine.learned import LearnedRouterError
     from routing_platform.engine.quality.dataset import DatasetError, load_datasets
+    from routing_platform.engine.quality.embedding import EmbeddingError
     from routing_platform.engine.quality.training import train_and_calibrate
 
     skipped = 0
@@ -193,10 +211,12 @@ def handle(command, **options) -> None:
             target_strong_share=options["target_strong_share"],
             target_quality=options["target_quality"],
             calibration=calibration,
+            embeddings=options["embeddings"],
+            domain=options["ood_fallback"],
             progress=progress,
         )
         path = result.router.save(options["out"])
-    except (DatasetError, LearnedRouterError, ValueError) as err:
+    except (DatasetError, LearnedRouterError, EmbeddingError, ValueError) as err:
         raise CommandError(str(err)) from err
     except OSError as err:
         raise CommandError(f"cannot write {options['out']}: {err}") from err
@@ -224,6 +244,16 @@ def handle(command, **options) -> None:
             f"threshold {calibration['threshold']:.4f} (target {calibration['target']} "
             f"{calibration['target_value']}): {100 * calibration['strong_share']:.1f}% of calls "
             "to the strong model on the calibration rows"
+        )
+    if summary["embedding"]:
+        command.stdout.write(
+            f"embedding {summary['embedding']['name']} {summary['embedding']['version']}: "
+            f"features {'on' if summary['embedding_features'] else 'off'}, out-of-domain "
+            + (
+                f"fallback beyond distance {summary['domain_threshold']:.3f}"
+                if summary["domain_threshold"] is not None
+                else "fallback off"
+            )
         )
     for note in summary["notes"]:
         command.stdout.write(command.style.WARNING(note))

@@ -15,7 +15,12 @@ import numpy as np
 
 from routing_platform.engine.learned import CASCADE, DEFAULT_REGULARIZATION, MODES, LearnedRouter
 from routing_platform.engine.quality.crossval import DEFAULT_FOLDS, Progress
-from routing_platform.engine.quality.dataset import DatasetError, RoutingDataset
+from routing_platform.engine.quality.dataset import (
+    DatasetError,
+    OutcomeScale,
+    RoutingDataset,
+    detect_scale,
+)
 from routing_platform.engine.quality.metrics import (
     STRONG_PRICE_USD_PER_MTOK,
     WEAK_PRICE_USD_PER_MTOK,
@@ -26,7 +31,7 @@ from routing_platform.engine.quality.metrics import (
 )
 from routing_platform.engine.quality.routers import (
     BASELINES,
-    artifact_scores,
+    artifact_scores_with_fallback,
     router_scores,
 )
 
@@ -66,6 +71,8 @@ class BacktestReport:
     cost_source: str
     n_folds: int
     skipped_rows: int = 0
+    scale: OutcomeScale = field(default_factory=lambda: OutcomeScale(0.0, 1.0))
+    fallback: dict | None = None
 
     def result(self, name: str) -> RouterResult:
         return next(result for result in self.results if result.name == name)
@@ -86,6 +93,8 @@ class BacktestReport:
                 "grouping": "MMLU rows by subject; other rows by prompt hash",
                 "applies_to": "the learned router (trained and scored out-of-fold)",
             },
+            "scale": self.scale.as_dict(),
+            "fallback": self.fallback,
             "routers": [result.as_dict() for result in self.results],
         }
 
@@ -218,14 +227,25 @@ def run_backtest(
     n_folds: int = DEFAULT_FOLDS,
     regularization: float = DEFAULT_REGULARIZATION,
     seed: int = 0,
+    scale: OutcomeScale | None = None,
+    fallback: bool = True,
+    embeddings: bool = False,
     progress: Progress | None = None,
 ) -> BacktestReport:
-    """Score `dataset` with the routers and the baselines; see the module docstring."""
+    """Score `dataset` with the routers and the baselines; see the module docstring.
+
+    `scale`: the score columns' range (detected when None; scores outside it are refused).
+    `fallback`: a router file's out-of-domain rows get the engine classifier's score, as
+    in serving. `embeddings`: the cross-validated ``learned`` router reads embeddings too.
+    """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     if strong == weak:
         raise DatasetError("--strong and --weak name the same model; name two different models")
     dataset, skipped_rows = dataset.with_outcomes(strong, weak)
+    if scale is None:
+        scale = detect_scale(dataset, strong, weak)
+    scale.check(dataset, strong, weak)
     if router_file is not None and router_file.mode == CASCADE and mode != CASCADE:
         raise ValueError(
             "the router file was trained in cascade mode (it reads the weak model's answer): "
@@ -236,8 +256,18 @@ def run_backtest(
     results: list[RouterResult] = []
     steps = len(plan) + (router_file is not None)
     done = 0
+    fallback_summary = None
     if router_file is not None:
-        scores = artifact_scores(router_file, dataset, weak=weak)
+        scores, outside = artifact_scores_with_fallback(
+            router_file, dataset, weak=weak, fallback=fallback
+        )
+        if router_file.domain is not None:
+            fallback_summary = {
+                "enabled": fallback,
+                "rows": int(outside.sum()),
+                "share": float(outside.mean()),
+                "threshold": router_file.domain.threshold,
+            }
         results.append(
             _summarise(
                 router_file_name,
@@ -265,6 +295,7 @@ def run_backtest(
             seed=seed,
             n_folds=n_folds,
             regularization=regularization,
+            embeddings=embeddings,
             progress=_sub_progress(progress, done, steps, name),
         )
         threshold = None
@@ -289,5 +320,14 @@ def run_backtest(
             progress(done, steps, name)
     _, _, cost_source = _costs(dataset, strong, weak)
     return BacktestReport(
-        strong, weak, mode, dataset, results, cost_source, n_folds, skipped_rows=skipped_rows
+        strong,
+        weak,
+        mode,
+        dataset,
+        results,
+        cost_source,
+        n_folds,
+        skipped_rows=skipped_rows,
+        scale=scale,
+        fallback=fallback_summary,
     )

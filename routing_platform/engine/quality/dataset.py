@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import math
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -307,3 +308,73 @@ def concat_datasets(parts: Sequence[RoutingDataset]) -> RoutingDataset:
         costs_usd={m: np.concatenate([p.costs_usd[m] for p in parts]) for m in cost_models},
         sources=tuple(s for p in parts for s in p.sources),
     )
+
+
+# ---------------------------------------------------------------------------------------
+# The scale of the outcome columns (0/1 correctness, 1-10 judge grades, 0-100 points, ...)
+
+_SCALE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(?:-|\.\.|to|:)\s*(-?\d+(?:\.\d+)?)\s*$")
+
+
+@dataclass(frozen=True)
+class OutcomeScale:
+    """The range of a dataset's score columns: 0-1 (correctness, reported as a percentage)
+    or any other, e.g. 1-10 judge grades (reported as a grade on that scale)."""
+
+    low: float
+    high: float
+    detected: bool = False
+
+    @property
+    def is_share(self) -> bool:
+        return self.low == 0 and self.high == 1
+
+    @property
+    def label(self) -> str:
+        return f"{self.low:g}-{self.high:g}"
+
+    def as_dict(self) -> dict:
+        return {"low": self.low, "high": self.high, "detected": self.detected}
+
+    def check(self, dataset: RoutingDataset, *models: str) -> None:
+        """A DatasetError naming the first score outside the scale."""
+        for model in models:
+            column = dataset.score(model)
+            outside = np.flatnonzero(
+                np.isfinite(column) & ((column < self.low) | (column > self.high))
+            )
+            if len(outside):
+                row = int(outside[0])
+                raise DatasetError(
+                    f"{dataset._describe_sources()}: {model!r} scores row {row + 1} "
+                    f"{column[row]:g}, outside the scale {self.label}; give the scale the "
+                    "file uses with --scale LOW-HIGH (e.g. --scale 1-10)"
+                )
+
+
+def parse_scale(text: str) -> OutcomeScale:
+    """``"1-10"`` -> OutcomeScale(1, 10); a DatasetError saying the form otherwise."""
+    match = _SCALE.match(text or "")
+    if not match:
+        raise DatasetError(
+            f"--scale {text!r} is not a range: write it as LOW-HIGH, e.g. --scale 0-1 for "
+            "correctness or --scale 1-10 for judge grades"
+        )
+    low, high = float(match.group(1)), float(match.group(2))
+    if not low < high:
+        raise DatasetError(f"--scale {text!r}: the low end must be below the high end")
+    return OutcomeScale(low, high)
+
+
+def detect_scale(dataset: RoutingDataset, *models: str) -> OutcomeScale:
+    """The smallest usual scale holding every score: 0-1, 1-10 (0-10 with zeros), 1-5,
+    0-100, else the observed range."""
+    values = np.concatenate([dataset.score(model) for model in models])
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return OutcomeScale(0.0, 1.0, detected=True)
+    low, high = float(values.min()), float(values.max())
+    for scale_low, scale_high in ((0, 1), (1, 5), (1, 10), (0, 10), (0, 100)):
+        if scale_low <= low and high <= scale_high:
+            return OutcomeScale(float(scale_low), float(scale_high), detected=True)
+    return OutcomeScale(low, high, detected=True)

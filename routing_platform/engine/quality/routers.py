@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import rankdata
 
 from routing_platform.engine.learned import (
     CASCADE,
@@ -25,6 +26,7 @@ from routing_platform.engine.learned import (
 )
 from routing_platform.engine.quality.crossval import DEFAULT_FOLDS, Progress, fold_ids
 from routing_platform.engine.quality.dataset import DatasetError, RoutingDataset
+from routing_platform.engine.quality.embedding import get_embedder
 
 ROUTER_NAMES = ("heuristic", "learned", "length", "random", "oracle")
 BASELINES = ("random", "length")
@@ -79,6 +81,19 @@ def _heuristic(dataset: RoutingDataset, *, weak: str, mode: str) -> np.ndarray:
     return escalation + 1e-3 * complexity
 
 
+def training_matrix(
+    dataset: RoutingDataset, *, weak: str, mode: str, embeddings: np.ndarray | None
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Every row's features (with its prompt embedding as the last columns, when given)."""
+    return feature_matrix(
+        dataset.prompts,
+        task_types(dataset),
+        weak_answers(dataset, weak) if mode == CASCADE else None,
+        mode=mode,
+        embeddings=embeddings,
+    )
+
+
 def _learned_cross_validated(
     dataset: RoutingDataset,
     *,
@@ -87,15 +102,12 @@ def _learned_cross_validated(
     mode: str,
     n_folds: int,
     regularization: float,
+    embeddings: bool,
     progress: Progress | None,
 ) -> np.ndarray:
     # Featurise every row once; each fold fits on its training rows only.
-    matrix, names = feature_matrix(
-        dataset.prompts,
-        task_types(dataset),
-        weak_answers(dataset, weak) if mode == CASCADE else None,
-        mode=mode,
-    )
+    vectors = get_embedder().embed_many(dataset.prompts) if embeddings else None
+    matrix, names = training_matrix(dataset, weak=weak, mode=mode, embeddings=vectors)
     strong_outcome, weak_outcome = dataset.score(strong), dataset.score(weak)
     folds = fold_ids(dataset, n_folds)
     scores = np.zeros(len(dataset))
@@ -119,8 +131,34 @@ def _learned_cross_validated(
 
 def artifact_scores(router: LearnedRouter, dataset: RoutingDataset, *, weak: str) -> np.ndarray:
     """A trained router's scores for every row (its own mode decides if answers are read)."""
+    return artifact_scores_with_fallback(router, dataset, weak=weak, fallback=False)[0]
+
+
+def artifact_scores_with_fallback(
+    router: LearnedRouter, dataset: RoutingDataset, *, weak: str, fallback: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, fell_back): with `fallback`, rows outside the router's training domain get
+    the engine classifier's score instead, as the served router does.
+
+    The two scores live on different scales, so when both kinds of row are present each
+    group's scores become their ranks within the group, in (0, 1): at every cut, each
+    scorer sends the same share of its own rows to the strong model (as two routers each
+    calibrated to one strong share would), instead of one scale swamping the other.
+    """
     responses = weak_answers(dataset, weak) if router.mode == CASCADE else None
-    return router.scores(dataset.prompts, task_types(dataset), responses)
+    types = task_types(dataset)
+    vectors = router.embed(dataset.prompts)
+    scores = router.scores(dataset.prompts, types, responses, embeddings=vectors)
+    outside = np.zeros(len(dataset), dtype=bool)
+    if fallback and vectors is not None and router.domain is not None:
+        outside = ~router.in_domain(vectors)
+        if outside.any():
+            for row in np.flatnonzero(outside):
+                scores[row] = heuristic_score(dataset.prompts[row], types[row])
+            if not outside.all():
+                for group in (outside, ~outside):
+                    scores[group] = (rankdata(scores[group]) - 0.5) / group.sum()
+    return scores, outside
 
 
 def router_scores(
@@ -133,9 +171,11 @@ def router_scores(
     seed: int = 0,
     n_folds: int = DEFAULT_FOLDS,
     regularization: float = DEFAULT_REGULARIZATION,
+    embeddings: bool = False,
     progress: Progress | None = None,
 ) -> np.ndarray:
-    """Scores of a named router on every row of `dataset`."""
+    """Scores of a named router on every row of `dataset` (`embeddings`: the learned
+    router also reads WordLlama prompt embeddings)."""
     if name == "random":
         return _random(dataset, seed)
     if name == "length":
@@ -152,6 +192,7 @@ def router_scores(
             mode=mode,
             n_folds=n_folds,
             regularization=regularization,
+            embeddings=embeddings,
             progress=progress,
         )
     raise ValueError(f"unknown router {name!r}; choose one of {', '.join(ROUTER_NAMES)}")

@@ -17,20 +17,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from routing_platform.engine.learned import (
-    CASCADE,
     DEFAULT_REGULARIZATION,
     LearnedRouter,
-    feature_matrix,
     fit_router,
+    summarise_domain,
 )
 from routing_platform.engine.quality.crossval import DEFAULT_FOLDS, Progress
 from routing_platform.engine.quality.dataset import RoutingDataset
+from routing_platform.engine.quality.embedding import get_embedder, installed_info
 from routing_platform.engine.quality.metrics import MetricsError, evaluate_scores
 from routing_platform.engine.quality.routers import (
     artifact_scores,
     router_scores,
-    task_types,
-    weak_answers,
+    training_matrix,
 )
 
 DEFAULT_TARGET_QUALITY = 0.95
@@ -54,10 +53,16 @@ def train_and_calibrate(
     target_strong_share: float | None = None,
     target_quality: float | None = None,
     calibration: RoutingDataset | None = None,
+    embeddings: bool = False,
+    domain: bool = True,
     progress: Progress | None = None,
 ) -> TrainingResult:
     """Cross-validate, fit on all rows, calibrate on the out-of-fold scores (or on the
-    user's own `calibration` rows: prompts alone suffice for a strong-share target)."""
+    user's own `calibration` rows: prompts alone suffice for a strong-share target).
+
+    `embeddings`: WordLlama prompt embeddings join the features. `domain`: the router keeps
+    a summary of its training prompts, so the engine falls back on prompts unlike them.
+    """
     dataset, skipped_rows = dataset.with_outcomes(strong, weak)
     if target_strong_share is None and target_quality is None:
         target_quality = DEFAULT_TARGET_QUALITY
@@ -76,6 +81,7 @@ def train_and_calibrate(
             mode=mode,
             n_folds=n_folds,
             regularization=regularization,
+            embeddings=embeddings,
             progress=progress,
         )
     except ValueError as err:
@@ -87,11 +93,9 @@ def train_and_calibrate(
         except MetricsError as err:
             notes.append(f"cross-validated metrics undefined: {err}")
 
-    matrix, names = feature_matrix(
-        dataset.prompts,
-        task_types(dataset),
-        weak_answers(dataset, weak) if mode == CASCADE else None,
-        mode=mode,
+    vectors = get_embedder().embed_many(dataset.prompts) if embeddings or domain else None
+    matrix, names = training_matrix(
+        dataset, weak=weak, mode=mode, embeddings=vectors if embeddings else None
     )
     router = fit_router(
         matrix,
@@ -106,6 +110,8 @@ def train_and_calibrate(
             "trained_on": list(dataset.sources),
             "cross_validation": cross_validation,
         },
+        embedding=None if vectors is None else installed_info(),
+        domain=summarise_domain(vectors) if domain and vectors is not None else None,
     )
     if calibration is not None:
         # The user's own prompts, unseen in training: RouteLLM's calibration on their data.
@@ -149,6 +155,9 @@ def train_and_calibrate(
         "cross_validation": cross_validation,
         "calibration": router.metadata.get("calibration"),
         "threshold": router.threshold,
+        "embedding_features": embeddings,
+        "embedding": None if router.embedding is None else router.embedding.as_dict(),
+        "domain_threshold": None if router.domain is None else router.domain.threshold,
         "notes": notes,
     }
     return TrainingResult(router=router, out_of_fold_scores=out_of_fold, summary=summary)
