@@ -16,6 +16,7 @@ from django.urls import path
 from dashboard import views
 from dashboard.models import Dashboard, Experiments
 from dashboard.report_actions import experiment_action_view
+from experiments.admin.readonly import ReadOnlyModelAdmin
 from experiments.reports import experiment_report
 
 
@@ -23,7 +24,7 @@ def report_decision(experiment) -> dict:
     return experiment_report(experiment=experiment)["decision"]
 
 
-class _ReadOnlyPageAdmin(admin.ModelAdmin):
+class _ReadOnlyPageAdmin(ReadOnlyModelAdmin):
     """A page, not a table: visible to every active staff user, nothing to add or change."""
 
     def has_module_permission(self, request) -> bool:
@@ -31,15 +32,6 @@ class _ReadOnlyPageAdmin(admin.ModelAdmin):
 
     def has_view_permission(self, request, obj=None) -> bool:
         return bool(request.user.is_active and request.user.is_staff)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def page_context(self, request) -> dict:
         return {**self.admin_site.each_context(request), "opts": self.model._meta}

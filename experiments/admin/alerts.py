@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from experiments.admin.readonly import ReadOnlyModelAdmin
 from experiments.formatting import threshold
 from experiments.models import AlertRule, AlertSilence
 
@@ -38,19 +39,10 @@ class AlertRuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(AlertSilence)
-class AlertSilenceAdmin(admin.ModelAdmin):
+class AlertSilenceAdmin(ReadOnlyModelAdmin):
     """Who acknowledged or snoozed which alert, and until when (append-only)."""
 
     list_display = ("created_at", "rule_key", "experiment_key", "kind", "until", "username")
     list_filter = ("kind", "rule_key")
     search_fields = ("rule_key", "experiment_key", "username", "note")
     date_hierarchy = "created_at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

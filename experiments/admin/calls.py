@@ -9,12 +9,13 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
+from experiments.admin.readonly import ReadOnlyModelAdmin
 from experiments.formatting import ms, number, usd
 from experiments.models import RoutedCall
 
 
 @admin.register(RoutedCall)
-class RoutedCallAdmin(admin.ModelAdmin):
+class RoutedCallAdmin(ReadOnlyModelAdmin):
     # What a reader scans for first; kind, source, tier and the rest are filters.
     list_display = (
         "id",
@@ -110,15 +111,6 @@ class RoutedCallAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         names = [field.name for field in RoutedCall._meta.fields]
         return [*names, "pair", "request_pretty", "result_pretty"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="created", ordering="created_at")
     def created_display(self, obj: RoutedCall) -> str:

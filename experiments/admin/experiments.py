@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from experiments import services
+from experiments.admin.readonly import ReadOnlyModelAdmin
 from experiments.models import Arm, AuditLogEntry, Experiment
 from experiments.models.experiment import DEFAULT_RAMP_SCHEDULE
 from experiments.services.lifecycle import ramp_next_step
@@ -559,7 +560,7 @@ def _plain(value):
 
 
 @admin.register(AuditLogEntry)
-class AuditLogEntryAdmin(admin.ModelAdmin):
+class AuditLogEntryAdmin(ReadOnlyModelAdmin):
     """Every state change of every experiment (append-only: no add, change or delete)."""
 
     list_display = ("created_at", "experiment_key", "username", "action", "message")
@@ -576,12 +577,3 @@ class AuditLogEntryAdmin(admin.ModelAdmin):
         "message",
         "changes",
     )
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

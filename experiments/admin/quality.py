@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from experiments.admin.readonly import ReadOnlyModelAdmin
 from experiments.models import QualitySignal
 
 
 @admin.register(QualitySignal)
-class QualitySignalAdmin(admin.ModelAdmin):
+class QualitySignalAdmin(ReadOnlyModelAdmin):
     list_display = (
         "id",
         "created_at",
@@ -27,12 +28,3 @@ class QualitySignalAdmin(admin.ModelAdmin):
     list_select_related = ("call",)
     raw_id_fields = ("call",)
     show_full_result_count = False
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
