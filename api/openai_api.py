@@ -140,6 +140,20 @@ class ChatAnswer:
 _STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
+def _engine_fields(
+    payload: ChatCompletionIn, messages: list[dict[str, str]], options: Any
+) -> dict[str, Any]:
+    """The call as the engine takes it, streamed (``run_stream``) or not (``run_execute``)."""
+    return {
+        "messages": messages,
+        "task_type": payload.task_type or "analysis",
+        "model": None if payload.model == ROUTER_MODEL else payload.model,
+        "max_tokens": payload.max_completion_tokens or payload.max_tokens,
+        "temperature": payload.temperature,
+        "options": options,
+    }
+
+
 async def _passthrough_answer(
     payload: ChatCompletionIn,
     messages: list[dict[str, str]],
@@ -155,14 +169,7 @@ async def _passthrough_answer(
     from routing_platform.runtime import run_stream
 
     try:
-        run = await run_stream(
-            messages=messages,
-            task_type=payload.task_type or "analysis",
-            model=None if payload.model == ROUTER_MODEL else payload.model,
-            max_tokens=payload.max_completion_tokens or payload.max_tokens,
-            temperature=payload.temperature,
-            options=options,
-        )
+        run = await run_stream(**_engine_fields(payload, messages, options))
     except RoutingError as err:
         await record(result=None, error=err)
         raise
@@ -226,13 +233,7 @@ async def chat_completion_answer(
         )
     try:
         result = await run_execute(
-            **route_run_fields(route),
-            messages=messages,
-            task_type=payload.task_type or "analysis",
-            model=concrete_model,
-            max_tokens=payload.max_completion_tokens or payload.max_tokens,
-            temperature=payload.temperature,
-            options=options,
+            **route_run_fields(route), **_engine_fields(payload, messages, options)
         )
     except RoutingError as err:
         await record(result=None, error=err)
