@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+import httpx
 import openai
 import pytest
 
@@ -90,8 +93,6 @@ def test_errors_map_to_the_sdk_exceptions(sdk, server_process):
 def test_feedback_on_a_completion_by_its_call_id(sdk, server_process):
     """The answer's x-router-call-id (read with with_raw_response) is the call to send
     feedback on; once the record is written, the feedback is counted in the quality report."""
-    import httpx
-
     raw = sdk.chat.completions.with_raw_response.create(
         model="router", messages=[{"role": "user", "content": "Is this review positive? Loved it"}]
     )
@@ -115,3 +116,70 @@ def test_feedback_on_a_completion_by_its_call_id(sdk, server_process):
     assert posted.json()["value"] == 0.8
     after = httpx.get(f"{api}/quality", headers=headers).json()["sources"]["feedback"]
     assert after["signals"] == before["signals"] + 1
+
+
+def _feedback_when_recorded(api: str, call_id: str, headers: dict) -> httpx.Response:
+    """POST thumbs up on ``call_id``, retrying the documented 404 of a /v1 call whose record
+    the worker has not written yet (bounded: at most about 60 s)."""
+    deadline = time.monotonic() + 60
+    while True:
+        posted = httpx.post(
+            f"{api}/calls/{call_id}/feedback", json={"thumbs": "up"}, headers=headers
+        )
+        if posted.status_code != 404 or time.monotonic() > deadline:
+            return posted
+        time.sleep(0.1)
+
+
+def test_feedback_on_an_experiment_completion_shows_in_its_report(sdk, server_process):
+    """A /v1 completion in a feedback experiment (extra_body experiment + user): its
+    x-router-call-id takes a thumbs up, which the experiment report and its JSON export
+    count for the arm the call ran."""
+    headers = {"Authorization": f"Bearer {server_process.token}"}
+    api = f"{server_process.base_url}/api/v1/routing"
+    created = httpx.post(
+        f"{api}/experiments",
+        json={
+            "key": "sdk-feedback",
+            "name": "SDK feedback",
+            "start": True,
+            "quality_signal": "feedback",
+            "arms": [
+                {"key": "control", "strategy": "original_council", "is_control": True},
+                {"key": "smart", "strategy": "smart_routing"},
+            ],
+        },
+        headers=headers,
+    )
+    assert created.status_code == 201, created.text
+
+    raw = sdk.chat.completions.with_raw_response.create(
+        model="router",
+        messages=[{"role": "user", "content": "Is this review positive? Loved it"}],
+        user="sdk-user-1",
+        extra_body={"experiment": "sdk-feedback"},
+    )
+    call_id = raw.headers["x-router-call-id"]
+    assert call_id == raw.parse().id
+    posted = _feedback_when_recorded(api, call_id, headers)
+    assert posted.status_code == 201, posted.text
+    assert posted.json()["value"] == 1.0
+
+    rows = server_process.query(
+        "SELECT a.key FROM experiments_routedcall c JOIN experiments_arm a ON a.id = c.arm_id"
+        " JOIN experiments_experiment e ON e.id = c.experiment_id"
+        " WHERE c.idempotency_key = ? AND e.key = 'sdk-feedback'",
+        (f"openai:{call_id}",),
+    )
+    assert len(rows) == 1, rows  # recorded in the experiment, under the user's arm
+    arm = rows[0][0]
+
+    report = httpx.get(f"{api}/experiments/sdk-feedback/results", headers=headers)
+    assert report.status_code == 200, report.text
+    quality = report.json()["quality"]
+    assert quality["signal"] == "feedback"
+    feedback = quality["signals"]["feedback"]["arms"]
+    assert feedback[arm]["signals"] == 1 and feedback[arm]["sums"]["sum_y"] == 1.0
+    assert sum(arm_feedback["signals"] for arm_feedback in feedback.values()) == 1
+    export = httpx.get(f"{api}/experiments/sdk-feedback/export", headers=headers).json()
+    assert export["quality"]["signals"]["feedback"]["arms"][arm]["sums"]["sum_y"] == 1.0
