@@ -89,10 +89,26 @@ class UpstreamError(ApiError):
     openai_type = "api_error"
 
 
+#: Seconds a client is asked to wait on any 503 that does not name its own wait.
+SERVICE_RETRY_AFTER_S = 5
+
+
 class ServiceUnavailable(ApiError):
+    """A dependency (Redis, the database, a configuration) is down: always with
+    ``Retry-After``, so clients and proxies back off instead of hammering."""
+
     status_code = 503
     code = "service_unavailable"
     openai_type = "api_error"
+
+    def __init__(
+        self, message: str, *, param: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(
+            message,
+            param=param,
+            headers={"Retry-After": str(SERVICE_RETRY_AFTER_S), **(headers or {})},
+        )
 
 
 #: Seconds a client is asked to wait when the database is unreachable (a restart, a failover).
