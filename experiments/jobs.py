@@ -164,7 +164,23 @@ def job_state(*, job_id: str, queue_name: str) -> tuple[str, str]:
     if status == JobStatus.FINISHED:
         # The job ran but its row is unfinished: it cannot be retried, so say so.
         return "failed", f"job {job_id} finished without recording the call"
+    if status == JobStatus.STARTED and worker_stopped_beating(connection, job.worker_name):
+        # RQ leaves a job of a SIGKILLed worker "started" until its own maintenance, which
+        # may be many minutes away; the worker's missing beat says it is gone now.
+        return "lost", (
+            f"job {job_id} was running on worker {job.worker_name}, which stopped "
+            f"(no liveness beat for over {WORKER_ALIVE_S:g} s)"
+        )
     return "pending", ""
+
+
+def worker_stopped_beating(connection, worker_name: str | None) -> bool:
+    """Whether a worker that beat (``WorkerUpkeep``) has not beaten for ``WORKER_ALIVE_S``.
+    A worker that never beat (a plain RQ worker) is not judged: False."""
+    if not worker_name:
+        return False
+    last_beat = connection.zscore(WORKERS_ALIVE_KEY, worker_name)
+    return last_beat is not None and float(last_beat) < time.time() - WORKER_ALIVE_S
 
 
 def _check_db_connections() -> None:

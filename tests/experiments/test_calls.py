@@ -7,11 +7,14 @@ Queues are fakeredis here (the ``fake_redis`` fixture); the real Redis and real
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from decimal import Decimal
 
+import django_rq
 import pytest
 from django.core.exceptions import ValidationError
+from rq.job import Job
 
 from experiments import jobs, selectors, services
 from experiments.models import CallRollup, RoutedCall
@@ -355,6 +358,27 @@ def test_reconcile_leaves_pending_jobs_alone(fake_redis, django_capture_on_commi
     assert services.routed_calls_reconcile(older_than_s=-1)["pending"] == 1
     call.refresh_from_db()
     assert call.status == "queued"
+
+
+def test_reconcile_settles_a_started_job_whose_worker_stopped_beating(
+    fake_redis, django_capture_on_commit_callbacks
+):
+    """A job left "started" by a SIGKILLed worker is settled as JobLost once the worker's
+    liveness beat is stale; while the worker still beats, the call is left to it."""
+    with django_capture_on_commit_callbacks(execute=True):
+        call = services.routed_call_enqueue(kind="execute", request_payload={"text": "x"})
+    connection = django_rq.get_connection("routing")
+    job = Job.fetch(call.job_id, connection=connection)
+    job.set_status("started")
+    job.worker_name = "w-killed"
+    job.save()
+    connection.zadd(jobs.WORKERS_ALIVE_KEY, {"w-killed": time.time()})
+    assert services.routed_calls_reconcile(older_than_s=-1)["pending"] == 1
+    connection.zadd(jobs.WORKERS_ALIVE_KEY, {"w-killed": time.time() - 10 * jobs.WORKER_ALIVE_S})
+    assert services.routed_calls_reconcile(older_than_s=-1)["lost"] == 1
+    call.refresh_from_db()
+    assert call.status == "error" and call.error_type == "JobLost"
+    assert "w-killed" in call.error_message
 
 
 def test_fakeredis_worker_runs_every_enqueued_call_once(
