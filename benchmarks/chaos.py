@@ -16,10 +16,12 @@ in the prompt:
 - 5xx: each must be a 503 with a JSON body and ``Retry-After`` (502 is the upstream giving
   up after retries, allowed when its error row exists).
 
-The SDK scenarios send ``/v1`` chats through the official ``openai`` SDK with its default
-retries (2, with backoff), so a 502 or 503 is sent again: once as the SDK sends them (it
-sends no ``Idempotency-Key`` of its own), once with ``extra_headers={"Idempotency-Key": ...}``
-per call, as docs/reliability.md advises. A logical call is one ``create()``; its requests
+The SDK scenarios send ``/v1`` chats to a named model through the official ``openai`` SDK
+with its default retries (2, with backoff), so a 502 or 503 is sent again: once as the SDK
+sends them (it sends no ``Idempotency-Key`` of its own), once with
+``extra_headers={"Idempotency-Key": ...}`` per call, as docs/reliability.md advises. Every
+third call is "flaky": the upstream fails all of the platform's attempts for its first
+request (a 502), then serves it as usual. A logical call is one ``create()``; its requests
 are counted by marker in the body, and it must end with exactly one row.
 
 The table goes to ``benchmarks/results/chaos.json`` and into BENCHMARKS.md (rendered by
@@ -71,6 +73,12 @@ SEED = 22
 UPSTREAM_LATENCY_S = 0.05
 UPSTREAM_FAULT_SHARE = 0.20  # split evenly: 429, 500, 529, timeout
 REQUEST_TIMEOUT_S = 1.5  # the platform's upstream timeout (ROUTER_REQUEST_TIMEOUT_S)
+MAX_RETRIES = 2  # the platform's upstream retries (ROUTER_MAX_RETRIES)
+#: A chat with this word fails upstream until the platform gives up once (a 502 with its
+#: error row), so the client's retry meets a healthy upstream (the SDK scenarios).
+FLAKY = "chaos-flaky"
+FLAKY_EVERY = 3  # every third SDK call is flaky
+SDK_MODEL = "gpt-4.1-nano"  # a named model: no fallback, so the platform's attempts are known
 CLIENT_TIMEOUT_S = 30.0
 REDIS_OUTAGE_S = 10.0
 BACKLOG_S = 4.0
@@ -82,13 +90,26 @@ OPEN_STATUSES = ("queued", "running")
 # --- The fault-injecting upstream (its own process) -----------------------------------------
 
 
-async def _upstream_connection(reader, writer, rng: random.Random) -> None:
+def flaky_failure(body: bytes, seen: Counter) -> bool:
+    """Whether the upstream fails this request (pure; ``seen`` counts per marker): the first
+    ``MAX_RETRIES + 1`` requests of a flaky call, i.e. every attempt of one platform request."""
+    text = body.decode(errors="replace")
+    match = MARKER.search(text)
+    if FLAKY not in text or match is None:
+        return False
+    seen[match.group(0)] += 1
+    return seen[match.group(0)] <= MAX_RETRIES + 1
+
+
+async def _upstream_connection(reader, writer, rng: random.Random, seen: Counter) -> None:
     try:
         while True:
             body = await read_request_body(reader)
             roll = rng.random()
             await asyncio.sleep(UPSTREAM_LATENCY_S)
-            if roll < UPSTREAM_FAULT_SHARE * 0.25:
+            if flaky_failure(body, seen):
+                status, payload, extra = 500, b'{"error":{"message":"flaky"}}', b""
+            elif roll < UPSTREAM_FAULT_SHARE * 0.25:
                 status, payload, extra = (
                     429,
                     b'{"error":{"message":"slow down"}}',
@@ -120,9 +141,10 @@ async def _upstream_connection(reader, writer, rng: random.Random) -> None:
 
 async def _upstream_main(port: int) -> None:
     rng = random.Random(SEED)
+    seen: Counter = Counter()
 
     async def handle(reader, writer):
-        await _upstream_connection(reader, writer, rng)
+        await _upstream_connection(reader, writer, rng, seen)
 
     server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
     async with server:
@@ -328,7 +350,7 @@ class Platform:
             "ANTHROPIC_API_KEY": "",
             "GEMINI_API_KEY": "",
             "ROUTER_REQUEST_TIMEOUT_S": str(REQUEST_TIMEOUT_S),
-            "ROUTER_MAX_RETRIES": "2",
+            "ROUTER_MAX_RETRIES": str(MAX_RETRIES),
             "ROUTER_REQUIRE_DURABLE_REDIS": self.require_durable,
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
@@ -489,8 +511,9 @@ def attempts_by_marker(bodies: list[bytes]) -> Counter:
     )
 
 
-async def _one_sdk(sdk: openai.AsyncOpenAI, marker: str, keyed: bool) -> Outcome:
-    _, body = _request("chat", marker)
+async def _one_sdk(sdk: openai.AsyncOpenAI, marker: str, *, flaky: bool, keyed: bool) -> Outcome:
+    _, body = _request("chat", f"{marker} {FLAKY}" if flaky else marker)
+    body["model"] = SDK_MODEL
     headers = {"Idempotency-Key": f"{marker}-key"} if keyed else {}
     try:
         await sdk.chat.completions.create(**body, extra_headers=headers)
@@ -523,7 +546,8 @@ async def drive_sdk(
         for n in range(calls):
             await asyncio.sleep(max(0.0, started + n / rate - time.monotonic()))
             marker = f"chaos-s{scenario}-r{n}"
-            tasks.append(asyncio.create_task(_one_sdk(sdk, marker, keyed)))
+            flaky = n % FLAKY_EVERY == 0
+            tasks.append(asyncio.create_task(_one_sdk(sdk, marker, flaky=flaky, keyed=keyed)))
         outcomes = list(await asyncio.gather(*tasks))
     attempts = attempts_by_marker(bodies)
     for outcome in outcomes:

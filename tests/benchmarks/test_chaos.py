@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from benchmarks.chaos import (
     Outcome,
     Scenario,
     attempts_by_marker,
     figures_for,
+    flaky_failure,
     no_fault,
     tally,
 )
@@ -87,3 +90,14 @@ def test_an_sdk_retry_that_left_two_rows_is_a_duplicate_and_is_counted_as_retrie
     duplicates = figures_for(Scenario("sdk", no_fault, sdk="plain"), result, "note")[2]
     assert duplicates["met"] is False
     assert "2 call(s) retried by the client, 6 HTTP requests for 3 calls" in duplicates["notes"]
+
+
+def test_a_flaky_call_fails_every_attempt_of_its_first_request_only():
+    """MAX_RETRIES + 1 = 3 upstream failures (the platform gives up: 502), then served;
+    a call without the flaky word is never failed by this rule."""
+    seen: Counter = Counter()
+    flaky = b'{"messages":[{"content":"chaos-s7-r0 chaos-flaky: explain"}]}'
+    plain = b'{"messages":[{"content":"chaos-s7-r1: explain"}]}'
+    assert [flaky_failure(flaky, seen) for _ in range(5)] == [True, True, True, False, False]
+    assert not flaky_failure(plain, seen)
+    assert seen == {"chaos-s7-r0": 5}
