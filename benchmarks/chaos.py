@@ -16,6 +16,14 @@ in the prompt:
 - 5xx: each must be a 503 with a JSON body and ``Retry-After`` (502 is the upstream giving
   up after retries, allowed when its error row exists).
 
+The SDK scenarios send ``/v1`` chats to a named model through the official ``openai`` SDK
+with its default retries (2, with backoff), so a 502 or 503 is sent again: once as the SDK
+sends them (it sends no ``Idempotency-Key`` of its own), once with
+``extra_headers={"Idempotency-Key": ...}`` per call, as docs/reliability.md advises. Every
+third call is "flaky": the upstream fails all of the platform's attempts for its first
+request (a 502), then serves it as usual. A logical call is one ``create()``; its requests
+are counted by marker in the body, and it must end with exactly one row.
+
 The table goes to ``benchmarks/results/chaos.json`` and into BENCHMARKS.md (rendered by
 ``benchmarks.run``). Not part of ``make test`` or ``make bench``; about 10 minutes.
 
@@ -47,6 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import openai
 import psycopg
 import redis as redis_py
 from rq import Queue, Worker
@@ -64,6 +73,12 @@ SEED = 22
 UPSTREAM_LATENCY_S = 0.05
 UPSTREAM_FAULT_SHARE = 0.20  # split evenly: 429, 500, 529, timeout
 REQUEST_TIMEOUT_S = 1.5  # the platform's upstream timeout (ROUTER_REQUEST_TIMEOUT_S)
+MAX_RETRIES = 2  # the platform's upstream retries (ROUTER_MAX_RETRIES)
+#: A chat with this word fails upstream until the platform gives up once (a 502 with its
+#: error row), so the client's retry meets a healthy upstream (the SDK scenarios).
+FLAKY = "chaos-flaky"
+FLAKY_EVERY = 3  # every third SDK call is flaky
+SDK_MODEL = "gpt-4.1-nano"  # a named model: no fallback, so the platform's attempts are known
 CLIENT_TIMEOUT_S = 30.0
 REDIS_OUTAGE_S = 10.0
 BACKLOG_S = 4.0
@@ -75,13 +90,26 @@ OPEN_STATUSES = ("queued", "running")
 # --- The fault-injecting upstream (its own process) -----------------------------------------
 
 
-async def _upstream_connection(reader, writer, rng: random.Random) -> None:
+def flaky_failure(body: bytes, seen: Counter) -> bool:
+    """Whether the upstream fails this request (pure; ``seen`` counts per marker): the first
+    ``MAX_RETRIES + 1`` requests of a flaky call, i.e. every attempt of one platform request."""
+    text = body.decode(errors="replace")
+    match = MARKER.search(text)
+    if FLAKY not in text or match is None:
+        return False
+    seen[match.group(0)] += 1
+    return seen[match.group(0)] <= MAX_RETRIES + 1
+
+
+async def _upstream_connection(reader, writer, rng: random.Random, seen: Counter) -> None:
     try:
         while True:
             body = await read_request_body(reader)
             roll = rng.random()
             await asyncio.sleep(UPSTREAM_LATENCY_S)
-            if roll < UPSTREAM_FAULT_SHARE * 0.25:
+            if flaky_failure(body, seen):
+                status, payload, extra = 500, b'{"error":{"message":"flaky"}}', b""
+            elif roll < UPSTREAM_FAULT_SHARE * 0.25:
                 status, payload, extra = (
                     429,
                     b'{"error":{"message":"slow down"}}',
@@ -113,9 +141,10 @@ async def _upstream_connection(reader, writer, rng: random.Random) -> None:
 
 async def _upstream_main(port: int) -> None:
     rng = random.Random(SEED)
+    seen: Counter = Counter()
 
     async def handle(reader, writer):
-        await _upstream_connection(reader, writer, rng)
+        await _upstream_connection(reader, writer, rng, seen)
 
     server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
     async with server:
@@ -321,7 +350,7 @@ class Platform:
             "ANTHROPIC_API_KEY": "",
             "GEMINI_API_KEY": "",
             "ROUTER_REQUEST_TIMEOUT_S": str(REQUEST_TIMEOUT_S),
-            "ROUTER_MAX_RETRIES": "2",
+            "ROUTER_MAX_RETRIES": str(MAX_RETRIES),
             "ROUTER_REQUIRE_DURABLE_REDIS": self.require_durable,
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
@@ -403,6 +432,7 @@ class Outcome:
     status: int  # 0: no answer (connection error, timeout)
     json_body: bool = False
     retry_after: bool = False
+    attempts: int = 1  # HTTP requests sent for this logical call (the SDK's retries)
 
 
 def _request(kind: str, marker: str) -> tuple[str, dict]:
@@ -434,6 +464,10 @@ async def _one(client, kind: str, marker: str) -> Outcome:
         response = await client.post(path, json=body)
     except Exception:  # a reset or a timeout: no answer, so nothing was acknowledged
         return Outcome(marker, kind, 0)
+    return _answered(marker, kind, response)
+
+
+def _answered(marker: str, kind: str, response: httpx.Response) -> Outcome:
     try:
         response.json()
         json_body = True
@@ -468,6 +502,57 @@ async def drive(
             await asyncio.sleep(max(0.0, started + n / rate - time.monotonic()))
             tasks.append(asyncio.create_task(_one(client, kind, f"chaos-s{scenario}-r{n}")))
         return list(await asyncio.gather(*tasks))
+
+
+def attempts_by_marker(bodies: list[bytes]) -> Counter:
+    """How many requests carried each marker (pure: one per HTTP request the SDK sent)."""
+    return Counter(
+        match.group(0) for body in bodies if (match := MARKER.search(body.decode(errors="replace")))
+    )
+
+
+async def _one_sdk(sdk: openai.AsyncOpenAI, marker: str, *, flaky: bool, keyed: bool) -> Outcome:
+    _, body = _request("chat", f"{marker} {FLAKY}" if flaky else marker)
+    body["model"] = SDK_MODEL
+    headers = {"Idempotency-Key": f"{marker}-key"} if keyed else {}
+    try:
+        await sdk.chat.completions.create(**body, extra_headers=headers)
+    except openai.APIStatusError as err:
+        return _answered(marker, "sdk-chat", err.response)
+    except openai.APIError:  # connection error or timeout after its retries
+        return Outcome(marker, "sdk-chat", 0)
+    return Outcome(marker, "sdk-chat", 200, True)
+
+
+async def drive_sdk(
+    base_url: str, token: str, *, scenario: int, calls: int, rate: float, keyed: bool
+) -> list[Outcome]:
+    """``calls`` chats through the official openai SDK (default ``max_retries``) at ``rate``
+    per second; each outcome carries how many requests its call sent."""
+    bodies: list[bytes] = []
+
+    async def count(request: httpx.Request) -> None:
+        bodies.append(request.content)
+
+    async with httpx.AsyncClient(event_hooks={"request": [count]}) as http_client:
+        sdk = openai.AsyncOpenAI(
+            base_url=f"{base_url}/v1",
+            api_key=token,
+            timeout=CLIENT_TIMEOUT_S,
+            http_client=http_client,
+        )
+        started = time.monotonic()
+        tasks = []
+        for n in range(calls):
+            await asyncio.sleep(max(0.0, started + n / rate - time.monotonic()))
+            marker = f"chaos-s{scenario}-r{n}"
+            flaky = n % FLAKY_EVERY == 0
+            tasks.append(asyncio.create_task(_one_sdk(sdk, marker, flaky=flaky, keyed=keyed)))
+        outcomes = list(await asyncio.gather(*tasks))
+    attempts = attempts_by_marker(bodies)
+    for outcome in outcomes:
+        outcome.attempts = attempts[outcome.marker]
+    return outcomes
 
 
 # --- Faults ---------------------------------------------------------------------------------
@@ -528,6 +613,7 @@ class Scenario:
     redis_durable: bool = True
     require_durable: str = "warn"
     poison_pill: bool = False
+    sdk: str = ""  # "plain": the openai SDK as it sends; "keyed": with an Idempotency-Key
 
 
 SCENARIOS = (
@@ -543,6 +629,8 @@ SCENARIOS = (
         require_durable="sync",
     ),
     Scenario("poison pill: a NUL byte in a chat, then more chats", no_fault, poison_pill=True),
+    Scenario("openai SDK retries (max_retries=2), no Idempotency-Key", no_fault, sdk="plain"),
+    Scenario("openai SDK retries (max_retries=2), Idempotency-Key per call", no_fault, sdk="keyed"),
 )
 
 
@@ -599,6 +687,8 @@ class Tally:
     status_counts: Counter = field(default_factory=Counter)
     bad_5xx: int = 0  # 5xx other than 503 JSON + Retry-After, and 502 without its error row
     unanswered: int = 0
+    retried: int = 0  # logical calls sent more than once (the SDK's retries)
+    requests: int = 0  # HTTP requests in all
 
 
 def tally(
@@ -613,6 +703,8 @@ def tally(
     for outcome in outcomes:
         found = rows.get(outcome.marker, [])
         result.status_counts[outcome.status] += 1
+        result.requests += outcome.attempts
+        result.retried += outcome.attempts > 1
         if outcome.status == 0:
             result.unanswered += 1
         if 200 <= outcome.status < 300:
@@ -660,7 +752,13 @@ def figures_for(scenario: Scenario, result: Tally, notes: str) -> list[dict]:
             "unit": "requests",
             "target": "0",
             "met": result.duplicates == 0,
-            "notes": "requests with more than one row",
+            "notes": "requests with more than one row"
+            + (
+                f"; {result.retried} call(s) retried by the client, "
+                f"{result.requests} HTTP requests for {result.sent} calls"
+                if result.requests > result.sent
+                else ""
+            ),
         },
         {
             "metric": f"{scenario.name}: rows open after reconcile",
@@ -723,16 +821,19 @@ def run_scenario(platform: Platform, index: int, scenario: Scenario, *, calls: i
 
     injector = threading.Thread(target=inject)
     injector.start()
-    outcomes = asyncio.run(
-        drive(
-            f"http://127.0.0.1:{platform.web_port}",
+    base_url = f"http://127.0.0.1:{platform.web_port}"
+    if scenario.sdk:
+        load = drive_sdk(
+            base_url,
             platform.token,
             scenario=index,
-            calls=calls,
+            calls=calls // 2,
             rate=rate,
-            kinds=kinds,
+            keyed=scenario.sdk == "keyed",
         )
-    )
+    else:
+        load = drive(base_url, platform.token, scenario=index, calls=calls, rate=rate, kinds=kinds)
+    outcomes = asyncio.run(load)
     injector.join()
     left = settle(platform)
     restarts = platform.worker_restarts() - restarts_before

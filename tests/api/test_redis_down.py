@@ -44,7 +44,8 @@ async def test_health_is_503_when_the_database_is_down(monkeypatch):
 
 
 async def test_async_execute_is_503_and_records_nothing_half_done(redis_down, headers):
-    """Queueing with Redis down is a 503 JSON message; no queued row is left behind."""
+    """Queueing with Redis down is a 503 JSON message with Retry-After (as the database's);
+    no queued row is left behind."""
     response = await AsyncClient().post(
         "/api/v1/routing/execute",
         data={"text": "hello", "async": True},
@@ -52,6 +53,7 @@ async def test_async_execute_is_503_and_records_nothing_half_done(redis_down, he
         headers=headers,
     )
     assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
     assert "Redis" in response.json()["message"]
     assert response["Retry-After"] == "5"  # clients back off while the queue is down
     assert await RoutedCall.objects.acount() == 0
@@ -73,6 +75,7 @@ async def test_redis_lost_between_check_and_enqueue_is_recorded_as_an_error(
         headers=headers,
     )
     assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
     call = await RoutedCall.objects.aget()
     assert call.status == "error"
     assert call.error_type == "QueueUnavailable"

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from benchmarks.chaos import Outcome, Scenario, figures_for, no_fault, tally
+from collections import Counter
+
+from benchmarks.chaos import (
+    Outcome,
+    Scenario,
+    attempts_by_marker,
+    figures_for,
+    flaky_failure,
+    no_fault,
+    tally,
+)
 
 
 def test_tally_counts_lost_duplicate_open_and_malformed_5xx():
@@ -47,3 +57,47 @@ def test_a_record_still_in_redis_is_stranded_not_lost():
     ]
     result = tally(outcomes, {}, frozenset({"chaos-s2-r1"}))
     assert (result.lost, result.stranded) == (1, 1)
+
+
+def test_attempts_are_counted_per_marker_from_the_request_bodies():
+    """One count per HTTP request the SDK sent; a body without a marker is not a call."""
+    bodies = [
+        b'{"messages":[{"content":"chaos-s7-r0: explain"}]}',
+        b'{"messages":[{"content":"chaos-s7-r1: explain"}]}',
+        b'{"messages":[{"content":"chaos-s7-r0: explain"}]}',
+        b'{"messages":[{"content":"chaos-s7-r0: explain"}]}',
+        b'{"model":"router"}',
+    ]
+    assert attempts_by_marker(bodies) == {"chaos-s7-r0": 3, "chaos-s7-r1": 1}
+
+
+def test_an_sdk_retry_that_left_two_rows_is_a_duplicate_and_is_counted_as_retried():
+    """A 502 retried by the SDK into a 200: one logical call, an error row and a success
+    row, so a duplicate; the figures' note says how many calls were sent again."""
+    outcomes = [
+        Outcome("chaos-s7-r0", "sdk-chat", 200, True, attempts=2),
+        Outcome("chaos-s7-r1", "sdk-chat", 200, True),
+        Outcome("chaos-s7-r2", "sdk-chat", 502, True, attempts=3),  # replayed 502: one row
+    ]
+    rows = {
+        "chaos-s7-r0": [("error", "ProviderError"), ("success", "")],
+        "chaos-s7-r1": [("success", "")],
+        "chaos-s7-r2": [("error", "ProviderError")],
+    }
+    result = tally(outcomes, rows)
+    assert (result.retried, result.requests, result.duplicates) == (2, 6, 1)
+    assert (result.lost, result.bad_5xx) == (0, 0)
+    duplicates = figures_for(Scenario("sdk", no_fault, sdk="plain"), result, "note")[2]
+    assert duplicates["met"] is False
+    assert "2 call(s) retried by the client, 6 HTTP requests for 3 calls" in duplicates["notes"]
+
+
+def test_a_flaky_call_fails_every_attempt_of_its_first_request_only():
+    """MAX_RETRIES + 1 = 3 upstream failures (the platform gives up: 502), then served;
+    a call without the flaky word is never failed by this rule."""
+    seen: Counter = Counter()
+    flaky = b'{"messages":[{"content":"chaos-s7-r0 chaos-flaky: explain"}]}'
+    plain = b'{"messages":[{"content":"chaos-s7-r1: explain"}]}'
+    assert [flaky_failure(flaky, seen) for _ in range(5)] == [True, True, True, False, False]
+    assert not flaky_failure(plain, seen)
+    assert seen == {"chaos-s7-r0": 5}
