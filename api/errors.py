@@ -84,9 +84,21 @@ class RateLimited(ApiError):
 
 
 class UpstreamError(ApiError):
+    """Every upstream attempt failed (the platform has already retried and fallen back), so
+    it tells the official SDKs not to retry on their own (``x-should-retry: false``): their
+    default retry would run the call again and record it twice. A client that wants to
+    retry sends an ``Idempotency-Key`` (docs/reliability.md)."""
+
     status_code = 502
     code = "upstream_error"
     openai_type = "api_error"
+
+    def __init__(
+        self, message: str, *, param: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(
+            message, param=param, headers={"x-should-retry": "false", **(headers or {})}
+        )
 
 
 #: Seconds a client is asked to wait on any 503 that does not name its own wait.

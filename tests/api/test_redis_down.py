@@ -55,7 +55,6 @@ async def test_async_execute_is_503_and_records_nothing_half_done(redis_down, he
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
     assert "Redis" in response.json()["message"]
-    assert response["Retry-After"] == "5"  # clients back off while the queue is down
     assert await RoutedCall.objects.acount() == 0
 
 
