@@ -142,6 +142,9 @@ def test_feedback_on_an_experiment_completion_shows_in_its_report(sdk, server_pr
         json={
             "key": "sdk-feedback",
             "name": "SDK feedback",
+            # Its own unit space: the session's server keeps other tests' running "user"
+            # experiments, and two running experiments may not claim the same units.
+            "unit_type": "team",
             "start": True,
             "quality_signal": "feedback",
             "arms": [
