@@ -23,7 +23,6 @@ from api.arms import (
 )
 from api.auth import read_auth, write_auth
 from api.errors import (
-    DATABASE_RETRY_AFTER_S,
     BadRequest,
     NotFound,
     ServiceUnavailable,
@@ -52,8 +51,6 @@ QUEUE_DOWN = (
     "The job queue (Redis) is unreachable, so the call was not queued: retry later, or send "
     'it without "async" to run it now.'
 )
-#: A queue refusal is a 503 like the database's: JSON, and when to try again.
-QUEUE_DOWN_HEADERS = {"Retry-After": str(DATABASE_RETRY_AFTER_S)}
 
 ERROR_RESPONSES = {
     "responses": {
@@ -88,7 +85,7 @@ async def _enqueue(*, kind: str, payload: RoutedRequestIn, request_payload: dict
     unit_required(experiment_key=payload.experiment, unit_id=payload.unit_id, param="unit_id")
     reachable, _ = await redis_ping()
     if not reachable:
-        raise ServiceUnavailable(QUEUE_DOWN, headers=QUEUE_DOWN_HEADERS)
+        raise ServiceUnavailable(QUEUE_DOWN)
     try:
         call = await sync_to_async(routed_call_enqueue)(
             kind=kind,
@@ -99,7 +96,7 @@ async def _enqueue(*, kind: str, payload: RoutedRequestIn, request_payload: dict
             source="api",
         )
     except QueueUnavailableError as err:
-        raise ServiceUnavailable(f"{QUEUE_DOWN} ({err})", headers=QUEUE_DOWN_HEADERS) from None
+        raise ServiceUnavailable(f"{QUEUE_DOWN} ({err})") from None
     return Status(
         202,
         {
