@@ -9,7 +9,9 @@ never starts one, so ramping never moves a unit between arms.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -269,6 +271,29 @@ def _snapshot(experiment: Experiment) -> dict:
     }
 
 
+@dataclass
+class _Change:
+    """One audited state change: the snapshot before, and the message said of it."""
+
+    before: dict
+    message: str = ""
+
+
+@contextmanager
+def _audited(experiment: Experiment, *, user: Any | None, action: str) -> Iterator[_Change]:
+    """Snapshot the experiment, let the block change it (and set the message), then write
+    the audit entry with the before and after snapshots."""
+    change = _Change(before=_snapshot(experiment))
+    yield change
+    audit_log_record(
+        experiment=experiment,
+        user=user,
+        action=action,
+        message=change.message,
+        changes={"before": change.before, "after": _snapshot(experiment)},
+    )
+
+
 # --- State changes -------------------------------------------------------------------------
 
 
@@ -281,20 +306,18 @@ def experiment_start(*, experiment: Experiment, user: Any | None = None) -> Expe
     arms = _ordered_arms(experiment)
     experiment_validate_arms(arms=arms)
     _validate_no_running_conflict(experiment)
-    before = _snapshot(experiment)
-    experiment.status = Status.RUNNING
-    experiment.started_at = experiment.started_at or timezone.now()
-    experiment.ended_at = None
-    experiment.serving_arm = None
-    _save(experiment, ["status", "started_at", "ended_at", "serving_arm"])
-    phase = phase_current(experiment=experiment) or _phase_open(experiment=experiment, arms=arms)
-    audit_log_record(
-        experiment=experiment,
-        user=user,
-        action=Action.START,
-        message=f"Started at {experiment.traffic_percentage:g}% of traffic (phase {phase.number}).",
-        changes={"before": before, "after": _snapshot(experiment)},
-    )
+    with _audited(experiment, user=user, action=Action.START) as change:
+        experiment.status = Status.RUNNING
+        experiment.started_at = experiment.started_at or timezone.now()
+        experiment.ended_at = None
+        experiment.serving_arm = None
+        _save(experiment, ["status", "started_at", "ended_at", "serving_arm"])
+        phase = phase_current(experiment=experiment) or _phase_open(
+            experiment=experiment, arms=arms
+        )
+        change.message = (
+            f"Started at {experiment.traffic_percentage:g}% of traffic (phase {phase.number})."
+        )
     return experiment
 
 
@@ -303,16 +326,10 @@ def experiment_pause(*, experiment: Experiment, user: Any | None = None) -> Expe
     """Pause a running experiment: no new assignments, calls run the default strategy."""
     experiment = _locked(experiment)
     _require_status(experiment, [Status.RUNNING], "pause", "Only a running experiment pauses.")
-    before = _snapshot(experiment)
-    experiment.status = Status.PAUSED
-    _save(experiment, ["status"])
-    audit_log_record(
-        experiment=experiment,
-        user=user,
-        action=Action.PAUSE,
-        message="Paused.",
-        changes={"before": before, "after": _snapshot(experiment)},
-    )
+    with _audited(experiment, user=user, action=Action.PAUSE) as change:
+        experiment.status = Status.PAUSED
+        _save(experiment, ["status"])
+        change.message = "Paused."
     return experiment
 
 
@@ -323,16 +340,10 @@ def experiment_resume(*, experiment: Experiment, user: Any | None = None) -> Exp
     _require_status(experiment, [Status.PAUSED], "resume", "Only a paused experiment resumes.")
     experiment_validate_arms(arms=_ordered_arms(experiment))
     _validate_no_running_conflict(experiment)
-    before = _snapshot(experiment)
-    experiment.status = Status.RUNNING
-    _save(experiment, ["status"])
-    audit_log_record(
-        experiment=experiment,
-        user=user,
-        action=Action.RESUME,
-        message="Resumed.",
-        changes={"before": before, "after": _snapshot(experiment)},
-    )
+    with _audited(experiment, user=user, action=Action.RESUME) as change:
+        experiment.status = Status.RUNNING
+        _save(experiment, ["status"])
+        change.message = "Resumed."
     experiment_phase_sync(experiment=experiment, user=user)
     return experiment
 
@@ -370,16 +381,12 @@ def experiment_ramp(
                 f"the last step of its ramp schedule {experiment.ramp_schedule}."
             )
     value = _validate_percentage(percentage)
-    before = _snapshot(experiment)
-    experiment.traffic_percentage = value
-    _save(experiment, ["traffic_percentage"])
-    audit_log_record(
-        experiment=experiment,
-        user=user,
-        action=Action.RAMP,
-        message=f"Ramped from {before['traffic_percentage']:g}% to {value:g}% of traffic.",
-        changes={"before": before, "after": _snapshot(experiment)},
-    )
+    with _audited(experiment, user=user, action=Action.RAMP) as change:
+        experiment.traffic_percentage = value
+        _save(experiment, ["traffic_percentage"])
+        change.message = (
+            f"Ramped from {change.before['traffic_percentage']:g}% to {value:g}% of traffic."
+        )
     return experiment
 
 
@@ -400,16 +407,12 @@ def experiment_stop(*, experiment: Experiment, user: Any | None = None) -> Exper
     _require_status(
         experiment, [Status.RUNNING, Status.PAUSED], "stop", "Only a running or paused one stops."
     )
-    before = _snapshot(experiment)
-    control = _control_arm(_ordered_arms(experiment))
-    _end(experiment, status=Status.STOPPED, serving_arm=control)
-    audit_log_record(
-        experiment=experiment,
-        user=user,
-        action=Action.STOP,
-        message=f"Stopped; all traffic goes to the control arm {control.key if control else '-'}.",
-        changes={"before": before, "after": _snapshot(experiment)},
-    )
+    with _audited(experiment, user=user, action=Action.STOP) as change:
+        control = _control_arm(_ordered_arms(experiment))
+        _end(experiment, status=Status.STOPPED, serving_arm=control)
+        change.message = (
+            f"Stopped; all traffic goes to the control arm {control.key if control else '-'}."
+        )
     return experiment
 
 
@@ -437,15 +440,9 @@ def experiment_conclude(
                 f"Experiment {experiment.key!r} has no arm {winner_key!r}; "
                 f"choose one of {', '.join(arm.key for arm in arms)}."
             )
-    before = _snapshot(experiment)
-    _end(experiment, status=Status.CONCLUDED, serving_arm=chosen)
-    audit_log_record(
-        experiment=experiment,
-        user=user,
-        action=Action.CONCLUDE,
-        message=f"Concluded; arm {chosen.key} ({chosen.strategy}) now serves all traffic.",
-        changes={"before": before, "after": _snapshot(experiment)},
-    )
+    with _audited(experiment, user=user, action=Action.CONCLUDE) as change:
+        _end(experiment, status=Status.CONCLUDED, serving_arm=chosen)
+        change.message = f"Concluded; arm {chosen.key} ({chosen.strategy}) now serves all traffic."
     return experiment
 
 
@@ -464,14 +461,10 @@ def experiment_rollback(*, experiment: Experiment, user: Any | None = None) -> E
         "A draft has no traffic to roll back.",
     )
     control = _control_arm(_ordered_arms(experiment))
-    before = _snapshot(experiment)
-    status = Status.CONCLUDED if experiment.status == Status.CONCLUDED else Status.STOPPED
-    _end(experiment, status=status, serving_arm=control)
-    audit_log_record(
-        experiment=experiment,
-        user=user,
-        action=Action.ROLLBACK,
-        message=f"Rolled back: all traffic goes to the original arm {control.key if control else '-'}.",
-        changes={"before": before, "after": _snapshot(experiment)},
-    )
+    with _audited(experiment, user=user, action=Action.ROLLBACK) as change:
+        status = Status.CONCLUDED if experiment.status == Status.CONCLUDED else Status.STOPPED
+        _end(experiment, status=status, serving_arm=control)
+        change.message = (
+            f"Rolled back: all traffic goes to the original arm {control.key if control else '-'}."
+        )
     return experiment
