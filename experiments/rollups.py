@@ -39,7 +39,7 @@ from django.db.models.functions import Cast, Coalesce, Concat, Floor, Least, Tru
 from django.utils import timezone
 
 from experiments.models import ArmRollup, CallRollup, RoutedCall, UnitRollup
-from experiments.models.rollups import RollupMeasures
+from experiments.models.rollups import CALL_DIMENSIONS, RollupMeasures
 from experiments.stats.histograms import (
     CONFIDENCE_HIST_SIZE,
     LATENCY_HIST_PER_DECADE,
@@ -51,20 +51,7 @@ from experiments.stats.histograms import (
 #: Statuses that end a call; only these are rolled up.
 FINISHED_STATUSES = (RoutedCall.Status.SUCCESS, RoutedCall.Status.ERROR)
 #: The dimensions of a rollup row, in the order of the unique constraint.
-KEY_FIELDS = (
-    "bucket_start",
-    "experiment_key",
-    "arm_key",
-    "kind",
-    "status",
-    "strategy",
-    "complexity",
-    "tier",
-    "model",
-    "provider",
-    "task_type",
-    "is_shadow",
-)
+KEY_FIELDS = ("bucket_start", *CALL_DIMENSIONS)
 #: The dimensions of an ArmRollup row (the reports' grain).
 ARM_KEY_FIELDS = ("bucket_start", "experiment_key", "arm_key", "status", "is_shadow")
 #: The summed fields of both rollups.

@@ -56,9 +56,28 @@ class RollupMeasures(models.Model):
         abstract = True
 
 
-class CallRollup(RollupMeasures):
-    # The key. Empty strings (not NULL) for "none", so the unique constraint holds.
-    bucket_start = models.DateTimeField(help_text="Start of the UTC hour the calls completed in.")
+#: The dimensions of a call rollup row besides its time bucket, in the unique key's order.
+CALL_DIMENSIONS = (
+    "experiment_key",
+    "arm_key",
+    "kind",
+    "status",
+    "strategy",
+    "complexity",
+    "tier",
+    "model",
+    "provider",
+    "task_type",
+    "is_shadow",
+)
+
+
+class CallDimensions(RollupMeasures):
+    """The key of the hourly and daily call rollups besides ``bucket_start``, and the sums.
+
+    Empty strings (not NULL) stand for "none", so the unique constraint holds.
+    """
+
     experiment_key = models.CharField(max_length=100, blank=True, default="")
     arm_key = models.CharField(max_length=100, blank=True, default="")
     kind = models.CharField(max_length=16, blank=True, default="")
@@ -72,23 +91,17 @@ class CallRollup(RollupMeasures):
     is_shadow = models.BooleanField(default=False)
 
     class Meta:
+        abstract = True
+
+
+class CallRollup(CallDimensions):
+    bucket_start = models.DateTimeField(help_text="Start of the UTC hour the calls completed in.")
+
+    class Meta:
         ordering = ["-bucket_start"]
         constraints = [
             models.UniqueConstraint(
-                fields=[
-                    "bucket_start",
-                    "experiment_key",
-                    "arm_key",
-                    "kind",
-                    "status",
-                    "strategy",
-                    "complexity",
-                    "tier",
-                    "model",
-                    "provider",
-                    "task_type",
-                    "is_shadow",
-                ],
+                fields=["bucket_start", *CALL_DIMENSIONS],
                 name="rollup_unique_key",
             ),
         ]

@@ -1,6 +1,6 @@
 """Daily compaction of the hourly rollups, for closed UTC days.
 
-``CallRollupDaily`` has the key and the sums (``RollupMeasures``) of :class:`CallRollup`
+``CallRollupDaily`` has the key and the sums (``CallDimensions``) of :class:`CallRollup`
 with the hour replaced by its day (``bucket_start`` = 00:00 UTC), so a 14-day window reads ~14 x (combinations)
 rows instead of ~336 x (combinations). Rows are derived data: ``experiments.rollups_daily``
 rebuilds a day from its hourly rows whenever that day's fingerprint (count and highest id
@@ -15,43 +15,19 @@ from __future__ import annotations
 
 from django.db import models
 
-from experiments.models.rollups import RollupMeasures
+from experiments.models.rollups import CALL_DIMENSIONS, CallDimensions
 
 
-class CallRollupDaily(RollupMeasures):
+class CallRollupDaily(CallDimensions):
     """CallRollup's key with the day instead of the hour, and the same sums."""
 
     bucket_start = models.DateTimeField(help_text="00:00 UTC of the day the calls completed on.")
-    experiment_key = models.CharField(max_length=100, blank=True, default="")
-    arm_key = models.CharField(max_length=100, blank=True, default="")
-    kind = models.CharField(max_length=16, blank=True, default="")
-    status = models.CharField(max_length=16, blank=True, default="")
-    strategy = models.CharField(max_length=32, blank=True, default="")
-    complexity = models.CharField(max_length=16, blank=True, default="")
-    tier = models.CharField(max_length=16, blank=True, default="")
-    model = models.CharField(max_length=128, blank=True, default="")
-    provider = models.CharField(max_length=64, blank=True, default="")
-    task_type = models.CharField(max_length=32, blank=True, default="")
-    is_shadow = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-bucket_start"]
         constraints = [
             models.UniqueConstraint(
-                fields=[
-                    "bucket_start",
-                    "experiment_key",
-                    "arm_key",
-                    "kind",
-                    "status",
-                    "strategy",
-                    "complexity",
-                    "tier",
-                    "model",
-                    "provider",
-                    "task_type",
-                    "is_shadow",
-                ],
+                fields=["bucket_start", *CALL_DIMENSIONS],
                 name="rollup_daily_unique_key",
             ),
         ]
