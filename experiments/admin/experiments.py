@@ -196,6 +196,16 @@ class ConcludeForm(forms.Form):
 # --- Admin ------------------------------------------------------------------------------------
 
 
+def _lifecycle_action(service, verb: str, description: str):
+    """An admin action that applies a lifecycle service to each selected experiment."""
+
+    @admin.action(description=description)
+    def action(model_admin, request, queryset):
+        model_admin._apply(request, queryset, service, verb)
+
+    return action
+
+
 @admin.register(Experiment)
 class ExperimentAdmin(admin.ModelAdmin):
     form = ExperimentForm
@@ -411,25 +421,25 @@ class ExperimentAdmin(admin.ModelAdmin):
         for message in failed:
             self.message_user(request, message, messages.ERROR)
 
-    @admin.action(description="Start selected experiments")
-    def start_experiments(self, request, queryset):
-        self._apply(request, queryset, services.experiment_start, "Started")
-
-    @admin.action(description="Pause selected experiments")
-    def pause_experiments(self, request, queryset):
-        self._apply(request, queryset, services.experiment_pause, "Paused")
-
-    @admin.action(description="Resume selected experiments")
-    def resume_experiments(self, request, queryset):
-        self._apply(request, queryset, services.experiment_resume, "Resumed")
-
-    @admin.action(description="Stop selected experiments (all traffic to the control arm)")
-    def stop_experiments(self, request, queryset):
-        self._apply(request, queryset, services.experiment_stop, "Stopped")
-
-    @admin.action(description="Roll back selected experiments (all traffic to the original arm)")
-    def rollback_experiments(self, request, queryset):
-        self._apply(request, queryset, services.experiment_rollback, "Rolled back")
+    start_experiments = _lifecycle_action(
+        services.experiment_start, "Started", "Start selected experiments"
+    )
+    pause_experiments = _lifecycle_action(
+        services.experiment_pause, "Paused", "Pause selected experiments"
+    )
+    resume_experiments = _lifecycle_action(
+        services.experiment_resume, "Resumed", "Resume selected experiments"
+    )
+    stop_experiments = _lifecycle_action(
+        services.experiment_stop,
+        "Stopped",
+        "Stop selected experiments (all traffic to the control arm)",
+    )
+    rollback_experiments = _lifecycle_action(
+        services.experiment_rollback,
+        "Rolled back",
+        "Roll back selected experiments (all traffic to the original arm)",
+    )
 
     @admin.action(description="Ramp selected experiments (1, 5, 25, 50, 100%%)")
     def ramp_experiments(self, request, queryset):
