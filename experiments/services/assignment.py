@@ -189,6 +189,23 @@ def assignment_get_or_create(*, experiment: Experiment, unit_id: str) -> Assignm
     return _assignment(pk, experiment=experiment, phase=phase, arm=arm, unit_id=unit_id)
 
 
+def _arm_route(
+    experiment: Experiment, arm: Arm, *, phase_id: int | None, in_experiment: bool
+) -> ArmRoute:
+    """The route to ``arm``: in the experiment for an assigned unit, outside it when the
+    arm serves everyone after the experiment ended."""
+    return ArmRoute(
+        experiment_key=experiment.key,
+        arm_key=arm.key,
+        strategy=arm.strategy,
+        router_params=arm.router_params(),
+        experiment_id=experiment.pk,
+        arm_id=arm.pk,
+        phase_id=phase_id,
+        in_experiment=in_experiment,
+    )
+
+
 def route_for_unit(*, experiment: Experiment, unit_id: str) -> ArmRoute | None:
     """The route of a unit's call: its assigned arm while the experiment runs, the serving
     arm once it is over (stopped, concluded, rolled back), None otherwise."""
@@ -196,30 +213,12 @@ def route_for_unit(*, experiment: Experiment, unit_id: str) -> ArmRoute | None:
         assignment = assignment_get_or_create(experiment=experiment, unit_id=unit_id)
         if assignment is None:
             return None
-        arm = assignment.arm
-        return ArmRoute(
-            experiment_key=experiment.key,
-            arm_key=arm.key,
-            strategy=arm.strategy,
-            router_params=arm.router_params(),
-            experiment_id=experiment.pk,
-            arm_id=arm.pk,
-            phase_id=assignment.phase_id,
-            in_experiment=True,
+        return _arm_route(
+            experiment, assignment.arm, phase_id=assignment.phase_id, in_experiment=True
         )
     if experiment.serving_arm_id and experiment.status in (
         Experiment.Status.STOPPED,
         Experiment.Status.CONCLUDED,
     ):
-        arm = experiment.serving_arm
-        return ArmRoute(
-            experiment_key=experiment.key,
-            arm_key=arm.key,
-            strategy=arm.strategy,
-            router_params=arm.router_params(),
-            experiment_id=experiment.pk,
-            arm_id=arm.pk,
-            phase_id=None,
-            in_experiment=False,
-        )
+        return _arm_route(experiment, experiment.serving_arm, phase_id=None, in_experiment=False)
     return None
