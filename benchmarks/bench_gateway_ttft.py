@@ -17,27 +17,31 @@ import argparse
 import asyncio
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks._loopback import (
+    ConnectionPool,
+    count_error,
+    install_uvloop,
+    loopback_platform,
+    machine_busy_s,
+    open_loop,
+    percentile,
+    raw_post,
+    read_request_body,
+    request_model,
+    run_role,
+    serve_forever,
+)
 from benchmarks.bench_openai_overhead import (
-    IDLE_REUSE_S,
     MODEL,
     RATE_PER_S,
-    REPO_ROOT,
     SERVER_WORKERS,
     TARGET_P50_MS,
     TARGET_P99_MS,
-    _free_port,
-    _install_uvloop,
-    _machine_busy_s,
-    _percentile,
-    _wait_port,
-    migrate_and_create_key,
-    platform_env,
 )
 
 TITLE = "Gateway streaming time to first token (loopback upstream, tokens 50 ms apart, 200 req/s)"
@@ -76,17 +80,7 @@ def _stream_events(model: str) -> list[bytes]:
 async def _serve_connection(reader, writer, gap_s: float) -> None:
     try:
         while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value.strip())
-            body = await reader.readexactly(length) if length else b""
-            try:
-                model = json.loads(body).get("model") or MODEL
-            except (ValueError, AttributeError):
-                model = MODEL
+            model = request_model(await read_request_body(reader), MODEL)
             writer.write(
                 b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
                 b"transfer-encoding: chunked\r\n\r\n"
@@ -105,93 +99,54 @@ async def _upstream_main(port: int, gap_ms: float) -> None:
     async def handle(reader, writer):
         await _serve_connection(reader, writer, gap_ms / 1000.0)
 
-    server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
-    async with server:
-        await server.serve_forever()
+    await serve_forever(handle, port)
 
 
 # --- The load generator: fixed rate, time to the first token ----------------------------------
 
 
-class _Connection:
-    def __init__(self, reader, writer) -> None:
-        self.reader, self.writer = reader, writer
-        self.idle_since = time.monotonic()
-
-    async def stream(self, raw: bytes, started: float) -> tuple[int, float, str]:
-        """(status, ms to the first token, x-router-streaming) of one streamed request,
-        read to its end."""
-        self.writer.write(raw)
-        head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-        status = int(head[0].split(" ")[1])
-        headers = {
-            name.strip().lower(): value.strip()
-            for name, _, value in (line.partition(":") for line in head[1:] if ":" in line)
-        }
-        first_ms = float("nan")
-        if "content-length" in headers:
-            await self.reader.readexactly(int(headers["content-length"]))
-            return status, first_ms, headers.get("x-router-streaming", "")
-        while True:  # chunked
-            size = int((await self.reader.readuntil(b"\r\n")).strip(), 16)
-            data = await self.reader.readexactly(size + 2)
-            if first_ms != first_ms and FIRST_TOKEN_MARK in data:
-                first_ms = (time.perf_counter() - started) * 1000.0
-            if size == 0:
-                return status, first_ms, headers.get("x-router-streaming", "")
-
-
 async def _load_main(port: int, path: str, token: str, rate: float, count: int) -> dict:
-    body = json.dumps(
+    raw = raw_post(
+        "127.0.0.1",
+        port,
+        path,
+        token,
         {
             "model": MODEL,
             "stream": True,
             "messages": [{"role": "user", "content": "Count to four."}],
-        }
-    ).encode()
-    raw = (
-        f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\ncontent-type: application/json\r\n"
-        f"authorization: Bearer {token}\r\ncontent-length: {len(body)}\r\n\r\n"
-    ).encode() + body
-    idle: list[_Connection] = []
+        },
+    )
+    pool = ConnectionPool("127.0.0.1", port)
     firsts: list[float] = []
     modes: dict[str, int] = {}
     errors: dict[str, int] = {}
 
     async def one() -> None:
-        conn = None
-        while idle and conn is None:
-            conn = idle.pop()
-            if time.monotonic() - conn.idle_since > IDLE_REUSE_S:
-                conn.writer.close()
-                conn = None
-        if conn is None:
-            conn = _Connection(*await asyncio.open_connection("127.0.0.1", port))
+        conn = await pool.acquire()
         started = time.perf_counter()
+        first: list[float] = []
+
+        def on_chunk(data: bytes) -> None:
+            if not first and FIRST_TOKEN_MARK in data:
+                first.append((time.perf_counter() - started) * 1000.0)
+
         try:
-            status, first_ms, mode = await conn.stream(raw, started)
+            status, headers = await conn.send(raw, on_chunk)
         except (OSError, asyncio.IncompleteReadError, ValueError) as err:
-            errors[type(err).__name__] = errors.get(type(err).__name__, 0) + 1
+            count_error(errors, type(err).__name__)
             conn.writer.close()
             return
-        if status != 200 or first_ms != first_ms:
-            errors[str(status)] = errors.get(str(status), 0) + 1
+        if status != 200 or not first:
+            count_error(errors, str(status))
         else:
-            firsts.append(first_ms)
-        modes[mode or "direct"] = modes.get(mode or "direct", 0) + 1
-        conn.idle_since = time.monotonic()
-        idle.append(conn)
+            firsts.append(first[0])
+        mode = headers.get("x-router-streaming", "") or "direct"
+        modes[mode] = modes.get(mode, 0) + 1
+        pool.release(conn)
 
-    started = time.perf_counter()
-    tasks = []
-    for index in range(count):
-        delay = started + index / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one()))
-    await asyncio.gather(*tasks)
-    for conn in idle:
-        conn.writer.close()
+    await open_loop(one, rate=rate, count=count)
+    pool.close()
     return {"first_token_ms": firsts, "modes": modes, "errors": errors}
 
 
@@ -199,90 +154,41 @@ async def _load_main(port: int, path: str, token: str, rate: float, count: int) 
 
 
 def _load(port: int, path: str, token: str, *, count: int) -> dict:
-    command = [
-        sys.executable,
-        "-m",
+    return run_role(
         "benchmarks.bench_gateway_ttft",
         "load",
-        "--port",
-        str(port),
-        "--path",
-        path,
-        "--token",
-        token,
-        "--count",
-        str(count),
-    ]
-    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout)
+        *("--port", str(port), "--path", path, "--token", token, "--count", str(count)),
+    )
 
 
 def run(quick: bool = False) -> list[dict]:
-    from routing_platform.launcher import uvicorn_argv
-    from routing_platform.redis_embedded import start_embedded_redis
-
     rounds = 1 if quick else 3
     count = 400 if quick else 2000
-    processes: list[subprocess.Popen] = []
     direct, through, foreign = [], [], []
-    with tempfile.TemporaryDirectory(prefix="bench-ttft-") as tmp:
-        tmp_path = Path(tmp)
-        redis = start_embedded_redis(tmp_path)
-        try:
-            upstream_port, server_port = _free_port(), _free_port()
-            upstream = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "benchmarks.bench_gateway_ttft",
-                    "upstream",
-                    "--port",
-                    str(upstream_port),
-                ],
-                cwd=REPO_ROOT,
-                stdout=subprocess.DEVNULL,
-            )
-            processes.append(upstream)
-            env = platform_env(tmp_path, redis.url, upstream_port)
-            token = migrate_and_create_key(env)
-            server = subprocess.Popen(
-                uvicorn_argv(
-                    "127.0.0.1", server_port, "--no-access-log", "--workers", str(SERVER_WORKERS)
-                ),
-                env=env,
-                cwd=REPO_ROOT,
-            )
-            processes.append(server)
-            _wait_port(upstream_port, upstream)
-            _wait_port(server_port, server)
-            _load(server_port, "/v1/chat/completions", token, count=200)  # warm-up
-            for _ in range(rounds):
-                direct.append(_load(upstream_port, "/v1/chat/completions", token, count=count))
-                busy, wall = _machine_busy_s(), time.monotonic()
-                through.append(_load(server_port, "/v1/chat/completions", token, count=count))
-                foreign.append((_machine_busy_s() - busy) / (time.monotonic() - wall))
-        finally:
-            for process in reversed(processes):
-                process.terminate()
-            for process in processes:
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-            redis.stop()
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-ttft-") as tmp,
+        loopback_platform(Path(tmp), "benchmarks.bench_gateway_ttft", workers=SERVER_WORKERS) as p,
+    ):
+        path = "/v1/chat/completions"
+        _load(p.server_port, path, p.token, count=200)  # warm-up
+        for _ in range(rounds):
+            direct.append(_load(p.upstream_port, path, p.token, count=count))
+            busy, wall = machine_busy_s(), time.monotonic()
+            through.append(_load(p.server_port, path, p.token, count=count))
+            foreign.append((machine_busy_s() - busy) / (time.monotonic() - wall))
     return _figures(direct, through, foreign, rounds, count)
 
 
 def _figures(direct, through, busy_cores, rounds: int, count: int) -> list[dict]:
     def added(q: float) -> float:
         return statistics.median(
-            _percentile(t["first_token_ms"], q) - _percentile(d["first_token_ms"], q)
+            percentile(t["first_token_ms"], q) - percentile(d["first_token_ms"], q)
             for t, d in zip(through, direct, strict=True)
         )
 
     added_p50, added_p99 = added(0.50), added(0.99)
-    direct_p50 = statistics.median(_percentile(d["first_token_ms"], 0.5) for d in direct)
-    through_p50 = statistics.median(_percentile(t["first_token_ms"], 0.5) for t in through)
+    direct_p50 = statistics.median(percentile(d["first_token_ms"], 0.5) for d in direct)
+    through_p50 = statistics.median(percentile(t["first_token_ms"], 0.5) for t in through)
     errors = sum(sum(r["errors"].values()) for r in (*direct, *through))
     modes = {mode: sum(t["modes"].get(mode, 0) for t in through) for mode in through[0]["modes"]}
     size = (
@@ -331,10 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.role == "upstream":
-        _install_uvloop()
+        install_uvloop()
         asyncio.run(_upstream_main(args.port, args.gap_ms))
     elif args.role == "load":
-        _install_uvloop()
+        install_uvloop()
         print(
             json.dumps(
                 asyncio.run(_load_main(args.port, args.path, args.token, args.rate, args.count))

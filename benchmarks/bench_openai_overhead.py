@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import json
 import os
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -34,8 +35,23 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks._loopback import (
+    REPO_ROOT,
+    ConnectionPool,
+    count_error,
+    install_uvloop,
+    loopback_platform,
+    machine_busy_s,
+    open_loop,
+    percentile,
+    raw_post,
+    read_request_body,
+    request_model,
+    run_role,
+    serve_forever,
+)
+
 TITLE = "OpenAI-compatible endpoint overhead (loopback upstream, 50 ms, 200 req/s)"
-REPO_ROOT = Path(__file__).resolve().parent.parent
 UPSTREAM_LATENCY_MS = 50.0
 RATE_PER_S = 200.0
 SERVER_WORKERS = 2  # uvicorn processes: one per core, as WEB_CONCURRENCY would be
@@ -43,17 +59,13 @@ LOW_RATE_PER_S = 20.0  # well below saturation: the per-request cost without que
 MODEL = "gpt-4.1-mini"
 TARGET_P50_MS = 3.0
 TARGET_P99_MS = 15.0
-IDLE_REUSE_S = 2.0  # the load generator reuses a keep-alive connection idle at most this long
 
 
 # --- The upstream: OpenAI's wire format, a fixed latency -------------------------------------
 
 
 def _completion_body(request_body: bytes) -> bytes:
-    try:
-        model = json.loads(request_body).get("model") or MODEL
-    except (ValueError, AttributeError):
-        model = MODEL
+    model = request_model(request_body, MODEL)
     return json.dumps(
         {
             "id": "chatcmpl-upstream",
@@ -71,17 +83,6 @@ def _completion_body(request_body: bytes) -> bytes:
             "usage": {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20},
         }
     ).encode()
-
-
-async def read_request_body(reader) -> bytes:
-    """One HTTP/1.1 request off a keep-alive connection: its body (headers skipped)."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value.strip())
-    return await reader.readexactly(length) if length else b""
 
 
 async def _serve_upstream_connection(reader, writer, latency_s: float) -> None:
@@ -105,95 +106,50 @@ async def _upstream_main(port: int, latency_ms: float) -> None:
     async def handle(reader, writer):
         await _serve_upstream_connection(reader, writer, latency_ms / 1000.0)
 
-    server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
-    print("ready", flush=True)
-    async with server:
-        await server.serve_forever()
+    await serve_forever(handle, port)
 
 
 # --- The load generator: fixed rate, keep-alive connections, per-request timing ---------------
 
 
-class _Connection:
-    def __init__(self, reader, writer) -> None:
-        self.reader, self.writer = reader, writer
-        self.idle_since = time.monotonic()
-
-    async def request(self, raw: bytes) -> tuple[int, dict[str, str]]:
-        self.writer.write(raw)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ")[1])
-        headers = {}
-        for line in lines[1:]:
-            if ":" in line:
-                name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
-        if "content-length" in headers:
-            await self.reader.readexactly(int(headers["content-length"]))
-        else:  # chunked
-            while True:
-                size = int((await self.reader.readuntil(b"\r\n")).strip(), 16)
-                await self.reader.readexactly(size + 2)
-                if size == 0:
-                    break
-        return status, headers
-
-
 async def _load_main(
     host: str, port: int, path: str, token: str, rate: float, count: int, concurrency: int
 ) -> dict:
-    body = json.dumps(
+    raw = raw_post(
+        host,
+        port,
+        path,
+        token,
         {
             "model": MODEL,
             "messages": [{"role": "user", "content": "What is the capital of France?"}],
-        }
-    ).encode()
-    raw = (
-        f"POST {path} HTTP/1.1\r\nhost: {host}:{port}\r\ncontent-type: application/json\r\n"
-        f"authorization: Bearer {token}\r\ncontent-length: {len(body)}\r\n\r\n"
-    ).encode() + body
-    idle: list[_Connection] = []
+        },
+    )
+    pool = ConnectionPool(host, port)
     latencies: list[float] = []
     overheads: list[float] = []
     errors: dict[str, int] = {}
 
     async def one() -> None:
-        conn = None
-        while idle and conn is None:
-            conn = idle.pop()
-            if time.monotonic() - conn.idle_since > IDLE_REUSE_S:
-                # uvicorn closes keep-alive connections idle for 5 s; like any HTTP client,
-                # do not send on one that may be closing under us.
-                conn.writer.close()
-                conn = None
-        if conn is None:
-            conn = _Connection(*await asyncio.open_connection(host, port))
+        conn = await pool.acquire()
         started = time.perf_counter()
         try:
-            status, headers = await conn.request(raw)
+            status, headers = await conn.send(raw)
         except (OSError, asyncio.IncompleteReadError, ValueError) as err:
-            errors[type(err).__name__] = errors.get(type(err).__name__, 0) + 1
+            count_error(errors, type(err).__name__)
             conn.writer.close()
             return
         latencies.append((time.perf_counter() - started) * 1000.0)
         if status != 200:
-            errors[str(status)] = errors.get(str(status), 0) + 1
+            count_error(errors, str(status))
         if "x-router-overhead-ms" in headers:
             overheads.append(float(headers["x-router-overhead-ms"]))
-        conn.idle_since = time.monotonic()
-        idle.append(conn)
+        pool.release(conn)
 
     cpu_started = time.process_time()
     started = time.perf_counter()
-    if rate > 0:  # open loop at a fixed rate
-        tasks = []
-        for index in range(count):
-            delay = started + index / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one()))
-        await asyncio.gather(*tasks)
+    if rate > 0:
+        await open_loop(one, rate=rate, count=count)
     else:  # closed loop: `concurrency` clients back to back
         remaining = [count]
 
@@ -205,8 +161,7 @@ async def _load_main(
         await asyncio.gather(*(client() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     cpu_s = time.process_time() - cpu_started
-    for conn in idle:
-        conn.writer.close()
+    pool.close()
     return {
         "latencies_ms": latencies,
         "overheads_ms": overheads,
@@ -219,32 +174,8 @@ async def _load_main(
 # --- Orchestration --------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_port(port: int, process: subprocess.Popen, timeout_s: float = 90.0) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"process {process.args[:4]} exited with {process.returncode}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listened on port {port} within {timeout_s:.0f} s")
-
-
 def _wait_recorded(database: Path, expected: int, timeout_s: float = 900.0) -> tuple[int, float]:
     """(rows recorded, seconds waited): the worker drains the records the server left in Redis."""
-    import sqlite3
-
     started = time.monotonic()
     recorded = -1
     while time.monotonic() - started < timeout_s:
@@ -274,235 +205,122 @@ def _cpu_s(process: subprocess.Popen) -> float:
     return tree(process.pid)
 
 
-def _machine_busy_s() -> float:
-    """CPU seconds all processes of the machine have used so far (Linux /proc/stat)."""
-    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
 def _load(
     port: int, path: str, token: str, *, count: int, rate: float, concurrency: int = 0
 ) -> dict:
-    command = [
-        sys.executable,
-        "-m",
+    return run_role(
         "benchmarks.bench_openai_overhead",
         "load",
-        "--port",
-        str(port),
-        "--path",
-        path,
-        "--token",
-        token,
-        "--rate",
-        str(rate),
-        "--count",
-        str(count),
-        "--concurrency",
-        str(concurrency),
-    ]
-    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout)
+        *("--port", str(port), "--path", path, "--token", token),
+        *("--rate", str(rate), "--count", str(count), "--concurrency", str(concurrency)),
+    )
 
 
 def _summary(result: dict) -> dict:
     latencies = result["latencies_ms"]
     return {
-        "p50": _percentile(latencies, 0.50),
-        "p99": _percentile(latencies, 0.99),
+        "p50": percentile(latencies, 0.50),
+        "p99": percentile(latencies, 0.99),
         "throughput": len(latencies) / result["elapsed_s"],
         "errors": sum(result["errors"].values()),
-        "overhead_header_p50": _percentile(result["overheads_ms"], 0.5)
+        "overhead_header_p50": percentile(result["overheads_ms"], 0.5)
         if result["overheads_ms"]
         else float("nan"),
         "load_cpu_ms": result["cpu_s"] * 1000.0 / max(1, len(latencies)),
     }
 
 
-def platform_env(tmp_path: Path, redis_url: str, upstream_port: int) -> dict[str, str]:
-    """The server's environment: production settings, a temporary SQLite database, the
-    embedded Redis, and the OpenAI provider pointed at the loopback upstream."""
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "routing_platform.settings",
-        "DJANGO_DEBUG": "false",
-        "DJANGO_SECRET_KEY": "benchmark-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-        "DJANGO_SECURE_SSL_REDIRECT": "false",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "ROUTING_DATA_DIR": str(tmp_path),
-        "REDIS_URL": redis_url,
-        "ROUTER_PROVIDER_MODE": "real",
-        "OPENAI_API_KEY": "sk-benchmark-upstream-ignores-it",
-        "OPENAI_BASE_URL": f"http://127.0.0.1:{upstream_port}/v1",
-        "ANTHROPIC_API_KEY": "",
-        "GEMINI_API_KEY": "",
-        "LOG_LEVEL": "WARNING",
-    }
-
-
-def migrate_and_create_key(env: dict[str, str]) -> str:
-    """Migrate the server's database and create an API key; returns its token."""
-    manage = [sys.executable, str(REPO_ROOT / "manage.py")]
-    subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, check=True, cwd=REPO_ROOT)
-    created = subprocess.run(
-        [
-            *manage,
-            "routing",
-            "create-api-key",
-            "--name",
-            "bench",
-            "--json",
-            "--rate-limit",
-            "1000000",
-        ],
-        env=env,
-        check=True,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-    )
-    return json.loads(created.stdout)["token"]
-
-
 def run(quick: bool = False) -> list[dict]:
-    from routing_platform.launcher import uvicorn_argv
-    from routing_platform.redis_embedded import start_embedded_redis
-
     rounds = 1 if quick else 3
     count = 400 if quick else 2000
-    processes: list[subprocess.Popen] = []
-    with tempfile.TemporaryDirectory(prefix="bench-openai-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-openai-") as tmp,
+        loopback_platform(
+            Path(tmp),
+            "benchmarks.bench_openai_overhead",
+            *("--latency-ms", str(UPSTREAM_LATENCY_MS)),
+            workers=SERVER_WORKERS,
+        ) as platform,
+    ):
         tmp_path = Path(tmp)
-        redis = start_embedded_redis(tmp_path)
-        try:
-            upstream_port, server_port = _free_port(), _free_port()
-            upstream = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "benchmarks.bench_openai_overhead",
-                    "upstream",
-                    "--port",
-                    str(upstream_port),
-                    "--latency-ms",
-                    str(UPSTREAM_LATENCY_MS),
-                ],
-                cwd=REPO_ROOT,
-                stdout=subprocess.DEVNULL,
-            )
-            processes.append(upstream)
-            env = platform_env(tmp_path, redis.url, upstream_port)
-            manage = [sys.executable, str(REPO_ROOT / "manage.py")]
-            token = migrate_and_create_key(env)
-            server = subprocess.Popen(
-                uvicorn_argv(
-                    "127.0.0.1",
-                    server_port,
-                    "--no-access-log",
-                    "--workers",
-                    str(SERVER_WORKERS),
-                ),
-                env=env,
-                cwd=REPO_ROOT,
-            )
-            processes.append(server)
-            _wait_port(upstream_port, upstream)
-            _wait_port(server_port, server)
-
-            _load(server_port, "/v1/chat/completions", token, count=200, rate=RATE_PER_S)  # warm-up
-            direct_runs, through_runs, server_cpu_ms, upstream_cpu_ms = [], [], [], []
-            foreign_cores: list[float] = []
-            for _ in range(rounds):
-                direct_runs.append(
-                    _summary(
-                        _load(
-                            upstream_port,
-                            "/v1/chat/completions",
-                            token,
-                            count=count,
-                            rate=RATE_PER_S,
-                        )
+        upstream, server, token = platform.upstream, platform.server, platform.token
+        upstream_port, server_port = platform.upstream_port, platform.server_port
+        _load(server_port, "/v1/chat/completions", token, count=200, rate=RATE_PER_S)  # warm-up
+        direct_runs, through_runs, server_cpu_ms, upstream_cpu_ms = [], [], [], []
+        foreign_cores: list[float] = []
+        for _ in range(rounds):
+            direct_runs.append(
+                _summary(
+                    _load(
+                        upstream_port,
+                        "/v1/chat/completions",
+                        token,
+                        count=count,
+                        rate=RATE_PER_S,
                     )
                 )
-                cpu_before, upstream_before = _cpu_s(server), _cpu_s(upstream)
-                busy_before, wall_before = _machine_busy_s(), time.monotonic()
-                raw = _load(
-                    server_port, "/v1/chat/completions", token, count=count, rate=RATE_PER_S
-                )
-                through_runs.append(_summary(raw))
-                server_s = _cpu_s(server) - cpu_before
-                upstream_s = _cpu_s(upstream) - upstream_before
-                server_cpu_ms.append(server_s * 1000.0 / count)
-                upstream_cpu_ms.append(upstream_s * 1000.0 / count)
-                # CPU that processes outside this benchmark took from the 2 cores meanwhile
-                # (other work on a shared machine): the tail latency depends on it.
-                foreign_cores.append(
-                    max(
-                        0.0,
-                        (_machine_busy_s() - busy_before - server_s - upstream_s - raw["cpu_s"])
-                        / (time.monotonic() - wall_before),
-                    )
-                )
-            low_count = 100 if quick else 300
-            low_direct = _summary(
-                _load(
-                    upstream_port,
-                    "/v1/chat/completions",
-                    token,
-                    count=low_count,
-                    rate=LOW_RATE_PER_S,
+            )
+            cpu_before, upstream_before = _cpu_s(server), _cpu_s(upstream)
+            busy_before, wall_before = machine_busy_s(), time.monotonic()
+            raw = _load(server_port, "/v1/chat/completions", token, count=count, rate=RATE_PER_S)
+            through_runs.append(_summary(raw))
+            server_s = _cpu_s(server) - cpu_before
+            upstream_s = _cpu_s(upstream) - upstream_before
+            server_cpu_ms.append(server_s * 1000.0 / count)
+            upstream_cpu_ms.append(upstream_s * 1000.0 / count)
+            # CPU that processes outside this benchmark took from the 2 cores meanwhile
+            # (other work on a shared machine): the tail latency depends on it.
+            foreign_cores.append(
+                max(
+                    0.0,
+                    (machine_busy_s() - busy_before - server_s - upstream_s - raw["cpu_s"])
+                    / (time.monotonic() - wall_before),
                 )
             )
-            low_through = _summary(
-                _load(
-                    server_port, "/v1/chat/completions", token, count=low_count, rate=LOW_RATE_PER_S
+        low_count = 100 if quick else 300
+        low_direct = _summary(
+            _load(
+                upstream_port,
+                "/v1/chat/completions",
+                token,
+                count=low_count,
+                rate=LOW_RATE_PER_S,
+            )
+        )
+        low_through = _summary(
+            _load(server_port, "/v1/chat/completions", token, count=low_count, rate=LOW_RATE_PER_S)
+        )
+        saturation_count = min(count, 500)
+        saturation = _summary(
+            _load(
+                server_port,
+                "/v1/chat/completions",
+                token,
+                count=saturation_count,
+                rate=0,
+                concurrency=32,
+            )
+        )
+        sent = 200 + rounds * count + saturation_count + low_count
+        # The workers that write the records start after the timed load: in production
+        # they run on other machines; here they would take CPU from the server under test.
+        for _ in range(2):
+            platform.processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        str(REPO_ROOT / "manage.py"),
+                        "rqworker",
+                        "default",
+                        "--worker-class",
+                        "rq.worker.SimpleWorker",
+                    ],
+                    env=platform.env,
+                    cwd=REPO_ROOT,
+                    stdout=subprocess.DEVNULL,
                 )
             )
-            saturation_count = min(count, 500)
-            saturation = _summary(
-                _load(
-                    server_port,
-                    "/v1/chat/completions",
-                    token,
-                    count=saturation_count,
-                    rate=0,
-                    concurrency=32,
-                )
-            )
-            sent = 200 + rounds * count + saturation_count + low_count
-            # The workers that write the records start after the timed load: in production
-            # they run on other machines; here they would take CPU from the server under test.
-            for _ in range(2):
-                processes.append(
-                    subprocess.Popen(
-                        [
-                            *manage,
-                            "rqworker",
-                            "default",
-                            "--worker-class",
-                            "rq.worker.SimpleWorker",
-                        ],
-                        env=env,
-                        cwd=REPO_ROOT,
-                        stdout=subprocess.DEVNULL,
-                    )
-                )
-            recorded, drain_s = _wait_recorded(tmp_path / "db.sqlite3", sent)
-        finally:
-            for process in reversed(processes):
-                process.terminate()
-            for process in processes:
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-            redis.stop()
+        recorded, drain_s = _wait_recorded(tmp_path / "db.sqlite3", sent)
 
     added_p50 = statistics.median(
         t["p50"] - d["p50"] for t, d in zip(through_runs, direct_runs, strict=True)
@@ -607,17 +425,6 @@ def run(quick: bool = False) -> list[dict]:
     ]
 
 
-def _install_uvloop() -> None:
-    """The upstream and the load generator run on uvloop (as the server does), so that they
-    take as little as possible of the two cores the server shares with them."""
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="role", required=True)
@@ -636,10 +443,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.role == "upstream":
-        _install_uvloop()
+        install_uvloop()
         asyncio.run(_upstream_main(args.port, args.latency_ms))
     elif args.role == "load":
-        _install_uvloop()
+        install_uvloop()
         result = asyncio.run(
             _load_main(
                 "127.0.0.1",

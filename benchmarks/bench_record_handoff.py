@@ -19,31 +19,34 @@ writer's queue is flushed by the ASGI lifespan shutdown.
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import sqlite3
 import statistics
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks._loopback import (
+    REPO_ROOT,
+    free_port,
+    migrate_and_create_key,
+    percentile,
+    platform_env,
+    start_role,
+    stop_all,
+    wait_port,
+)
 from benchmarks.bench_openai_overhead import (
     TARGET_P50_MS,
     TARGET_P99_MS,
     UPSTREAM_LATENCY_MS,
-    _free_port,
     _load,
-    _percentile,
-    _wait_port,
 )
 from routing_platform.launcher import uvicorn_argv
 from routing_platform.redis_embedded import start_embedded_redis
 
 TITLE = "/v1 overhead by record hand-off: Redis, in-process writer, inline (SQLite, 50 req/s)"
-REPO_ROOT = Path(__file__).resolve().parent.parent
 RATE_PER_S = 50.0  # above the ~40 req/s at which inline recording saturated on SQLite
 WARM_UP = 100
 MODES = ("redis", "writer", "inline")
@@ -52,34 +55,9 @@ MODES = ("redis", "writer", "inline")
 def _env(tmp: Path, mode: str, upstream_port: int, redis_url: str) -> dict[str, str]:
     dead_redis = f"unix://{tmp / 'nobody-listens.sock'}?db=0"
     return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "routing_platform.settings",
-        "DJANGO_DEBUG": "false",
-        "DJANGO_SECRET_KEY": "benchmark-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-        "DJANGO_SECURE_SSL_REDIRECT": "false",
-        "DATABASE_URL": f"sqlite:///{tmp / mode / 'db.sqlite3'}",
-        "ROUTING_DATA_DIR": str(tmp / mode),
-        "REDIS_URL": redis_url if mode == "redis" else dead_redis,
+        **platform_env(tmp / mode, redis_url if mode == "redis" else dead_redis, upstream_port),
         "ROUTER_REQUIRE_DURABLE_REDIS": "sync" if mode == "inline" else "warn",
-        "ROUTER_PROVIDER_MODE": "real",
-        "OPENAI_API_KEY": "sk-benchmark-upstream-ignores-it",
-        "OPENAI_BASE_URL": f"http://127.0.0.1:{upstream_port}/v1",
-        "ANTHROPIC_API_KEY": "",
-        "GEMINI_API_KEY": "",
-        "LOG_LEVEL": "WARNING",
     }
-
-
-def _manage(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "manage.py"), *args],
-        env=env,
-        cwd=REPO_ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return done.stdout
 
 
 @dataclass
@@ -96,17 +74,12 @@ def _serve(tmp: Path, mode: str, upstream_port: int, redis_url: str) -> _Server:
     """A migrated database, an API key and a uvicorn process in ``mode``."""
     (tmp / mode).mkdir()
     env = _env(tmp, mode, upstream_port, redis_url)
-    _manage(env, "migrate", "--noinput", "-v", "0")
-    token = json.loads(
-        _manage(
-            env, "routing", "create-api-key", "--name", mode, "--json", "--rate-limit", "1000000"
-        )
-    )["token"]
-    port = _free_port()
+    token = migrate_and_create_key(env, name=mode)
+    port = free_port()
     process = subprocess.Popen(
         uvicorn_argv("127.0.0.1", port, "--no-access-log"), env=env, cwd=REPO_ROOT
     )
-    _wait_port(port, process)
+    wait_port(port, process)
     return _Server(mode, process, port, token, tmp / mode / "db.sqlite3")
 
 
@@ -130,9 +103,9 @@ def _stop_and_count(server: _Server) -> int:
 def _summary(results: list[dict], server: _Server, rows: int) -> dict:
     """Medians over rounds of each round's percentiles."""
     return {
-        "overhead_p50": statistics.median(_percentile(r["overheads_ms"], 0.5) for r in results),
-        "overhead_p99": statistics.median(_percentile(r["overheads_ms"], 0.99) for r in results),
-        "latency_p99": statistics.median(_percentile(r["latencies_ms"], 0.99) for r in results),
+        "overhead_p50": statistics.median(percentile(r["overheads_ms"], 0.5) for r in results),
+        "overhead_p99": statistics.median(percentile(r["overheads_ms"], 0.99) for r in results),
+        "latency_p99": statistics.median(percentile(r["latencies_ms"], 0.99) for r in results),
         "errors": sum(sum(r["errors"].values()) for r in results),
         "rows": rows,
         "sent": server.sent,
@@ -162,26 +135,17 @@ def run(quick: bool = False) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="bench-handoff-") as tmp_name:
         tmp = Path(tmp_name)
         redis = start_embedded_redis(tmp / "embedded-redis")
-        upstream_port = _free_port()
-        upstream = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "benchmarks.bench_openai_overhead",
-                "upstream",
-                "--port",
-                str(upstream_port),
-                "--latency-ms",
-                str(UPSTREAM_LATENCY_MS),
-            ],
-            cwd=REPO_ROOT,
-            stdout=subprocess.DEVNULL,
+        upstream_port = free_port()
+        upstream = start_role(
+            "benchmarks.bench_openai_overhead",
+            "upstream",
+            *("--port", str(upstream_port), "--latency-ms", str(UPSTREAM_LATENCY_MS)),
         )
         try:
-            _wait_port(upstream_port, upstream)
+            wait_port(upstream_port, upstream)
             measured = _measure_all(tmp, upstream_port, redis.url, rounds=rounds, count=count)
         finally:
-            upstream.terminate()
+            stop_all([upstream])
             redis.stop()
     return [figure for mode in MODES for figure in _figures(mode, measured[mode])]
 
