@@ -8,6 +8,7 @@ do not share a GIL with the process that orchestrates them.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -15,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -304,3 +305,43 @@ def loopback_platform(
     finally:
         stop_all(processes)
         redis.stop()
+
+
+def role_main(
+    argv: list[str] | None,
+    *,
+    description: str,
+    upstream_help: str,
+    serve: Callable[[argparse.Namespace], Coroutine],
+    load: Callable[[argparse.Namespace], Coroutine],
+    run: Callable[..., list[dict]],
+    rate: float,
+    options: Callable[[argparse.ArgumentParser, argparse.ArgumentParser], None],
+) -> int:
+    """A benchmark module's command line: ``upstream --port P`` serves ``serve(args)``,
+    ``load --port P [--path --token --rate --count]`` prints ``load(args)`` as JSON, ``run
+    [--quick]`` prints the figures. ``options(upstream, load)`` adds the module's own flags."""
+    parser = argparse.ArgumentParser(description=description)
+    sub = parser.add_subparsers(dest="role", required=True)
+    upstream = sub.add_parser("upstream", help=upstream_help)
+    upstream.add_argument("--port", type=int, required=True)
+    loader = sub.add_parser("load", help="Send the load and print JSON timings.")
+    loader.add_argument("--port", type=int, required=True)
+    loader.add_argument("--path", default="/v1/chat/completions")
+    loader.add_argument("--token", default="")
+    loader.add_argument("--rate", type=float, default=rate)
+    loader.add_argument("--count", type=int, default=2000)
+    options(upstream, loader)
+    sub.add_parser("run", help="Run the whole benchmark and print its figures.").add_argument(
+        "--quick", action="store_true"
+    )
+    args = parser.parse_args(argv)
+    if args.role == "run":
+        print(json.dumps(run(quick=args.quick), indent=2))
+        return 0
+    install_uvloop()
+    if args.role == "upstream":
+        asyncio.run(serve(args))
+    else:
+        print(json.dumps(asyncio.run(load(args))))
+    return 0

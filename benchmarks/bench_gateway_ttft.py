@@ -13,7 +13,6 @@ percentiles through the platform and direct. Figures are medians over rounds.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import statistics
@@ -25,7 +24,6 @@ from pathlib import Path
 from benchmarks._loopback import (
     ConnectionPool,
     count_error,
-    install_uvloop,
     loopback_platform,
     machine_busy_s,
     open_loop,
@@ -33,6 +31,7 @@ from benchmarks._loopback import (
     raw_post,
     read_request_body,
     request_model,
+    role_main,
     run_role,
     serve_forever,
 )
@@ -221,34 +220,16 @@ def _figures(direct, through, busy_cores, rounds: int, count: int) -> list[dict]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="role", required=True)
-    up = sub.add_parser("upstream", help="Serve the streaming OpenAI-format upstream.")
-    up.add_argument("--port", type=int, required=True)
-    up.add_argument("--gap-ms", type=float, default=TOKEN_GAP_MS)
-    load = sub.add_parser("load", help="Send the load and print JSON timings.")
-    load.add_argument("--port", type=int, required=True)
-    load.add_argument("--path", default="/v1/chat/completions")
-    load.add_argument("--token", default="")
-    load.add_argument("--rate", type=float, default=RATE_PER_S)
-    load.add_argument("--count", type=int, default=2000)
-    sub.add_parser("run", help="Run the whole benchmark and print its figures.").add_argument(
-        "--quick", action="store_true"
+    return role_main(
+        argv,
+        description=__doc__.splitlines()[0],
+        upstream_help="Serve the streaming OpenAI-format upstream.",
+        serve=lambda args: _upstream_main(args.port, args.gap_ms),
+        load=lambda args: _load_main(args.port, args.path, args.token, args.rate, args.count),
+        run=run,
+        rate=RATE_PER_S,
+        options=lambda up, _: up.add_argument("--gap-ms", type=float, default=TOKEN_GAP_MS),
     )
-    args = parser.parse_args(argv)
-    if args.role == "upstream":
-        install_uvloop()
-        asyncio.run(_upstream_main(args.port, args.gap_ms))
-    elif args.role == "load":
-        install_uvloop()
-        print(
-            json.dumps(
-                asyncio.run(_load_main(args.port, args.path, args.token, args.rate, args.count))
-            )
-        )
-    else:
-        print(json.dumps(run(quick=args.quick), indent=2))
-    return 0
 
 
 if __name__ == "__main__":

@@ -39,7 +39,6 @@ from benchmarks._loopback import (
     REPO_ROOT,
     ConnectionPool,
     count_error,
-    install_uvloop,
     loopback_platform,
     machine_busy_s,
     open_loop,
@@ -47,6 +46,7 @@ from benchmarks._loopback import (
     raw_post,
     read_request_body,
     request_model,
+    role_main,
     run_role,
     serve_forever,
 )
@@ -425,43 +425,30 @@ def run(quick: bool = False) -> list[dict]:
     ]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="role", required=True)
-    up = sub.add_parser("upstream", help="Serve the fixed-latency OpenAI-format upstream.")
-    up.add_argument("--port", type=int, required=True)
-    up.add_argument("--latency-ms", type=float, default=UPSTREAM_LATENCY_MS)
-    load = sub.add_parser("load", help="Send the load and print JSON timings.")
-    load.add_argument("--port", type=int, required=True)
-    load.add_argument("--path", default="/v1/chat/completions")
-    load.add_argument("--token", default="")
-    load.add_argument("--rate", type=float, default=RATE_PER_S)
-    load.add_argument("--count", type=int, default=2000)
+def _options(upstream: argparse.ArgumentParser, load: argparse.ArgumentParser) -> None:
+    upstream.add_argument("--latency-ms", type=float, default=UPSTREAM_LATENCY_MS)
     load.add_argument("--concurrency", type=int, default=0)
-    sub.add_parser("run", help="Run the whole benchmark and print its figures.").add_argument(
-        "--quick", action="store_true"
+
+
+def main(argv: list[str] | None = None) -> int:
+    return role_main(
+        argv,
+        description=__doc__.splitlines()[0],
+        upstream_help="Serve the fixed-latency OpenAI-format upstream.",
+        serve=lambda args: _upstream_main(args.port, args.latency_ms),
+        load=lambda args: _load_main(
+            "127.0.0.1",
+            args.port,
+            args.path,
+            args.token,
+            args.rate,
+            args.count,
+            args.concurrency,
+        ),
+        run=run,
+        rate=RATE_PER_S,
+        options=_options,
     )
-    args = parser.parse_args(argv)
-    if args.role == "upstream":
-        install_uvloop()
-        asyncio.run(_upstream_main(args.port, args.latency_ms))
-    elif args.role == "load":
-        install_uvloop()
-        result = asyncio.run(
-            _load_main(
-                "127.0.0.1",
-                args.port,
-                args.path,
-                args.token,
-                args.rate,
-                args.count,
-                args.concurrency,
-            )
-        )
-        print(json.dumps(result))
-    else:
-        print(json.dumps(run(quick=args.quick), indent=2))
-    return 0
 
 
 if __name__ == "__main__":
