@@ -53,7 +53,7 @@ def _env(tmp: Path, mode: str, upstream_port: int, redis_url: str) -> dict[str, 
     dead_redis = f"unix://{tmp / 'nobody-listens.sock'}?db=0"
     return {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "routing_platform.settings",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
         "DJANGO_DEBUG": "false",
         "DJANGO_SECRET_KEY": "benchmark-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
         "DJANGO_SECURE_SSL_REDIRECT": "false",

@@ -37,7 +37,7 @@ REAL_PROVIDERS = ("openai", "anthropic", "gemini")
 
 
 def _settings():
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "routing_platform.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     from django.conf import settings
 
     return settings
