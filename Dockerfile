@@ -5,6 +5,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends build-essential
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml constraints.txt README.md ./
+COPY config ./config
 COPY routing_platform ./routing_platform
 COPY experiments ./experiments
 COPY dashboard ./dashboard
@@ -16,7 +17,7 @@ FROM python:3.11-slim
 ENV PATH=/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    DJANGO_SETTINGS_MODULE=routing_platform.settings \
+    DJANGO_SETTINGS_MODULE=config.settings \
     ROUTING_DATA_DIR=/app/var
 RUN useradd --system --create-home --uid 10001 routing
 COPY --from=build /venv /venv

@@ -7,4 +7,6 @@ class ApiConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from api import checks  # noqa: F401 - registers the system checks (needs the app registry)
+        # Imported here, not at the top: Django's documented place to register system checks is
+        # ready(), once the app registry is loaded.
+        from api import checks  # noqa: F401 - registers the system checks

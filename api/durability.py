@@ -26,6 +26,9 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+from django.conf import settings
+
+from api import redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -170,8 +173,6 @@ async def redis_persistence_async(connection: aioredis.Redis) -> RedisPersistenc
 
 
 def required_mode() -> str:
-    from django.conf import settings
-
     return settings.ROUTER_REQUIRE_DURABLE_REDIS
 
 
@@ -200,8 +201,6 @@ async def current_policy() -> str:
         return POLICY_QUEUE
     now = time.monotonic()
     if _last.persistence is None or now - _last.read_at >= PROBE_TTL_S:
-        from api import redis_client
-
         reading = await redis_persistence_async(redis_client.get_client())
         if reading.state == UNREACHABLE:  # not a verdict on durability: the caller falls back
             return POLICY_INLINE

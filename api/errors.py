@@ -13,12 +13,16 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
+
+from routing_platform.engine import errors as engine_errors
+from routing_platform.engine.errors import RoutingError
 
 logger = logging.getLogger(__name__)
 
@@ -147,8 +151,6 @@ def body_too_large_message(limit: int) -> str:
 
 def _routing_error_to_api_error(err: Exception) -> ApiError:
     """Map the engine's typed errors to HTTP: caller mistakes are 4xx, provider failures 502."""
-    from routing_platform.engine import errors as engine_errors
-
     message = str(getattr(err, "message", None) or err)
     if isinstance(err, engine_errors.UnknownModelError):
         return ModelNotFound(message, param="model")
@@ -193,8 +195,6 @@ def _first_param(errors: list[dict[str, Any]]) -> str | None:
 
 def classify(exc: Exception) -> tuple[ApiError, list | None]:
     """Any exception -> (the ApiError to answer with, validation details or None)."""
-    from routing_platform.engine.errors import RoutingError
-
     if isinstance(exc, ApiError):
         return exc, None
     if isinstance(exc, ValidationError):
@@ -204,8 +204,6 @@ def classify(exc: Exception) -> tuple[ApiError, list | None]:
         ]
         return BadRequest(_validation_message(errors), param=_first_param(errors)), errors
     if isinstance(exc, RequestDataTooBig):
-        from django.conf import settings
-
         return PayloadTooLarge(body_too_large_message(settings.API_MAX_BODY_BYTES)), None
     if isinstance(exc, HttpError):
         status = exc.status_code

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import django_rq
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import connection
 
 from api import redis_client
@@ -33,9 +35,6 @@ def _database_check() -> dict[str, Any]:
 def _workers_check() -> dict[str, Any]:
     """Live workers by their liveness beat (``experiments.jobs.live_worker_count``), jobs per
     queue, and the call records waiting in Redis (count, oldest age, dead letters)."""
-    import django_rq
-    from django.conf import settings
-
     connection_ = django_rq.get_connection("default")
     count = live_worker_count(connection_)
     queues = {name: django_rq.get_queue(name).count for name in settings.RQ_QUEUE_NAMES}

@@ -18,6 +18,9 @@ from pydantic import Field
 from api.auth import read_auth, write_auth
 from api.errors import BadRequest, NotFound
 from api.schemas import KEY_PATTERN
+from experiments.selectors import experiment_get
+from experiments.selectors_quality import quality_totals, routed_call_by_public_id
+from experiments.services.quality import FeedbackError, feedback_record
 
 CALL_ID_HEADER = "x-router-call-id"
 #: Body fields that name the call an answer is about.
@@ -54,8 +57,6 @@ class FeedbackIn(Schema):
 def _visible_call(public_id: str, key_name: str):
     """The call ``public_id`` names if this key may see it: a call recorded with another
     key's name is as absent as an unknown one (404, never 403: no probing)."""
-    from experiments.selectors_quality import routed_call_by_public_id
-
     call = routed_call_by_public_id(public_id=public_id)
     owner = (call.request_payload or {}).get("api_key") if call is not None else None
     if call is None or (owner and owner != key_name):
@@ -96,8 +97,6 @@ async def call_feedback(
     request: HttpRequest, payload: FeedbackIn, call_id: str = Path(..., max_length=100)
 ):
     def record():
-        from experiments.services.quality import FeedbackError, feedback_record
-
         call = _visible_call(call_id, request.auth.name)
         try:
             signal, created = feedback_record(
@@ -122,9 +121,6 @@ class QualityQuery(Schema):
 )
 async def quality_summary(request: HttpRequest, query: Query[QualityQuery]):
     def load():
-        from experiments.selectors import experiment_get
-        from experiments.selectors_quality import quality_totals
-
         experiment = None
         if query.experiment:
             experiment = experiment_get(key=query.experiment)

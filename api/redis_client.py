@@ -12,6 +12,7 @@ import asyncio
 import time
 import weakref
 
+import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
@@ -84,8 +85,6 @@ _sync_clients: dict[str, object] = {}
 
 def get_sync_client():
     """A blocking Redis client (same URL and timeouts), for RQ enqueues and the RQ jobs."""
-    import redis
-
     url = redis_url()
     client = _sync_clients.get(url)
     if client is None:

@@ -39,7 +39,7 @@ def setup_django(database_url: str | None = None, **env: str) -> Path:
     data_dir = Path(tempfile.mkdtemp(prefix="routing-bench-"))
     os.environ["ROUTING_DATA_DIR"] = str(data_dir)
     os.environ["DATABASE_URL"] = database_url or f"sqlite:///{data_dir / 'bench.sqlite3'}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "routing_platform.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.update(env)
     import django
     from django.core.management import call_command

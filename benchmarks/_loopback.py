@@ -225,7 +225,7 @@ def platform_env(tmp_path: Path, redis_url: str, upstream_port: int) -> dict[str
     given Redis, and the OpenAI provider pointed at the loopback upstream."""
     return {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "routing_platform.settings",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
         "DJANGO_DEBUG": "false",
         "DJANGO_SECRET_KEY": "benchmark-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
         "DJANGO_SECURE_SSL_REDIRECT": "false",

@@ -16,6 +16,7 @@ from django.urls import path
 from dashboard import views
 from dashboard.models import Dashboard, Experiments
 from dashboard.report_actions import experiment_action_view
+from dashboard.report_views import experiment_report_view
 from experiments.admin.readonly import ReadOnlyModelAdmin
 from experiments.reports import experiment_report
 
@@ -82,15 +83,7 @@ class ExperimentsAdmin(_ReadOnlyPageAdmin):
         return views.experiments_page(request, context=self.page_context(request))
 
     def report_view(self, request, key: str):
-        """The statistics report of one experiment (imported lazily: its own module)."""
-        try:
-            from dashboard.report_views import experiment_report_view
-        except ModuleNotFoundError as err:
-            if err.name != "dashboard.report_views":
-                raise
-            return views.report_unavailable_page(
-                request, context=self.page_context(request), key=key
-            )
+        """The statistics report of one experiment."""
         return experiment_report_view(request, key=key)
 
     def action_view(self, request, key: str, action: str):

@@ -406,8 +406,3 @@ def experiments_page(request, *, context: dict) -> TemplateResponse:
         }
     )
     return TemplateResponse(request, "dashboard/experiments.html", context)
-
-
-def report_unavailable_page(request, *, context: dict, key: str) -> TemplateResponse:
-    context.update({"title": f"Report of {key}", "key": key})
-    return TemplateResponse(request, "dashboard/report_unavailable.html", context, status=503)

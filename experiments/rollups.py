@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
 
+import numpy as np
 from django.db import connection, transaction
 from django.db.models import (
     Case,
@@ -559,8 +560,6 @@ def rollups_rebuild() -> int:
     the (row, bucket) counts. Python only assembles the grouped rows (and sums CallRollup
     rows into ArmRollup rows), never the calls.
     """
-    import numpy as np
-
     CallRollup.objects.all().delete()
     ArmRollup.objects.all().delete()
     float_cost = Cast("cost_usd", FloatField())

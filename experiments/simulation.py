@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count, Q
 
+from experiments import jobs, services
 from experiments.models import Experiment, RoutedCall
 from routing_platform.engine.classifier import TASK_TYPES
 
@@ -141,8 +142,6 @@ def traffic_enqueue(
 ) -> SimulatedTraffic:
     """Write each request as a queued call of ``experiment`` (jobs enqueued after each
     commit unless ``dispatch`` is False)."""
-    from experiments import services
-
     traffic = SimulatedTraffic()
     for done, request in enumerate(requests, start=1):
         call = services.routed_call_enqueue(
@@ -168,8 +167,6 @@ def traffic_run_inline(
 ) -> None:
     """Run every call of ``traffic`` in this process (no queue, no worker; the judge of
     each completed shadow pair too)."""
-    from experiments import jobs
-
     for done, call_id in enumerate(traffic.all_ids, start=1):
         jobs.routed_call_execute(call_id, judge="inline")
         if on_progress is not None:

@@ -61,7 +61,7 @@ def uvicorn_argv(host: str, port: int, *extra: str) -> list[str]:
         sys.executable,
         "-m",
         "uvicorn",
-        "routing_platform.asgi:application",
+        "config.asgi:application",
         "--host",
         host,
         "--port",
@@ -124,7 +124,7 @@ class Platform:
         self.redis = None
         self.seed_returncode: int | None = None
         self.env = dict(os.environ)
-        self.env.setdefault("DJANGO_SETTINGS_MODULE", "routing_platform.settings")
+        self.env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
         self.env["ROUTING_DATA_DIR"] = str(self.data_dir)
         self.env.setdefault("PYTHONUNBUFFERED", "1")
         self.env.setdefault("DJANGO_STATIC_MANIFEST", "true")

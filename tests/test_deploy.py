@@ -41,7 +41,7 @@ def env_example_names() -> set[str]:
 
 def settings_variable_names() -> set[str]:
     """Every environment variable settings.py reads: first string argument of env*(...)."""
-    tree = ast.parse((REPO_ROOT / "routing_platform" / "settings.py").read_text())
+    tree = ast.parse((REPO_ROOT / "config" / "settings.py").read_text())
     names = set()
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call) or not node.args:
@@ -67,7 +67,7 @@ def test_compose_has_the_production_services():
     assert "migrate" in services["migrate"]["command"]
     assert services["migrate"]["restart"] == "no"
     web_command = " ".join(services["web"]["command"])
-    # uvicorn serving routing_platform.asgi:application, through the one command line
+    # uvicorn serving config.asgi:application, through the one command line
     # (routing_platform.serve -> launcher.uvicorn_argv) that trusts only named proxies.
     assert web_command.startswith("python -m routing_platform.serve")
 

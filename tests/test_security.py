@@ -30,7 +30,7 @@ from django.forms.models import model_to_dict
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from routing_platform.logging_filters import RedactSecretsFilter, redact
+from config.logging_filters import RedactSecretsFilter, redact
 from tests.conftest import REPO_ROOT
 
 SECRETS = {
@@ -286,7 +286,7 @@ import django
 django.setup()                             # settings.LOGGING, as in every process we run
 from rq.logutils import setup_loghandlers
 setup_loghandlers("INFO")                  # what `manage.py rqworker` does
-from routing_platform.logging_filters import RedactSecretsFilter
+from config.logging_filters import RedactSecretsFilter
 loggers = [logging.getLogger()] + [
     logger for logger in logging.root.manager.loggerDict.values()
     if isinstance(logger, logging.Logger)
@@ -305,7 +305,7 @@ print(json.dumps({
 def test_every_configured_log_handler_redacts():
     """In a web or worker process, every log handler (uvicorn's and rq's included) masks secrets."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "ROUTER_"))}
-    env["DJANGO_SETTINGS_MODULE"] = "routing_platform.settings"
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings"
     result = subprocess.run(
         [sys.executable, "-c", HANDLER_PROBE],
         cwd=REPO_ROOT,
@@ -450,7 +450,7 @@ def test_production_cookies_are_secure_and_hsts_is_on(tmp_path):
         DJANGO_DEBUG="false",
         DJANGO_SECRET_KEY="p" * 20 + "-production-probe-secret-0123456789-abcdefghij",
         DJANGO_ALLOWED_HOSTS="testserver",
-        DJANGO_SETTINGS_MODULE="routing_platform.settings",
+        DJANGO_SETTINGS_MODULE="config.settings",
         ROUTING_DATA_DIR=str(tmp_path),
     )
     result = subprocess.run(

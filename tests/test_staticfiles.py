@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from routing_platform.staticfiles import HashedCompressedStaticFilesStorage
+from config.staticfiles import HashedCompressedStaticFilesStorage
 
 
 def test_uncollected_files_keep_their_plain_url(tmp_path, settings):

@@ -20,6 +20,7 @@ from experiments import services
 from experiments.admin.readonly import ReadOnlyModelAdmin
 from experiments.models import Arm, AuditLogEntry, Experiment
 from experiments.models.experiment import DEFAULT_RAMP_SCHEDULE
+from experiments.reports import experiment_report, report_export_json
 from experiments.services.lifecycle import ramp_next_step
 
 Status = Experiment.Status
@@ -511,17 +512,6 @@ class ExperimentAdmin(admin.ModelAdmin):
             )
             return None
         experiment = queryset.get()
-        try:
-            from experiments.reports import report_export_json
-        except ModuleNotFoundError as err:
-            if err.name != "experiments.reports":
-                raise
-            self.message_user(
-                request,
-                "The statistics report is not available in this installation.",
-                messages.ERROR,
-            )
-            return None
         response = HttpResponse(
             report_export_json(experiment=experiment), content_type="application/json"
         )
@@ -545,10 +535,6 @@ class ExperimentAdmin(admin.ModelAdmin):
 
 def _suggested_winner(experiment: Experiment) -> str | None:
     """The report's winner, when the statistics report names one."""
-    try:
-        from experiments.reports import experiment_report
-    except ModuleNotFoundError:
-        return None
     try:
         decision = experiment_report(experiment=experiment).get("decision") or {}
     except Exception:  # a report that cannot be built must not block concluding

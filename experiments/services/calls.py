@@ -146,7 +146,7 @@ class _NamedError(Exception):
 
 def _error_fields(error: BaseException | str) -> tuple[dict, dict]:
     """(RoutedCall fields, partial routing metadata) of an error."""
-    from routing_platform.logging_filters import redact
+    from config.logging_filters import redact
 
     if isinstance(error, _NamedError):
         error_type, message, metadata = error.type_name, str(error), {}

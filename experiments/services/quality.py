@@ -17,11 +17,12 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
+import django_rq
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from rq import Retry
 
-from experiments import jobs_quality
 from experiments.bucketing import in_sample
 from experiments.models import QualitySignal, RoutedCall
 from experiments.quality import Agreement, evaluation_agreement, execution_agreement
@@ -32,6 +33,10 @@ logger = logging.getLogger(__name__)
 
 Source = QualitySignal.Source
 JUDGE_QUEUE = "judge"
+#: The judge job, enqueued by its import path: the job module imports this one.
+JUDGE_JOB = "experiments.jobs_quality.judge_pair_run"
+JUDGE_JOB_TIMEOUT_S = 300
+JUDGE_MAX_RETRIES = 2
 _FINISHED = (RoutedCall.Status.SUCCESS, RoutedCall.Status.ERROR)
 
 
@@ -146,8 +151,18 @@ def _in_judge_sample(pair: ShadowPair) -> bool:
 
 
 def _enqueue_judge(treatment_call_id: int) -> None:
+    """Put the judge job of ``treatment_call_id`` on the "judge" queue (one job per pair: its
+    id names the call)."""
     try:
-        jobs_quality.enqueue_judge(treatment_call_id=treatment_call_id, queue_name=JUDGE_QUEUE)
+        django_rq.get_queue(JUDGE_QUEUE).enqueue(
+            JUDGE_JOB,
+            treatment_call_id,
+            job_id=f"judge-{treatment_call_id}",
+            job_timeout=JUDGE_JOB_TIMEOUT_S,
+            retry=Retry(max=JUDGE_MAX_RETRIES),
+            result_ttl=600,
+            failure_ttl=7 * 24 * 3600,
+        )
     except Exception as err:  # redis.ConnectionError, TimeoutError, ...
         # The pair stays unjudged (its coverage shows it); the call itself is recorded.
         logger.warning("judge job for call %s not enqueued: %s", treatment_call_id, err)

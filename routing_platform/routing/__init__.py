@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from routing_platform import runtime
+from routing_platform.engine.council import SmartCouncil
+from routing_platform.engine.executor import Executor
 from routing_platform.engine.router import ModelRouter as _EngineRouter
 
 __all__ = ["ModelRouter"]
@@ -30,8 +33,6 @@ class ModelRouter(_EngineRouter):
         pool: Any = None,
         learned_router: Any = None,
     ) -> None:
-        from routing_platform import runtime
-
         config = config or runtime.router_config()
         super().__init__(
             config,
@@ -47,7 +48,6 @@ class ModelRouter(_EngineRouter):
     def pool(self):
         if self._pool is not None:
             return self._pool
-        from routing_platform import runtime
 
         return runtime.provider_pool(self.config)
 
@@ -71,12 +71,8 @@ class ModelRouter(_EngineRouter):
 
     async def execute(self, *, text: str | None = None, task_type: str = "analysis", **kwargs):
         """Run one prompt through this router's cascade (smart routing)."""
-        from routing_platform.engine.executor import Executor
-
         return await Executor(self).execute(text=text, task_type=task_type, **kwargs)
 
     async def evaluate_script(self, script: str, niche: str = "general") -> dict[str, Any]:
         """Evaluate a script through this router (the smart council)."""
-        from routing_platform.engine.council import SmartCouncil
-
         return await SmartCouncil(self).evaluate_script(script, niche)

@@ -13,6 +13,10 @@ from __future__ import annotations
 import asyncio
 import os
 
+import django
+from asgiref.sync import sync_to_async
+from django.core.management import call_command
+
 SCRIPT = (
     "INT. KITCHEN - NIGHT. Maya finds her late father's recipe book and a letter tucked "
     "inside: the restaurant he lost was never sold. She has 30 days to win it back."
@@ -21,6 +25,8 @@ NICHE = "drama"
 
 
 async def _run() -> None:
+    # Imported here: the facade imports the experiments models, which need django.setup()
+    # (main() runs it first; this is a script, not a module others import).
     from routing_platform.routing.analytics import analytics
     from routing_platform.routing.dashboard import router_dashboard
     from routing_platform.routing.integration import council as original_council
@@ -59,15 +65,11 @@ async def _run() -> None:
 
 
 async def _sync(function):
-    from asgiref.sync import sync_to_async
-
     return await sync_to_async(function)()
 
 
 def main() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "routing_platform.settings")
-    import django
-    from django.core.management import call_command
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
     django.setup()
     call_command("migrate", verbosity=0)  # idempotent: the example works on a fresh checkout

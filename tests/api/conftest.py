@@ -277,7 +277,7 @@ def serve_platform(
     database_path = data_dir / "db.sqlite3"
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "routing_platform.settings",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
         "DATABASE_URL": f"sqlite:///{database_path}",
         "ROUTING_DATA_DIR": str(data_dir),
         # Its own Redis database: this worker lives all session and would otherwise take jobs

@@ -30,7 +30,7 @@ def database_down(monkeypatch):
 
 
 async def _post(path: str, body: dict, token: str) -> httpx.Response:
-    from routing_platform.asgi import application
+    from config.asgi import application
 
     transport = httpx.ASGITransport(app=application)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

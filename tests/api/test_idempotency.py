@@ -23,7 +23,7 @@ CHAT = {"model": "router", "messages": [{"role": "user", "content": "Capital of 
 
 
 async def _post(path: str, body: dict, token: str | None, key: str | None) -> httpx.Response:
-    from routing_platform.asgi import application
+    from config.asgi import application
 
     headers = {"content-type": "application/json"}
     if token:

@@ -1,6 +1,6 @@
 """The lean ASGI path of POST /v1/chat/completions answers exactly as the Django (ninja) path.
 
-Each request goes through ``routing_platform.asgi.application`` twice: once as served (the
+Each request goes through ``config.asgi.application`` twice: once as served (the
 lean handler, ``api.asgi.LeanChatCompletions``) and once through Django's API handler (the
 ninja view); status, body (ids and timings aside) and headers must match.
 """
@@ -29,7 +29,7 @@ VOLATILE_HEADERS = {
 @pytest.fixture
 def apps():
     """(lean, django): the served application, and Django's API handler alone."""
-    from routing_platform.asgi import application
+    from config.asgi import application
 
     assert isinstance(application, api_asgi.ApiDispatcher)
     return application, application.api_application

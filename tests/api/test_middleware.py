@@ -57,7 +57,7 @@ async def test_body_without_content_length_is_capped_when_read(
         (b"authorization", f"Bearer {token}".encode()),
         (b"transfer-encoding", b"chunked"),
     ]
-    from routing_platform.asgi import application
+    from config.asgi import application
 
     sent = []
     messages = [{"type": "http.request", "body": body, "more_body": False}]

@@ -192,7 +192,7 @@ def test_sigterm_of_a_real_server_without_redis_loses_no_record(
     token = _insert_api_key(database_path, name="sigterm", rate_limit_per_minute=100_000)
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "routing_platform.settings",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
         "DATABASE_URL": f"sqlite:///{database_path}",
         "ROUTING_DATA_DIR": str(tmp_path),
         "REDIS_URL": f"unix://{tmp_path / 'nobody-listens.sock'}?db=0",

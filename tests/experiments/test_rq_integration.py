@@ -111,7 +111,7 @@ def _env(database_url: str, redis_url: str, data_dir: Path, **extra: str) -> dic
         if not key.endswith("_API_KEY") and key not in {"DATABASE_URL", "REDIS_URL"}
     }
     env.update(
-        DJANGO_SETTINGS_MODULE="routing_platform.settings",
+        DJANGO_SETTINGS_MODULE="config.settings",
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,
         ROUTING_DATA_DIR=str(data_dir),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import CommandError
 
+from experiments.models import AlertRule
 from routing_platform.cli.subcommands._tables import (
     add_window_arguments,
     as_json,
@@ -11,6 +12,7 @@ from routing_platform.cli.subcommands._tables import (
     table,
 )
 from routing_platform.cli.subcommands.dashboard import alert_lines
+from routing_platform.routing.dashboard import router_dashboard
 
 HELP = "Alerts that fire for a window (or --rules: the alert rules); --fail-on for cron/CI."
 
@@ -33,8 +35,6 @@ def add_arguments(parser) -> None:
 
 
 def _rules(command, as_json_output: bool) -> None:
-    from experiments.models import AlertRule
-
     rules = list(AlertRule.objects.order_by("metric", "key"))
     if as_json_output:
         command.stdout.write(
@@ -80,7 +80,6 @@ def handle(command, **options) -> None:
     if options["rules"]:
         _rules(command, options["json"])
         return
-    from routing_platform.routing.dashboard import router_dashboard
 
     data = call_facade(
         router_dashboard.get_dashboard, window=options["window"], experiment=options["experiment"]

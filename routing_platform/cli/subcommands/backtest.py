@@ -20,10 +20,16 @@ from pathlib import Path
 
 from django.core.management.base import CommandError
 
+from routing_platform.engine.learned import LearnedRouterError, load_router
+from routing_platform.engine.quality.backtest import run_backtest
+from routing_platform.engine.quality.dataset import DatasetError, load_datasets, parse_scale
+from routing_platform.engine.quality.embedding import EmbeddingError
+from routing_platform.engine.quality.metrics import MetricsError
+from routing_platform.engine.quality.plot import write_curve_html
+from routing_platform.engine.quality.routers import ROUTER_NAMES
+
 HELP = "Backtest a router on recorded model outcomes (RouterBench-style CSV): APGR, CPT, savings."
-# Mirrors routing_platform.engine.quality.routers.ROUTER_NAMES (not imported here: every
-# subcommand module is imported for `routing --help`, and numpy should not load for that).
-ROUTER_CHOICES = ("heuristic", "learned", "length", "random", "oracle")
+ROUTER_CHOICES = ROUTER_NAMES
 
 
 def add_arguments(parser) -> None:
@@ -199,12 +205,6 @@ def _write_scores(path: Path, sample_ids, scores) -> None:
 
 
 def handle(command, **options) -> None:
-    from routing_platform.engine.learned import LearnedRouterError, load_router
-    from routing_platform.engine.quality.backtest import run_backtest
-    from routing_platform.engine.quality.dataset import DatasetError, load_datasets, parse_scale
-    from routing_platform.engine.quality.embedding import EmbeddingError
-    from routing_platform.engine.quality.metrics import MetricsError
-
     strong, weak = options["strong"], options["weak"]
     router_file = None
     router_name = options["router"]
@@ -248,8 +248,6 @@ def handle(command, **options) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(data, indent=2) + "\n")
         if options["plot_out"]:
-            from routing_platform.engine.quality.plot import write_curve_html
-
             write_curve_html(report, options["plot_out"])
     except OSError as err:
         raise CommandError(f"cannot write output: {err}") from err

@@ -10,6 +10,7 @@ from routing_platform.cli.subcommands._tables import (
     pct,
     usd,
 )
+from routing_platform.routing.analytics import analytics
 
 HELP = "Cost analysis: spend, baseline and savings, by complexity, tier, model, task type and arm."
 
@@ -36,8 +37,6 @@ def add_arguments(parser) -> None:
 
 
 def handle(command, **options) -> None:
-    from routing_platform.routing.analytics import analytics
-
     summary = call_facade(
         analytics.get_summary, window=options["window"], experiment=options["experiment"]
     )

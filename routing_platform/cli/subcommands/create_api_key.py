@@ -6,6 +6,8 @@ import json
 
 from django.core.management.base import CommandError
 
+from api.services import api_key_create, parse_scopes
+
 HELP = "Create an API key for the HTTP API and print its token (shown only this once)."
 
 
@@ -26,8 +28,6 @@ def add_arguments(parser) -> None:
 
 
 def handle(command, **options) -> None:
-    from api.services import api_key_create, parse_scopes
-
     name = (options["name"] or "").strip()
     if not name:
         raise CommandError("--name is empty: name the key after who will use it.")

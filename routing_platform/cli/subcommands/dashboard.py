@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.core.management.base import CommandError
+
 from experiments.savings import control_arm_labels, routed_savings
 from routing_platform.cli.subcommands._tables import (
     add_window_arguments,
@@ -13,6 +15,7 @@ from routing_platform.cli.subcommands._tables import (
     table,
     usd,
 )
+from routing_platform.routing.dashboard import router_dashboard
 
 HELP = "The full dashboard: overview, alerts, breakdowns and the time series."
 
@@ -63,11 +66,7 @@ def alert_lines(command, alerts: list[dict]) -> list[str]:
 
 
 def handle(command, **options) -> None:
-    from routing_platform.routing.dashboard import router_dashboard
-
     if options["points"] < 0:
-        from django.core.management.base import CommandError
-
         raise CommandError("--points must be 0 or more.")
     data = call_facade(
         router_dashboard.get_dashboard, window=options["window"], experiment=options["experiment"]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+import django_rq
 from django.core.management.base import CommandError
 from redis.exceptions import RedisError
 
+from api import dead_letters
 from routing_platform.cli.subcommands._tables import as_json, table
 
 HELP = (
@@ -29,8 +31,6 @@ def add_arguments(parser) -> None:
 
 
 def _connection():
-    import django_rq
-
     return django_rq.get_connection("default")
 
 
@@ -41,8 +41,6 @@ def _when(epoch_s: float) -> str:
 
 
 def handle(command, **options) -> None:
-    from api import dead_letters
-
     connection = _connection()
     try:
         if options["replay"] is not None:

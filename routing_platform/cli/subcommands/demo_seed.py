@@ -12,8 +12,12 @@ from __future__ import annotations
 import time
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 
+from experiments import services
+from experiments.models import Experiment, RoutedCall
+from experiments.services.lifecycle import ramp_next_step
 from routing_platform.cli.subcommands import simulate as simulate_command
 
 HELP = (
@@ -51,10 +55,6 @@ def add_arguments(parser) -> None:
 
 def demo_experiment(command, user):
     """The demo experiment, created and ramped to 100% on first use."""
-    from experiments import services
-    from experiments.models import Experiment
-    from experiments.services.lifecycle import ramp_next_step
-
     experiment = Experiment.objects.filter(key=DEMO_KEY).first()
     if experiment is None:
         experiment = services.experiment_create(
@@ -112,10 +112,6 @@ def wait_for_worker(seconds: float) -> bool:
 
 
 def handle(command, **options) -> None:
-    from django.core.exceptions import ValidationError
-
-    from experiments.models import RoutedCall
-
     user = get_user_model().objects.filter(is_staff=True).order_by("id").first()
     try:
         experiment = demo_experiment(command, user)

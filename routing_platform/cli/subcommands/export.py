@@ -14,6 +14,10 @@ from pathlib import Path
 
 from django.core.management.base import CommandError
 
+from experiments.models import Experiment
+from experiments.reports import report_export_json
+from routing_platform.routing.analytics import ReportExportError, analytics
+
 HELP = (
     "Write a JSON report: an experiment's winner report (--experiment KEY) or the analytics report."
 )
@@ -74,9 +78,6 @@ def _write_atomically(target: Path, text: str) -> None:
 def handle(command, **options) -> None:
     key = options.get("experiment")
     if key:
-        from experiments.models import Experiment
-        from experiments.reports import report_export_json
-
         target = _target(options["out"])
         experiment = Experiment.objects.filter(key=key).first()
         if experiment is None:
@@ -108,8 +109,6 @@ def handle(command, **options) -> None:
         for reason in decision["reasons"]:
             command.stdout.write(f"  - {reason}")
         return
-
-    from routing_platform.routing.analytics import ReportExportError, analytics
 
     try:
         written = analytics.export_report(options["out"])

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import json
 
+import django_rq
 from django.core.management.base import CommandError
+from redis.exceptions import RedisError
+
+from api.jobs import call_records_drain
+from api.recording import records_backlog
+from experiments.services import routed_calls_reconcile
 
 HELP = (
     "Record queued/running calls whose RQ job failed for good or vanished as errors, write "
@@ -28,13 +34,6 @@ def add_arguments(parser) -> None:
 
 
 def handle(command, **options) -> None:
-    import django_rq
-    from redis.exceptions import RedisError
-
-    from api.jobs import call_records_drain
-    from api.recording import records_backlog
-    from experiments.services import routed_calls_reconcile
-
     older_than = options["older_than"]
     if not older_than >= 0:  # also refuses NaN
         raise CommandError("--older-than must be 0 seconds or more.")

@@ -10,7 +10,12 @@ from __future__ import annotations
 import json
 import time
 
+import django_rq
 from django.core.management.base import CommandError
+from redis.exceptions import RedisError
+from rq import Worker
+
+from experiments import selectors, simulation
 
 HELP = (
     "Simulate N requests through the real path (assignment, queue, worker, record) "
@@ -110,8 +115,6 @@ def validate_options(options: dict) -> tuple[int, int, float | None]:
 
 
 def running_experiment(key: str):
-    from experiments import selectors
-
     experiment = selectors.experiment_get(key=key)
     if experiment is None:
         raise CommandError(
@@ -128,10 +131,6 @@ def running_experiment(key: str):
 
 def workers_listening(queue_names: tuple[str, ...]) -> dict[str, int]:
     """Workers per queue; a CommandError that says what to do when Redis is unreachable."""
-    import django_rq
-    from redis.exceptions import RedisError
-    from rq import Worker
-
     counts = {}
     try:
         for name in queue_names:
@@ -170,8 +169,6 @@ def simulate(
     timeout: float,
 ) -> dict:
     """Enqueue (or run) the traffic, wait for it, and return the summary."""
-    from experiments import simulation
-
     share = shadow if shadow is not None else experiment.shadow_percentage / 100.0
     if not sync:
         require_workers(("routing", "shadow") if share > 0 else ("routing",))

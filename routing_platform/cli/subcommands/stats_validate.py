@@ -15,6 +15,10 @@ import sys
 
 from django.core.management.base import CommandError
 
+from experiments.stats import StatsInputError
+from experiments.stats.simulation import DEFAULT_SEED, VALIDITY_CHECKS, run_validation
+from experiments.stats.simulation_units import UNIT_VALIDITY_CHECKS, run_unit_validation
+
 HELP = "Validate the statistics by simulation: A/A false positives, peeking, CI coverage."
 
 
@@ -38,10 +42,6 @@ def add_arguments(parser) -> None:
 
 
 def handle(command, **options) -> None:
-    from experiments.stats import StatsInputError
-    from experiments.stats.simulation import DEFAULT_SEED, VALIDITY_CHECKS, run_validation
-    from experiments.stats.simulation_units import UNIT_VALIDITY_CHECKS, run_unit_validation
-
     sims = options["sims"]
     if sims is None or sims < 1:
         raise CommandError("--sims must be at least 1 (10,000 gives the published figures).")

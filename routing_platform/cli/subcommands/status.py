@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
+import redis
+from django.conf import settings
+from rq import Queue, Worker
+
 from api.durability import DURABLE, redis_persistence
+from api.recording import records_backlog
+from experiments.jobs import live_worker_count
+from experiments.models import Experiment
+from routing_platform import runtime
 from routing_platform.cli.subcommands._tables import as_json, table
 
 HELP = (
@@ -37,10 +45,6 @@ def redact_url(url: str) -> str:
 
 
 def routing_status() -> dict:
-    from django.conf import settings
-
-    from routing_platform import runtime
-
     config = runtime.router_config()
     return {
         "smart_routing_enabled": config.enable_smart_routing,
@@ -58,8 +62,6 @@ def routing_status() -> dict:
 
 def providers_status() -> list[dict]:
     """Which providers have credentials; keys are reported only as set / not set."""
-    from django.conf import settings
-
     compatible_models = list(settings.OPENAI_COMPATIBLE_MODELS)
     return [
         {
@@ -88,12 +90,6 @@ def providers_status() -> list[dict]:
 
 def queues_status() -> dict:
     """Jobs per queue and the workers, or ``reachable: False`` with the reason."""
-    import redis
-    from django.conf import settings
-    from rq import Queue, Worker
-
-    from api.recording import records_backlog
-    from experiments.jobs import live_worker_count
 
     names = list(settings.RQ_QUEUES)
     url = settings.RQ_QUEUES[names[0]]["URL"] if names else ""
@@ -141,8 +137,6 @@ def queues_status() -> dict:
 
 
 def experiments_status() -> list[dict]:
-    from experiments.models import Experiment
-
     running = Experiment.objects.filter(
         status__in=[Experiment.Status.RUNNING, Experiment.Status.PAUSED]
     ).prefetch_related("arms")

@@ -17,9 +17,26 @@ import argparse
 import json
 import sys
 
+import numpy as np
 from django.core.management.base import CommandError
 
+from experiments.selectors import experiment_get
+from experiments.selectors_training import (
+    TrainingDataError,
+    shadow_training_pairs,
+    training_arms,
+)
 from routing_platform.cli.subcommands.backtest import ProgressBar
+from routing_platform.engine.learned import LearnedRouterError
+from routing_platform.engine.quality.dataset import (
+    DatasetError,
+    RoutingDataset,
+    dataset_columns,
+    load_dataset,
+    load_datasets,
+)
+from routing_platform.engine.quality.embedding import EmbeddingError
+from routing_platform.engine.quality.training import train_and_calibrate
 
 #: Labelled pairs --from-calls needs at least.
 MIN_PAIRS = 10
@@ -120,15 +137,6 @@ def add_arguments(parser) -> None:
 
 def _dataset_from_calls(options):
     """The experiment's shadow pairs as a two-model dataset ("strong", "weak" columns)."""
-    import numpy as np
-
-    from experiments.selectors import experiment_get
-    from experiments.selectors_training import (
-        TrainingDataError,
-        shadow_training_pairs,
-        training_arms,
-    )
-    from routing_platform.engine.quality.dataset import RoutingDataset
 
     key = options["experiment"]
     if not key:
@@ -170,11 +178,6 @@ def _dataset_from_calls(options):
 
 
 def handle(command, **options) -> None:
-    from routing_platform.engine.learned import LearnedRouterError
-    from routing_platform.engine.quality.dataset import DatasetError, load_datasets
-    from routing_platform.engine.quality.embedding import EmbeddingError
-    from routing_platform.engine.quality.training import train_and_calibrate
-
     skipped = 0
     if options["from_calls"]:
         dataset, strong, weak, skipped = _dataset_from_calls(options)
@@ -188,8 +191,6 @@ def handle(command, **options) -> None:
             raise CommandError(str(err)) from err
     calibration = None
     if options["calibrate_on"]:
-        from routing_platform.engine.quality.dataset import dataset_columns, load_dataset
-
         path = options["calibrate_on"]
         columns = dataset_columns(path)
         labelled = [strong, weak] if strong in columns and weak in columns else []

@@ -124,9 +124,9 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
 ]
 
-ROOT_URLCONF = "routing_platform.urls"
-WSGI_APPLICATION = "routing_platform.wsgi.application"
-ASGI_APPLICATION = "routing_platform.asgi.application"
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
 
 TEMPLATES = [
     {
@@ -299,7 +299,7 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
-            "routing_platform.staticfiles.HashedCompressedStaticFilesStorage"
+            "config.staticfiles.HashedCompressedStaticFilesStorage"
             if STATIC_MANIFEST
             else "whitenoise.storage.CompressedStaticFilesStorage"
         )
@@ -343,7 +343,7 @@ AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_VERBOSE = False
 
-# --- Logging: never log secrets (see routing_platform.logging_filters) --------------------
+# --- Logging: never log secrets (see config.logging_filters) --------------------
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").strip().upper()
 if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -354,7 +354,7 @@ if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_secrets": {"()": "routing_platform.logging_filters.RedactSecretsFilter"}},
+    "filters": {"redact_secrets": {"()": "config.logging_filters.RedactSecretsFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {
         "console": {

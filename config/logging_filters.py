@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import re
 
+from django.conf import settings
+
 # Shapes of secrets we may be handed: OpenAI/Anthropic keys, Google API keys, our own
 # API tokens ("rk_..."), and bearer headers.
 _PATTERNS = [
@@ -20,8 +22,6 @@ _PATTERNS = [
 def configured_secrets() -> list[str]:
     """The provider keys currently set, read lazily from Django settings."""
     try:
-        from django.conf import settings
-
         names = (
             "OPENAI_API_KEY",
             "ANTHROPIC_API_KEY",

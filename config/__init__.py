@@ -1,0 +1,1 @@
+"""The Django project: settings, URLs, the ASGI/WSGI entry points, logging and static files."""
