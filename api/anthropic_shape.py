@@ -27,6 +27,7 @@ from api.errors import ApiError
 from api.gateway import relay_events
 from api.schemas import TEXT_MAX_CHARS, ChatCompletionIn
 from routing_platform.engine.chat import StreamDelta
+from routing_platform.engine.outcome import CallOutcome
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -246,12 +247,11 @@ def anthropic_error_body(err: ApiError, details: list | None) -> dict[str, Any]:
 
 
 def _usage(result: dict[str, Any]) -> dict[str, int]:
-    meta = result.get("_routing_metadata") or {}
-    cached = int(meta.get("cached_tokens") or 0)
+    outcome = CallOutcome.from_result(result)
     return {
-        "input_tokens": max(0, int(meta.get("input_tokens") or 0) - cached),
-        "output_tokens": int(meta.get("output_tokens") or 0),
-        "cache_read_input_tokens": cached,
+        "input_tokens": max(0, outcome.input_tokens - outcome.cached_tokens),
+        "output_tokens": outcome.output_tokens,
+        "cache_read_input_tokens": outcome.cached_tokens,
         "cache_creation_input_tokens": 0,
     }
 

@@ -1,10 +1,9 @@
-"""Experiment arms for the HTTP entry points: which arm a unit's call runs, and how the
-call is recorded under it. Shared by the routing API and the OpenAI-compatible ``/v1``,
-so both assign and record (and pair with shadow twins) the same way as the SDK."""
+"""Experiment arms for the HTTP entry points: which arm a unit's call runs (400 without a
+unit, 404 for an unknown experiment). Shared by the routing API and the OpenAI-compatible
+``/v1``; how a call runs and is recorded under its arm is ``experiments.call_flow``, the
+same as for the SDK."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
@@ -54,24 +53,3 @@ async def arm_route(
             close_old_connections()
 
     return await sync_to_async(route)()
-
-
-def route_run_fields(route: ArmRoute | None) -> dict[str, Any]:
-    """The strategy and router parameters a call runs with: its arm's, else smart routing."""
-    if route is None:
-        return {"strategy": "smart_routing", "router_params": None}
-    return {"strategy": route.strategy, "router_params": dict(route.router_params)}
-
-
-def route_call_fields(route: ArmRoute | None) -> dict[str, Any]:
-    """The experiment, arm, phase and strategy a call is recorded under (none without a
-    route, so a call outside experiments records exactly as before)."""
-    if route is None:
-        return {}
-    counted = route.in_experiment
-    return {
-        "experiment": route.experiment_id if counted else None,
-        "arm": route.arm_id if counted else None,
-        "phase": route.phase_id if counted else None,
-        "strategy": route.strategy,
-    }

@@ -24,6 +24,7 @@ import orjson
 from api.errors import openai_error_body
 from api.schemas import ChatCompletionIn
 from routing_platform.engine.chat import ChatOptions, StreamDelta
+from routing_platform.engine.outcome import CallOutcome
 
 STREAM_CHUNK_CHARS = 48
 IMAGE_PLACEHOLDER = "[image]"
@@ -78,15 +79,13 @@ def flat_messages(payload: ChatCompletionIn) -> list[dict[str, str]]:
 
 
 def usage_body(result: dict[str, Any]) -> dict[str, Any]:
-    meta = result.get("_routing_metadata") or {}
-    prompt_tokens = int(meta.get("input_tokens") or 0)
-    completion_tokens = int(meta.get("output_tokens") or 0)
+    outcome = CallOutcome.from_result(result)
     return {
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": int(meta.get("cached_tokens") or 0)},
-        "completion_tokens_details": {"reasoning_tokens": int(meta.get("reasoning_tokens") or 0)},
+        "prompt_tokens": outcome.input_tokens,
+        "completion_tokens": outcome.output_tokens,
+        "total_tokens": outcome.input_tokens + outcome.output_tokens,
+        "prompt_tokens_details": {"cached_tokens": outcome.cached_tokens},
+        "completion_tokens_details": {"reasoning_tokens": outcome.reasoning_tokens},
     }
 
 

@@ -21,11 +21,12 @@ from functools import partial
 from typing import Any
 
 import pydantic
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from ninja import NinjaAPI
 from ninja.errors import ValidationErrorContext
 
-from api.arms import arm_route, route_call_fields, route_run_fields
+from api.arms import arm_route
 from api.auth import ApiKeyAuth, write_auth
 from api.errors import (
     BadRequest,
@@ -36,9 +37,14 @@ from api.errors import (
 )
 from api.gateway import STREAMING_HEADER, OpenAIRenderer, chat_options, flat_messages
 from api.quality_api import call_id_header
-from api.recording import ensure_recordable, record_call_deferred
+from api.recording import call_record_deferred, ensure_recordable
 from api.schemas import ChatCompletionIn, ModelListOut
+from experiments.call_flow import CallRecord, CallRequest, outcome_or_error, routed_call_run
 from experiments.routes import ArmRoute
+from routing_platform.engine.catalog import Catalog, parse_compatible_models
+from routing_platform.engine.errors import RoutingError
+from routing_platform.engine.outcome import CallOutcome, RecordedError
+from routing_platform.runtime import run_execute, run_stream, streams_through
 
 ROUTER_MODEL = "router"
 _NOT_HEADER_SAFE = re.compile(r"[^\x20-\x7e]")
@@ -82,37 +88,32 @@ def _flatten_messages(payload: ChatCompletionIn) -> list[dict[str, str]]:
     return messages
 
 
-def _router_headers(result: dict[str, Any], overhead_ms: float) -> dict[str, str]:
-    meta = result.get("_routing_metadata") or {}
+def _router_headers(outcome: CallOutcome, overhead_ms: float) -> dict[str, str]:
     return {
         # The model name comes from the upstream's answer: printable ASCII only in a header.
-        "x-router-model": _NOT_HEADER_SAFE.sub(
-            "", str(result.get("model") or meta.get("model") or "")
-        ),
-        "x-router-tier": str(meta.get("tier") or ""),
-        "x-router-cost-usd": f"{float(meta.get('cost') or 0.0):.10f}",
-        "x-router-escalated": "true" if meta.get("escalated") else "false",
+        "x-router-model": _NOT_HEADER_SAFE.sub("", outcome.model),
+        "x-router-tier": outcome.tier,
+        "x-router-cost-usd": f"{outcome.cost_usd:.10f}",
+        "x-router-escalated": "true" if outcome.escalated else "false",
         "x-router-overhead-ms": f"{max(0.0, overhead_ms):.3f}",
     }
 
 
-async def _record(
+def _call_request(
     *,
     completion_id: str,
     payload: ChatCompletionIn,
     messages: list[dict[str, str]],
     key_name: str,
-    route: ArmRoute | None,
-    result: dict[str, Any] | None,
-    error: Exception | None,
     prefix: str = "openai",
-) -> None:
-    await record_call_deferred(
+) -> CallRequest:
+    """What is recorded of a chat completion (its key: the completion id)."""
+    return CallRequest(
         kind="chat",
         source="openai",
         unit_id=payload.user or "",
         task_type=payload.task_type or "",
-        request_payload={
+        payload={
             "model": payload.model,
             "messages": messages,
             "max_tokens": payload.max_completion_tokens or payload.max_tokens,
@@ -120,11 +121,20 @@ async def _record(
             "stream": bool(payload.stream),
             "api_key": key_name,
         },
-        result=result,
-        error=error,
         idempotency_key=f"{prefix}:{completion_id}",
-        **route_call_fields(route),
     )
+
+
+async def _record_stream(
+    *,
+    request: CallRequest,
+    route: ArmRoute | None,
+    result: dict[str, Any] | None,
+    error: BaseException | RecordedError | None,
+) -> None:
+    """The record step of a relayed stream, when it ends (the same as a buffered call's)."""
+    outcome, recorded_error = outcome_or_error(result, error)
+    await call_record_deferred(CallRecord(request, route, outcome, recorded_error))
 
 
 @dataclass(frozen=True)
@@ -165,9 +175,6 @@ async def _passthrough_answer(
     render: Any,
 ) -> ChatAnswer:
     """Open the upstream's stream and relay it (the record is written when it ends)."""
-    from routing_platform.engine.errors import RoutingError
-    from routing_platform.runtime import run_stream
-
     try:
         run = await run_stream(**_engine_fields(payload, messages, options))
     except RoutingError as err:
@@ -199,9 +206,6 @@ async def chat_completion_answer(
     what to answer. Raises ``ApiError`` / ``RoutingError``, which each caller renders in
     OpenAI's error shape. Shared by the ninja view and the lean path of ``api.asgi``, and
     by the Anthropic Messages endpoint, whose ``render`` answers in Anthropic's shapes."""
-    from routing_platform.engine.errors import RoutingError
-    from routing_platform.runtime import run_execute, streams_through
-
     render = render or OpenAIRenderer(payload)
     messages = _flatten_messages(payload)
     options = chat_options(payload)
@@ -210,13 +214,11 @@ async def chat_completion_answer(
     completion_id = _completion_id()
     created = int(time.time())
     route = await arm_route(experiment_key=payload.experiment, unit_id=payload.user, param="user")
-    record = partial(
-        _record,
+    request = _call_request(
         completion_id=completion_id,
         payload=payload,
         messages=messages,
         key_name=key_name,
-        route=route,
         prefix=render.record_prefix,
     )
     # An experiment's arm decides how the call runs (strategy, router parameters), so a
@@ -226,22 +228,20 @@ async def chat_completion_answer(
             payload,
             messages,
             options,
-            record=record,
+            record=partial(_record_stream, request=request, route=route),
             completion_id=completion_id,
             created=created,
             render=render,
         )
-    try:
-        result = await run_execute(
-            **route_run_fields(route), **_engine_fields(payload, messages, options)
-        )
-    except RoutingError as err:
-        await record(result=None, error=err)
-        raise
-    await record(result=result, error=None)
-    meta = result.get("_routing_metadata") or {}
-    overhead_ms = (time.perf_counter() - started) * 1000.0 - float(meta.get("latency_ms") or 0.0)
-    headers = {**_router_headers(result, overhead_ms), **call_id_header(completion_id)}
+    outcome, _ = await routed_call_run(
+        request=request,
+        route=route,
+        run=partial(run_execute, **_engine_fields(payload, messages, options)),
+        record=call_record_deferred,
+    )
+    result = outcome.result
+    overhead_ms = (time.perf_counter() - started) * 1000.0 - outcome.latency_ms
+    headers = {**_router_headers(outcome, overhead_ms), **call_id_header(completion_id)}
     if payload.stream:
         return ChatAnswer(
             headers={
@@ -328,10 +328,6 @@ def chat_payload_parse(body: bytes) -> ChatCompletionIn:
 
 def available_models() -> list[dict[str, Any]]:
     """'router' first, then every model of the catalog (including OPENAI_COMPATIBLE_MODELS)."""
-    from django.conf import settings
-
-    from routing_platform.engine.catalog import Catalog, parse_compatible_models
-
     catalog = Catalog()
     if settings.OPENAI_COMPATIBLE_BASE_URL:
         try:

@@ -29,13 +29,18 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import orjson
+import rq
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import close_old_connections
 
 from api import durability, redis_client
 from api.errors import ServiceUnavailable
 from api.record_writer import RecordWriter, jsonl_dead_letter
 from api.redis_client import REDIS_ERRORS
+from experiments.call_flow import CallRecord
+from experiments.services.routed_calls import routed_call_write
+from routing_platform.engine.outcome import RecordedError
 
 logger = logging.getLogger(__name__)
 
@@ -95,30 +100,22 @@ def record_payload(raw: bytes | str) -> None:
 
 def record_call(**fields: Any):
     """Record one call through the experiments service (sync; call it off the event loop)."""
-    from experiments.services import routed_call_record
-
-    return routed_call_record(**fields)
+    return routed_call_write(**fields)
 
 
-def error_payload(error: BaseException | None) -> dict[str, Any] | None:
-    """An exception as JSON: its type name, message and partial routing metadata."""
+def error_payload(error: RecordedError | BaseException | None) -> dict[str, Any] | None:
+    """A call's error as JSON: its kind (type name), message, retryable, status and
+    partial routing metadata (``RecordedError.as_payload``)."""
     if error is None:
         return None
-    return {
-        "type": type(error).__name__,
-        "message": str(getattr(error, "message", None) or error),
-        "metadata": dict(getattr(error, "metadata", None) or {}),
-    }
+    if not isinstance(error, RecordedError):
+        error = RecordedError.from_exception(error)
+    return error.as_payload()
 
 
-def error_from_payload(payload: dict[str, Any] | None) -> BaseException | None:
-    """Rebuild an exception with the recorded type name, message and metadata."""
-    if not payload:
-        return None
-    error_class = type(str(payload.get("type") or "Error"), (Exception,), {})
-    error = error_class(str(payload.get("message") or ""))
-    error.metadata = dict(payload.get("metadata") or {})
-    return error
+def error_from_payload(payload: dict[str, Any] | None) -> RecordedError | None:
+    """The recorded error of ``error_payload``'s JSON."""
+    return RecordedError.from_payload(payload) if payload else None
 
 
 # orjson (about ten times faster than json here) with json.dumps(default=str)'s meaning:
@@ -139,8 +136,6 @@ def payload_json(payload: dict[str, Any]) -> bytes:
 
 def enqueue_drain() -> None:
     """Enqueue a drain job (``api.jobs.call_records_drain``), retried if it fails."""
-    import rq
-
     rq.Queue(RECORDS_QUEUE, connection=redis_client.get_sync_client()).enqueue(
         "api.jobs.call_records_drain",
         job_timeout=300,
@@ -174,6 +169,11 @@ async def ensure_recordable() -> None:
             REFUSED_NOT_DURABLE,
             headers={"Retry-After": str(durability.REFUSE_RETRY_AFTER_S)},
         )
+
+
+async def call_record_deferred(record: CallRecord) -> str:
+    """The record step of ``/v1`` (``experiments.call_flow``): ``record_call_deferred``."""
+    return await record_call_deferred(**record.fields())
 
 
 async def record_call_deferred(**fields: Any) -> str:
@@ -220,8 +220,6 @@ def _record_in_thread(fields: dict[str, Any]) -> None:
 
 
 def _dead_letter_path():
-    from django.conf import settings
-
     return settings.DATA_DIR / "call-records-unwritten.jsonl"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from ninja import Path, Query, Router, Schema, Status
 from pydantic import Field
@@ -17,8 +18,6 @@ from pydantic import Field
 from api.arms import (
     arm_route,
     experiment_or_404,
-    route_call_fields,
-    route_run_fields,
     unit_required,
 )
 from api.auth import read_auth, write_auth
@@ -32,7 +31,6 @@ from api.errors import (
 from api.health import health_report
 from api.quality_api import CallIdNinjaAPI
 from api.quality_api import router as quality_router
-from api.recording import record_call
 from api.redis_client import redis_ping
 from api.schemas import (
     KEY_PATTERN,
@@ -43,6 +41,21 @@ from api.schemas import (
     RampIn,
     RoutedRequestIn,
 )
+from experiments.call_flow import CallRequest, EngineRun, routed_call_run
+from experiments.metrics import MetricsInputError
+from experiments.reports import experiment_report, report_export_json
+from experiments.selectors import experiment_list, routed_call_get
+from experiments.services import (
+    QueueUnavailableError,
+    experiment_start,
+    routed_call_enqueue,
+)
+from experiments.services import experiment_create as create_service
+from experiments.services import experiment_ramp as ramp_service
+from experiments.services.routed_calls import routed_call_arecord
+from routing_platform.routing.analytics import analytics as analytics_
+from routing_platform.routing.dashboard import router_dashboard
+from routing_platform.runtime import run_evaluate, run_execute
 
 router = Router(tags=["routing"])
 
@@ -66,22 +79,7 @@ ERROR_RESPONSES = {
 # --- Helpers -------------------------------------------------------------------------------
 
 
-def _record_routed(*, kind: str, payload: RoutedRequestIn, route, request_payload, result, error):
-    return record_call(
-        kind=kind,
-        source="api",
-        unit_id=payload.unit_id or "",
-        task_type=request_payload.get("task_type", ""),
-        request_payload=request_payload,
-        result=result,
-        error=error,
-        **route_call_fields(route),
-    )
-
-
 async def _enqueue(*, kind: str, payload: RoutedRequestIn, request_payload: dict[str, Any]):
-    from experiments.services import QueueUnavailableError, routed_call_enqueue
-
     unit_required(experiment_key=payload.experiment, unit_id=payload.unit_id, param="unit_id")
     reachable, _ = await redis_ping()
     if not reachable:
@@ -107,34 +105,24 @@ async def _enqueue(*, kind: str, payload: RoutedRequestIn, request_payload: dict
     )
 
 
-async def _run_routed(*, kind: str, payload: RoutedRequestIn, request_payload: dict[str, Any], run):
+async def _run_routed(
+    *, kind: str, payload: RoutedRequestIn, request_payload: dict[str, Any], run: EngineRun
+):
     """Route (experiment arm), run the engine, record the call, answer the result + call id."""
-    from routing_platform.engine.errors import RoutingError
-
     route = await arm_route(
         experiment_key=payload.experiment, unit_id=payload.unit_id, param="unit_id"
     )
-    try:
-        result = await run(**route_run_fields(route))
-    except RoutingError as err:
-        await sync_to_async(_record_routed)(
-            kind=kind,
-            payload=payload,
-            route=route,
-            request_payload=request_payload,
-            result=None,
-            error=err,
-        )
-        raise
-    call = await sync_to_async(_record_routed)(
+    request = CallRequest(
         kind=kind,
-        payload=payload,
-        route=route,
-        request_payload=request_payload,
-        result=result,
-        error=None,
+        source="api",
+        unit_id=payload.unit_id or "",
+        task_type=request_payload.get("task_type", ""),
+        payload=request_payload,
     )
-    body = dict(result)
+    outcome, call = await routed_call_run(
+        request=request, route=route, run=run, record=routed_call_arecord
+    )
+    body = dict(outcome.result)
     body["call_id"] = call.pk
     if route is not None:
         body["experiment"] = {"key": route.experiment_key, "arm": route.arm_key}
@@ -177,8 +165,6 @@ async def execute(request: HttpRequest, payload: ExecuteIn):
         return await _enqueue(kind="execute", payload=payload, request_payload=request_payload)
 
     async def run(*, strategy: str, router_params: dict | None):
-        from routing_platform.runtime import run_execute
-
         return await run_execute(
             text=payload.text,
             task_type=payload.task_type,
@@ -211,8 +197,6 @@ async def evaluate(request: HttpRequest, payload: EvaluateIn):
         return await _enqueue(kind="evaluate", payload=payload, request_payload=request_payload)
 
     async def run(*, strategy: str, router_params: dict | None):
-        from routing_platform.runtime import run_evaluate
-
         return await run_evaluate(
             script=payload.script,
             niche=payload.niche,
@@ -254,8 +238,6 @@ def _job_body(call) -> dict[str, Any]:
 )
 async def job(request: HttpRequest, job_id: int = Path(..., ge=1, le=JOB_ID_MAX)):
     def load():
-        from experiments.selectors import routed_call_get
-
         call = routed_call_get(call_id=job_id)
         if call is None:
             raise NotFound(f"No job (routed call) with id {job_id}.")
@@ -276,8 +258,6 @@ class WindowQuery(Schema):
 
 def _metrics(load):
     """Run a dashboard/analytics read; its input errors (window, experiment) become 400s."""
-    from experiments.metrics import MetricsInputError
-
     try:
         return load()
     except MetricsInputError as err:
@@ -293,8 +273,6 @@ def _metrics(load):
 )
 async def dashboard(request: HttpRequest, query: Query[WindowQuery]):
     def load():
-        from routing_platform.routing.dashboard import router_dashboard
-
         return router_dashboard.get_dashboard(window=query.window, experiment=query.experiment)
 
     return await sync_to_async(_metrics)(load)
@@ -309,8 +287,6 @@ async def dashboard(request: HttpRequest, query: Query[WindowQuery]):
 )
 async def analytics(request: HttpRequest, query: Query[WindowQuery]):
     def load():
-        from routing_platform.routing.analytics import analytics as analytics_
-
         return analytics_.get_summary(window=query.window, experiment=query.experiment)
 
     return await sync_to_async(_metrics)(load)
@@ -357,8 +333,6 @@ def _experiment_body(experiment) -> dict[str, Any]:
 )
 async def experiments(request: HttpRequest):
     def load():
-        from experiments.selectors import experiment_list
-
         return {"experiments": [_experiment_body(e) for e in experiment_list()]}
 
     return await sync_to_async(load)()
@@ -373,11 +347,6 @@ async def experiments(request: HttpRequest):
 )
 async def experiment_create(request: HttpRequest, payload: ExperimentIn):
     def create():
-        from django.db import transaction
-
-        from experiments.services import experiment_create as create_service
-        from experiments.services import experiment_start
-
         fields = payload.model_dump(exclude={"key", "name", "arms", "start"})
         arms = [arm.model_dump(exclude_none=True) for arm in payload.arms]
         with transaction.atomic():
@@ -400,8 +369,6 @@ async def experiment_ramp(
     request: HttpRequest, payload: RampIn, key: str = Path(..., pattern=KEY_PATTERN)
 ):
     def ramp():
-        from experiments.services import experiment_ramp as ramp_service
-
         experiment = ramp_service(
             experiment=experiment_or_404(key), percentage=payload.traffic_percentage
         )
@@ -420,8 +387,6 @@ async def experiment_ramp(
 async def experiment_results(request: HttpRequest, key: str = Path(..., pattern=KEY_PATTERN)):
     def load():
         experiment = experiment_or_404(key)
-        from experiments.reports import experiment_report
-
         return experiment_report(experiment=experiment)
 
     return await sync_to_async(load)()
@@ -437,8 +402,6 @@ async def experiment_results(request: HttpRequest, key: str = Path(..., pattern=
 async def experiment_export(request: HttpRequest, key: str = Path(..., pattern=KEY_PATTERN)):
     def load() -> str:
         experiment = experiment_or_404(key)
-        from experiments.reports import report_export_json
-
         return report_export_json(experiment=experiment)
 
     response = HttpResponse(await sync_to_async(load)(), content_type="application/json")

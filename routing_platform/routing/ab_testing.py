@@ -9,8 +9,10 @@ results = ab_test_manager.get_results()    # the latest report of the running ex
 if results["winner"]["strategy"] == "smart_routing": ...
 ```
 
-Thin glue over ``experiments`` (assignment, recording, reports); every Django import is
-inside a method, so importing this module never needs configured settings.
+Thin glue over ``experiments`` (assignment, recording, reports). Importing this module
+never needs configured settings: its imports of ``experiments`` modules that load Django
+models sit inside the methods that use them, after ``_django_ready()`` (an import of the
+models before the app registry is ready raises ``AppRegistryNotReady``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from asgiref.sync import sync_to_async
+from django.apps import apps
+from django.conf import settings
+
+from experiments.call_flow import route_record_fields  # pure: no Django import
 from experiments.routes import ArmRoute  # pure dataclass: no Django import
+from routing_platform.engine.outcome import RecordedError
 
 logger = logging.getLogger(__name__)
 
@@ -27,13 +35,7 @@ __all__ = ["ABTestManager", "ArmRoute", "ab_test_manager"]
 
 
 def _django_ready() -> bool:
-    try:
-        from django.apps import apps
-        from django.conf import settings
-
-        return bool(settings.configured) and apps.ready
-    except Exception:  # pragma: no cover - django missing or broken settings
-        return False
+    return bool(settings.configured) and apps.ready
 
 
 class ABTestManager:
@@ -47,6 +49,7 @@ class ABTestManager:
     @staticmethod
     def _experiment(experiment: Any = None):
         """An Experiment from an instance, a key, or None (the latest running one)."""
+        # Inside: these load Django models (see the module docstring).
         from experiments import selectors
         from experiments.models import Experiment
 
@@ -62,7 +65,7 @@ class ABTestManager:
         """The unit's ArmRoute (sticky), or None when no experiment applies to it."""
         if not unit_id or not _django_ready():
             return None
-        from experiments import services
+        from experiments import services  # loads Django models (see the module docstring)
 
         found = self._experiment(experiment)
         if found is None:
@@ -79,8 +82,6 @@ class ABTestManager:
         """The route of an SDK call (None when disabled, without a unit or experiment)."""
         if not self.enabled or not unit_id or not _django_ready():
             return None
-        from asgiref.sync import sync_to_async
-
         return await sync_to_async(self.route, thread_sensitive=True)(unit_id, experiment)
 
     # --- recording --------------------------------------------------------------------------
@@ -94,17 +95,17 @@ class ABTestManager:
         task_type: str = "",
         request_payload: Mapping[str, Any] | None = None,
         result: Mapping[str, Any] | None = None,
-        error: BaseException | str | None = None,
+        error: RecordedError | BaseException | str | None = None,
         source: str = "sdk",
     ):
         """Record one routed call (under its arm when ``route`` is in the experiment; the
         service may queue its shadow twin). Returns the RoutedCall, or None without Django."""
         if not _django_ready():
             return None
-        from experiments import services
+        # Loads Django models (see the module docstring).
+        from experiments.services.routed_calls import routed_call_write
 
-        in_experiment = route is not None and getattr(route, "in_experiment", True)
-        return services.routed_call_record(
+        return routed_call_write(
             kind=kind,
             source=source,
             unit_id=unit_id or "",
@@ -112,10 +113,7 @@ class ABTestManager:
             request_payload=dict(request_payload or {}),
             result=result,
             error=error,
-            experiment=route.experiment_id if in_experiment else None,
-            arm=route.arm_id if in_experiment else None,
-            phase=route.phase_id if in_experiment else None,
-            strategy=route.strategy if route is not None else "",
+            **route_record_fields(route),
         )
 
     async def arecord(self, **fields: Any):
@@ -126,8 +124,6 @@ class ABTestManager:
         """
         if not _django_ready():
             return None
-        from asgiref.sync import sync_to_async
-
         try:
             return await sync_to_async(self.record, thread_sensitive=True)(**fields)
         except Exception:
@@ -149,14 +145,14 @@ class ABTestManager:
         """
         if not _django_ready():
             return _empty_results("Django is not configured: set DJANGO_SETTINGS_MODULE.")
-        from experiments import selectors
+        from experiments import selectors  # loads Django models (see the module docstring)
 
         found = self._experiment(experiment) if experiment else selectors.experiment_default()
         if found is None:
             return _empty_results(
                 "No experiment yet: create one in the admin or run `manage.py routing demo-seed`."
             )
-        try:
+        try:  # loads Django models; optional (see _summary_results)
             from experiments.reports import experiment_report
         except ModuleNotFoundError as err:
             if err.name != "experiments.reports":
@@ -193,7 +189,7 @@ def _winner_from_report(report: Mapping[str, Any], experiment) -> dict:
 
 def _summary_results(experiment) -> dict:
     """Per-arm counts and means, for when the statistics report is not installed."""
-    from experiments import selectors
+    from experiments import selectors  # loads Django models (see the module docstring)
 
     return {
         "experiment": experiment.key,

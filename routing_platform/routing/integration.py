@@ -20,7 +20,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from routing_platform.engine.errors import RoutingError
+from experiments.call_flow import CallRecord, CallRequest, routed_call_run
+from routing_platform import runtime
+from routing_platform.routing.ab_testing import ab_test_manager
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +42,7 @@ def _request_unit_id() -> str:
 
 
 def _ab_manager():
-    try:
-        from routing_platform.routing.ab_testing import ab_test_manager
-    except ImportError:
-        return None
+    """The A/B facade asked for each call's arm (tests replace it)."""
     return ab_test_manager
 
 
@@ -58,12 +57,23 @@ async def _aroute(*, unit_id: str, experiment: str | None, kind: str):
         return None
 
 
-async def _arecord(**kwargs: Any) -> None:
+async def _arecord(record: CallRecord) -> None:
+    """The SDK's record step: through the A/B facade, never failing the user's call."""
     manager = _ab_manager()
     if manager is None or not hasattr(manager, "arecord"):
         return
+    request = record.request
     try:
-        await manager.arecord(source="sdk", **kwargs)
+        await manager.arecord(
+            source=request.source,
+            kind=request.kind,
+            route=record.route,
+            unit_id=request.unit_id,
+            task_type=request.task_type,
+            request_payload=request.payload,
+            result=record.outcome.result if record.outcome is not None else None,
+            error=record.error,
+        )
     except Exception:
         logger.warning("recording the routed call failed", exc_info=True)
 
@@ -79,8 +89,6 @@ class OriginalCouncil:
     """The original ensemble: every configured provider's premium model, in parallel."""
 
     async def evaluate_script(self, script: str, niche: str = "general") -> dict[str, Any]:
-        from routing_platform import runtime
-
         result = await runtime.run_evaluate(script=script, niche=niche, strategy="original_council")
         # The original API returned no routing metadata; keep its shape exactly.
         result.pop("_routing_metadata", None)
@@ -96,29 +104,20 @@ async def _routed_call(
     request_payload: dict[str, Any],
     call: Callable[[str, dict | None], Awaitable[dict[str, Any]]],
 ) -> dict[str, Any]:
-    """Ask the A/B facade for an arm, run ``call(strategy, router_params)``, record the outcome.
-
-    The outcome is recorded whether the call succeeds or raises a ``RoutingError``.
-    """
+    """Ask the A/B facade for an arm, run ``call(strategy, router_params)``, record the
+    outcome (``experiments.call_flow``), whether the call succeeds or raises a
+    ``RoutingError``."""
     unit_id = unit_id or _request_unit_id()
     route = await _aroute(unit_id=unit_id, experiment=experiment, kind=kind)
-    strategy = route.strategy if route is not None else "smart_routing"
-    router_params = dict(route.router_params or {}) if route is not None else None
-    record = {
-        "kind": kind,
-        "route": route,
-        "unit_id": unit_id,
-        "task_type": task_type,
-        "request_payload": request_payload,
-    }
-    try:
-        result = await call(strategy, router_params)
-    except RoutingError as err:
-        await _arecord(**record, result=None, error=err)
-        raise
-    _annotate(result, route)
-    await _arecord(**record, result=result, error=None)
-    return result
+
+    async def run(*, strategy: str, router_params: dict | None) -> dict[str, Any]:
+        return _annotate(await call(strategy, router_params), route)
+
+    request = CallRequest(
+        kind=kind, source="sdk", unit_id=unit_id, task_type=task_type, payload=request_payload
+    )
+    outcome, _ = await routed_call_run(request=request, route=route, run=run, record=_arecord)
+    return outcome.result  # the engine's own dict (callers may keep and mutate it)
 
 
 class SmartCouncil:
@@ -132,8 +131,6 @@ class SmartCouncil:
         unit_id: str | None = None,
         experiment: str | None = None,
     ) -> dict[str, Any]:
-        from routing_platform import runtime
-
         return await _routed_call(
             kind="evaluate",
             unit_id=unit_id,
@@ -161,8 +158,6 @@ class SmartExecutor:
         unit_id: str | None = None,
         experiment: str | None = None,
     ) -> dict[str, Any]:
-        from routing_platform import runtime
-
         payload: dict[str, Any] = {"text": text, "task_type": task_type}
         for name, value in (
             ("messages", messages),

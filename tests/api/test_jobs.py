@@ -82,7 +82,7 @@ async def test_errors_keep_their_type_and_metadata(fake_async_redis, fake_queue,
 
     error = UnknownModelError("nope", metadata={"model": "nope"})
     rebuilt = error_from_payload(json.loads(json.dumps(error_payload(error))))
-    assert type(rebuilt).__name__ == "UnknownModelError"
+    assert rebuilt.kind == "UnknownModelError"
     assert rebuilt.metadata == {"model": "nope"}
     await record_call_deferred(**chat_fields("openai:err", result=None, error=error))
     await drain_records()

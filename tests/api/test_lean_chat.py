@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from api import asgi as api_asgi
+from routing_platform.engine.outcome import CallOutcome
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -169,6 +170,7 @@ def test_router_headers_carry_only_printable_ascii():
     from api.openai_api import _router_headers
 
     headers = _router_headers(
-        {"model": "gpt\r\nset-cookie: x=1\u00e9", "_routing_metadata": {}}, 1.0
+        CallOutcome.from_result({"model": "gpt\r\nset-cookie: x=1\u00e9", "_routing_metadata": {}}),
+        1.0,
     )
     assert headers["x-router-model"] == "gptset-cookie: x=1"

@@ -114,7 +114,7 @@ async def test_errors_are_recorded_then_raised(manager):
     with pytest.raises(InvalidRequestError):
         await smart_executor.execute(text="", task_type="analysis")
     (record,) = manager.recorded
-    assert isinstance(record["error"], InvalidRequestError) and record["result"] is None
+    assert record["error"].kind == "InvalidRequestError" and record["result"] is None
 
 
 async def test_a_broken_experiment_store_never_fails_the_call(monkeypatch):
