@@ -73,6 +73,7 @@ from experiments.analysis.decision import (  # noqa: F401 - the report's public 
     WINNER,
     decide,
 )
+from experiments.analysis.figures import share
 from experiments.analysis.guardrails import (  # noqa: F401 - the report's public names
     LATENCY_QUANTILE,
     guardrail_checks,
@@ -86,7 +87,13 @@ from experiments.analysis.metrics import (
     UNIT_MEANS,
     metric_spec,
 )
-from experiments.analysis.sums import CallSums, mean_stats, rate_stats, unit_summary
+from experiments.analysis.sums import (
+    CallSums,
+    empty_unit_sums,
+    mean_stats,
+    rate_stats,
+    unit_summary,
+)
 from experiments.models import Arm, ArmRollup, Assignment, Experiment, Phase, RoutedCall
 from experiments.quality_report import (
     QualityData,
@@ -585,12 +592,7 @@ def _arm_summary(
     raw: dict, totals: CallSums, latency: stats.quantiles.QuantileEstimate | None, alpha: float
 ) -> dict:
     def mean(metric):
-        item = raw[metric]
-        return item["sum"] / item["n"] if item["n"] else None
-
-    def rate(metric):
-        item = raw[metric]
-        return item["successes"] / item["n"] if item["n"] else None
+        return share(raw[metric]["sum"], raw[metric]["n"])
 
     def interval(metric):
         item = raw[metric]
@@ -605,19 +607,15 @@ def _arm_summary(
         "cost_per_request": mean("cost_per_request"),
         "cost_usd": totals.cost_usd_sum,
         "baseline_cost_usd": totals.baseline_cost_usd_sum,
-        "savings_vs_baseline": (
-            1 - totals.cost_usd_sum / totals.baseline_cost_usd_sum
-            if totals.baseline_cost_usd_sum
-            else None
-        ),
+        "savings_vs_baseline": totals.savings_vs_baseline,
         "quality": mean("quality"),
         "confidence": mean("confidence"),
         "latency_ms": mean("latency_ms"),
         "latency_p95_ms": latency.estimate if latency else None,
         "latency_p95_ci": [latency.ci_low, latency.ci_high] if latency else None,
-        "escalation_rate": rate("escalation_rate"),
+        "escalation_rate": totals.escalation_rate,
         "escalation_rate_ci": interval("escalation_rate"),
-        "error_rate": rate("error_rate"),
+        "error_rate": totals.error_rate,
         "error_rate_ci": interval("error_rate"),
     }
 
@@ -686,7 +684,7 @@ def _arm_entry(arm: Arm, data: ReportData, control_arm: Arm | None, alpha: float
         "sample": totals.n,
     }
     if data.analysis_unit == UNIT:
-        sums = unit_sums or _empty_unit_sums()
+        sums = unit_sums or empty_unit_sums()
         entry["unit_sums"] = {metric: value.as_dict() for metric, value in sums.items()}
         entry["unit_summary"] = unit_summary(sums)
         entry["sample"] = sums[PRIMARY_METRIC].n
@@ -694,10 +692,6 @@ def _arm_entry(arm: Arm, data: ReportData, control_arm: Arm | None, alpha: float
         if moments:
             entry["cuped_moments"] = {metric: value.as_dict() for metric, value in moments.items()}
     return entry
-
-
-def _empty_unit_sums() -> dict[str, RatioSums]:
-    return {metric: RatioSums() for metric in (*METRICS, *UNIT_MEANS)}
 
 
 def _test_entry(metric: str, arm: Arm, control_key: str, result: dict, inputs: dict) -> dict:
@@ -741,8 +735,8 @@ def _arm_tests(
             )
             tests.append(_test_entry(metric, arm, control_key, result, inputs))
         return tests + _extra_tests(arm, control_key, data, options)
-    control_sums = data.unit_sums.get(control_key) or _empty_unit_sums()
-    treatment_sums = data.unit_sums.get(arm.key) or _empty_unit_sums()
+    control_sums = data.unit_sums.get(control_key) or empty_unit_sums()
+    treatment_sums = data.unit_sums.get(arm.key) or empty_unit_sums()
     control_moments, treatment_moments = data.moments.get(control_key), data.moments.get(arm.key)
     for metric in (*METRICS, *UNIT_MEANS):
         inputs = {
@@ -793,8 +787,8 @@ def _arm_guardrails(arm: Arm, control_key: str, data: ReportData, report: dict, 
     arms = {entry["key"]: entry for entry in report["arms"]}
     unit_level = data.analysis_unit == UNIT
     if unit_level:
-        control = data.unit_sums.get(control_key) or _empty_unit_sums()
-        treatment = data.unit_sums.get(arm.key) or _empty_unit_sums()
+        control = data.unit_sums.get(control_key) or empty_unit_sums()
+        treatment = data.unit_sums.get(arm.key) or empty_unit_sums()
     else:
         control = arms[control_key]["sufficient_statistics"]
         treatment = arms[arm.key]["sufficient_statistics"]
@@ -816,8 +810,8 @@ def _arm_time_to_decision(arm: Arm, control_key: str, data: ReportData, report: 
     days_elapsed = _days_elapsed(data)
     if data.analysis_unit == UNIT:
         return comparisons.unit_time_to_decision(
-            control=(data.unit_sums.get(control_key) or _empty_unit_sums())[PRIMARY_METRIC],
-            treatment=(data.unit_sums.get(arm.key) or _empty_unit_sums())[PRIMARY_METRIC],
+            control=(data.unit_sums.get(control_key) or empty_unit_sums())[PRIMARY_METRIC],
+            treatment=(data.unit_sums.get(arm.key) or empty_unit_sums())[PRIMARY_METRIC],
             settings=settings,
             days_elapsed=days_elapsed,
         )
