@@ -426,14 +426,6 @@ def breakdown(rows: Iterable[dict], field_name: str, *, requests_total: int) -> 
     }
 
 
-def arm_totals(rows: Iterable[dict]) -> dict[tuple[str, str], Totals]:
-    """Sums per (experiment_key, arm_key) of cube rows."""
-    groups: dict[tuple[str, str], Totals] = defaultdict(Totals)
-    for row in rows:
-        groups[(row["experiment_key"], row["arm_key"])].add(row)
-    return dict(groups)
-
-
 def arm_breakdown(
     rows: Iterable[dict], *, requests_total: int, hists: Histograms | None = None
 ) -> dict[str, dict]:

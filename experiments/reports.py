@@ -52,7 +52,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -102,7 +102,15 @@ from experiments.quality_report import (
     quality_section,
 )
 from experiments.rollups import hour_start
-from experiments.selectors_analysis import unit_moments_by_arm, unit_sums_by_arm
+from experiments.selectors_analysis import (
+    ROLLUP_SUMS,
+    PhaseWindow,
+    arm_call_sums,
+    arm_latency_hists,
+    phase_rollups,
+    unit_moments_by_arm,
+    unit_sums_by_arm,
+)
 from experiments.stats import sequential as stats_sequential
 from experiments.stats.cuped import MomentSums
 from experiments.stats.histograms import (
@@ -165,51 +173,6 @@ class ReportData:
     @property
     def analysis_unit(self) -> str:
         return UNIT if self.unit_sums else CALL
-
-
-_ROLLUP_SUMS = {
-    "n": Sum("n"),
-    "escalated_n": Sum("escalated_n"),
-    "cost_usd_sum": Sum("cost_usd_sum"),
-    "cost_usd_sumsq": Sum("cost_usd_sumsq"),
-    "baseline_cost_usd_sum": Sum("baseline_cost_usd_sum"),
-    "quality_n": Sum("quality_n"),
-    "quality_sum": Sum("quality_sum"),
-    "quality_sumsq": Sum("quality_sumsq"),
-    "confidence_n": Sum("confidence_n"),
-    "confidence_sum": Sum("confidence_sum"),
-    "confidence_sumsq": Sum("confidence_sumsq"),
-    "latency_n": Sum("latency_n"),
-    "latency_ms_sum": Sum("latency_ms_sum"),
-    "latency_ms_sumsq": Sum("latency_ms_sumsq"),
-}
-
-
-def _experiment_rollups(
-    experiment: Experiment, window_start: datetime | None, window_end: datetime
-) -> QuerySet[ArmRollup]:
-    rows = ArmRollup.objects.filter(
-        experiment_key=experiment.key, is_shadow=False, bucket_start__lte=window_end
-    ).exclude(arm_key="")
-    if window_start is not None:
-        rows = rows.filter(bucket_start__gte=window_start)
-    return rows.order_by()
-
-
-def _summed_latency_hists(rollups: QuerySet[ArmRollup]) -> dict[str, list[int]]:
-    """Per arm, the latency histograms of successful calls summed bucket-wise. One query
-    returns the (few, per arm and hour) ArmRollup histograms; numpy adds them."""
-    import numpy as np
-
-    sums: dict[str, np.ndarray] = {}
-    rows = rollups.filter(status=_SUCCESS, latency_n__gt=0).values_list("arm_key", "latency_hist")
-    for arm_key, hist in rows:
-        if not hist:
-            continue
-        counts = np.asarray(hist[:LATENCY_HIST_SIZE], dtype=np.int64)
-        into = sums.setdefault(arm_key, np.zeros(LATENCY_HIST_SIZE, dtype=np.int64))
-        into[: counts.size] += counts
-    return {arm_key: counts.tolist() for arm_key, counts in sums.items()}
 
 
 #: metric -> the RoutedCall column of the value paired calls are compared on.
@@ -319,22 +282,22 @@ def report_data_load(*, experiment: Experiment, now: datetime | None = None) -> 
     phase = Phase.objects.filter(experiment=experiment).order_by("-number").first()
     started = phase.started_at if phase else experiment.started_at
     window_start = hour_start(started) if started else None
-    rollups = _experiment_rollups(experiment, window_start, window_end)
+    windows = [PhaseWindow(experiment.key, window_start, window_end)]
+    rollups = phase_rollups(windows)
 
     totals: dict[str, CallSums] = {arm.key: CallSums() for arm in arms}
-    for row in rollups.values("arm_key", "status").annotate(**_ROLLUP_SUMS):
-        totals.setdefault(row["arm_key"], CallSums()).add_row(row)
+    totals.update({arm_key: sums for (_, arm_key), sums in arm_call_sums(windows).items()})
 
     daily: dict[str, dict[str, CallSums]] = defaultdict(dict)
     day_rows = (
         rollups.annotate(day=TruncDate("bucket_start", tzinfo=UTC))
         .values("day", "arm_key", "status")
-        .annotate(**_ROLLUP_SUMS)
+        .annotate(**ROLLUP_SUMS)
     )
     for row in day_rows:
         daily[row["day"].isoformat()].setdefault(row["arm_key"], CallSums()).add_row(row)
 
-    latency_hists = _summed_latency_hists(rollups)
+    latency_hists = {arm_key: hist for (_, arm_key), hist in arm_latency_hists(windows).items()}
 
     assignments: dict[str, int] = {}
     if phase is not None:
