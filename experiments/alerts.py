@@ -30,7 +30,6 @@ from django.db.models import Count
 from django.utils import timezone
 
 from experiments.analysis.guardrails import guardrail_checks
-from experiments.analysis.metrics import PRIMARY_METRIC
 from experiments.analysis.quality import AGREEMENT, QualitySettings
 from experiments.analysis.srm import SRM_MIN_EXPECTED, srm_p_value  # noqa: F401 - public names
 from experiments.analysis.sums import CallSums, empty_unit_sums
@@ -108,6 +107,11 @@ class ErrorBaseline:
     baseline_error_rate: float
 
 
+#: The per-unit sums the guardrails test (quality has its signal sums, latency p95 the
+#: histograms); the alerts read only these, the dashboard's speed depending on it.
+UNIT_GUARDRAIL_METRICS = ("error_rate",)
+
+
 @dataclass(frozen=True)
 class ArmSnapshot:
     """One arm's sufficient statistics over the experiment's current phase (the
@@ -130,7 +134,9 @@ class ArmSnapshot:
     @property
     def sample(self) -> int:
         """Units at the unit level, calls at the call level (the report's arm sample)."""
-        return self.unit_sums[PRIMARY_METRIC].n if self.unit_sums is not None else self.calls.n
+        if self.unit_sums is None:
+            return self.calls.n
+        return self.unit_sums[UNIT_GUARDRAIL_METRICS[0]].n
 
     def sufficient_statistics(self) -> dict:
         """The guardrails' inputs, as the report passes them: per-unit RatioSums at the
@@ -490,7 +496,8 @@ def _experiment_snapshots(metrics: DashboardMetrics) -> tuple[ExperimentSnapshot
             (experiment.key, phases[experiment.pk].pk)
             for experiment in experiments
             if experiment.pk in phases and experiment.unit_type != Experiment.UnitType.REQUEST
-        ]
+        ],
+        metrics=UNIT_GUARDRAIL_METRICS,
     )
     platform = quality_platform_settings()
     # The report's quality sums: per current phase, its signals of the experiment's source.

@@ -110,13 +110,14 @@ def _column(name: str) -> str:
     return UnitRollup._meta.get_field(name).column
 
 
-def _unit_aggregates(prefix: str = "") -> list[str]:
+def _unit_aggregates(metrics: Sequence[str] = tuple(UNIT_RATIOS)) -> list[str]:
     """``SUM(x)``, ``SUM(y)``, ``SUM(x*x)``, ``SUM(y*y)``, ``SUM(x*y)`` per metric, named
     ``<metric>__sx`` ... (column names are the model's, constants)."""
     parts = []
-    for metric, (x_field, y_field) in UNIT_RATIOS.items():
-        x = f"CAST({prefix}{_column(x_field)} AS DOUBLE PRECISION)"
-        y = f"CAST({prefix}{_column(y_field)} AS DOUBLE PRECISION)"
+    for metric in metrics:
+        x_field, y_field = UNIT_RATIOS[metric]
+        x = f"CAST({_column(x_field)} AS DOUBLE PRECISION)"
+        y = f"CAST({_column(y_field)} AS DOUBLE PRECISION)"
         expressions = (x, y, f"{x} * {x}", f"{y} * {y}", f"{x} * {y}")
         for suffix, expression in zip(SUM_SUFFIXES, expressions, strict=True):
             parts.append(f"SUM({expression}) AS {metric}__{suffix}")
@@ -124,10 +125,12 @@ def _unit_aggregates(prefix: str = "") -> list[str]:
 
 
 def unit_sums_by_phases(
-    phases: Sequence[tuple[str, int]],
+    phases: Sequence[tuple[str, int]], *, metrics: Sequence[str] = tuple(UNIT_RATIOS)
 ) -> dict[tuple[str, int], dict[str, dict[str, RatioSums]]]:
-    """Per (experiment key, phase id), per arm, per metric, the RatioSums over the
-    phase's units (one query however many phases; a phase without unit rows is absent)."""
+    """Per (experiment key, phase id), per arm, per metric of ``metrics`` (default: all),
+    the RatioSums over the phase's units (one query however many phases; a phase without
+    unit rows is absent). Each metric costs five sums per unit row: the alerts ask only
+    for the ones their guardrails test."""
     if not phases:
         return {}
     table = UnitRollup._meta.db_table
@@ -135,7 +138,7 @@ def unit_sums_by_phases(
     where = " OR ".join([f"({key} = %s AND {phase} = %s)"] * len(phases))
     sql = (
         f"SELECT {key} AS experiment_key, {phase} AS phase_id, "  # noqa: S608 - constants
-        f"{arm} AS arm_key, COUNT(*) AS units, {', '.join(_unit_aggregates())} "
+        f"{arm} AS arm_key, COUNT(*) AS units, {', '.join(_unit_aggregates(metrics))} "
         f"FROM {table} WHERE {where} GROUP BY {key}, {phase}, {arm}"
     )
     with connection.cursor() as cursor:

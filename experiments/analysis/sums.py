@@ -124,12 +124,17 @@ def ratio_sums(raw: dict) -> RatioSums:
 def unit_statistics(row: dict) -> dict[str, RatioSums]:
     """Per metric the RatioSums of one arm from a row of the unit selector: ``units`` and,
     per metric, ``<metric>__sx``, ``__sy``, ``__sxx``, ``__syy``, ``__sxy``. Adds the
-    unit-level mean ``cost_per_unit`` (``x_u = 1``, ``y_u`` = the unit's cost)."""
+    unit-level mean ``cost_per_unit`` (``x_u = 1``, ``y_u`` = the unit's cost). A metric
+    the row does not carry is left out."""
     units = int(row.get("units") or 0)
     out = {}
     for metric in UNIT_RATIOS:
+        if f"{metric}__sx" not in row:
+            continue
         values = [float(row.get(f"{metric}__{suffix}") or 0.0) for suffix in SUM_SUFFIXES]
         out[metric] = RatioSums(units, *values)
+    if "cost_per_request" not in out:
+        return out
     cost = out["cost_per_request"]
     out["cost_per_unit"] = RatioSums(
         units, float(units), cost.sum_y, float(units), cost.sum_yy, cost.sum_y
