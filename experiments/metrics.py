@@ -31,6 +31,7 @@ as in the user's guide. Money is summed as Decimal and reported as float USD.
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
 from collections import defaultdict
@@ -38,12 +39,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 from django.db.models import Min, Q, QuerySet, Sum, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
 from experiments.analysis.figures import Totals, usd
 from experiments.models import ArmRollup, CallRollup, CallRollupDaily, RoutedCall
+from experiments.rollups_daily import compacted_until, daily_rollups_sync
 from experiments.stats.histograms import (
     CONFIDENCE_HIST_EDGES,
     CONFIDENCE_HIST_SIZE,
@@ -298,8 +301,6 @@ def parse_hists(texts: list[str], size: int):
     One C-level parse of the joined texts instead of a ``json.loads`` per row (about five
     times faster on 100,000 rows); rows of another length fall back to a per-row parse.
     """
-    import numpy as np
-
     if not texts:
         return np.zeros((0, size), dtype=np.int64)
     joined = ",".join(text.strip()[1:-1] for text in texts)
@@ -314,8 +315,6 @@ def parse_hists(texts: list[str], size: int):
             values = None
     if values is not None and values.size == len(texts) * size:
         return values.reshape(len(texts), size)
-    import json
-
     matrix = np.zeros((len(texts), size), dtype=np.int64)
     for index, text in enumerate(texts):
         counts = json.loads(text) or []
@@ -350,8 +349,6 @@ def hours_and_histograms(
     non-shadow calls in ``[since, until)``, from one read of the hourly :class:`ArmRollup`
     rows (hour x experiment x arm x status x shadow: a few rows per hour, however many
     models and task types). Histograms are read as text and summed with numpy."""
-    import numpy as np
-
     columns = list(_HOUR_SUMS.values())
     rows = list(
         _arm_rows(since=since, until=until, experiment_key=experiment_key)
@@ -565,8 +562,6 @@ def dashboard_metrics(
     rows, the rest from the hourly rows (one query per table); the series and histograms
     come from one read of the hourly ArmRollup rows.
     """
-    from experiments.rollups_daily import compacted_until, daily_rollups_sync
-
     resolved = window_resolve(window, now=now)
     granularity = granularity_of(resolved)
     boundary = None
