@@ -365,6 +365,14 @@ def _guardrail_results(experiment: ExperimentSnapshot, control: ArmSnapshot, arm
     return results
 
 
+def _samples(arm: ArmSnapshot, control: ArmSnapshot) -> str:
+    """The arms' requests, and their units when the test is over units."""
+    text = f"{arm.requests:,} vs {control.requests:,} requests"
+    if arm.unit_sums is None:
+        return text
+    return f"{text} from {arm.sample:,} vs {control.sample:,} units"
+
+
 def _guardrail_alerts(rule: Rule, snapshot: AlertSnapshot, alert) -> list[Alert]:
     """One alert per guardrail whose non-inferiority test *fails* (the interval rules the
     margin out), once both arms hold the experiment's minimum sample."""
@@ -384,8 +392,7 @@ def _guardrail_alerts(rule: Rule, snapshot: AlertSnapshot, alert) -> list[Alert]
                     alert(
                         f"Guardrail failing in {experiment.key}: {name} of arm {arm.key} vs "
                         f"{control.key} is {measured}; the test rules out {limit} "
-                        f"(p = {result['p_value']:.2g}, {arm.requests:,} vs "
-                        f"{control.requests:,} requests).",
+                        f"(p = {result['p_value']:.2g}, {_samples(arm, control)}).",
                         result["harm"] * 100,
                         experiment.key,
                     )

@@ -134,6 +134,7 @@ def test_unit_level_guardrail_alert_and_report_agree_on_clustered_units():
     ]
     assert alert.value == pytest.approx(result["harm"] * 100, rel=1e-12)
     assert f"p = {result['p_value']:.2g}" in alert.message
+    assert "from 200 vs 200 units" in alert.message
     # The call-level test on the same calls gives another p-value: the alert is not it.
     arms = {arm["key"]: arm for arm in report["arms"]}
     per_call = call_error_test(
