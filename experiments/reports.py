@@ -52,7 +52,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -94,7 +93,7 @@ from experiments.analysis.sums import (
     rate_stats,
     unit_summary,
 )
-from experiments.models import Arm, ArmRollup, Assignment, Experiment, Phase, RoutedCall
+from experiments.models import Arm, ArmRollup, Experiment, Phase, RoutedCall
 from experiments.quality_report import (
     QualityData,
     quality_data_load,
@@ -107,6 +106,7 @@ from experiments.selectors_analysis import (
     PhaseWindow,
     arm_call_sums,
     arm_latency_hists,
+    assigned_units,
     phase_rollups,
     unit_moments_by_arm,
     unit_sums_by_arm,
@@ -302,13 +302,7 @@ def report_data_load(*, experiment: Experiment, now: datetime | None = None) -> 
     assignments: dict[str, int] = {}
     if phase is not None:
         by_arm_id = {arm.pk: arm.key for arm in arms}
-        for arm_id, count in (
-            Assignment.objects.filter(experiment=experiment, phase=phase)
-            .values("arm_id")
-            .annotate(units=Count("id"))
-            .values_list("arm_id", "units")
-            .order_by()
-        ):
+        for (_, arm_id), count in assigned_units([phase]).items():
             assignments[by_arm_id.get(arm_id, str(arm_id))] = count
 
     paired: dict[str, dict] = {}

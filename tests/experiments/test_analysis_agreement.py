@@ -9,7 +9,7 @@ from experiments import reports
 from experiments.alerts import alerts_for
 from experiments.analysis.guardrails import call_error_test
 from experiments.metrics import dashboard_metrics
-from experiments.models import AlertRule
+from experiments.models import AlertRule, Assignment, Phase
 from tests.metrics_factories import (
     ensure_default_alert_rules,
     make_calls,
@@ -179,3 +179,38 @@ def test_clustered_errors_the_call_level_test_would_fail_raise_no_alert():
     )
     assert per_call.status == "fail"
     assert alerts_for(metrics=dashboard_metrics(window="7d")) == []
+
+
+def test_srm_alert_and_report_count_the_units_of_the_current_phase_alike():
+    """Phase 1 was lopsided (60/20 users), phase 2 is lopsided the other way (10/50): the
+    report and the SRM alert both count phase 2's units only, and agree on the p-value."""
+    ensure_default_alert_rules()
+    AlertRule.objects.exclude(metric=AlertRule.Metric.SRM).update(enabled=False)
+    experiment, control, smart = make_experiment()
+    first = experiment.phases.get()
+    second = Phase.objects.create(
+        experiment=experiment,
+        number=2,
+        hash_seed="second",
+        arm_keys=["council", "smart"],
+        weights=[0.5, 0.5],
+    )
+    Assignment.objects.bulk_create(
+        [
+            Assignment(
+                experiment=experiment, phase=phase, arm=arm, unit_id=f"{phase.number}-{arm.key}-{i}"
+            )
+            for phase, arm, count in (
+                (first, control, 60),
+                (first, smart, 20),
+                (second, control, 10),
+                (second, smart, 50),
+            )
+            for i in range(count)
+        ]
+    )
+    report = reports.experiment_report(experiment=experiment)
+    assert report["srm"]["result"]["observed"] == [10, 50]
+    [alert] = alerts_for(metrics=dashboard_metrics(window="24h"))
+    assert "council 10" in alert.message and "smart 50" in alert.message
+    assert alert.value == pytest.approx(report["srm"]["result"]["p_value"], rel=1e-12)
