@@ -30,7 +30,7 @@ from scipy import stats as scipy_stats
 
 from experiments.stats import sequential as seq
 from experiments.stats.errors import StatsInputError
-from experiments.stats.means import check_alpha, delta_relative_arrays
+from experiments.stats.means import check_alpha, delta_relative_arrays, moments
 from experiments.stats.proportions import newcombe_arrays
 from experiments.stats.quantiles import QuantileEstimate
 from experiments.stats.ratio import RatioSums, ratio_arrays
@@ -133,7 +133,7 @@ def relative_mean_noninferiority(
     for name, arm in (("control", control), ("treatment", treatment)):
         if not isinstance(arm, MeanStats) or arm.n < 2:
             raise StatsInputError(f"{name} must be MeanStats with n >= 2, got {arm!r}")
-    arms = [(arm.n, arm.mean, arm.variance) for arm in (control, treatment)]
+    arms = [moments(control), moments(treatment)]
     return _relative_result(arms, margin, alpha, higher_is_better, sequential, tuning_n, "mean")
 
 
