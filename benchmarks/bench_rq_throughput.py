@@ -15,6 +15,14 @@ several runs, after an untimed warm-up of 3 calls per worker. Production setting
 (DEBUG off). The first figure is the CPU per call of the job function alone (engine,
 recording, rollup), measured in-process; RQ's own bookkeeping comes on top of it.
 
+The calls are experiment traffic, as during an A/B test: each carries a user id drawn
+from a pool of ``UNIT_POOL`` users and the key of a running user-level experiment (two
+smart-routing arms, so every routed call is still one upstream call) with
+``EXPERIMENT_TRAFFIC_PCT``% of the users in it. The experiment's calls take the full
+recording path, the per-unit rollup upsert (:class:`~experiments.models.UnitRollup`, one
+``INSERT ... ON CONFLICT DO UPDATE`` per call, new users and returning ones) included;
+the notes give how many calls it recorded.
+
 Run alone: ``python -m benchmarks.bench_rq_throughput [--quick]``.
 """
 
@@ -23,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -34,6 +43,61 @@ TITLE = "Routed calls through RQ workers (simulated upstream latency 50 ms)"
 LATENCY_MS = 50.0
 TARGET_SHARE = 0.80
 REPO = Path(__file__).resolve().parent.parent
+#: The experiment the calls belong to, the share of users in it, and the user pool.
+EXPERIMENT_KEY = "bench-rq-units"
+EXPERIMENT_TRAFFIC_PCT = 80.0
+UNIT_POOL = 500
+_units = random.Random(17)
+
+
+def _experiment_start() -> None:
+    """A running user-level experiment: two smart-routing arms, 50/50, with
+    ``EXPERIMENT_TRAFFIC_PCT``% of the users in it."""
+    from experiments import services
+
+    arms = [
+        {"key": "control", "strategy": "smart_routing", "weight": 50, "is_control": True},
+        {"key": "strict", "strategy": "smart_routing", "weight": 50, "escalation_threshold": 0.7},
+    ]
+    experiment = services.experiment_create(
+        key=EXPERIMENT_KEY,
+        name="RQ throughput with the per-unit rollup",
+        arms=arms,
+        traffic_percentage=EXPERIMENT_TRAFFIC_PCT,
+        unit_type="user",
+    )
+    services.experiment_start(experiment=experiment)
+
+
+def _enqueue(text: str, *, dispatch: bool = True):
+    """One experiment call of a user from the pool, written as the API writes it."""
+    from experiments import services
+
+    return services.routed_call_enqueue(
+        kind="execute",
+        request_payload={"text": text},
+        task_type="classification",
+        unit_id=f"user-{_units.randrange(UNIT_POOL)}",
+        experiment_key=EXPERIMENT_KEY,
+        source="bench",
+        dispatch=dispatch,
+    )
+
+
+def _unit_rollup_share() -> str:
+    """How many finished calls the per-unit rollup recorded, over how many users."""
+    from django.db.models import Count, Sum
+
+    from experiments.models import RoutedCall, UnitRollup
+
+    rollup = UnitRollup.objects.filter(experiment_key=EXPERIMENT_KEY).aggregate(
+        calls=Sum("n"), units=Count("id")
+    )
+    finished = RoutedCall.objects.filter(status__in=("success", "error"), is_shadow=False).count()
+    return (
+        f"per-unit rollup upserted for {rollup['calls'] or 0:,} of {finished:,} calls "
+        f"({rollup['units']:,} users in the experiment)"
+    )
 
 
 def _wait(predicate, timeout_s: float, what: str, every_s: float = 0.1) -> None:
@@ -49,7 +113,7 @@ def _measure(workers: int, calls: int, runs: int, data_dir: Path, redis_url: str
     from django.db.models import Max
     from rq import Worker
 
-    from experiments import jobs, services
+    from experiments import jobs
     from experiments.models import RoutedCall
 
     env = dict(os.environ)
@@ -77,26 +141,12 @@ def _measure(workers: int, calls: int, runs: int, data_dir: Path, redis_url: str
         _wait(lambda: len(Worker.all(queue=queue)) >= workers, 300, f"{workers} workers")
         # Untimed warm-up: each worker's first jobs build its event loop, provider pool
         # and database connection; the figure is the steady state.
-        warm = [
-            services.routed_call_enqueue(
-                kind="execute",
-                request_payload={"text": f"Warm-up #{i}: I like it."},
-                task_type="classification",
-                source="bench",
-            ).pk
-            for i in range(workers * 3)
-        ]
+        warm = [_enqueue(f"Warm-up #{i}: I like it.").pk for i in range(workers * 3)]
         warmed = RoutedCall.objects.filter(pk__in=warm, status__in=("success", "error"))
         _wait(lambda: warmed.count() >= len(warm), 300, "the warm-up calls")
         for run in range(runs):
             calls_written = [
-                services.routed_call_enqueue(
-                    kind="execute",
-                    request_payload={"text": f"Classify the sentiment #{run}-{i}: I like it."},
-                    task_type="classification",
-                    source="bench",
-                    dispatch=False,
-                )
+                _enqueue(f"Classify the sentiment #{run}-{i}: I like it.", dispatch=False)
                 for i in range(calls)
             ]
             ids = [call.pk for call in calls_written]
@@ -132,17 +182,11 @@ def _measure(workers: int, calls: int, runs: int, data_dir: Path, redis_url: str
 def _cpu_breakdown(calls: int) -> dict:
     """CPU milliseconds per routed call spent in the engine, the recording and the rollup,
     measured in this process by running the job function directly (no queue)."""
-    from experiments import jobs, rollups, services
+    from experiments import jobs, rollups
     from experiments.services import calls as call_services
 
     ids = [
-        services.routed_call_enqueue(
-            kind="execute",
-            request_payload={"text": f"Classify the sentiment #{i}: I like it."},
-            task_type="classification",
-            source="bench",
-            dispatch=False,
-        ).pk
+        _enqueue(f"Classify the sentiment #{i}: I like it.", dispatch=False).pk
         for i in range(calls + 1)
     ]
     jobs.routed_call_execute(ids[0])  # warm-up
@@ -197,6 +241,7 @@ def run(quick: bool = False) -> list[dict]:
 
     settings.ROUTER_SIMULATED_LATENCY_MS = LATENCY_MS
     settings.ROUTER_ENABLE_ESCALATION = False
+    _experiment_start()
     cpu = _cpu_breakdown(50 if quick else 200)
     figures = [
         {
@@ -206,7 +251,8 @@ def run(quick: bool = False) -> list[dict]:
             "target": f"<= {LATENCY_MS * (1 / TARGET_SHARE - 1):g} ms with RQ's own share",
             "met": None,
             "notes": f"engine {cpu['engine']:.1f} ms, recording {cpu['record']:.1f} ms, "
-            f"rollup_apply {cpu['rollup']:.1f} ms (job function run in-process)",
+            f"rollup_apply {cpu['rollup']:.1f} ms, the per-unit upsert included (job "
+            f"function run in-process; {_unit_rollup_share()})",
         }
     ]
     try:
@@ -222,7 +268,8 @@ def run(quick: bool = False) -> list[dict]:
             notes = (
                 f"{share:.1%} of ideal; median of {runs} runs of {calls} calls "
                 f"(runs: {', '.join(f'{r:.1f}' for r in rates)}); {above:.1f} ms per call "
-                f"and worker above the {LATENCY_MS:g} ms upstream"
+                f"and worker above the {LATENCY_MS:g} ms upstream; {_unit_rollup_share()} "
+                "so far"
             )
             if share < TARGET_SHARE:
                 notes += (

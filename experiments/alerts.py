@@ -5,13 +5,19 @@ metrics plus a few small queries: the error-rate baseline, the units per arm of 
 experiments). :func:`alerts_evaluate` is pure: rules and a snapshot in, alerts out, each
 with a level, a message that states the measured value, and an action.
 
-SRM and guardrails are the experiment report's own code (``experiments.analysis``: the
-SRM rule with its minimum expected count; the guardrail checks with the experiment's
-margins, alpha and sequential setting), applied to the dashboard's window; the quality
-guardrail is the check of the experiment's quality signal on the phase's unit-level
-signal sums, exactly as in the report (``final_score`` is never quality). A guardrail
-alert fires only when its test *fails* (the interval rules the margin out), not while it
-is inconclusive.
+The thresholds on the window's figures (confidence, escalation, cost per request, error
+rate) read the dashboard's :class:`~experiments.analysis.figures.Totals`, the analysis
+layer's arithmetic. The rules that test an experiment's arms (SRM, guardrails) test the
+experiment's current phase with the report's own inputs and code, whatever the
+dashboard's window: units per arm against the phase weights (``experiments.analysis``'s
+SRM rule with its minimum expected count); the phase's per-arm sums, latency histograms
+and, for experiments that assign users, scripts or teams, the per-unit sums
+(``experiments.selectors_analysis``, the report's loaders), tested by the report's
+guardrail checks at the report's analysis unit (the delta method over units when the
+phase has unit rows); the quality guardrail on the phase's unit-level signal sums
+(``final_score`` is never quality). So a guardrail alert and the report's guardrail
+verdict agree on the same data. A guardrail alert fires only when its test *fails* (the
+interval rules the margin out), not while it is inconclusive.
 """
 
 from __future__ import annotations
@@ -20,14 +26,23 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 
-from django.db.models import Count
+from django.utils import timezone
 
 from experiments.analysis.guardrails import guardrail_checks
 from experiments.analysis.quality import AGREEMENT, QualitySettings
 from experiments.analysis.srm import SRM_MIN_EXPECTED, srm_p_value  # noqa: F401 - public names
-from experiments.metrics import DashboardMetrics, Totals, arm_totals, error_totals
-from experiments.models import AlertRule, Assignment, Experiment
+from experiments.analysis.sums import CallSums, empty_unit_sums
+from experiments.metrics import DashboardMetrics, error_totals
+from experiments.models import AlertRule, Experiment
 from experiments.quality_report import quality_platform_settings
+from experiments.rollups import hour_start
+from experiments.selectors_analysis import (
+    PhaseWindow,
+    arm_call_sums,
+    arm_latency_hists,
+    assigned_units,
+    unit_sums_by_phases,
+)
 from experiments.selectors_quality import quality_sums_by_phase
 from experiments.stats.noninferiority import FAIL
 from experiments.stats.ratio import RatioSums
@@ -92,23 +107,43 @@ class ErrorBaseline:
     baseline_error_rate: float
 
 
+#: The per-unit sums the guardrails test (quality has its signal sums, latency p95 the
+#: histograms); the alerts read only these, the dashboard's speed depending on it.
+UNIT_GUARDRAIL_METRICS = ("error_rate",)
+
+
 @dataclass(frozen=True)
 class ArmSnapshot:
-    """One arm's sufficient statistics over the window (units over the current phase)."""
+    """One arm's sufficient statistics over the experiment's current phase (the
+    report's): assigned units, call-level sums, per-unit sums (None: the analysis unit is
+    the call), the quality signal's unit-level sums and the latency histogram."""
 
     key: str
     is_control: bool
     weight: float
     units: int
-    requests: int = 0
-    errors: int = 0
-    #: Unit-level sums of the experiment's quality signal over the phase (the report's).
+    calls: CallSums = field(default_factory=CallSums)
+    unit_sums: dict[str, RatioSums] | None = None
     quality_signals: RatioSums | None = None
     latency_hist: tuple[int, ...] = ()
 
-    def sufficient_statistics(self) -> dict[str, dict]:
-        """The guardrails' call-level inputs, shaped as the report's (``CallSums``)."""
-        return {"error_rate": {"n": self.requests, "successes": self.errors}}
+    @property
+    def requests(self) -> int:
+        return self.calls.n
+
+    @property
+    def sample(self) -> int:
+        """Units at the unit level, calls at the call level (the report's arm sample)."""
+        if self.unit_sums is None:
+            return self.calls.n
+        return self.unit_sums[UNIT_GUARDRAIL_METRICS[0]].n
+
+    def sufficient_statistics(self) -> dict:
+        """The guardrails' inputs, as the report passes them: per-unit RatioSums at the
+        unit level, else the call-level statistics."""
+        if self.unit_sums is not None:
+            return self.unit_sums
+        return self.calls.sufficient_statistics()
 
 
 def _default_quality() -> dict:
@@ -281,7 +316,7 @@ def _measured(name: str, check: dict, control: ArmSnapshot, arm: ArmSnapshot) ->
         )
     if name == "error_rate":
         return (
-            f"{_pct(arm.errors / arm.requests)} vs {_pct(control.errors / control.requests)}, "
+            f"{_pct(arm.calls.error_rate or 0.0)} vs {_pct(control.calls.error_rate or 0.0)}, "
             f"{harm * 100:+.1f} points"
         )
     inputs = check["inputs"]
@@ -305,9 +340,11 @@ def _guardrail_results(experiment: ExperimentSnapshot, control: ArmSnapshot, arm
         "quality_signal": experiment.quality_signal,
         "quality": experiment.quality,
     }
+    unit_level = control.unit_sums is not None and arm.unit_sums is not None
     checks = guardrail_checks(
         control=control.sufficient_statistics(),
         treatment=arm.sufficient_statistics(),
+        unit_level=unit_level,
         control_quality=control.quality_signals,
         treatment_quality=arm.quality_signals,
         control_hist=list(control.latency_hist),
@@ -328,6 +365,14 @@ def _guardrail_results(experiment: ExperimentSnapshot, control: ArmSnapshot, arm
     return results
 
 
+def _samples(arm: ArmSnapshot, control: ArmSnapshot) -> str:
+    """The arms' requests, and their units when the test is over units."""
+    text = f"{arm.requests:,} vs {control.requests:,} requests"
+    if arm.unit_sums is None:
+        return text
+    return f"{text} from {arm.sample:,} vs {control.sample:,} units"
+
+
 def _guardrail_alerts(rule: Rule, snapshot: AlertSnapshot, alert) -> list[Alert]:
     """One alert per guardrail whose non-inferiority test *fails* (the interval rules the
     margin out), once both arms hold the experiment's minimum sample."""
@@ -338,7 +383,7 @@ def _guardrail_alerts(rule: Rule, snapshot: AlertSnapshot, alert) -> list[Alert]
             continue
         minimum = max(experiment.minimum_sample_per_arm, rule.min_requests, 1)
         for arm in experiment.arms:
-            if arm is control or arm.requests < minimum or control.requests < minimum:
+            if arm is control or arm.sample < minimum or control.sample < minimum:
                 continue
             for name, limit, measured, result in _guardrail_results(experiment, control, arm):
                 if result["status"] != FAIL:
@@ -347,8 +392,7 @@ def _guardrail_alerts(rule: Rule, snapshot: AlertSnapshot, alert) -> list[Alert]
                     alert(
                         f"Guardrail failing in {experiment.key}: {name} of arm {arm.key} vs "
                         f"{control.key} is {measured}; the test rules out {limit} "
-                        f"(p = {result['p_value']:.2g}, {arm.requests:,} vs "
-                        f"{control.requests:,} requests).",
+                        f"(p = {result['p_value']:.2g}, {_samples(arm, control)}).",
                         result["harm"] * 100,
                         experiment.key,
                     )
@@ -408,8 +452,10 @@ def _error_baselines(rules: Iterable[Rule], metrics: DashboardMetrics) -> tuple[
 
 def _experiment_snapshots(metrics: DashboardMetrics) -> tuple[ExperimentSnapshot, ...]:
     """Running and paused experiments (or the filtered one) with units and figures per arm
-    (four queries: experiments, their arms, their phases, units per arm; five when some
-    experiment has several phases; one more for the quality-signal sums of the phases)."""
+    over their current phases (seven queries: experiments, their arms, their phases,
+    units per arm (one more when some experiment is past its first phase), the phases' call
+    sums, latency histograms and per-unit sums, as the report loads them; one more for
+    the quality-signal sums of the phases)."""
     experiments = Experiment.objects.prefetch_related("arms", "phases")
     if metrics.experiment_key:
         experiments = experiments.filter(key=metrics.experiment_key)
@@ -425,26 +471,23 @@ def _experiment_snapshots(metrics: DashboardMetrics) -> tuple[ExperimentSnapshot
         current = max(experiment.phases.all(), key=lambda phase: phase.number, default=None)
         if current is not None:
             phases[experiment.pk] = current
-    units: dict[tuple[int, int], int] = {}
-    if phases:
-        # Units per arm, grouped by ids (no join). An experiment with a single phase is
-        # counted by experiment: the (experiment, arm) index answers that on its own,
-        # several times faster than filtering 100,000 rows by phase.
-        single = [e.pk for e in experiments if e.pk in phases and len(e.phases.all()) == 1]
-        several = [phases[e.pk] for e in experiments if e.pk in phases and e.pk not in single]
-        for field, values in (("experiment_id", single), ("phase_id", several)):
-            if not values:
-                continue
-            counts = (
-                Assignment.objects.filter(**{f"{field}__in": values})
-                .values(field, "arm_id")
-                .annotate(units=Count("id"))
-                .order_by()
-            )
-            for row in counts:
-                phase_id = row["phase_id"] if field == "phase_id" else phases[row[field]].pk
-                units[(phase_id, row["arm_id"])] = row["units"]
-    totals_by_arm = arm_totals(metrics.cube_rows)
+    units = assigned_units(list(phases.values()))
+    now = timezone.now()
+    windows = [
+        PhaseWindow(experiment.key, hour_start(phases[experiment.pk].started_at), now)
+        for experiment in experiments
+        if experiment.pk in phases
+    ]
+    calls_by_arm = arm_call_sums(windows)
+    hists_by_arm = arm_latency_hists(windows)
+    unit_sums_by_phase = unit_sums_by_phases(
+        [
+            (experiment.key, phases[experiment.pk].pk)
+            for experiment in experiments
+            if experiment.pk in phases and experiment.unit_type != Experiment.UnitType.REQUEST
+        ],
+        metrics=UNIT_GUARDRAIL_METRICS,
+    )
     platform = quality_platform_settings()
     # The report's quality sums: per current phase, its signals of the experiment's source.
     signals_by_phase = quality_sums_by_phase(
@@ -455,24 +498,24 @@ def _experiment_snapshots(metrics: DashboardMetrics) -> tuple[ExperimentSnapshot
     for experiment in experiments:
         phase = phases.get(experiment.pk)
         signals = signals_by_phase.get(phase.pk, {}) if phase is not None else {}
+        # The report's analysis unit: the unit when the phase has unit rows, else the call.
+        unit_sums = unit_sums_by_phase.get((experiment.key, phase.pk)) if phase else None
         weights = {}
         if phase is not None and len(phase.arm_keys) == len(phase.weights):
             weights = dict(zip(phase.arm_keys, phase.weights, strict=True))
         arms = []
         for arm in experiment.arms.all():
-            totals = totals_by_arm.get((experiment.key, arm.key)) or Totals()
+            arm_id = (experiment.key, arm.key)
             arms.append(
                 ArmSnapshot(
                     key=arm.key,
                     is_control=arm.is_control,
                     weight=float(weights.get(arm.key, arm.weight / 100)),
                     units=units.get((phase.pk, arm.pk), 0) if phase is not None else 0,
-                    requests=totals.requests,
-                    errors=totals.errors,
+                    calls=calls_by_arm.get(arm_id) or CallSums(),
+                    unit_sums=(unit_sums.get(arm.key) or empty_unit_sums()) if unit_sums else None,
                     quality_signals=signals.get(arm.key),
-                    latency_hist=tuple(
-                        metrics.histograms.latency_by_arm.get((experiment.key, arm.key)) or ()
-                    ),
+                    latency_hist=tuple(hists_by_arm.get(arm_id) or ()),
                 )
             )
         snapshots.append(

@@ -21,26 +21,32 @@ anybody made. Windows in hours are whole UTC hours ending after the current hour
 in days or weeks are calendar days in UTC, today included ("7d" = today and the six days
 before), so a daily series never starts with a partial day.
 
-Rates (escalation, error, share) are fractions 0-1; the escalation rate is escalated over
-all finished calls, as in every analysis (``experiments.analysis.metrics``); ``cost_savings_percentage`` is a
-percentage, as in the user's guide. Money is summed as Decimal and reported as float USD.
+The SQL aggregation is here; the arithmetic on the sums is the analysis layer's
+(:class:`experiments.analysis.figures.Totals`, the same rate and savings functions the
+report's arm summaries and the alerts use). Rates (escalation, error, share) are
+fractions 0-1; the escalation rate is escalated over all finished calls, as in every
+analysis (``experiments.analysis.metrics``); ``cost_savings_percentage`` is a percentage,
+as in the user's guide. Money is summed as Decimal and reported as float USD.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
+import numpy as np
 from django.db.models import Min, Q, QuerySet, Sum, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from experiments.analysis.figures import Totals, usd
 from experiments.models import ArmRollup, CallRollup, CallRollupDaily, RoutedCall
+from experiments.rollups_daily import compacted_until, daily_rollups_sync
 from experiments.stats.histograms import (
     CONFIDENCE_HIST_EDGES,
     CONFIDENCE_HIST_SIZE,
@@ -239,117 +245,6 @@ def _sums() -> dict:
     }
 
 
-@dataclass
-class Totals:
-    """Running sums of grouped rows; the derived figures are properties."""
-
-    requests: int = 0
-    errors: int = 0
-    escalated: int = 0
-    cost_usd: Decimal = Decimal("0")
-    baseline_cost_usd: Decimal = Decimal("0")
-    input_tokens: int = 0
-    output_tokens: int = 0
-    latency_n: int = 0
-    latency_ms_sum: float = 0.0
-    confidence_n: int = 0
-    confidence_sum: float = 0.0
-    quality_n: int = 0
-    quality_sum: float = 0.0
-    quality_sumsq: float = 0.0
-
-    def add(self, row: dict) -> Totals:
-        self.requests += int(row.get("requests") or 0)
-        self.errors += int(row.get("errors") or 0)
-        self.escalated += int(row.get("escalated") or 0)
-        self.cost_usd += Decimal(row.get("cost_usd") or 0)
-        self.baseline_cost_usd += Decimal(row.get("baseline_cost_usd") or 0)
-        self.input_tokens += int(row.get("input_tokens") or 0)
-        self.output_tokens += int(row.get("output_tokens") or 0)
-        self.latency_n += int(row.get("latency_n") or 0)
-        self.latency_ms_sum += float(row.get("latency_ms_sum") or 0.0)
-        self.confidence_n += int(row.get("confidence_n") or 0)
-        self.confidence_sum += float(row.get("confidence_sum") or 0.0)
-        self.quality_n += int(row.get("quality_n") or 0)
-        self.quality_sum += float(row.get("quality_sum") or 0.0)
-        self.quality_sumsq += float(row.get("quality_sumsq") or 0.0)
-        return self
-
-    def as_row(self) -> dict:
-        """The sums under the names of a grouped row (``add`` takes them back)."""
-        return {
-            "requests": self.requests,
-            "errors": self.errors,
-            "escalated": self.escalated,
-            "cost_usd": self.cost_usd,
-            "baseline_cost_usd": self.baseline_cost_usd,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "latency_n": self.latency_n,
-            "latency_ms_sum": self.latency_ms_sum,
-            "confidence_n": self.confidence_n,
-            "confidence_sum": self.confidence_sum,
-            "quality_n": self.quality_n,
-            "quality_sum": self.quality_sum,
-            "quality_sumsq": self.quality_sumsq,
-        }
-
-    @property
-    def savings_usd(self) -> Decimal:
-        return self.baseline_cost_usd - self.cost_usd
-
-    @property
-    def cost_savings_percentage(self) -> float:
-        if self.baseline_cost_usd <= 0:
-            return 0.0
-        return float(self.savings_usd / self.baseline_cost_usd * 100)
-
-    @property
-    def cost_per_request_usd(self) -> float:
-        return float(self.cost_usd / self.requests) if self.requests else 0.0
-
-    @property
-    def avg_confidence(self) -> float:
-        return self.confidence_sum / self.confidence_n if self.confidence_n else 0.0
-
-    @property
-    def escalation_rate(self) -> float:
-        return self.escalated / self.requests if self.requests else 0.0
-
-    @property
-    def error_rate(self) -> float:
-        return self.errors / self.requests if self.requests else 0.0
-
-    @property
-    def avg_latency_ms(self) -> float | None:
-        return self.latency_ms_sum / self.latency_n if self.latency_n else None
-
-    @property
-    def avg_quality(self) -> float | None:
-        return self.quality_sum / self.quality_n if self.quality_n else None
-
-    def figures(self) -> dict:
-        """The JSON-ready figures shared by the overview, the breakdowns and the series."""
-        return {
-            "requests": self.requests,
-            "errors": self.errors,
-            "cost_usd": _usd(self.cost_usd),
-            "baseline_cost_usd": _usd(self.baseline_cost_usd),
-            "savings_usd": _usd(self.savings_usd),
-            "cost_savings_percentage": self.cost_savings_percentage,
-            "cost_per_request_usd": self.cost_per_request_usd,
-            "avg_confidence": self.avg_confidence,
-            "escalation_rate": self.escalation_rate,
-            "error_rate": self.error_rate,
-            "avg_latency_ms": self.avg_latency_ms,
-            "avg_quality": self.avg_quality,
-        }
-
-
-def _usd(amount: Decimal) -> float:
-    return float(round(amount, 10))
-
-
 def totals_of(rows: Iterable[dict]) -> Totals:
     totals = Totals()
     for row in rows:
@@ -406,8 +301,6 @@ def parse_hists(texts: list[str], size: int):
     One C-level parse of the joined texts instead of a ``json.loads`` per row (about five
     times faster on 100,000 rows); rows of another length fall back to a per-row parse.
     """
-    import numpy as np
-
     if not texts:
         return np.zeros((0, size), dtype=np.int64)
     joined = ",".join(text.strip()[1:-1] for text in texts)
@@ -422,8 +315,6 @@ def parse_hists(texts: list[str], size: int):
             values = None
     if values is not None and values.size == len(texts) * size:
         return values.reshape(len(texts), size)
-    import json
-
     matrix = np.zeros((len(texts), size), dtype=np.int64)
     for index, text in enumerate(texts):
         counts = json.loads(text) or []
@@ -458,8 +349,6 @@ def hours_and_histograms(
     non-shadow calls in ``[since, until)``, from one read of the hourly :class:`ArmRollup`
     rows (hour x experiment x arm x status x shadow: a few rows per hour, however many
     models and task types). Histograms are read as text and summed with numpy."""
-    import numpy as np
-
     columns = list(_HOUR_SUMS.values())
     rows = list(
         _arm_rows(since=since, until=until, experiment_key=experiment_key)
@@ -532,14 +421,6 @@ def breakdown(rows: Iterable[dict], field_name: str, *, requests_total: int) -> 
         }
         for name, totals in ordered
     }
-
-
-def arm_totals(rows: Iterable[dict]) -> dict[tuple[str, str], Totals]:
-    """Sums per (experiment_key, arm_key) of cube rows."""
-    groups: dict[tuple[str, str], Totals] = defaultdict(Totals)
-    for row in rows:
-        groups[(row["experiment_key"], row["arm_key"])].add(row)
-    return dict(groups)
 
 
 def arm_breakdown(
@@ -622,7 +503,7 @@ def overview(totals: Totals, hists: Histograms, shadow: Totals) -> dict:
         "input_tokens": totals.input_tokens,
         "output_tokens": totals.output_tokens,
         "shadow_requests": shadow.requests,
-        "shadow_cost_usd": _usd(shadow.cost_usd),
+        "shadow_cost_usd": usd(shadow.cost_usd),
     }
 
 
@@ -681,8 +562,6 @@ def dashboard_metrics(
     rows, the rest from the hourly rows (one query per table); the series and histograms
     come from one read of the hourly ArmRollup rows.
     """
-    from experiments.rollups_daily import compacted_until, daily_rollups_sync
-
     resolved = window_resolve(window, now=now)
     granularity = granularity_of(resolved)
     boundary = None

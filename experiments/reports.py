@@ -52,7 +52,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -73,6 +72,7 @@ from experiments.analysis.decision import (  # noqa: F401 - the report's public 
     WINNER,
     decide,
 )
+from experiments.analysis.figures import share
 from experiments.analysis.guardrails import (  # noqa: F401 - the report's public names
     LATENCY_QUANTILE,
     guardrail_checks,
@@ -86,8 +86,14 @@ from experiments.analysis.metrics import (
     UNIT_MEANS,
     metric_spec,
 )
-from experiments.analysis.sums import CallSums, mean_stats, rate_stats, unit_summary
-from experiments.models import Arm, ArmRollup, Assignment, Experiment, Phase, RoutedCall
+from experiments.analysis.sums import (
+    CallSums,
+    empty_unit_sums,
+    mean_stats,
+    rate_stats,
+    unit_summary,
+)
+from experiments.models import Arm, ArmRollup, Experiment, Phase, RoutedCall
 from experiments.quality_report import (
     QualityData,
     quality_data_load,
@@ -95,7 +101,16 @@ from experiments.quality_report import (
     quality_section,
 )
 from experiments.rollups import hour_start
-from experiments.selectors_analysis import unit_moments_by_arm, unit_sums_by_arm
+from experiments.selectors_analysis import (
+    ROLLUP_SUMS,
+    PhaseWindow,
+    arm_call_sums,
+    arm_latency_hists,
+    assigned_units,
+    phase_rollups,
+    unit_moments_by_arm,
+    unit_sums_by_arm,
+)
 from experiments.stats import sequential as stats_sequential
 from experiments.stats.cuped import MomentSums
 from experiments.stats.histograms import (
@@ -158,51 +173,6 @@ class ReportData:
     @property
     def analysis_unit(self) -> str:
         return UNIT if self.unit_sums else CALL
-
-
-_ROLLUP_SUMS = {
-    "n": Sum("n"),
-    "escalated_n": Sum("escalated_n"),
-    "cost_usd_sum": Sum("cost_usd_sum"),
-    "cost_usd_sumsq": Sum("cost_usd_sumsq"),
-    "baseline_cost_usd_sum": Sum("baseline_cost_usd_sum"),
-    "quality_n": Sum("quality_n"),
-    "quality_sum": Sum("quality_sum"),
-    "quality_sumsq": Sum("quality_sumsq"),
-    "confidence_n": Sum("confidence_n"),
-    "confidence_sum": Sum("confidence_sum"),
-    "confidence_sumsq": Sum("confidence_sumsq"),
-    "latency_n": Sum("latency_n"),
-    "latency_ms_sum": Sum("latency_ms_sum"),
-    "latency_ms_sumsq": Sum("latency_ms_sumsq"),
-}
-
-
-def _experiment_rollups(
-    experiment: Experiment, window_start: datetime | None, window_end: datetime
-) -> QuerySet[ArmRollup]:
-    rows = ArmRollup.objects.filter(
-        experiment_key=experiment.key, is_shadow=False, bucket_start__lte=window_end
-    ).exclude(arm_key="")
-    if window_start is not None:
-        rows = rows.filter(bucket_start__gte=window_start)
-    return rows.order_by()
-
-
-def _summed_latency_hists(rollups: QuerySet[ArmRollup]) -> dict[str, list[int]]:
-    """Per arm, the latency histograms of successful calls summed bucket-wise. One query
-    returns the (few, per arm and hour) ArmRollup histograms; numpy adds them."""
-    import numpy as np
-
-    sums: dict[str, np.ndarray] = {}
-    rows = rollups.filter(status=_SUCCESS, latency_n__gt=0).values_list("arm_key", "latency_hist")
-    for arm_key, hist in rows:
-        if not hist:
-            continue
-        counts = np.asarray(hist[:LATENCY_HIST_SIZE], dtype=np.int64)
-        into = sums.setdefault(arm_key, np.zeros(LATENCY_HIST_SIZE, dtype=np.int64))
-        into[: counts.size] += counts
-    return {arm_key: counts.tolist() for arm_key, counts in sums.items()}
 
 
 #: metric -> the RoutedCall column of the value paired calls are compared on.
@@ -312,33 +282,27 @@ def report_data_load(*, experiment: Experiment, now: datetime | None = None) -> 
     phase = Phase.objects.filter(experiment=experiment).order_by("-number").first()
     started = phase.started_at if phase else experiment.started_at
     window_start = hour_start(started) if started else None
-    rollups = _experiment_rollups(experiment, window_start, window_end)
+    windows = [PhaseWindow(experiment.key, window_start, window_end)]
+    rollups = phase_rollups(windows)
 
     totals: dict[str, CallSums] = {arm.key: CallSums() for arm in arms}
-    for row in rollups.values("arm_key", "status").annotate(**_ROLLUP_SUMS):
-        totals.setdefault(row["arm_key"], CallSums()).add_row(row)
+    totals.update({arm_key: sums for (_, arm_key), sums in arm_call_sums(windows).items()})
 
     daily: dict[str, dict[str, CallSums]] = defaultdict(dict)
     day_rows = (
         rollups.annotate(day=TruncDate("bucket_start", tzinfo=UTC))
         .values("day", "arm_key", "status")
-        .annotate(**_ROLLUP_SUMS)
+        .annotate(**ROLLUP_SUMS)
     )
     for row in day_rows:
         daily[row["day"].isoformat()].setdefault(row["arm_key"], CallSums()).add_row(row)
 
-    latency_hists = _summed_latency_hists(rollups)
+    latency_hists = {arm_key: hist for (_, arm_key), hist in arm_latency_hists(windows).items()}
 
     assignments: dict[str, int] = {}
     if phase is not None:
         by_arm_id = {arm.pk: arm.key for arm in arms}
-        for arm_id, count in (
-            Assignment.objects.filter(experiment=experiment, phase=phase)
-            .values("arm_id")
-            .annotate(units=Count("id"))
-            .values_list("arm_id", "units")
-            .order_by()
-        ):
+        for (_, arm_id), count in assigned_units([phase]).items():
             assignments[by_arm_id.get(arm_id, str(arm_id))] = count
 
     paired: dict[str, dict] = {}
@@ -585,12 +549,7 @@ def _arm_summary(
     raw: dict, totals: CallSums, latency: stats.quantiles.QuantileEstimate | None, alpha: float
 ) -> dict:
     def mean(metric):
-        item = raw[metric]
-        return item["sum"] / item["n"] if item["n"] else None
-
-    def rate(metric):
-        item = raw[metric]
-        return item["successes"] / item["n"] if item["n"] else None
+        return share(raw[metric]["sum"], raw[metric]["n"])
 
     def interval(metric):
         item = raw[metric]
@@ -605,19 +564,15 @@ def _arm_summary(
         "cost_per_request": mean("cost_per_request"),
         "cost_usd": totals.cost_usd_sum,
         "baseline_cost_usd": totals.baseline_cost_usd_sum,
-        "savings_vs_baseline": (
-            1 - totals.cost_usd_sum / totals.baseline_cost_usd_sum
-            if totals.baseline_cost_usd_sum
-            else None
-        ),
+        "savings_vs_baseline": totals.savings_vs_baseline,
         "quality": mean("quality"),
         "confidence": mean("confidence"),
         "latency_ms": mean("latency_ms"),
         "latency_p95_ms": latency.estimate if latency else None,
         "latency_p95_ci": [latency.ci_low, latency.ci_high] if latency else None,
-        "escalation_rate": rate("escalation_rate"),
+        "escalation_rate": totals.escalation_rate,
         "escalation_rate_ci": interval("escalation_rate"),
-        "error_rate": rate("error_rate"),
+        "error_rate": totals.error_rate,
         "error_rate_ci": interval("error_rate"),
     }
 
@@ -686,7 +641,7 @@ def _arm_entry(arm: Arm, data: ReportData, control_arm: Arm | None, alpha: float
         "sample": totals.n,
     }
     if data.analysis_unit == UNIT:
-        sums = unit_sums or _empty_unit_sums()
+        sums = unit_sums or empty_unit_sums()
         entry["unit_sums"] = {metric: value.as_dict() for metric, value in sums.items()}
         entry["unit_summary"] = unit_summary(sums)
         entry["sample"] = sums[PRIMARY_METRIC].n
@@ -694,10 +649,6 @@ def _arm_entry(arm: Arm, data: ReportData, control_arm: Arm | None, alpha: float
         if moments:
             entry["cuped_moments"] = {metric: value.as_dict() for metric, value in moments.items()}
     return entry
-
-
-def _empty_unit_sums() -> dict[str, RatioSums]:
-    return {metric: RatioSums() for metric in (*METRICS, *UNIT_MEANS)}
 
 
 def _test_entry(metric: str, arm: Arm, control_key: str, result: dict, inputs: dict) -> dict:
@@ -741,8 +692,8 @@ def _arm_tests(
             )
             tests.append(_test_entry(metric, arm, control_key, result, inputs))
         return tests + _extra_tests(arm, control_key, data, options)
-    control_sums = data.unit_sums.get(control_key) or _empty_unit_sums()
-    treatment_sums = data.unit_sums.get(arm.key) or _empty_unit_sums()
+    control_sums = data.unit_sums.get(control_key) or empty_unit_sums()
+    treatment_sums = data.unit_sums.get(arm.key) or empty_unit_sums()
     control_moments, treatment_moments = data.moments.get(control_key), data.moments.get(arm.key)
     for metric in (*METRICS, *UNIT_MEANS):
         inputs = {
@@ -793,8 +744,8 @@ def _arm_guardrails(arm: Arm, control_key: str, data: ReportData, report: dict, 
     arms = {entry["key"]: entry for entry in report["arms"]}
     unit_level = data.analysis_unit == UNIT
     if unit_level:
-        control = data.unit_sums.get(control_key) or _empty_unit_sums()
-        treatment = data.unit_sums.get(arm.key) or _empty_unit_sums()
+        control = data.unit_sums.get(control_key) or empty_unit_sums()
+        treatment = data.unit_sums.get(arm.key) or empty_unit_sums()
     else:
         control = arms[control_key]["sufficient_statistics"]
         treatment = arms[arm.key]["sufficient_statistics"]
@@ -816,8 +767,8 @@ def _arm_time_to_decision(arm: Arm, control_key: str, data: ReportData, report: 
     days_elapsed = _days_elapsed(data)
     if data.analysis_unit == UNIT:
         return comparisons.unit_time_to_decision(
-            control=(data.unit_sums.get(control_key) or _empty_unit_sums())[PRIMARY_METRIC],
-            treatment=(data.unit_sums.get(arm.key) or _empty_unit_sums())[PRIMARY_METRIC],
+            control=(data.unit_sums.get(control_key) or empty_unit_sums())[PRIMARY_METRIC],
+            treatment=(data.unit_sums.get(arm.key) or empty_unit_sums())[PRIMARY_METRIC],
             settings=settings,
             days_elapsed=days_elapsed,
         )

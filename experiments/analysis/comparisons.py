@@ -81,50 +81,59 @@ def compare_metric(
                 }
     except stats.StatsInputError as error:
         return _failed(out, error)
-    out["p_value"] = out["absolute"]["p_value"]
-    out["ci_low"], out["ci_high"] = out["absolute"]["ci_low"], out["absolute"]["ci_high"]
-    relative = out["relative"]
-    out["relative_ci_low"] = relative["ci_low"] if relative else None
-    out["relative_ci_high"] = relative["ci_high"] if relative else None
+    _decision_figures(out, out["absolute"], out["relative"])
     if sequential:
         n_total = int(control["n"] + treatment["n"])
         absolute_cs = stats.confidence_sequence(
             estimate=difference, variance=variance, n_total=n_total, alpha=alpha, tuning_n=tuning_n
         )
-        out["sequential"] = {"absolute": absolute_cs.as_dict(), "relative": None}
-        out["p_value"] = absolute_cs.p_value
-        out["ci_low"], out["ci_high"] = absolute_cs.ci_low, absolute_cs.ci_high
-        if relative and relative.get("standard_error") is not None:
+        relative_cs = None
+        relative_variance = _relative_variance(family, out["relative"], control, treatment)
+        if relative_variance is not None:
             relative_cs = stats.confidence_sequence(
-                estimate=relative["lift"],
-                variance=relative["standard_error"] ** 2,
+                estimate=out["relative"]["lift"],
+                variance=relative_variance,
                 n_total=n_total,
                 alpha=alpha,
                 tuning_n=tuning_n,
             )
-            out["sequential"]["relative"] = relative_cs.as_dict()
-            out["relative_ci_low"], out["relative_ci_high"] = (
-                relative_cs.ci_low,
-                relative_cs.ci_high,
-            )
-        elif relative:
-            # Rates: the relative lift's delta-method se, recomputed for the sequence.
-            _lift, se = stats.proportions.relative_rate_arrays(
-                control["successes"], control["n"], treatment["successes"], treatment["n"]
-            )
-            relative_cs = stats.confidence_sequence(
-                estimate=relative["lift"],
-                variance=float(se) ** 2,
-                n_total=n_total,
-                alpha=alpha,
-                tuning_n=tuning_n,
-            )
-            out["sequential"]["relative"] = relative_cs.as_dict()
-            out["relative_ci_low"], out["relative_ci_high"] = (
-                relative_cs.ci_low,
-                relative_cs.ci_high,
-            )
+        _sequential_figures(out, absolute_cs, relative_cs)
     return out
+
+
+def _relative_variance(family: str, relative: dict | None, control: dict, treatment: dict):
+    """The variance of the relative lift for its confidence sequence: the means' delta-
+    method se, or for rates that se recomputed from the counts; None without a lift."""
+    if not relative:
+        return None
+    if family == "mean":
+        se = relative.get("standard_error")
+        return None if se is None else se**2
+    _lift, se = stats.proportions.relative_rate_arrays(
+        control["successes"], control["n"], treatment["successes"], treatment["n"]
+    )
+    return float(se) ** 2
+
+
+def _decision_figures(out: dict, absolute: dict, relative: dict | None) -> None:
+    """The fixed-horizon p-value and intervals the decision uses."""
+    out["p_value"] = absolute["p_value"]
+    out["ci_low"], out["ci_high"] = absolute["ci_low"], absolute["ci_high"]
+    out["relative_ci_low"] = relative["ci_low"] if relative else None
+    out["relative_ci_high"] = relative["ci_high"] if relative else None
+
+
+def _sequential_figures(out: dict, absolute_cs, relative_cs) -> None:
+    """The always-valid p-value and intervals (confidence sequences) replace the fixed
+    ones; the relative interval only when there is a relative sequence."""
+    out["sequential"] = {
+        "absolute": absolute_cs.as_dict(),
+        "relative": relative_cs.as_dict() if relative_cs else None,
+    }
+    out["p_value"] = absolute_cs.p_value
+    out["ci_low"], out["ci_high"] = absolute_cs.ci_low, absolute_cs.ci_high
+    if relative_cs:
+        out["relative_ci_low"], out["relative_ci_high"] = relative_cs.ci_low, relative_cs.ci_high
 
 
 def time_to_decision(
@@ -200,24 +209,9 @@ def compare_ratio_metric(
         return _failed(out, error)
     out["absolute"] = result.absolute.as_dict()
     out["relative"] = result.relative.as_dict() if result.relative else None
-    out["p_value"] = result.absolute.p_value
-    out["ci_low"], out["ci_high"] = result.absolute.ci_low, result.absolute.ci_high
-    relative = result.relative
-    out["relative_ci_low"] = relative.ci_low if relative else None
-    out["relative_ci_high"] = relative.ci_high if relative else None
+    _decision_figures(out, out["absolute"], out["relative"])
     if sequential:
-        absolute_cs, relative_cs = result.sequential_absolute, result.sequential_relative
-        out["sequential"] = {
-            "absolute": absolute_cs.as_dict(),
-            "relative": relative_cs.as_dict() if relative_cs else None,
-        }
-        out["p_value"] = absolute_cs.p_value
-        out["ci_low"], out["ci_high"] = absolute_cs.ci_low, absolute_cs.ci_high
-        if relative_cs:
-            out["relative_ci_low"], out["relative_ci_high"] = (
-                relative_cs.ci_low,
-                relative_cs.ci_high,
-            )
+        _sequential_figures(out, result.sequential_absolute, result.sequential_relative)
     return out
 
 

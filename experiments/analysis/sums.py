@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from experiments import stats
-from experiments.analysis.metrics import UNIT_RATIOS
+from experiments.analysis.figures import savings_fraction, share
+from experiments.analysis.metrics import METRICS, UNIT_MEANS, UNIT_RATIOS
 from experiments.stats.ratio import RatioSums
 
 ERROR_STATUS = "error"
@@ -67,6 +68,18 @@ class CallSums:
         for item in fields(self):
             setattr(self, item.name, getattr(self, item.name) + getattr(other, item.name))
 
+    @property
+    def escalation_rate(self) -> float | None:
+        return share(self.escalated, self.n)
+
+    @property
+    def error_rate(self) -> float | None:
+        return share(self.errors, self.n)
+
+    @property
+    def savings_vs_baseline(self) -> float | None:
+        return savings_fraction(self.cost_usd_sum, self.baseline_cost_usd_sum)
+
     def sufficient_statistics(self) -> dict[str, dict]:
         """Per metric: ``{n, sum, sum_squares}`` (means) or ``{n, successes}`` (rates)."""
         return {
@@ -111,12 +124,17 @@ def ratio_sums(raw: dict) -> RatioSums:
 def unit_statistics(row: dict) -> dict[str, RatioSums]:
     """Per metric the RatioSums of one arm from a row of the unit selector: ``units`` and,
     per metric, ``<metric>__sx``, ``__sy``, ``__sxx``, ``__syy``, ``__sxy``. Adds the
-    unit-level mean ``cost_per_unit`` (``x_u = 1``, ``y_u`` = the unit's cost)."""
+    unit-level mean ``cost_per_unit`` (``x_u = 1``, ``y_u`` = the unit's cost). A metric
+    the row does not carry is left out."""
     units = int(row.get("units") or 0)
     out = {}
     for metric in UNIT_RATIOS:
+        if f"{metric}__sx" not in row:
+            continue
         values = [float(row.get(f"{metric}__{suffix}") or 0.0) for suffix in SUM_SUFFIXES]
         out[metric] = RatioSums(units, *values)
+    if "cost_per_request" not in out:
+        return out
     cost = out["cost_per_request"]
     out["cost_per_unit"] = RatioSums(
         units, float(units), cost.sum_y, float(units), cost.sum_yy, cost.sum_y
@@ -124,18 +142,21 @@ def unit_statistics(row: dict) -> dict[str, RatioSums]:
     return out
 
 
+def empty_unit_sums() -> dict[str, RatioSums]:
+    """Per metric an empty RatioSums (an arm without units yet)."""
+    return {metric: RatioSums() for metric in (*METRICS, *UNIT_MEANS)}
+
+
 def unit_summary(sums: dict[str, RatioSums]) -> dict:
     """The plain figures of one arm's unit statistics (ratios and per-unit means)."""
-
-    def ratio(metric):
-        item = sums[metric]
-        return item.sum_y / item.sum_x if item.sum_x else None
-
     cost = sums["cost_per_request"]
     return {
         "units": cost.n,
         "calls": int(cost.sum_x),
-        "calls_per_unit": cost.sum_x / cost.n if cost.n else None,
-        "cost_per_unit": cost.sum_y / cost.n if cost.n else None,
-        **{f"{metric}_ratio": ratio(metric) for metric in UNIT_RATIOS},
+        "calls_per_unit": share(cost.sum_x, cost.n),
+        "cost_per_unit": share(cost.sum_y, cost.n),
+        **{
+            f"{metric}_ratio": share(sums[metric].sum_y, sums[metric].sum_x)
+            for metric in UNIT_RATIOS
+        },
     }

@@ -123,6 +123,11 @@ def _check_pair(control: MeanStats, treatment: MeanStats) -> None:
             raise StatsInputError(f"{name} needs n >= 2 observations, got n = {arm.n}")
 
 
+def moments(arm: MeanStats) -> tuple[int, float, float]:
+    """``(n, mean, variance)`` of an arm, the order every ``*_result`` function takes."""
+    return arm.n, arm.mean, arm.variance
+
+
 def welch_t_test(
     control: MeanStats, treatment: MeanStats, *, alpha: float = 0.05
 ) -> MeanDifference:
@@ -131,15 +136,7 @@ def welch_t_test(
     :func:`welch_arrays`). Matches ``scipy.stats.ttest_ind_from_stats(equal_var=False)``.
     """
     _check_pair(control, treatment)
-    return welch_result(
-        control.n,
-        control.mean,
-        control.variance,
-        treatment.n,
-        treatment.mean,
-        treatment.variance,
-        alpha=alpha,
-    )
+    return welch_result(*moments(control), *moments(treatment), alpha=alpha)
 
 
 def welch_result(n_c, mean_c, var_c, n_t, mean_t, var_t, *, alpha: float) -> MeanDifference:
@@ -174,15 +171,7 @@ def relative_difference(
     _check_pair(control, treatment)
     if control.mean == 0:
         raise StatsInputError("a relative difference needs a control mean other than 0")
-    return relative_result(
-        control.n,
-        control.mean,
-        control.variance,
-        treatment.n,
-        treatment.mean,
-        treatment.variance,
-        alpha=alpha,
-    )
+    return relative_result(*moments(control), *moments(treatment), alpha=alpha)
 
 
 def relative_result(n_c, mean_c, var_c, n_t, mean_t, var_t, *, alpha: float) -> RelativeDifference:

@@ -24,13 +24,13 @@ the guardrails is safe too.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from scipy import stats as scipy_stats
 
 from experiments.stats import sequential as seq
 from experiments.stats.errors import StatsInputError
-from experiments.stats.means import check_alpha, delta_relative_arrays
+from experiments.stats.means import check_alpha, delta_relative_arrays, moments
 from experiments.stats.proportions import newcombe_arrays
 from experiments.stats.quantiles import QuantileEstimate
 from experiments.stats.ratio import RatioSums, ratio_arrays
@@ -133,21 +133,36 @@ def relative_mean_noninferiority(
     for name, arm in (("control", control), ("treatment", treatment)):
         if not isinstance(arm, MeanStats) or arm.n < 2:
             raise StatsInputError(f"{name} must be MeanStats with n >= 2, got {arm!r}")
-    if control.mean == 0:
-        raise StatsInputError("a relative margin needs a control mean other than 0")
-    lift, se, _z, _p = delta_relative_arrays(
-        control.n, control.mean, control.variance, treatment.n, treatment.mean, treatment.variance
-    )
+    arms = [moments(control), moments(treatment)]
+    return _relative_result(arms, margin, alpha, higher_is_better, sequential, tuning_n, "mean")
+
+
+#: What the relative tests compare: (the control's value in messages, the method).
+_RELATIVE_KINDS = {
+    "mean": ("mean", "relative difference of means (delta method)"),
+    "ratio": ("value", "relative difference of ratios (delta method over units)"),
+}
+
+
+def _relative_result(
+    arms: list[tuple[int, float, float]],
+    margin: float,
+    alpha: float,
+    higher_is_better: bool,
+    sequential: bool,
+    tuning_n: float,
+    kind: str,
+) -> NonInferiorityResult:
+    """The relative non-inferiority of ``(n, value, variance)`` of control and treatment
+    (a mean, or a ratio with its per-unit variance): ``harm = -lift`` when higher is
+    better, else ``lift``, with the delta-method ``se`` of the lift."""
+    (control, treatment), (value, method) = arms, _RELATIVE_KINDS[kind]
+    if control[1] == 0:
+        raise StatsInputError(f"a relative margin needs a control {value} other than 0")
+    lift, se, _z, _p = delta_relative_arrays(*control, *treatment)
     harm = -float(lift) if higher_is_better else float(lift)
     return _result(
-        harm,
-        float(se),
-        margin,
-        alpha,
-        sequential,
-        control.n + treatment.n,
-        tuning_n,
-        "relative difference of means (delta method)",
+        harm, float(se), margin, alpha, sequential, control[0] + treatment[0], tuning_n, method
     )
 
 
@@ -226,28 +241,24 @@ def quantile_ratio_noninferiority(
             )
     log_ratio = math.log(treatment.estimate) - math.log(control.estimate)
     se = math.hypot(control.log_standard_error, treatment.log_standard_error)
-    log_margin = math.log1p(margin)
-    n_total = control.n + treatment.n
-    if sequential:
-        half = float(seq.half_width_arrays(se * se, n_total, alpha, tuning_n))
-        p = _sequential_p(log_ratio, log_margin, se * se, n_total, alpha, tuning_n)
-        method = "ratio of quantiles (log scale), confidence sequence"
-    else:
-        half = float(scipy_stats.norm.ppf(1 - alpha)) * se
-        p = _fixed_p(log_ratio, log_margin, se)
-        method = "ratio of quantiles (log scale)"
-    low, high = math.expm1(log_ratio - half), math.expm1(log_ratio + half)
-    return NonInferiorityResult(
+    on_log_scale = _result(
+        log_ratio,
+        se,
+        math.log1p(margin),
+        alpha,
+        sequential,
+        control.n + treatment.n,
+        tuning_n,
+        "ratio of quantiles (log scale)",
+    )
+    low, high = math.expm1(on_log_scale.harm_low), math.expm1(on_log_scale.harm_high)
+    return replace(
+        on_log_scale,
         harm=math.expm1(log_ratio),
         harm_low=low,
         harm_high=high,
         margin=margin,
-        standard_error=se,
-        p_value=min(max(p, 0.0), 1.0),
         status=_status(low, high, margin),
-        method=method,
-        alpha=alpha,
-        sequential=sequential,
     )
 
 
@@ -280,20 +291,8 @@ def relative_ratio_noninferiority(
     margin = _check_margin(margin)
     alpha = check_alpha(alpha)
     r_c, v_c, r_t, v_t = _ratio_pair(control, treatment)
-    if r_c == 0:
-        raise StatsInputError("a relative margin needs a control value other than 0")
-    lift, se, _z, _p = delta_relative_arrays(control.n, r_c, v_c, treatment.n, r_t, v_t)
-    harm = -float(lift) if higher_is_better else float(lift)
-    return _result(
-        harm,
-        float(se),
-        margin,
-        alpha,
-        sequential,
-        control.n + treatment.n,
-        tuning_n,
-        "relative difference of ratios (delta method over units)",
-    )
+    arms = [(control.n, r_c, v_c), (treatment.n, r_t, v_t)]
+    return _relative_result(arms, margin, alpha, higher_is_better, sequential, tuning_n, "ratio")
 
 
 def ratio_rise_noninferiority(

@@ -130,15 +130,15 @@ def test_bad_filters_fall_back_with_a_message_not_an_error(admin_client):
 
 
 def test_dashboard_page_query_count_is_pinned(admin_client, django_assert_num_queries):
-    """Session and user (2), dashboard data once the closed days are compacted (12, the
-    guardrail alert's quality-signal sums included), chart thresholds (1), cost per model
-    (1), control arms (1), alert silences (1), experiment links (1): nineteen queries
-    whatever the calls."""
+    """Session and user (2), dashboard data once the closed days are compacted (15, the
+    guardrail alert's phase sums, histograms, unit sums and quality-signal sums
+    included), chart thresholds (1), cost per model (1), control arms (1), alert silences
+    (1), experiment links (1): twenty-two queries whatever the calls."""
     ensure_default_alert_rules()
     make_experiment()
     make_calls([{"completed_at": recent_hour(hours)} for hours in range(0, 100, 2)])
     admin_client.get(URL)  # compacts the closed days
-    with django_assert_num_queries(19):
+    with django_assert_num_queries(22):
         response = admin_client.get(URL)
     assert response.status_code == 200
 

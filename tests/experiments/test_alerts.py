@@ -18,6 +18,7 @@ from experiments.alerts import (
     alerts_for,
     srm_p_value,
 )
+from experiments.analysis.sums import CallSums
 from experiments.metrics import dashboard_metrics
 from experiments.models import AlertRule, Assignment
 from experiments.stats.ratio import RatioSums
@@ -193,8 +194,7 @@ def _arm(key, control, *, requests=2000, errors=20, agreement=None, latency_ms=5
         is_control=control,
         weight=0.5,
         units=n,
-        requests=n,
-        errors=errors,
+        calls=CallSums(n=n, errors=errors, success_n=n - errors),
         quality_signals=None if agreement is None else _agreement(*agreement),
         latency_hist=tuple(hist),
     )
@@ -335,12 +335,13 @@ def test_srm_measured_from_assignments_of_the_current_phase():
 
 @pytest.mark.django_db
 def test_alerts_take_a_fixed_number_of_queries(django_assert_num_queries):
-    """Rules, error baseline, experiments with arms and phases, units, the phases'
-    quality-signal sums: seven queries, however many experiments."""
+    """Rules, error baseline, experiments with arms and phases, units, the phases' call
+    sums, latency histograms, unit sums and quality-signal sums: ten queries, however
+    many experiments."""
     ensure_default_alert_rules()
     make_experiment()
     make_experiment("second")
     make_calls([{"confidence": 0.4}] * 25)
     measured = dashboard_metrics(window="24h")
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(10):
         alerts_for(metrics=measured)

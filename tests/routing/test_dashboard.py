@@ -92,10 +92,11 @@ def test_bad_window_is_a_value_error():
 def test_get_dashboard_query_count_is_fixed(django_assert_num_queries):
     """Once the closed days are compacted: metrics (5: compaction check 2, cube on two
     tables, hourly arm rows), then alerts (rules, error baseline, experiments, arms,
-    phases, units, the phases' quality-signal sums: 7)."""
+    phases, units, the phases' call sums, latency histograms, unit sums and
+    quality-signal sums: 10)."""
     ensure_default_alert_rules()
     make_experiment()
     make_calls([{"completed_at": recent_hour(hours)} for hours in range(0, 60, 2)])
     router_dashboard.get_dashboard(window="7d")  # compacts the closed days
-    with django_assert_num_queries(12):
+    with django_assert_num_queries(15):
         router_dashboard.get_dashboard(window="7d")
