@@ -133,7 +133,7 @@ def _cpu_breakdown(calls: int) -> dict:
     """CPU milliseconds per routed call spent in the engine, the recording and the rollup,
     measured in this process by running the job function directly (no queue)."""
     from experiments import jobs, rollups, services
-    from experiments.services import calls as call_services
+    from experiments.services.calls import execution as call_services
 
     ids = [
         services.routed_call_enqueue(
@@ -147,7 +147,7 @@ def _cpu_breakdown(calls: int) -> dict:
     ]
     jobs.routed_call_execute(ids[0])  # warm-up
     spent = {"engine": 0.0, "rollup": 0.0}
-    real_engine, real_apply = call_services._run_engine, rollups.rollup_apply
+    real_engine, real_apply = call_services.run_engine, rollups.rollup_apply
 
     def timed_engine(call):
         started = time.process_time()
@@ -163,14 +163,14 @@ def _cpu_breakdown(calls: int) -> dict:
         finally:
             spent["rollup"] += time.process_time() - started
 
-    call_services._run_engine, rollups.rollup_apply = timed_engine, timed_apply
+    call_services.run_engine, rollups.rollup_apply = timed_engine, timed_apply
     try:
         started = time.process_time()
         for call_id in ids[1:]:
             jobs.routed_call_execute(call_id)
         total = time.process_time() - started
     finally:
-        call_services._run_engine, rollups.rollup_apply = real_engine, real_apply
+        call_services.run_engine, rollups.rollup_apply = real_engine, real_apply
     per_call = {name: value * 1000 / calls for name, value in spent.items()}
     per_call["total"] = total * 1000 / calls
     per_call["record"] = per_call["total"] - per_call["engine"] - per_call["rollup"]
