@@ -7,7 +7,7 @@ a temporary directory; N ``manage.py rqworker routing`` processes (the platform'
 50 ms) and escalation off (one upstream call per routed call, so the ideal is exactly
 N x 20 calls/s). Once the workers are registered and idle, M calls are written through
 ``routed_call_enqueue(dispatch=False)`` (the API's path, minus the enqueue), then their
-jobs, built by ``experiments.jobs.enqueue_routed_call`` as on that path, are pushed in
+jobs, built by ``experiments.services.calls.dispatch.enqueue_routed_call`` as on that path, are pushed in
 one Redis transaction, so every worker sees them at the same moment (RQ's
 suspend/resume was used before: a suspended worker polls once a second, which cost up
 to a second per run). The clock runs from that push until the last call is recorded. Rate = M / elapsed; the figure is the median of
@@ -49,8 +49,9 @@ def _measure(workers: int, calls: int, runs: int, data_dir: Path, redis_url: str
     from django.db.models import Max
     from rq import Worker
 
-    from experiments import jobs, services
+    from experiments import services
     from experiments.models import RoutedCall
+    from experiments.services.calls import dispatch
 
     env = dict(os.environ)
     env.update(
@@ -104,7 +105,7 @@ def _measure(workers: int, calls: int, runs: int, data_dir: Path, redis_url: str
             # queue; the clock starts as they do.
             with connection.pipeline() as pipe:
                 for call in calls_written:
-                    jobs.enqueue_routed_call(
+                    dispatch.enqueue_routed_call(
                         call_id=call.pk, job_id=call.job_id, queue_name="routing", pipeline=pipe
                     )
                 started = time.time()

@@ -18,6 +18,7 @@ from rq.job import Job
 
 from experiments import jobs, selectors, services
 from experiments.models import CallRollup, RoutedCall
+from experiments.services.calls import dispatch
 from routing_platform.engine.errors import AllProvidersFailedError, ProviderError
 from tests.experiments.factories import engine_result, make_experiment
 
@@ -252,7 +253,7 @@ def test_redis_down_at_enqueue_records_an_error_and_says_so(
     def refuse(**kwargs):
         raise redis.exceptions.ConnectionError("Connection refused")
 
-    monkeypatch.setattr(jobs, "enqueue_routed_call", refuse)
+    monkeypatch.setattr(dispatch, "enqueue_routed_call", refuse)
     with (
         pytest.raises(services.QueueUnavailableError, match="Check that Redis is running"),
         django_capture_on_commit_callbacks(execute=True),
@@ -401,7 +402,9 @@ def test_fakeredis_worker_runs_every_enqueued_call_once(
             for i in range(6)
         ]
     for call in calls[:3]:  # the same jobs delivered twice
-        jobs.enqueue_routed_call(call_id=call.pk, job_id=call.job_id + "-dup", queue_name="routing")
+        dispatch.enqueue_routed_call(
+            call_id=call.pk, job_id=call.job_id + "-dup", queue_name="routing"
+        )
     queue = django_rq.get_queue("routing")
     SimpleWorker([queue], connection=queue.connection).work(burst=True)
     statuses = list(RoutedCall.objects.values_list("status", flat=True))

@@ -7,6 +7,7 @@ from django.db import OperationalError
 
 from experiments import jobs, services
 from experiments.models import CallRollup, RoutedCall
+from experiments.services.calls import dispatch, reconciliation
 from tests.experiments.factories import make_experiment
 
 pytestmark = pytest.mark.django_db
@@ -51,17 +52,19 @@ def test_a_database_failure_while_recording_leaves_no_half_record(
 
 def test_enqueue_routed_call_sets_retry_timeout_and_callback(fake_redis):
     """Jobs carry 3 retries, a timeout and the failure callback that records errors."""
-    job = jobs.enqueue_routed_call(call_id=7, job_id="call-test", queue_name="shadow")
+    job = dispatch.enqueue_routed_call(call_id=7, job_id="call-test", queue_name="shadow")
     assert job.origin == "shadow" and job.id == "call-test"
     assert job.retries_left == 3 and job.timeout == 300
     assert job.failure_callback is jobs.routed_call_failed
+    # The services enqueue the job by its dotted path: it must name the job itself.
+    assert job.func_name == jobs.ROUTED_CALL_JOB and job.func is jobs.routed_call_execute
 
 
 def test_job_state_reports_missing_failed_and_pending(fake_redis):
     """job_state tells the reconciler whether a job is lost, failed for good, or pending."""
-    assert jobs.job_state(job_id="nope", queue_name="routing")[0] == "lost"
-    job = jobs.enqueue_routed_call(call_id=7, job_id="call-pending", queue_name="routing")
-    assert jobs.job_state(job_id=job.id, queue_name="routing") == ("pending", "")
+    assert reconciliation.job_state(job_id="nope", queue_name="routing")[0] == "lost"
+    job = dispatch.enqueue_routed_call(call_id=7, job_id="call-pending", queue_name="routing")
+    assert reconciliation.job_state(job_id=job.id, queue_name="routing") == ("pending", "")
 
 
 def test_routing_worker_is_the_configured_worker_class(settings):

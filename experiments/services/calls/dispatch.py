@@ -6,6 +6,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import django_rq
+from rq import Callback, Retry
+
 from experiments.routes import ArmRoute
 from experiments.services.calls.fields import json_safe
 from experiments.services.calls.records import routed_call_fail
@@ -26,6 +29,10 @@ JOB_MAX_RETRIES = 3
 
 
 JOB_TIMEOUT_S = 300
+#: The RQ job of a routed call and its failure callback (``experiments.jobs``), by the
+#: dotted path RQ records (``job.func_name``).
+ROUTED_CALL_JOB = "experiments.jobs.routed_call_execute"
+ROUTED_CALL_FAILED = "experiments.jobs.routed_call_failed"
 
 
 class QueueUnavailableError(RuntimeError):
@@ -50,12 +57,32 @@ def job_id_for(idempotency_key: str) -> str:
     return f"call-{idempotency_key}"
 
 
+def enqueue_routed_call(*, call_id: int, job_id: str, queue_name: str, pipeline=None):
+    """Put the job ``routed_call_execute(call_id)`` on ``queue_name`` with retries and the
+    failure callback, both named by their dotted paths (the jobs import the services, not
+    the other way round).
+
+    With a Redis ``pipeline`` the job is queued when the caller executes it (several jobs
+    become visible to the workers at once)."""
+    return django_rq.get_queue(queue_name).enqueue(
+        ROUTED_CALL_JOB,
+        call_id,
+        job_id=job_id,
+        job_timeout=JOB_TIMEOUT_S,
+        retry=Retry(max=JOB_MAX_RETRIES),
+        on_failure=Callback(ROUTED_CALL_FAILED),
+        # The outcome lives in the RoutedCall row, not in RQ: no result to store (one write
+        # less per job); a failed job is kept a week for its traceback (job_state).
+        result_ttl=600,
+        failure_ttl=7 * 24 * 3600,
+        pipeline=pipeline,
+    )
+
+
 def enqueue_after_commit(call_id: int, job_id: str, queue_name: str) -> None:
     """Put the job on the queue (runs after commit); a dead Redis fails the call loudly."""
-    from experiments import jobs
-
     try:
-        jobs.enqueue_routed_call(call_id=call_id, job_id=job_id, queue_name=queue_name)
+        enqueue_routed_call(call_id=call_id, job_id=job_id, queue_name=queue_name)
     except Exception as err:  # redis.ConnectionError, TimeoutError, ...
         reason = f"queue {queue_name!r} unavailable: {type(err).__name__}: {err}"
         logger.error("routed call %s not enqueued: %s", call_id, reason)
