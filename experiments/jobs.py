@@ -200,7 +200,7 @@ class WorkerUpkeep(threading.Thread):
 
 
 #: Jobs that are safe to run again after an interruption (they record exactly once).
-_RERUNNABLE_JOBS = frozenset({f"{__name__}.routed_call_execute", "api.jobs.call_records_drain"})
+_RERUNNABLE_JOBS = frozenset({ROUTED_CALL_JOB, "api.jobs.call_records_drain"})
 
 
 class RoutingWorker(SimpleWorker):
@@ -217,14 +217,16 @@ class RoutingWorker(SimpleWorker):
 
     RQ's bookkeeping costs about 18 Redis round trips per job; on a busy machine each one
     waits for the Redis process to be scheduled, and together they cost more than the
-    job's own work. Three of RQ's methods are trimmed, without changing what is stored
-    for a job or how a lost job is found: the worker's liveness heartbeat (``hset`` +
+    job's own work. Three of RQ's public methods are trimmed, without changing what is
+    stored for a job or how a lost job is found: the worker's liveness heartbeat (``hset`` +
     ``expire`` of its key) is one pipelined round trip, and is skipped while the key
     still has at least ``worker_ttl`` seconds to live (longer than RQ's blocking dequeue,
     so the key never expires under a live worker); an unchanged worker state is not
     written again; and the job hash's ``last_heartbeat`` is not rewritten just after the
     job ran (RQ deletes or expires that hash in the next step; abandoned jobs are found
     by the execution's entry in the started registry, which is kept as RQ keeps it).
+    A job's success is recorded by RQ's own ``handle_job_success``: only public RQ API
+    here.
     """
 
     def work(self, *args, **kwargs):
@@ -329,45 +331,9 @@ class RoutingWorker(SimpleWorker):
         self._key_expires_at = time.monotonic() + ttl
 
     def set_state(self, state, pipeline=None):
-        if pipeline is None and state == self._state:
+        if pipeline is None and state == self.get_state():
             return
         super().set_state(state, pipeline=pipeline)
-
-    def handle_job_success(self, job, queue, started_job_registry):
-        """RQ's success bookkeeping in one MULTI/EXEC, for routed-call jobs.
-
-        RQ first WATCHes the job's dependents key and reads it (two round trips) so that a
-        job made to depend on this one meanwhile is enqueued; nothing ever depends on a
-        routed-call job (``enqueue_routed_call`` is the only producer), so those two
-        steps are skipped for them. The rest is RQ's own sequence (counters, result,
-        job cleanup, execution cleanup); any other job gets RQ's method unchanged.
-        """
-        if job.func_name != ROUTED_CALL_JOB:
-            return super().handle_job_success(job, queue, started_job_registry)
-        with self.connection.pipeline() as pipeline:
-            self.increment_successful_job_count(pipeline=pipeline)
-            self.increment_total_working_time(job.ended_at - job.started_at, pipeline)
-            result_ttl = job.get_result_ttl(self.default_result_ttl)
-            if result_ttl != 0:
-                execution = self.execution
-                job._handle_success(
-                    result_ttl,
-                    pipeline=pipeline,
-                    worker_name=self.name,
-                    execution_id=execution.id if execution else None,
-                    execution_started_at=execution.created_at if execution else None,
-                    execution_ended_at=job.ended_at,
-                )
-            job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)
-            self.cleanup_execution(job, pipeline=pipeline)
-            pipeline.execute()
-        self.log.info(
-            "Successfully completed job %s in %ss on worker %s",
-            job.id,
-            job.ended_at - job.started_at,
-            self.name,
-        )
-        return None
 
     def handle_execution_ended(self, job, queue, heartbeat_ttl):
         job.ended_at = rq_now()
