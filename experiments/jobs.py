@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 #: Calls whose failure could not be recorded (database down): settled by a periodic job.
 UNSETTLED_CALLS_KEY = "routing:calls:unsettled"
+#: The periodic reconcile looks only at calls at least this old.
+RECONCILE_AFTER_S = 600.0
 #: A failure callback waits out a database outage this much longer than the job did.
 FAILURE_DB_RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 
@@ -107,6 +109,13 @@ def routed_calls_settle() -> int:
         connection.lrem(UNSETTLED_CALLS_KEY, 1, raw)
         settled += 1
     return settled
+
+
+def routed_calls_reconcile() -> dict[str, int]:
+    """Settle the calls whose job is gone (periodic job; ``routing reconcile`` does the same
+    on demand): calls older than ``RECONCILE_AFTER_S`` only, so a call that simply waits
+    for a busy worker is left to it."""
+    return db_retry(lambda: services.routed_calls_reconcile(older_than_s=RECONCILE_AFTER_S))
 
 
 def _check_db_connections() -> None:
