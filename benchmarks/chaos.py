@@ -65,6 +65,7 @@ from rq import Queue, Worker
 
 from benchmarks import run as bench_run
 from benchmarks.bench_openai_overhead import _completion_body, read_request_body
+from experiments.worker_liveness import live_worker_count
 from routing_platform.launcher import uvicorn_argv
 
 TITLE = "Chaos: acknowledged calls vs rows under upstream faults, worker kills, Redis and PostgreSQL outages"
@@ -392,6 +393,17 @@ class Platform:
             worker.start()
             self.workers.append(worker)
         threading.Thread(target=self._supervise, daemon=True).start()
+        self.wait_for_workers()
+
+    def wait_for_workers(self, timeout_s: float = 120.0) -> None:
+        """Until every worker beats: a fault injected while one still starts up would
+        count its start-up as a restart (a worker that finds no Redis at start exits)."""
+        connection = redis_py.Redis.from_url(self.redis.url)
+        deadline = time.monotonic() + timeout_s
+        while live_worker_count(connection) < len(self.workers):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the RQ workers did not start within {timeout_s:.0f} s")
+            time.sleep(0.5)
 
     def start_web(self) -> None:
         self.web = Supervised(

@@ -2,7 +2,8 @@
 
 A job can vanish without RQ ever failing it: Redis restarted without persistence; a
 worker popped the job's id from its queue and lost Redis before reading the job (RQ
-pops first, reads second: the job stays "queued" in no queue); a worker was killed
+pops first, reads second, and retries the whole dequeue: the job stays "queued" in no
+queue; the chaos run's "Redis stopped 10 s" left one such row); a worker was killed
 mid-job (RQ notices only at its next maintenance, minutes later). Each such call is run
 again under a new job when that is safe (recording is exactly-once, so a second run
 records nothing twice) and it has runs left, else recorded as an error with the reason.
@@ -10,6 +11,7 @@ records nothing twice) and it has runs left, else recorded as an error with the 
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from typing import Literal
@@ -33,6 +35,8 @@ from experiments.services.calls.dispatch import (
 from experiments.services.calls.fields import Status
 from experiments.services.calls.records import routed_call_fail
 from experiments.worker_liveness import WORKER_ALIVE_S, worker_stopped_beating
+
+logger = logging.getLogger(__name__)
 
 #: Runs a call may have had and still be run again: its first run and RQ's retries.
 MAX_RUNS = 1 + JOB_MAX_RETRIES
@@ -72,7 +76,10 @@ def _settle(call: RoutedCall) -> str:
     if found.state == "pending":
         return "pending"
     if found.state == "lost" and call.attempts < MAX_RUNS:
-        _requeue(call, queue_name)
+        job_id = _requeue(call, queue_name)
+        logger.warning(
+            "routed call %s: %s; enqueued again as job %s", call.pk, found.reason, job_id
+        )
         return "requeued"
     reason = found.reason
     if found.state == "lost":
@@ -85,7 +92,7 @@ def _settle(call: RoutedCall) -> str:
     return found.state
 
 
-def _requeue(call: RoutedCall, queue_name: str) -> None:
+def _requeue(call: RoutedCall, queue_name: str) -> str:
     """Enqueue the call's job again under a new id (an orphaned old job, should RQ ever
     revive it, then records nothing twice), and point the row at it if still unfinished."""
     job_id = f"{job_id_for(call.idempotency_key)}-{uuid.uuid4().hex[:8]}"
@@ -93,6 +100,7 @@ def _requeue(call: RoutedCall, queue_name: str) -> None:
     RoutedCall.objects.filter(pk=call.pk, status__in=(Status.QUEUED, Status.RUNNING)).update(
         job_id=job_id
     )
+    return job_id
 
 
 def job_state(*, job_id: str, queue_name: str) -> JobState:
