@@ -7,7 +7,7 @@ a temporary directory; N ``manage.py rqworker routing`` processes (the platform'
 50 ms) and escalation off (one upstream call per routed call, so the ideal is exactly
 N x 20 calls/s). Once the workers are registered and idle, M calls are written through
 ``routed_call_enqueue(dispatch=False)`` (the API's path, minus the enqueue), then their
-jobs, built by ``experiments.jobs.enqueue_routed_call`` as on that path, are pushed in
+jobs, built by ``experiments.services.calls.dispatch.enqueue_routed_call`` as on that path, are pushed in
 one Redis transaction, so every worker sees them at the same moment (RQ's
 suspend/resume was used before: a suspended worker polls once a second, which cost up
 to a second per run). The clock runs from that push until the last call is recorded. Rate = M / elapsed; the figure is the median of
@@ -113,8 +113,8 @@ def _measure(workers: int, calls: int, runs: int, data_dir: Path, redis_url: str
     from django.db.models import Max
     from rq import Worker
 
-    from experiments import jobs
     from experiments.models import RoutedCall
+    from experiments.services.calls import dispatch
 
     env = dict(os.environ)
     env.update(
@@ -154,7 +154,7 @@ def _measure(workers: int, calls: int, runs: int, data_dir: Path, redis_url: str
             # queue; the clock starts as they do.
             with connection.pipeline() as pipe:
                 for call in calls_written:
-                    jobs.enqueue_routed_call(
+                    dispatch.enqueue_routed_call(
                         call_id=call.pk, job_id=call.job_id, queue_name="routing", pipeline=pipe
                     )
                 started = time.time()
@@ -183,7 +183,7 @@ def _cpu_breakdown(calls: int) -> dict:
     """CPU milliseconds per routed call spent in the engine, the recording and the rollup,
     measured in this process by running the job function directly (no queue)."""
     from experiments import jobs, rollups
-    from experiments.services import calls as call_services
+    from experiments.services.calls import execution as call_services
 
     ids = [
         _enqueue(f"Classify the sentiment #{i}: I like it.", dispatch=False).pk
@@ -191,7 +191,7 @@ def _cpu_breakdown(calls: int) -> dict:
     ]
     jobs.routed_call_execute(ids[0])  # warm-up
     spent = {"engine": 0.0, "rollup": 0.0}
-    real_engine, real_apply = call_services._run_engine, rollups.rollup_apply
+    real_engine, real_apply = call_services.run_engine, rollups.rollup_apply
 
     def timed_engine(call):
         started = time.process_time()
@@ -207,14 +207,14 @@ def _cpu_breakdown(calls: int) -> dict:
         finally:
             spent["rollup"] += time.process_time() - started
 
-    call_services._run_engine, rollups.rollup_apply = timed_engine, timed_apply
+    call_services.run_engine, rollups.rollup_apply = timed_engine, timed_apply
     try:
         started = time.process_time()
         for call_id in ids[1:]:
             jobs.routed_call_execute(call_id)
         total = time.process_time() - started
     finally:
-        call_services._run_engine, rollups.rollup_apply = real_engine, real_apply
+        call_services.run_engine, rollups.rollup_apply = real_engine, real_apply
     per_call = {name: value * 1000 / calls for name, value in spent.items()}
     per_call["total"] = total * 1000 / calls
     per_call["record"] = per_call["total"] - per_call["engine"] - per_call["rollup"]

@@ -7,7 +7,8 @@ supervisor would; the restarts are counted). Then, scenario by scenario, it driv
 bounded, seeded mix of calls over ``/api/v1/routing/execute`` (inline and ``async``),
 ``/api/v1/routing/evaluate`` and ``/v1/chat/completions``, injects the scenario's fault
 mid-load, and waits for the queues and the call-records list to settle. At the end it
-runs ``routing reconcile --older-than 0`` and matches every answer to its row by a marker
+runs ``routing reconcile --older-than 0`` (which runs again the calls whose job was lost),
+lets the workers finish what it enqueued, and matches every answer to its row by a marker
 in the prompt:
 
 - lost: answered 2xx (acknowledged) but no row;
@@ -29,6 +30,8 @@ The table goes to ``benchmarks/results/chaos.json`` and into BENCHMARKS.md (rend
 
     python -m benchmarks.chaos            # the full run (make chaos)
     python -m benchmarks.chaos --quick    # fewer calls per scenario (a smoke run)
+    python -m benchmarks.chaos --only "Redis stopped"   # the scenarios whose name has it;
+                                          # prints the table, writes no results
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ from rq import Queue, Worker
 
 from benchmarks import run as bench_run
 from benchmarks.bench_openai_overhead import _completion_body, read_request_body
+from experiments.worker_liveness import live_worker_count
 from routing_platform.launcher import uvicorn_argv
 
 TITLE = "Chaos: acknowledged calls vs rows under upstream faults, worker kills, Redis and PostgreSQL outages"
@@ -389,6 +393,17 @@ class Platform:
             worker.start()
             self.workers.append(worker)
         threading.Thread(target=self._supervise, daemon=True).start()
+        self.wait_for_workers()
+
+    def wait_for_workers(self, timeout_s: float = 120.0) -> None:
+        """Until every worker beats: a fault injected while one still starts up would
+        count its start-up as a restart (a worker that finds no Redis at start exits)."""
+        connection = redis_py.Redis.from_url(self.redis.url)
+        deadline = time.monotonic() + timeout_s
+        while live_worker_count(connection) < len(self.workers):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the RQ workers did not start within {timeout_s:.0f} s")
+            time.sleep(0.5)
 
     def start_web(self) -> None:
         self.web = Supervised(
@@ -852,8 +867,11 @@ def reconcile(platform: Platform) -> str:
         return f"reconcile failed: {err.stderr.strip()[-300:]}"
 
 
-def run(quick: bool = False) -> list[dict]:
+def run(quick: bool = False, only: str = "") -> list[dict]:
     ensure_apt_packages()
+    scenarios = [scenario for scenario in SCENARIOS if only in scenario.name]
+    if not scenarios:
+        raise SystemExit(f"no chaos scenario's name contains {only!r}")
     calls, rate = (40, 4.0) if quick else (120, 6.0)
     with tempfile.TemporaryDirectory(prefix="chaos-") as tmp_name:
         tmp = Path(tmp_name)
@@ -872,11 +890,15 @@ def run(quick: bool = False) -> list[dict]:
             platform.start()
             results = []
             for index, scenario in enumerate(SCENARIOS):
+                if scenario not in scenarios:
+                    continue
                 results.append(
                     (scenario, *run_scenario(platform, index, scenario, calls=calls, rate=rate))
                 )
             reconciled = reconcile(platform)
             print(f"chaos: reconcile: {reconciled}", flush=True)
+            left = settle(platform)  # the calls reconcile enqueued again
+            print(f"chaos: after reconcile, jobs/records still pending: {left}", flush=True)
             rows = rows_by_marker(platform)
             platform.stranded |= stranded_records(platform)
         finally:
@@ -938,10 +960,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("mode", nargs="?", choices=["upstream"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="fewer calls per scenario")
+    parser.add_argument(
+        "--only",
+        default="",
+        metavar="TEXT",
+        help="run only the scenarios whose name contains TEXT; prints the table and writes "
+        "no results (BENCHMARKS.md holds full runs only)",
+    )
     args = parser.parse_args(argv)
     if args.mode == "upstream":
         asyncio.run(_upstream_main(args.port))
         return 0
+    if args.only:
+        figures = run(quick=args.quick, only=args.only)
+        for figure in figures:
+            print(f"{figure['metric']}: {figure['value']} (met: {figure['met']})", flush=True)
+        return 1 if any(figure["met"] is False for figure in figures) else 0
     started = time.monotonic()
     command = "make chaos" + (" (--quick)" if args.quick else "")
     try:

@@ -200,10 +200,12 @@ RQ = {"WORKER_CLASS": "experiments.jobs.RoutingWorker"}
 # Jobs every RoutingWorker's timer enqueues (once per period across all workers): dotted
 # path -> period in seconds. The drain writes call records left in Redis even when no
 # new call triggers it; the settle job records failures a database outage held back; the
-# purge forgets Idempotency-Keys older than a day.
+# reconcile runs again (or records) calls whose job was lost; the purge forgets
+# Idempotency-Keys older than a day.
 RQ_PERIODIC_JOBS = {
     "api.jobs.call_records_drain": 10.0,
     "experiments.jobs.routed_calls_settle": 30.0,
+    "experiments.jobs.routed_calls_reconcile": 300.0,
     "api.idempotency.idempotency_purge": 3600.0,
 }
 

@@ -21,27 +21,33 @@ import logging
 import threading
 import time
 
+import django_rq
 import redis
 from django.conf import settings
+from django.db import connections
 from rq import Queue, Retry
 from rq.exceptions import StopRequested
 from rq.job import JobStatus
 from rq.utils import now as rq_now
 from rq.worker import SimpleWorker
 
+from experiments import services
 from experiments.db_retry import TRANSIENT_DB_ERRORS, db_retry
+from experiments.services.calls.dispatch import ROUTED_CALL_JOB
 from experiments.services.quality import quality_on_call_finished
+
+# The liveness names are re-exported: /health and `routing status` read them here.
+from experiments.worker_liveness import WORKER_ALIVE_S as WORKER_ALIVE_S
+from experiments.worker_liveness import WORKER_BEAT_S, WORKERS_ALIVE_KEY
+from experiments.worker_liveness import live_worker_count as live_worker_count
 
 logger = logging.getLogger(__name__)
 
 REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
-#: Sorted set of worker name -> time of its last liveness beat (``WorkerUpkeep``).
-WORKERS_ALIVE_KEY = "routing:workers:alive"
 #: Calls whose failure could not be recorded (database down): settled by a periodic job.
 UNSETTLED_CALLS_KEY = "routing:calls:unsettled"
-WORKER_BEAT_S = 5.0
-#: A worker whose last beat is older than this is not counted as alive.
-WORKER_ALIVE_S = 3 * WORKER_BEAT_S
+#: The periodic reconcile looks only at calls at least this old.
+RECONCILE_AFTER_S = 600.0
 #: A failure callback waits out a database outage this much longer than the job did.
 FAILURE_DB_RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 
@@ -49,8 +55,6 @@ FAILURE_DB_RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 def routed_call_execute(call_id: int, judge: str = "queue") -> str:
     """Run routed call ``call_id`` through the engine and record it (once); its status.
     ``judge``: how a completed shadow pair's judge runs (``quality_on_call_finished``)."""
-    from experiments import services
-
     call = db_retry(lambda: services.routed_call_for_job(call_id=call_id))
     if call is None:
         # The row was deleted (e.g. a test database reset): nothing to run or record.
@@ -61,10 +65,6 @@ def routed_call_execute(call_id: int, judge: str = "queue") -> str:
     return call.status
 
 
-#: The import path RQ records for routed-call jobs (``job.func_name``).
-ROUTED_CALL_JOB = f"{__name__}.routed_call_execute"
-
-
 def routed_call_failed(job, connection, exc_type, exc_value, traceback) -> None:
     """RQ failure callback: record the call as an error once no retry is left.
 
@@ -72,8 +72,6 @@ def routed_call_failed(job, connection, exc_type, exc_value, traceback) -> None:
     abandoned by a killed worker; while ``job.retries_left`` is positive RQ will run the
     job again, so nothing is recorded yet.
     """
-    from experiments import services
-
     if job.retries_left:
         return
     call_id = job.args[0] if job.args else job.kwargs.get("call_id")
@@ -99,10 +97,6 @@ def routed_call_failed(job, connection, exc_type, exc_value, traceback) -> None:
 def routed_calls_settle() -> int:
     """Record the failures that ``routed_call_failed`` could not write (periodic job); a
     failure that still cannot be written stays in the list for the next run."""
-    import django_rq
-
-    from experiments import services
-
     connection = django_rq.get_connection("default")
     settled = 0
     while (raw := connection.lindex(UNSETTLED_CALLS_KEY, 0)) is not None:
@@ -117,70 +111,11 @@ def routed_calls_settle() -> int:
     return settled
 
 
-def enqueue_routed_call(*, call_id: int, job_id: str, queue_name: str, pipeline=None):
-    """Put ``routed_call_execute(call_id)`` on ``queue_name`` with retries and the callback.
-
-    With a Redis ``pipeline`` the job is queued when the caller executes it (several jobs
-    become visible to the workers at once)."""
-    import django_rq
-    from rq import Callback
-
-    from experiments.services.calls import JOB_MAX_RETRIES, JOB_TIMEOUT_S
-
-    queue = django_rq.get_queue(queue_name)
-    return queue.enqueue(
-        routed_call_execute,
-        call_id,
-        job_id=job_id,
-        job_timeout=JOB_TIMEOUT_S,
-        retry=Retry(max=JOB_MAX_RETRIES),
-        on_failure=Callback(routed_call_failed),
-        # The outcome lives in the RoutedCall row, not in RQ: no result to store (one write
-        # less per job); a failed job is kept a week for its traceback (job_state).
-        result_ttl=600,
-        failure_ttl=7 * 24 * 3600,
-        pipeline=pipeline,
-    )
-
-
-def job_state(*, job_id: str, queue_name: str) -> tuple[str, str]:
-    """("pending" | "failed" | "lost", reason) of a routed call's RQ job."""
-    import django_rq
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job, JobStatus
-
-    connection = django_rq.get_connection(queue_name)
-    try:
-        job = Job.fetch(job_id, connection=connection)
-    except NoSuchJobError:
-        return "lost", f"job {job_id} no longer exists in the queue"
-    status = job.get_status(refresh=True)
-    if status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
-        latest = job.latest_result()
-        detail = ""
-        if latest is not None and latest.exc_string:
-            detail = latest.exc_string.strip().splitlines()[-1]
-        return "failed", f"job {job_id} {status.value}: {detail or 'no reason recorded by RQ'}"
-    if status == JobStatus.FINISHED:
-        # The job ran but its row is unfinished: it cannot be retried, so say so.
-        return "failed", f"job {job_id} finished without recording the call"
-    if status == JobStatus.STARTED and worker_stopped_beating(connection, job.worker_name):
-        # RQ leaves a job of a SIGKILLed worker "started" until its own maintenance, which
-        # may be many minutes away; the worker's missing beat says it is gone now.
-        return "lost", (
-            f"job {job_id} was running on worker {job.worker_name}, which stopped "
-            f"(no liveness beat for over {WORKER_ALIVE_S:g} s)"
-        )
-    return "pending", ""
-
-
-def worker_stopped_beating(connection, worker_name: str | None) -> bool:
-    """Whether a worker that beat (``WorkerUpkeep``) has not beaten for ``WORKER_ALIVE_S``.
-    A worker that never beat (a plain RQ worker) is not judged: False."""
-    if not worker_name:
-        return False
-    last_beat = connection.zscore(WORKERS_ALIVE_KEY, worker_name)
-    return last_beat is not None and float(last_beat) < time.time() - WORKER_ALIVE_S
+def routed_calls_reconcile() -> dict[str, int]:
+    """Settle the calls whose job is gone (periodic job; ``routing reconcile`` does the same
+    on demand): calls older than ``RECONCILE_AFTER_S`` only, so a call that simply waits
+    for a busy worker is left to it."""
+    return db_retry(lambda: services.routed_calls_reconcile(older_than_s=RECONCILE_AFTER_S))
 
 
 def _check_db_connections() -> None:
@@ -189,8 +124,6 @@ def _check_db_connections() -> None:
     but ``CONN_MAX_AGE = 0`` (Django's default, "a connection per request"; the SQLite
     setting here) keeps a healthy connection across jobs instead of reconnecting (and
     re-running the SQLite pragmas) for every job."""
-    from django.db import connections
-
     for conn in connections.all(initialized_only=True):
         if conn.connection is not None and conn.settings_dict.get("CONN_MAX_AGE") == 0:
             conn.close_at = None  # no age limit; errors still close it below
@@ -204,13 +137,6 @@ _WAITING_OR_RUNNING = (
     JobStatus.SCHEDULED,
     JobStatus.DEFERRED,
 )
-
-
-def live_worker_count(connection) -> int:
-    """Workers whose liveness beat (``WorkerUpkeep``) is younger than ``WORKER_ALIVE_S``: a
-    worker killed with -9 stops counting within seconds, and one that outlived a Redis
-    restart counts again at its next beat (RQ's own registry gets neither right)."""
-    return int(connection.zcount(WORKERS_ALIVE_KEY, time.time() - WORKER_ALIVE_S, "+inf"))
 
 
 def periodic_enqueue(connection, func_path: str, every_s: float) -> bool:
@@ -283,7 +209,7 @@ class WorkerUpkeep(threading.Thread):
 
 
 #: Jobs that are safe to run again after an interruption (they record exactly once).
-_RERUNNABLE_JOBS = frozenset({f"{__name__}.routed_call_execute", "api.jobs.call_records_drain"})
+_RERUNNABLE_JOBS = frozenset({ROUTED_CALL_JOB, "api.jobs.call_records_drain"})
 
 
 class RoutingWorker(SimpleWorker):
@@ -300,23 +226,22 @@ class RoutingWorker(SimpleWorker):
 
     RQ's bookkeeping costs about 18 Redis round trips per job; on a busy machine each one
     waits for the Redis process to be scheduled, and together they cost more than the
-    job's own work. Three of RQ's methods are trimmed, without changing what is stored
-    for a job or how a lost job is found: the worker's liveness heartbeat (``hset`` +
+    job's own work. Three of RQ's public methods are trimmed, without changing what is
+    stored for a job or how a lost job is found: the worker's liveness heartbeat (``hset`` +
     ``expire`` of its key) is one pipelined round trip, and is skipped while the key
     still has at least ``worker_ttl`` seconds to live (longer than RQ's blocking dequeue,
     so the key never expires under a live worker); an unchanged worker state is not
     written again; and the job hash's ``last_heartbeat`` is not rewritten just after the
     job ran (RQ deletes or expires that hash in the next step; abandoned jobs are found
     by the execution's entry in the started registry, which is kept as RQ keeps it).
+    A job's success is recorded by RQ's own ``handle_job_success``: only public RQ API
+    here.
     """
 
     def work(self, *args, **kwargs):
-        # The jobs' imports happen now rather than in the first job; then everything
-        # imported (Django, the engine, scipy) lives as long as the worker: freezing it
-        # keeps the garbage collector from rescanning it after every few jobs.
-        import routing_platform.runtime  # noqa: F401
-        from experiments import services  # noqa: F401
-
+        # The jobs' imports (Django, the engine, scipy: imported with this module) live as
+        # long as the worker: freezing them keeps the garbage collector from rescanning
+        # them after every few jobs.
         gc.freeze()
         self.shutdown_asked = False
         self.upkeep = WorkerUpkeep(
@@ -415,45 +340,9 @@ class RoutingWorker(SimpleWorker):
         self._key_expires_at = time.monotonic() + ttl
 
     def set_state(self, state, pipeline=None):
-        if pipeline is None and state == self._state:
+        if pipeline is None and state == self.get_state():
             return
         super().set_state(state, pipeline=pipeline)
-
-    def handle_job_success(self, job, queue, started_job_registry):
-        """RQ's success bookkeeping in one MULTI/EXEC, for routed-call jobs.
-
-        RQ first WATCHes the job's dependents key and reads it (two round trips) so that a
-        job made to depend on this one meanwhile is enqueued; nothing ever depends on a
-        routed-call job (``enqueue_routed_call`` is the only producer), so those two
-        steps are skipped for them. The rest is RQ's own sequence (counters, result,
-        job cleanup, execution cleanup); any other job gets RQ's method unchanged.
-        """
-        if job.func_name != ROUTED_CALL_JOB:
-            return super().handle_job_success(job, queue, started_job_registry)
-        with self.connection.pipeline() as pipeline:
-            self.increment_successful_job_count(pipeline=pipeline)
-            self.increment_total_working_time(job.ended_at - job.started_at, pipeline)
-            result_ttl = job.get_result_ttl(self.default_result_ttl)
-            if result_ttl != 0:
-                execution = self.execution
-                job._handle_success(
-                    result_ttl,
-                    pipeline=pipeline,
-                    worker_name=self.name,
-                    execution_id=execution.id if execution else None,
-                    execution_started_at=execution.created_at if execution else None,
-                    execution_ended_at=job.ended_at,
-                )
-            job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)
-            self.cleanup_execution(job, pipeline=pipeline)
-            pipeline.execute()
-        self.log.info(
-            "Successfully completed job %s in %ss on worker %s",
-            job.id,
-            job.ended_at - job.started_at,
-            self.name,
-        )
-        return None
 
     def handle_execution_ended(self, job, queue, heartbeat_ttl):
         job.ended_at = rq_now()

@@ -14,10 +14,12 @@ from decimal import Decimal
 import django_rq
 import pytest
 from django.core.exceptions import ValidationError
+from rq import SimpleWorker
 from rq.job import Job
 
 from experiments import jobs, selectors, services
 from experiments.models import CallRollup, RoutedCall
+from experiments.services.calls import dispatch, reconciliation
 from routing_platform.engine.errors import AllProvidersFailedError, ProviderError
 from tests.experiments.factories import engine_result, make_experiment
 
@@ -252,7 +254,7 @@ def test_redis_down_at_enqueue_records_an_error_and_says_so(
     def refuse(**kwargs):
         raise redis.exceptions.ConnectionError("Connection refused")
 
-    monkeypatch.setattr(jobs, "enqueue_routed_call", refuse)
+    monkeypatch.setattr(dispatch, "enqueue_routed_call", refuse)
     with (
         pytest.raises(services.QueueUnavailableError, match="Check that Redis is running"),
         django_capture_on_commit_callbacks(execute=True),
@@ -335,20 +337,77 @@ def test_calls_after_rollback_run_the_control_but_are_not_counted(fake_redis, fa
     assert fake_engine[0]["strategy"] == "original_council"
 
 
-def test_reconcile_settles_calls_whose_job_is_gone(fake_redis, django_capture_on_commit_callbacks):
-    """A queued call whose job no longer exists ends as an error (JobLost), not forever queued."""
+def _run_queued_jobs() -> None:
+    queue = django_rq.get_queue("routing")
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+
+
+def test_reconcile_runs_again_a_call_whose_job_is_gone(
+    fake_redis, fake_engine, django_capture_on_commit_callbacks
+):
+    """A queued call whose job no longer exists (Redis restarted without persistence) is
+    enqueued again under a new job, and a worker records it, once."""
     with django_capture_on_commit_callbacks(execute=True):
         call = services.routed_call_enqueue(kind="execute", request_payload={"text": "x"})
     fake_redis.flushall()
     assert services.routed_calls_reconcile(older_than_s=3600) == {
         "failed": 0,
         "lost": 0,
+        "requeued": 0,
         "pending": 0,
     }
-    counts = services.routed_calls_reconcile(older_than_s=-1)
-    assert counts["lost"] == 1
+    assert services.routed_calls_reconcile(older_than_s=-1)["requeued"] == 1
+    old_job_id = call.job_id
+    call.refresh_from_db()
+    assert call.status == "queued" and call.job_id.startswith(old_job_id + "-")
+    assert services.routed_calls_reconcile(older_than_s=-1)["pending"] == 1
+    _run_queued_jobs()
+    call.refresh_from_db()
+    assert call.status == "success" and len(fake_engine) == 1
+    assert services.routed_calls_reconcile(older_than_s=-1) == dict.fromkeys(
+        ("failed", "lost", "requeued", "pending"), 0
+    )
+
+
+def test_reconcile_runs_again_a_queued_job_that_no_queue_holds(
+    fake_redis, fake_engine, django_capture_on_commit_callbacks
+):
+    """The chaos case (Redis stopped 10 s, with persistence): a worker popped the job's id
+    from the queue, then lost Redis before reading the job, so the job stays "queued" in
+    no queue and no worker will take it. Reconcile runs it again; one reconcile and a
+    worker leave no row open."""
+    with django_capture_on_commit_callbacks(execute=True):
+        calls = [
+            services.routed_call_enqueue(kind="execute", request_payload={"text": f"q{i}"})
+            for i in range(2)
+        ]
+    connection = django_rq.get_connection("routing")
+    assert connection.lpop(django_rq.get_queue("routing").key).decode() == calls[0].job_id
+    assert Job.fetch(calls[0].job_id, connection=connection).get_status() == "queued"
+    assert services.routed_calls_reconcile(older_than_s=-1) == {
+        "failed": 0,
+        "lost": 0,
+        "requeued": 1,
+        "pending": 1,
+    }
+    _run_queued_jobs()
+    assert sorted(RoutedCall.objects.values_list("status", flat=True)) == ["success"] * 2
+    assert len(fake_engine) == 2
+
+
+def test_reconcile_records_a_lost_call_that_ran_out_of_runs(
+    fake_redis, django_capture_on_commit_callbacks
+):
+    """A lost job whose call already ran as often as RQ's retries allow is not run again:
+    the call ends as an error (JobLost) with the reason."""
+    with django_capture_on_commit_callbacks(execute=True):
+        call = services.routed_call_enqueue(kind="execute", request_payload={"text": "x"})
+    RoutedCall.objects.filter(pk=call.pk).update(status="running", attempts=reconciliation.MAX_RUNS)
+    fake_redis.flushall()
+    assert services.routed_calls_reconcile(older_than_s=-1)["lost"] == 1
     call.refresh_from_db()
     assert call.status == "error" and call.error_type == "JobLost"
+    assert f"it already ran {reconciliation.MAX_RUNS} time(s)" in call.error_message
 
 
 def test_reconcile_leaves_pending_jobs_alone(fake_redis, django_capture_on_commit_callbacks):
@@ -360,25 +419,53 @@ def test_reconcile_leaves_pending_jobs_alone(fake_redis, django_capture_on_commi
     assert call.status == "queued"
 
 
-def test_reconcile_settles_a_started_job_whose_worker_stopped_beating(
-    fake_redis, django_capture_on_commit_callbacks
-):
-    """A job left "started" by a SIGKILLed worker is settled as JobLost once the worker's
-    liveness beat is stale; while the worker still beats, the call is left to it."""
-    with django_capture_on_commit_callbacks(execute=True):
-        call = services.routed_call_enqueue(kind="execute", request_payload={"text": "x"})
+def _started_by(call: RoutedCall, worker_name: str):
+    """Mark the call's job "started" by ``worker_name``, which beats now; the connection."""
     connection = django_rq.get_connection("routing")
     job = Job.fetch(call.job_id, connection=connection)
     job.set_status("started")
-    job.worker_name = "w-killed"
+    job.worker_name = worker_name
     job.save()
-    connection.zadd(jobs.WORKERS_ALIVE_KEY, {"w-killed": time.time()})
+    connection.zadd(jobs.WORKERS_ALIVE_KEY, {worker_name: time.time()})
+    return connection
+
+
+def test_reconcile_settles_a_started_job_whose_worker_stopped_beating(
+    fake_redis, django_capture_on_commit_callbacks
+):
+    """A job left "started" by a SIGKILLed worker is settled once the worker's liveness
+    beat is stale (here as JobLost: the call already ran out of runs); while the worker
+    still beats, the call is left to it."""
+    with django_capture_on_commit_callbacks(execute=True):
+        call = services.routed_call_enqueue(kind="execute", request_payload={"text": "x"})
+    RoutedCall.objects.filter(pk=call.pk).update(status="running", attempts=reconciliation.MAX_RUNS)
+    connection = _started_by(call, "w-killed")
     assert services.routed_calls_reconcile(older_than_s=-1)["pending"] == 1
     connection.zadd(jobs.WORKERS_ALIVE_KEY, {"w-killed": time.time() - 10 * jobs.WORKER_ALIVE_S})
     assert services.routed_calls_reconcile(older_than_s=-1)["lost"] == 1
     call.refresh_from_db()
     assert call.status == "error" and call.error_type == "JobLost"
     assert "w-killed" in call.error_message
+
+
+def test_reconcile_runs_again_a_job_its_live_worker_left_behind(
+    fake_redis, django_capture_on_commit_callbacks
+):
+    """A job "started" by a worker that still beats is pending while the worker runs it;
+    once that worker runs another job (or idles), the job was left behind: run it again."""
+    with django_capture_on_commit_callbacks(execute=True):
+        call = services.routed_call_enqueue(kind="execute", request_payload={"text": "x"})
+    queue = django_rq.get_queue("routing")
+    connection = _started_by(call, "w-alive")
+    assert connection.lpop(queue.key).decode() == call.job_id  # the worker took it
+    worker = SimpleWorker([queue], name="w-alive", connection=connection)
+    worker.register_birth()
+    worker.set_state("busy")
+    worker.set_current_job_id(call.job_id)
+    assert services.routed_calls_reconcile(older_than_s=-1)["pending"] == 1
+    worker.set_current_job_id("call-another")
+    assert services.routed_calls_reconcile(older_than_s=-1)["requeued"] == 1
+    assert queue.get_job_ids() == [RoutedCall.objects.get().job_id]
 
 
 def test_fakeredis_worker_runs_every_enqueued_call_once(
@@ -401,7 +488,9 @@ def test_fakeredis_worker_runs_every_enqueued_call_once(
             for i in range(6)
         ]
     for call in calls[:3]:  # the same jobs delivered twice
-        jobs.enqueue_routed_call(call_id=call.pk, job_id=call.job_id + "-dup", queue_name="routing")
+        dispatch.enqueue_routed_call(
+            call_id=call.pk, job_id=call.job_id + "-dup", queue_name="routing"
+        )
     queue = django_rq.get_queue("routing")
     SimpleWorker([queue], connection=queue.connection).work(burst=True)
     statuses = list(RoutedCall.objects.values_list("status", flat=True))

@@ -105,7 +105,7 @@ def test_a_real_postgresql_connection_killed_mid_record_is_reconnected(
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (pg_terminate_backend); CI runs it in the postgres pass")
     call = services.routed_call_enqueue(kind="execute", request_payload={"text": "x"})
-    real_prepare = services.calls._finish_prepare
+    real_prepare = services.calls.execution.finish_prepare
     killed = []
 
     def prepare_then_lose_the_connection(call, **outcome):
@@ -119,7 +119,9 @@ def test_a_real_postgresql_connection_killed_mid_record_is_reconnected(
             killed.append(pid)
         return prepared
 
-    monkeypatch.setattr(services.calls, "_finish_prepare", prepare_then_lose_the_connection)
+    monkeypatch.setattr(
+        services.calls.execution, "finish_prepare", prepare_then_lose_the_connection
+    )
     assert jobs.routed_call_execute(call.pk) == "success"
     assert killed and pauses == [db_retry.DB_RETRY_DELAYS_S[0]]
     call.refresh_from_db()

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import django_rq
 import pytest
 from django.db import OperationalError
+from django.utils import timezone
 
 from experiments import jobs, services
 from experiments.models import CallRollup, RoutedCall
+from experiments.services.calls import dispatch, reconciliation
+from experiments.services.calls.reconciliation import JobState
 from tests.experiments.factories import make_experiment
 
 pytestmark = pytest.mark.django_db
@@ -51,17 +57,21 @@ def test_a_database_failure_while_recording_leaves_no_half_record(
 
 def test_enqueue_routed_call_sets_retry_timeout_and_callback(fake_redis):
     """Jobs carry 3 retries, a timeout and the failure callback that records errors."""
-    job = jobs.enqueue_routed_call(call_id=7, job_id="call-test", queue_name="shadow")
+    job = dispatch.enqueue_routed_call(call_id=7, job_id="call-test", queue_name="shadow")
     assert job.origin == "shadow" and job.id == "call-test"
     assert job.retries_left == 3 and job.timeout == 300
     assert job.failure_callback is jobs.routed_call_failed
+    # The services enqueue the job by its dotted path: it must name the job itself.
+    assert job.func_name == jobs.ROUTED_CALL_JOB and job.func is jobs.routed_call_execute
 
 
 def test_job_state_reports_missing_failed_and_pending(fake_redis):
     """job_state tells the reconciler whether a job is lost, failed for good, or pending."""
-    assert jobs.job_state(job_id="nope", queue_name="routing")[0] == "lost"
-    job = jobs.enqueue_routed_call(call_id=7, job_id="call-pending", queue_name="routing")
-    assert jobs.job_state(job_id=job.id, queue_name="routing") == ("pending", "")
+    assert reconciliation.job_state(job_id="nope", queue_name="routing").state == "lost"
+    job = dispatch.enqueue_routed_call(call_id=7, job_id="call-pending", queue_name="routing")
+    assert reconciliation.job_state(job_id=job.id, queue_name="routing") == JobState("pending")
+    job.set_status("failed")
+    assert reconciliation.job_state(job_id=job.id, queue_name="routing").state == "failed"
 
 
 def test_routing_worker_is_the_configured_worker_class(settings):
@@ -143,3 +153,24 @@ def test_routing_worker_keeps_rqs_bookkeeping_for_routed_calls(fake_redis, fake_
         assert call.job_id in queue.finished_job_registry.get_job_ids()
     assert queue.started_job_registry.get_job_ids() == []
     assert int(queue.connection.hget(worker.key, "successful_job_count")) == 2
+
+
+def test_periodic_reconcile_runs_again_old_calls_whose_job_is_lost(
+    fake_redis, django_capture_on_commit_callbacks, settings
+):
+    """Every worker's timer enqueues the reconcile job; it settles calls older than
+    RECONCILE_AFTER_S whose job is gone and leaves younger ones to their workers."""
+    assert "experiments.jobs.routed_calls_reconcile" in settings.RQ_PERIODIC_JOBS
+    with django_capture_on_commit_callbacks(execute=True):
+        old, young = (
+            services.routed_call_enqueue(kind="execute", request_payload={"text": text})
+            for text in ("old", "young")
+        )
+    RoutedCall.objects.filter(pk=old.pk).update(
+        created_at=timezone.now() - timedelta(seconds=jobs.RECONCILE_AFTER_S + 1)
+    )
+    fake_redis.flushall()
+    assert jobs.routed_calls_reconcile() == {"failed": 0, "lost": 0, "requeued": 1, "pending": 0}
+    queued = django_rq.get_queue("routing").get_job_ids()
+    assert queued == [RoutedCall.objects.get(pk=old.pk).job_id]
+    assert RoutedCall.objects.get(pk=young.pk).job_id not in queued

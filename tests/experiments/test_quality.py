@@ -8,8 +8,8 @@ import pytest
 from experiments import jobs, reports, selectors_quality, stats
 from experiments.models import QualitySignal, RoutedCall
 from experiments.quality import evaluation_agreement, execution_agreement
-from experiments.services import calls as calls_service
 from experiments.services import routed_call_enqueue
+from experiments.services.calls import execution as calls_execution
 from experiments.services.quality import (
     FeedbackError,
     feedback_record,
@@ -85,7 +85,7 @@ def _pairs(experiment, *, count: int = 40) -> list[RoutedCall]:
 def inflating_arm(monkeypatch):
     """The treatment (smart_routing) arm is a cheap model that scores every script 100;
     the control runs the simulated council as it is."""
-    real_run = calls_service._run_engine
+    real_run = calls_execution.run_engine
 
     def run(call):
         result = real_run(call)
@@ -93,7 +93,7 @@ def inflating_arm(monkeypatch):
             result = {**result, "final_score": 100.0, "verdict": "approved"}
         return result
 
-    monkeypatch.setattr(calls_service, "_run_engine", run)
+    monkeypatch.setattr(calls_execution, "run_engine", run)
 
 
 def _quality_guardrail(experiment) -> dict:

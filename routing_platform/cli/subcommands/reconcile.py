@@ -1,5 +1,5 @@
-"""`routing reconcile`: settle routed calls whose RQ job is gone, and the call records
-waiting in Redis (for cron)."""
+"""`routing reconcile`: settle routed calls whose RQ job is gone (run them again, or record
+them as errors), and the call records waiting in Redis (for cron)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from api.recording import records_backlog
 from experiments.services import routed_calls_reconcile
 
 HELP = (
-    "Record queued/running calls whose RQ job failed for good or vanished as errors, write "
-    "the call records waiting in Redis, and report them and the dead letters (cron)."
+    "Settle queued/running calls whose RQ job is gone: run again those whose job vanished "
+    "(while they have runs left), record the others as errors; write the call records "
+    "waiting in Redis, and report them and the dead letters (cron)."
 )
 
 DEFAULT_OLDER_THAN_S = 600.0
@@ -53,8 +54,8 @@ def handle(command, **options) -> None:
     settled = counts["failed"] + counts["lost"]
     command.stdout.write(
         f"{settled} call(s) recorded as errors ({counts['failed']} whose job failed for good, "
-        f"{counts['lost']} whose job no longer exists); {counts['pending']} still pending "
-        "with a worker."
+        f"{counts['lost']} whose job was lost after its last run); {counts['requeued']} "
+        f"whose job was lost enqueued again; {counts['pending']} still pending with a worker."
     )
     oldest = records["oldest_age_s"]
     command.stdout.write(
@@ -64,4 +65,3 @@ def handle(command, **options) -> None:
         + f"; dead letters: {records['dead_letters']}"
         + (" (see `routing dead-letters`)." if records["dead_letters"] else ".")
     )
-
