@@ -3,7 +3,6 @@ shadow twin) from a ``CallRecord``'s fields, whose error is a ``RecordedError``.
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -14,27 +13,11 @@ from experiments.services.calls import routed_call_record
 from routing_platform.engine.outcome import RecordedError
 
 
-@cache
-def _error_class(kind: str) -> type[Exception]:
-    # routed_call_record names a recorded error after its exception class. A RecordedError
-    # is not an exception (it may come back from a queue as JSON), so its kind is carried
-    # as a class of that name: the one place this is done (one class per kind).
-    return type(kind, (Exception,), {})
-
-
-def _recordable(error: RecordedError | BaseException | str | None) -> BaseException | str | None:
-    if not isinstance(error, RecordedError):
-        return error
-    recordable = _error_class(error.kind)(error.message)
-    recordable.metadata = dict(error.metadata)  # type: ignore[attr-defined]
-    return recordable
-
-
 def routed_call_write(
     *, error: RecordedError | BaseException | str | None = None, **fields: Any
 ) -> RoutedCall:
     """``routed_call_record`` for a call's fields (``CallRecord.fields()``), error typed."""
-    return routed_call_record(error=_recordable(error), **fields)
+    return routed_call_record(error=error, **fields)
 
 
 def routed_call_write_record(record: CallRecord) -> RoutedCall:

@@ -9,6 +9,7 @@ from typing import Any
 
 from config.logging_filters import redact
 from experiments.models import RoutedCall
+from routing_platform.engine.outcome import RecordedError
 
 Status = RoutedCall.Status
 
@@ -99,18 +100,10 @@ def outcome_fields(metadata: Mapping[str, Any], result: Mapping[str, Any] | None
     return fields
 
 
-class NamedError(Exception):
-    """An error whose type name is given (e.g. "JobFailed"), for rows of failed jobs."""
-
-    def __init__(self, type_name: str, message: str) -> None:
-        super().__init__(message)
-        self.type_name = type_name
-
-
-def error_fields(error: BaseException | str) -> tuple[dict, dict]:
+def error_fields(error: RecordedError | BaseException | str) -> tuple[dict, dict]:
     """(RoutedCall fields, partial routing metadata) of an error."""
-    if isinstance(error, NamedError):
-        error_type, message, metadata = error.type_name, str(error), {}
+    if isinstance(error, RecordedError):
+        error_type, message, metadata = error.kind, str(error), error.metadata
     elif isinstance(error, BaseException):
         error_type = type(error).__name__
         message = str(error) or error_type

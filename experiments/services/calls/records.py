@@ -14,7 +14,6 @@ from experiments import rollups
 from experiments.models import Arm, Experiment, RoutedCall
 from experiments.services.calls.fields import (
     RELATIONS,
-    NamedError,
     Status,
     clip,
     error_fields,
@@ -23,6 +22,7 @@ from experiments.services.calls.fields import (
     json_safe,
     outcome_fields,
 )
+from routing_platform.engine.outcome import RecordedError
 
 
 def record_once(*, idempotency_key: str | None, **fields: Any) -> tuple[RoutedCall, bool]:
@@ -234,7 +234,7 @@ def routed_call_fail(
         task_type=call.task_type,
         request_payload=call.request_payload,
         result=None,
-        error=NamedError(error_type, reason),
+        error=RecordedError(kind=error_type, message=reason),
         experiment=None,
         arm=None,
         phase=None,
