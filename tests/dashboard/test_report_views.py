@@ -13,7 +13,7 @@ from dashboard.report_charts import cumulative_effect, report_charts
 from experiments import services
 from experiments.models import Arm, ArmRollup, Experiment, Phase
 from experiments.stats.histograms import LATENCY_HIST_SIZE
-from tests.dashboard.pages import external_scripts
+from tests.dashboard.pages import BUNDLE_TRACE_TYPES, external_scripts, trace_types
 from tests.quality_factories import healthy_signals
 
 pytestmark = pytest.mark.django_db
@@ -90,10 +90,11 @@ def test_staff_see_decision_arms_guardrails_checklist_and_charts(admin_client, e
     assert content.count("<tr data-arm=") == 2
     for section in ("report-srm", "report-guardrails", "report-checklist", "report-tests"):
         assert f'id="{section}"' in content
-    assert "dashboard/plotly.min.js" in content and external_scripts(content) == []
+    assert "dashboard/plotly-basic.min.js" in content and external_scripts(content) == []
     script = re.search(r'<script[^>]*id="dashboard-charts-data"[^>]*>(.*?)</script>', content, re.S)
     charts = json.loads(script.group(1))
     assert [chart["key"] for chart in charts] == ["forest", "cumulative", "quality"]
+    assert trace_types(charts) <= BUNDLE_TRACE_TYPES
     assert 'id="report-quality"' in content and 'data-signal="agreement"' in content
     assert "Quality (agreement)" in content  # the guardrail names the signal it checks
     assert response.templates[0].name == "dashboard/experiment_report.html"
@@ -215,6 +216,7 @@ def test_report_draws_the_ramp_history_from_the_audit_log(admin_client, experime
     (trace,) = ramp["figure"]["data"]
     assert list(trace["y"]) == [5.0, 25.0, 25.0]
     assert trace["line"]["shape"] == "hv"
+    assert trace_types(charts) <= BUNDLE_TRACE_TYPES  # every chart of the page, ramp included
 
 
 def test_cumulative_effect_of_one_day_spans_three_days_not_milliseconds():
