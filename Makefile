@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench chaos install clean
+.PHONY: demo test lint bench chaos install clean plotly-js
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
@@ -37,6 +37,19 @@ bench: $(STAMP)
 ## 127.0.0.1; kills workers, stops Redis, restarts PostgreSQL; writes BENCHMARKS.md (~10 min).
 chaos: $(STAMP)
 	$(PY) -m benchmarks.chaos $(CHAOS_ARGS)
+
+## Re-vendor the admin's plotly.js: the official "basic" partial bundle (scatter, bar, pie)
+## from npm, at the plotly.js version the installed plotly package bundles. Never at run time.
+PLOTLY_JS_DIR := dashboard/static/dashboard
+plotly-js: $(STAMP)
+	@version=$$($(PY) -c 'from plotly.offline import get_plotlyjs_version; print(get_plotlyjs_version())') && \
+	  work=$$(mktemp -d) && \
+	  (cd $$work && npm pack --silent plotly.js-basic-dist-min@$$version >/dev/null && tar xzf *.tgz) && \
+	  cp $$work/package/plotly-basic.min.js $(PLOTLY_JS_DIR)/plotly-basic.min.js && \
+	  cp $$work/package/LICENSE $(PLOTLY_JS_DIR)/plotly-basic.LICENSE.txt && \
+	  rm -rf $$work && \
+	  echo "plotly.js-basic-dist-min@$$version -> $(PLOTLY_JS_DIR)/plotly-basic.min.js" && \
+	  sha256sum $(PLOTLY_JS_DIR)/plotly-basic.min.js
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -291,7 +291,6 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.FileSystemFinder",
     "django.contrib.staticfiles.finders.AppDirectoriesFinder",
-    "dashboard.staticfinders.PlotlyFinder",  # plotly.js from the installed package
 ]
 # Hashed, compressed static files with year-long cache headers (after `collectstatic`):
 # on by default in production; `make demo` and the Dockerfile turn it on and collect.

@@ -83,7 +83,11 @@ def time_axis_of(
 #: Axis style of every chart (what the "plotly_white" template gives, written out: the
 #: template costs ~80 ms and 7 KB per figure to validate and embed). The page's script
 #: recolours grid and text to the admin's light or dark theme.
-_AXIS = {"gridcolor": "#e5e7eb", "zerolinecolor": "#d1d5db", "linecolor": "#d1d5db"}
+#: Tick labels drawn as laid out: plotly.js's default for date and linear axes ("hide past
+#: div") measures every tick label once per label drawn, which was 40% of the time the
+#: dashboard took to draw its charts; our margins keep labels inside the chart anyway.
+TICK_LABELS = {"ticklabeloverflow": "allow"}
+_AXIS = {"gridcolor": "#e5e7eb", "zerolinecolor": "#d1d5db", "linecolor": "#d1d5db", **TICK_LABELS}
 #: Slice and extra-trace colours, in order.
 COLORWAY = ["#6366f1", "#f97316", "#10b981", "#ef4444", "#0ea5e9", "#a855f7", "#eab308"]
 #: The note drawn in place of a time chart that has no point in its window.

@@ -7,10 +7,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, timedelta
 
 import plotly.graph_objects as go
 
+from dashboard.charts import TICK_LABELS
 from dashboard.report_presentation import clip_relative
 
 #: Metric key -> label on the forest plot.
@@ -41,8 +43,8 @@ def _layout(**extra) -> dict:
         # Transparent, with grid and text recoloured by the page for the admin's theme.
         "paper_bgcolor": "rgba(0,0,0,0)",
         "plot_bgcolor": "rgba(0,0,0,0)",
-        "xaxis": {"gridcolor": "#e5e7eb", "automargin": True},
-        "yaxis": {"gridcolor": "#e5e7eb", "automargin": True},
+        "xaxis": {"gridcolor": "#e5e7eb", "automargin": True, **TICK_LABELS},
+        "yaxis": {"gridcolor": "#e5e7eb", "automargin": True, **TICK_LABELS},
         "height": 360,
         "margin": {"l": 24, "r": 24, "t": 16, "b": 48},
         "showlegend": False,
@@ -190,13 +192,11 @@ def cumulative_effect(report: dict) -> dict:
     metric = METRIC_LABELS.get(cumulative.get("metric", ""), cumulative.get("metric", ""))
     figure.update_layout(
         **_layout(
-            xaxis={
-                "title": {"text": "day (UTC)"},
-                "type": "date",
-                "tickformat": "%b %d",
-                "hoverformat": "%a %b %d, %Y",
-                **_day_range(cumulative),
-            },
+            xaxis=_day_axis(
+                point["day"]
+                for points in (cumulative.get("by_arm") or {}).values()
+                for point in points
+            ),
             yaxis={"title": {"text": f"{metric} vs control"}, "ticksuffix": "%"},
         )
     )
@@ -225,22 +225,28 @@ def quality_over_time(report: dict) -> dict:
         **_layout(
             margin={"l": 64, "r": 24, "t": 16, "b": 48},
             showlegend=True,
-            xaxis={"title": "day (UTC)"},
+            xaxis=_day_axis(point["day"] for point in quality.get("by_day") or []),
             yaxis={"title": f"{quality.get('signal', 'quality')} (0-1)", "range": [0, 1.02]},
         )
     )
     return _to_dict(figure)
 
 
-def _day_range(cumulative: dict) -> dict:
-    """A day either side of a lone day (Plotly would zoom to milliseconds around it)."""
-    days = sorted(
-        {point["day"] for points in (cumulative.get("by_arm") or {}).values() for point in points}
-    )
-    if len(days) != 1:
-        return {}
-    day = date.fromisoformat(days[0])
-    return {"range": [(day - timedelta(days=1)).isoformat(), (day + timedelta(days=1)).isoformat()]}
+def _day_axis(days: Iterable[str]) -> dict:
+    """A date axis over ISO days, ticked by day; a lone day gets a day either side, one tick
+    a day (Plotly would zoom to milliseconds around it, or repeat the day at half days)."""
+    axis = {
+        "title": {"text": "day (UTC)"},
+        "type": "date",
+        "tickformat": "%b %d",
+        "hoverformat": "%a %b %d, %Y",
+    }
+    distinct = set(days)
+    if len(distinct) != 1:
+        return axis
+    day = date.fromisoformat(distinct.pop())
+    span = [(day - timedelta(days=1)).isoformat(), (day + timedelta(days=1)).isoformat()]
+    return {**axis, "range": span, "dtick": 86_400_000}
 
 
 def ramp_history_chart(history: list[dict], *, until: str) -> dict:

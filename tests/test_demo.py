@@ -189,7 +189,7 @@ def test_demo_starts_routes_a_call_through_the_worker_and_stops_everything(tmp_p
         # plotly.js: hashed name, compressed, cached for a year.
         dashboard = client.get("/admin/dashboard/dashboard/").text
         plotly_url = re.search(
-            r'src="(/static/dashboard/plotly\.min\.[0-9a-f]{12}\.js)"', dashboard
+            r'src="(/static/dashboard/plotly-basic\.min\.[0-9a-f]{12}\.js)"', dashboard
         )
         assert plotly_url, "the dashboard links no hashed plotly.js"
         script = client.get(plotly_url.group(1), headers={"Accept-Encoding": "gzip"})

@@ -16,3 +16,14 @@ def external_scripts(content: str) -> list[str]:
         for src in SCRIPT_SRC.findall(content)
         if not src.startswith("/") or src.startswith("//")
     ]
+
+
+#: The trace types of the vendored plotly.js bundle, ``dashboard/plotly-basic.min.js``
+#: (npm ``plotly.js-basic-dist-min``: "Contains trace modules bar, pie and scatter").
+#: A chart of any other type would not draw.
+BUNDLE_TRACE_TYPES = frozenset({"bar", "pie", "scatter"})
+
+
+def trace_types(charts: list[dict]) -> set[str]:
+    """The trace types a page's charts JSON asks plotly.js for (plotly's default: scatter)."""
+    return {trace.get("type", "scatter") for chart in charts for trace in chart["figure"]["data"]}

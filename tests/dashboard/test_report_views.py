@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from dashboard.report_charts import cumulative_effect, report_charts
+from dashboard.report_charts import cumulative_effect, quality_over_time, report_charts
 from experiments import services
 from experiments.models import Arm, ArmRollup, Experiment, Phase
 from experiments.stats.histograms import LATENCY_HIST_SIZE
-from tests.dashboard.pages import external_scripts
+from tests.dashboard.pages import BUNDLE_TRACE_TYPES, external_scripts, trace_types
 from tests.quality_factories import healthy_signals
 
 pytestmark = pytest.mark.django_db
@@ -90,10 +90,16 @@ def test_staff_see_decision_arms_guardrails_checklist_and_charts(admin_client, e
     assert content.count("<tr data-arm=") == 2
     for section in ("report-srm", "report-guardrails", "report-checklist", "report-tests"):
         assert f'id="{section}"' in content
-    assert "dashboard/plotly.min.js" in content and external_scripts(content) == []
+    assert "dashboard/plotly-basic.min.js" in content and external_scripts(content) == []
     script = re.search(r'<script[^>]*id="dashboard-charts-data"[^>]*>(.*?)</script>', content, re.S)
     charts = json.loads(script.group(1))
     assert [chart["key"] for chart in charts] == ["forest", "cumulative", "quality"]
+    assert trace_types(charts) <= BUNDLE_TRACE_TYPES
+    for chart in charts:  # tick labels drawn without plotly's slow overflow check
+        layout = chart["figure"]["layout"]
+        assert (
+            layout["xaxis"]["ticklabeloverflow"] == layout["yaxis"]["ticklabeloverflow"] == "allow"
+        )
     assert 'id="report-quality"' in content and 'data-signal="agreement"' in content
     assert "Quality (agreement)" in content  # the guardrail names the signal it checks
     assert response.templates[0].name == "dashboard/experiment_report.html"
@@ -215,6 +221,7 @@ def test_report_draws_the_ramp_history_from_the_audit_log(admin_client, experime
     (trace,) = ramp["figure"]["data"]
     assert list(trace["y"]) == [5.0, 25.0, 25.0]
     assert trace["line"]["shape"] == "hv"
+    assert trace_types(charts) <= BUNDLE_TRACE_TYPES  # every chart of the page, ramp included
 
 
 def test_cumulative_effect_of_one_day_spans_three_days_not_milliseconds():
@@ -227,3 +234,19 @@ def test_cumulative_effect_of_one_day_spans_three_days_not_milliseconds():
     }
     figure = cumulative_effect(report)
     assert figure["layout"]["xaxis"]["range"] == ["2026-10-31", "2026-11-02"]
+    assert figure["layout"]["xaxis"]["dtick"] == 86_400_000  # one tick a day, never half days
+
+
+def test_quality_over_one_day_is_a_day_axis_not_milliseconds():
+    """The quality chart's lone day reads "Nov 01" between two days, not 23:59:59.999."""
+    report = {
+        "quality": {
+            "signal": "agreement",
+            "by_day": [
+                {"arm": "smart", "day": "2026-11-01", "mean": 0.8, "n": 12},
+            ],
+        }
+    }
+    xaxis = quality_over_time(report)["layout"]["xaxis"]
+    assert (xaxis["type"], xaxis["tickformat"]) == ("date", "%b %d")
+    assert xaxis["range"] == ["2026-10-31", "2026-11-02"] and xaxis["dtick"] == 86_400_000

@@ -9,7 +9,7 @@ from django.http import HttpResponse
 
 from dashboard import admin as dashboard_admin
 from dashboard.views import alert_advice
-from tests.dashboard.pages import external_scripts
+from tests.dashboard.pages import BUNDLE_TRACE_TYPES, external_scripts, trace_types
 from tests.metrics_factories import (
     ensure_default_alert_rules,
     make_calls,
@@ -63,7 +63,7 @@ def test_empty_database_shows_a_helpful_empty_state(admin_client):
     assert "No routed calls yet" in content
     assert "make demo" in content
     assert 'class="dash-plot"' not in content
-    assert "plotly.min.js" not in content
+    assert "plotly-basic.min.js" not in content
 
 
 def test_window_without_calls_suggests_all_time(admin_client):
@@ -83,7 +83,7 @@ def test_dashboard_with_data_renders_cards_alerts_and_eight_charts(admin_client)
     response = admin_client.get(URL)
     content = response.content.decode()
     assert response.status_code == 200
-    assert "/static/dashboard/plotly.min.js" in content
+    assert "/static/dashboard/plotly-basic.min.js" in content
     assert external_scripts(content) == []
     assert 'data-rule="low-confidence"' in content
     assert "Average confidence is 0.400" in content
@@ -99,6 +99,7 @@ def test_dashboard_with_data_renders_cards_alerts_and_eight_charts(admin_client)
         "model-mix",
     ]
     assert all(chart["figure"]["data"] for chart in charts)
+    assert trace_types(charts) <= BUNDLE_TRACE_TYPES  # the vendored bundle draws every chart
     assert "/admin/dashboard/experiments/smart-vs-council/report/" in content
 
 
