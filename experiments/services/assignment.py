@@ -40,16 +40,21 @@ def _layout(experiment: Experiment) -> tuple[Phase | None, dict[str, Arm], dict[
     return layout
 
 
-# The hot path's statements; identifiers are the model's (lower case, unquoted, valid
-# on SQLite and PostgreSQL), values are always parameters.
+# The hot path's statements: the model's table and column names (lower case, valid
+# unquoted on SQLite and PostgreSQL); values are always parameters.
+_META = Assignment._meta
+_TABLE = _META.db_table
+_EXPERIMENT, _PHASE, _ARM, _UNIT, _CREATED = (
+    _META.get_field(name).column for name in ("experiment", "phase", "arm", "unit_id", "created_at")
+)
 _SELECT_SQL = (
-    "SELECT id, arm_id FROM experiments_assignment "
-    "WHERE experiment_id = %s AND phase_id = %s AND unit_id = %s"
+    f"SELECT {_META.pk.column}, {_ARM} FROM {_TABLE} "  # noqa: S608 - the model's names
+    f"WHERE {_EXPERIMENT} = %s AND {_PHASE} = %s AND {_UNIT} = %s"
 )
 _INSERT_SQL = (
-    "INSERT INTO experiments_assignment (experiment_id, phase_id, arm_id, unit_id, created_at) "
+    f"INSERT INTO {_TABLE} ({_EXPERIMENT}, {_PHASE}, {_ARM}, {_UNIT}, {_CREATED}) "  # noqa: S608
     "VALUES (%s, %s, %s, %s, %s) "
-    "ON CONFLICT (experiment_id, phase_id, unit_id) DO NOTHING RETURNING id"
+    f"ON CONFLICT ({_EXPERIMENT}, {_PHASE}, {_UNIT}) DO NOTHING RETURNING {_META.pk.column}"
 )
 _QMARK = {sql: sql.replace("%s", "?") for sql in (_SELECT_SQL, _INSERT_SQL)}
 

@@ -27,7 +27,7 @@ from experiments.bucketing import in_sample
 from experiments.models import QualitySignal, RoutedCall
 from experiments.quality import Agreement, evaluation_agreement, execution_agreement
 from experiments.selectors_training import call_prompt, call_response
-from experiments.services.calls import _run_coroutine
+from experiments.services.calls import run_coroutine
 
 logger = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ def _judge_outcome(pair: ShadowPair):
             price_overrides=price_overrides,
         )
 
-    return _run_coroutine(pool.call_model(spec, judge)), pool.simulated
+    return run_coroutine(pool.call_model(spec, judge)), pool.simulated
 
 
 def judge_pair_run(*, treatment_call_id: int) -> QualitySignal | None:

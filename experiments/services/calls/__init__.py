@@ -39,9 +39,6 @@ from experiments.services.calls.recording import routed_call_record
 from experiments.services.calls.records import routed_call_fail
 from experiments.services.calls.shadow import routed_call_shadow_enqueue
 
-#: The name ``experiments.services.quality`` imports.
-_run_coroutine = run_coroutine
-
 __all__ = [
     "FINISHED",
     "JOB_MAX_RETRIES",
