@@ -30,6 +30,7 @@ from routing_platform.engine.classifier import Classification, classify
 from routing_platform.engine.config import RouterConfig
 from routing_platform.engine.cost import TokenUsage, cost_usd
 from routing_platform.engine.errors import AllProvidersFailedError, RoutingError
+from routing_platform.engine.learned import load_router
 from routing_platform.engine.providers.base import (
     CompletionRequest,
     CompletionResponse,
@@ -49,8 +50,6 @@ def load_learned_router(path: str) -> Any:
     """Load (once per path, per process) learned router artifact (``ROUTER_MODEL_PATH``)."""
     with _learned_lock:
         if path not in _learned_cache:
-            from routing_platform.engine.learned import load_router
-
             _learned_cache[path] = load_router(path)
         return _learned_cache[path]
 

@@ -170,10 +170,10 @@ def _dataset_from_calls(options):
 
 
 def handle(command, **options) -> None:
-    from routing_platform.engine.learned import LearnedRouterError
+    from routing_platform.engine.learned import LearnedRouterError, save_router
+    from routing_platform.engine.quality.calibrated_training import train_and_calibrate
     from routing_platform.engine.quality.dataset import DatasetError, load_datasets
     from routing_platform.engine.quality.embedding import EmbeddingError
-    from routing_platform.engine.quality.training import train_and_calibrate
 
     skipped = 0
     if options["from_calls"]:
@@ -215,7 +215,7 @@ def handle(command, **options) -> None:
             domain=options["ood_fallback"],
             progress=progress,
         )
-        path = result.router.save(options["out"])
+        path = save_router(result.router, options["out"])
     except (DatasetError, LearnedRouterError, EmbeddingError, ValueError) as err:
         raise CommandError(str(err)) from err
     except OSError as err:

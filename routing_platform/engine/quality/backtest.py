@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from routing_platform.engine.learned import CASCADE, DEFAULT_REGULARIZATION, MODES, LearnedRouter
+from routing_platform.engine.learned import CASCADE, MODES, LearnedRouter
 from routing_platform.engine.quality.crossval import DEFAULT_FOLDS, Progress
 from routing_platform.engine.quality.dataset import (
     DatasetError,
@@ -34,6 +34,7 @@ from routing_platform.engine.quality.routers import (
     artifact_scores_with_fallback,
     router_scores,
 )
+from routing_platform.engine.quality.training import DEFAULT_REGULARIZATION
 
 REPORT_VERSION = 1
 # The engine's own thresholds: complexity >= 0.65 is "complex" (premium tier); in cascade

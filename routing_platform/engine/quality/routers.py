@@ -16,17 +16,18 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
+from routing_platform.engine.classifier import classify
+from routing_platform.engine.confidence import estimate
 from routing_platform.engine.learned import (
     CASCADE,
-    DEFAULT_REGULARIZATION,
     LearnedRouter,
     feature_matrix,
-    fit_router,
     task_type_for_eval,
 )
 from routing_platform.engine.quality.crossval import DEFAULT_FOLDS, Progress, fold_ids
 from routing_platform.engine.quality.dataset import DatasetError, RoutingDataset
 from routing_platform.engine.quality.embedding import get_embedder
+from routing_platform.engine.quality.training import DEFAULT_REGULARIZATION, fit_router
 
 ROUTER_NAMES = ("heuristic", "learned", "length", "random", "oracle")
 BASELINES = ("random", "length")
@@ -51,15 +52,11 @@ def weak_answers(dataset: RoutingDataset, weak: str) -> tuple[str, ...]:
 
 def heuristic_score(prompt: str, task_type: str) -> float:
     """The engine classifier's complexity score in [0, 1] (higher = harder)."""
-    from routing_platform.engine.classifier import classify
-
     return float(classify(prompt, task_type).score)
 
 
 def escalation_score(answer: str) -> float:
     """One minus the engine's confidence in an answer (no logprobs: its text heuristics)."""
-    from routing_platform.engine.confidence import estimate
-
     return 1.0 - float(estimate(answer).value)
 
 
