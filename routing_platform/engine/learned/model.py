@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -16,11 +16,6 @@ class LinearModel:
 
     intercept: float
     coefficients: tuple[float, ...]
-
-    def logit(self, standardised: Sequence[float]) -> float:
-        return self.intercept + math.fsum(
-            w * x for w, x in zip(self.coefficients, standardised, strict=True)
-        )
 
     def probabilities(self, standardised: np.ndarray) -> np.ndarray:
         logits = self.intercept + standardised @ np.asarray(self.coefficients)
@@ -37,21 +32,6 @@ class Tree:
     left: tuple[int, ...]
     right: tuple[int, ...]
     value: tuple[float, ...]
-    # The same nodes as (feature, threshold, left, right, value) tuples: one index per step.
-    _nodes: tuple = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        nodes = tuple(
-            zip(self.feature, self.threshold, self.left, self.right, self.value, strict=True)
-        )
-        object.__setattr__(self, "_nodes", nodes)
-
-    def output(self, row: Sequence[float]) -> float:
-        nodes = self._nodes
-        node = nodes[0]
-        while node[0] >= 0:
-            node = nodes[node[2]] if row[node[0]] <= node[1] else nodes[node[3]]
-        return node[4]
 
     def outputs(self, matrix: np.ndarray) -> np.ndarray:
         feature = np.asarray(self.feature)
@@ -108,9 +88,6 @@ class TreeEnsemble:
     baseline: float
     trees: tuple[Tree, ...]
 
-    def logit(self, row: Sequence[float]) -> float:
-        return self.baseline + sum([tree.output(row) for tree in self.trees])
-
     def probabilities(self, matrix: np.ndarray) -> np.ndarray:
         logits = np.full(len(matrix), self.baseline, dtype=float)
         for tree in self.trees:
@@ -144,3 +121,111 @@ def sigmoid(value: float) -> float:
         return 1.0 / (1.0 + math.exp(-value))
     exp = math.exp(value)
     return exp / (1.0 + exp)
+
+
+@dataclass(frozen=True)
+class TreeStack:
+    """Several ensembles' trees as flat node arrays, walked together for one row: a step
+    moves every tree one level down at once (numpy), instead of a Python loop per tree.
+    Leaves loop back to themselves, so `depth` steps reach every tree's leaf."""
+
+    baselines: tuple[float, ...]
+    bounds: tuple[int, ...]  # tree i of ensemble k: bounds[k] <= i < bounds[k + 1]
+    roots: np.ndarray
+    feature: np.ndarray
+    threshold: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    value: np.ndarray
+    depth: int
+
+    @classmethod
+    def of(cls, ensembles: Sequence[TreeEnsemble]) -> TreeStack:
+        feature: list[int] = []
+        threshold: list[float] = []
+        left: list[int] = []
+        right: list[int] = []
+        value: list[float] = []
+        roots: list[int] = []
+        bounds = [0]
+        depth = 0
+        for ensemble in ensembles:
+            for tree in ensemble.trees:
+                offset = len(feature)
+                roots.append(offset)
+                levels = [0] * len(tree.feature)
+                for node, split in enumerate(tree.feature):
+                    leaf = split < 0
+                    feature.append(0 if leaf else split)
+                    threshold.append(math.inf if leaf else tree.threshold[node])
+                    left.append(offset + (node if leaf else tree.left[node]))
+                    right.append(offset + (node if leaf else tree.right[node]))
+                    value.append(tree.value[node])
+                    if not leaf:  # children come after their parent (checked on load)
+                        levels[tree.left[node]] = levels[tree.right[node]] = levels[node] + 1
+                depth = max(depth, *levels)
+            bounds.append(len(roots))
+        return cls(
+            baselines=tuple(ensemble.baseline for ensemble in ensembles),
+            bounds=tuple(bounds),
+            roots=np.asarray(roots, dtype=np.intp),
+            feature=np.asarray(feature, dtype=np.intp),
+            threshold=np.asarray(threshold, dtype=float),
+            left=np.asarray(left, dtype=np.intp),
+            right=np.asarray(right, dtype=np.intp),
+            value=np.asarray(value, dtype=float),
+            depth=depth,
+        )
+
+    def logits(self, row: np.ndarray) -> list[float]:
+        """Each ensemble's logit for one row of raw features (what `TreeEnsemble.logit` gives)."""
+        nodes = self.roots
+        for _ in range(self.depth):
+            goes_left = row[self.feature[nodes]] <= self.threshold[nodes]
+            nodes = np.where(goes_left, self.left[nodes], self.right[nodes])
+        outputs = self.value[nodes]
+        return [
+            baseline + float(outputs[start:end].sum())
+            for baseline, start, end in zip(
+                self.baselines, self.bounds[:-1], self.bounds[1:], strict=True
+            )
+        ]
+
+
+@dataclass(frozen=True)
+class RowScorer:
+    """The serving path for one prompt: the strong and weak models' weights as one matrix
+    (one product for both), and their trees as one :class:`TreeStack`."""
+
+    means: np.ndarray
+    scales: np.ndarray
+    weights: np.ndarray  # (2, features): strong, weak
+    intercepts: np.ndarray
+    trees: TreeStack | None
+
+    @classmethod
+    def of(
+        cls,
+        means: Sequence[float],
+        scales: Sequence[float],
+        models: tuple[LinearModel, LinearModel],
+        trees: tuple[TreeEnsemble, TreeEnsemble] | None,
+    ) -> RowScorer:
+        return cls(
+            means=np.asarray(means, dtype=float),
+            scales=np.asarray(scales, dtype=float),
+            weights=np.asarray([model.coefficients for model in models], dtype=float),
+            intercepts=np.asarray([model.intercept for model in models], dtype=float),
+            trees=None if trees is None else TreeStack.of(trees),
+        )
+
+    def score(self, raw: np.ndarray) -> float:
+        """The routing score of one row of raw features (float64, in feature order)."""
+        standardised = (raw - self.means) / self.scales
+        strong_logit, weak_logit = (self.weights @ standardised + self.intercepts).tolist()
+        strong, weak = sigmoid(strong_logit), sigmoid(weak_logit)
+        if self.trees is not None:
+            strong_trees, weak_trees = self.trees.logits(raw)
+            strong = (strong + sigmoid(strong_trees)) / 2
+            weak = (weak + sigmoid(weak_trees)) / 2
+        return float(combine_scores(strong, weak))

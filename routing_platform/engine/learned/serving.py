@@ -17,9 +17,9 @@ from routing_platform.engine.learned.features import (
 )
 from routing_platform.engine.learned.model import (
     LinearModel,
+    RowScorer,
     TreeEnsemble,
     combine_scores,
-    sigmoid,
 )
 from routing_platform.engine.learned.ood import Assessment, DomainSummary
 from routing_platform.engine.quality.embedding import EmbeddingInfo, get_embedder
@@ -42,6 +42,19 @@ class LearnedRouter:
     # The embedding it was trained with (features and/or domain), and its training domain.
     embedding: EmbeddingInfo | None = None
     domain: DomainSummary | None = None
+    # The one-prompt serving path, built once: the weights as arrays (see RowScorer), and
+    # the names of the feature row's columns (the embedding's columns come after them).
+    _scorer: RowScorer = field(init=False, repr=False, compare=False)
+    _row_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        trees = None
+        if self.strong_trees is not None and self.weak_trees is not None:
+            trees = (self.strong_trees, self.weak_trees)
+        scorer = RowScorer.of(self.means, self.scales, (self.strong_model, self.weak_model), trees)
+        names = tuple(name for name in self.feature_names if not name.startswith(EMBEDDING_PREFIX))
+        object.__setattr__(self, "_scorer", scorer)
+        object.__setattr__(self, "_row_names", names)
 
     @property
     def uses_embedding_features(self) -> bool:
@@ -129,21 +142,15 @@ class LearnedRouter:
             # No answer yet (the engine deciding before any call): the answer features stay
             # at their training average, so they add nothing and the prompt alone decides.
             row = {name: value for name, value in row.items() if not name.startswith("answer_")}
-        if self.uses_embedding_features and vector is not None:
-            row.update((f"{EMBEDDING_PREFIX}{i}", x) for i, x in enumerate(vector.tolist()))
-        raw = [
-            row.get(name, mean) for name, mean in zip(self.feature_names, self.means, strict=True)
+        raw = np.empty(len(self.feature_names))
+        raw[: len(self._row_names)] = [
+            row.get(name, mean) for name, mean in zip(self._row_names, self.means, strict=False)
         ]
-        standardised = [
-            (value - mean) / scale
-            for value, mean, scale in zip(raw, self.means, self.scales, strict=True)
-        ]
-        strong = sigmoid(self.strong_model.logit(standardised))
-        weak = sigmoid(self.weak_model.logit(standardised))
-        if self.strong_trees is not None and self.weak_trees is not None:
-            strong = (strong + sigmoid(self.strong_trees.logit(raw))) / 2
-            weak = (weak + sigmoid(self.weak_trees.logit(raw))) / 2
-        return float(combine_scores(strong, weak))
+        if self.uses_embedding_features:
+            raw[len(self._row_names) :] = (
+                self.means[len(self._row_names) :] if vector is None else vector
+            )
+        return self._scorer.score(raw)
 
     def prefers_strong(
         self, text: str, task_type: str = "analysis", weak_response: str | None = None

@@ -27,7 +27,8 @@ FEATURE_VERSION = 2
 
 _CHOICE = re.compile(r"^\(?([A-J])[.):]\s?(.*)$")
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
-_NEGATION_UPPER = re.compile(r"\b(NOT|EXCEPT|LEAST|FALSE|INCORRECT|NEVER)\b")
+_NEGATION_UPPER_WORDS = ("NOT", "EXCEPT", "LEAST", "FALSE", "INCORRECT", "NEVER")
+_NEGATION_UPPER = re.compile(rf"\b({'|'.join(_NEGATION_UPPER_WORDS)})\b")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _DIGIT = re.compile(r"\d")
 _CAPITALISED = re.compile(r"\b[A-Z][a-z]+")
@@ -37,6 +38,7 @@ _ROMAN = re.compile(r"\b(I|II|III|IV)\b")
 _CALCULATE_PHRASES = ("what is the value", "how many", "how much")
 _DEFINITION_PHRASES = ("is called", "refers to", "is defined", "is known as", "term for")
 _SYMBOLS = re.compile(r"[\\{}\[\]|∈∀∃→↔∧∨¬≡⊃~]")
+_CODE_LITERALS = ("def ", "return ", "int", ";", "()", "==")  # one of them is in every match
 _CODE = re.compile(r"(def |return |\bint\b|;\s*$|\(\)|==)", re.MULTILINE)
 _PERCENT = re.compile(r"%|\bpercent\b")
 _MONEY = re.compile(r"\$\s?\d")
@@ -211,8 +213,22 @@ def _share(flags) -> float:
     return sum(1.0 for flag in flags if flag) / len(flags) if flags else 0.0
 
 
-def _count(words: list[str], vocabulary: frozenset[str]) -> int:
-    return sum(1 for word in words if word in vocabulary)
+def _tally(counts: dict[str, int], vocabulary: frozenset[str]) -> int:
+    """How many of the counted words are in `vocabulary` (a look-up per vocabulary word)."""
+    return sum(counts.get(word, 0) for word in vocabulary)
+
+
+def _word_counts(words: list[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for word in words:
+        counts[word] = counts.get(word, 0) + 1
+    return counts
+
+
+def _found(pattern: re.Pattern, text: str, literals: tuple[str, ...]) -> bool:
+    """`pattern` occurs in `text`; `literals` hold a substring of every match, so a text
+    holding none of them (a fast substring test) is not scanned by the regex at all."""
+    return any(literal in text for literal in literals) and bool(pattern.search(text))
 
 
 def _quantity_value(token: str) -> float | None:
@@ -233,13 +249,10 @@ def computation_features(prompt: str) -> dict[str, float]:
     parts = [part for part in _SENTENCE_SPLIT.split(prompt.strip()) if part]
     final = parts[-1] if parts else ""
     lower = prompt.lower()
-    tokens = _TOKEN.findall(lower)
-    counts: dict[str, int] = {}
-    for token in tokens:
-        counts[token] = counts.get(token, 0) + 1
+    counts = _word_counts(_TOKEN.findall(lower))
 
     def tally(words: frozenset[str], phrases: tuple[str, ...] = ()) -> int:
-        return sum(counts.get(word, 0) for word in words) + sum(map(lower.count, phrases))
+        return _tally(counts, words) + sum(map(lower.count, phrases))
 
     units = {_UNIT_OF[token] for token in counts if token in _UNIT_OF}
     return {
@@ -248,7 +261,7 @@ def computation_features(prompt: str) -> dict[str, float]:
         "quantity_max_log": math.log1p(max(values, default=0.0)),
         "quantity_digits_log": math.log1p(sum(len(token) for token in quantities)),
         "decimals_log": math.log1p(len(_DECIMAL.findall(prompt))),
-        "fractions_log": math.log1p(len(_FRACTION.findall(prompt))),
+        "fractions_log": math.log1p(len(_FRACTION.findall(prompt)) if "/" in prompt else 0),
         "number_words_log": math.log1p(tally(_NUMBER_WORDS)),
         "percentages_log": math.log1p(prompt.count("%") + lower.count("percent")),
         "comparisons_log": math.log1p(tally(_COMPARISON_WORDS, _COMPARISON_PHRASES)),
@@ -260,7 +273,7 @@ def computation_features(prompt: str) -> dict[str, float]:
             sum(map(prompt.count, "=<>≤≥^√∫")) + prompt.count("log") + tally(_EQUATION_WORDS)
         ),
         "formulas_log": math.log1p(len(_FORMULA.findall(prompt))),
-        "roman_combination": float(bool(_ROMAN_COMBINATION.search(prompt))),
+        "roman_combination": float(_found(_ROMAN_COMBINATION, prompt, ("I",))),
         "conditionals_log": math.log1p(tally(_CONDITIONAL_WORDS, ("given that",))),
         "final_sentence_chars_log": math.log1p(len(final)),
         "final_sentence_quantities": float(len(_QUANTITY.findall(final))),
@@ -274,8 +287,10 @@ def prompt_features(prompt: str) -> dict[str, float]:
     question, choices = split_multiple_choice(prompt)
     lower = question.lower()
     word_list = _WORD.findall(lower)
-    words = set(word_list)
+    word_counts = _word_counts(word_list)
+    words = set(word_counts)
     raw_words = question.split()
+    raw_lengths = list(map(len, raw_words))
     lengths = [len(choice) for choice in choices]
     choices_lower = [choice.lower() for choice in choices]
     choice_word_lists = [_WORD.findall(choice) for choice in choices_lower]
@@ -315,14 +330,14 @@ def prompt_features(prompt: str) -> dict[str, float]:
         "choice_numeric": _share(
             len(choice.split()) <= 3 and bool(_DIGIT.search(choice)) for choice in choices
         ),
-        "choice_roman": float(any(_ROMAN.search(choice) for choice in choices)),
-        "choice_all_above": float(bool(_ALL_ABOVE.search(joined_choices))),
+        "choice_roman": float(any(_found(_ROMAN, choice, ("I",)) for choice in choices)),
+        "choice_all_above": float(_found(_ALL_ABOVE, joined_choices, (" of the ",))),
         "choice_true_false": float(bool(all_choice_words & _TRUE_FALSE_WORDS)),
         "choice_opposites": float(
             bool(all_choice_words & _INCREASE_WORDS) and bool(all_choice_words & _DECREASE_WORDS)
         ),
         "question_choice_overlap": _mean([_jaccard(words, s) for s in word_sets]),
-        "negation_upper": float(bool(_NEGATION_UPPER.search(question))),
+        "negation_upper": float(_found(_NEGATION_UPPER, question, _NEGATION_UPPER_WORDS)),
         "negation": float(bool(words & _NEGATION_WORDS)),
         "statement_pair": float("Statement 1" in question),
         "roman_list": float(" II" in prompt and bool(re.search(r"\bII\b", prompt))),
@@ -333,10 +348,12 @@ def prompt_features(prompt: str) -> dict[str, float]:
         "numbers_log": math.log1p(len(_NUMBER.findall(question))),
         "operators_log": math.log1p(sum(question.count(op) for op in "=+*/^<>")),
         "capitalised_log": math.log1p(len(_CAPITALISED.findall(question))),
-        "years_log": math.log1p(len(_YEAR.findall(question))),
+        "years_log": math.log1p(
+            len(_YEAR.findall(question)) if "1" in question or "20" in question else 0
+        ),
         "quotes": float('"' in question or "\u201c" in question),
-        "word_length_mean": _mean([len(word) for word in raw_words]),
-        "long_words_share": _share(len(word) >= 10 for word in raw_words),
+        "word_length_mean": _mean(raw_lengths),
+        "long_words_share": _share(length >= 10 for length in raw_lengths),
         "compression_ratio": len(zlib.compress(question.encode())) / (len(question) + 1),
         "person": float(bool(words & _PERSON_WORDS)),
         "scenario": float(bool(words & _SCENARIO_WORDS)),
@@ -346,12 +363,12 @@ def prompt_features(prompt: str) -> dict[str, float]:
         "definition": float(any(phrase in lower for phrase in _DEFINITION_PHRASES)),
         "superlative": float(bool(words & _SUPERLATIVE_WORDS)),
         "symbols_log": math.log1p(len(_SYMBOLS.findall(prompt))),
-        "code": float(bool(_CODE.search(prompt))),
-        "step_cues_log": math.log1p(_count(word_list, _STEP_WORDS)),
-        "percent": float(bool(_PERCENT.search(lower))),
-        "fraction_words_log": math.log1p(_count(word_list, _FRACTION_WORDS)),
-        "money": float(bool(_MONEY.search(question))),
-        "time_units_log": math.log1p(_count(word_list, _TIME_WORDS)),
+        "code": float(_found(_CODE, prompt, _CODE_LITERALS)),
+        "step_cues_log": math.log1p(_tally(word_counts, _STEP_WORDS)),
+        "percent": float(_found(_PERCENT, lower, ("%", "percent"))),
+        "fraction_words_log": math.log1p(_tally(word_counts, _FRACTION_WORDS)),
+        "money": float(_found(_MONEY, question, ("$",))),
+        "time_units_log": math.log1p(_tally(word_counts, _TIME_WORDS)),
         "sentences_log": math.log1p(len(_SENTENCE_END.findall(question))),
         **computation_features(prompt),
     }

@@ -16,6 +16,7 @@ from routing_platform.engine.learned import (
     router_to_dict,
     save_router,
 )
+from routing_platform.engine.learned.model import TreeStack
 from routing_platform.engine.quality.crossval import fold_ids
 from routing_platform.engine.quality.dataset import load_dataset
 from routing_platform.engine.quality.metrics import evaluate_scores
@@ -197,7 +198,8 @@ def test_exported_trees_predict_like_scikit_learn():
     expected = reference.fit(matrix, labels.astype(int)).predict_proba(matrix)[:, 1]
     assert len(ensemble.trees) == BOOSTING["max_iter"]
     np.testing.assert_allclose(ensemble.probabilities(matrix), expected, atol=1e-9)
-    one = 1 / (1 + np.exp(-ensemble.logit(list(matrix[7]))))
+    (logit,) = TreeStack.of([ensemble]).logits(matrix[7])
+    one = 1 / (1 + np.exp(-logit))
     assert one == pytest.approx(expected[7], abs=1e-9)
 
 
