@@ -20,6 +20,7 @@ import math
 import os
 import re
 import zlib
+from collections import Counter
 
 from routing_platform.engine.arithmetic import arithmetic_checks
 
@@ -32,7 +33,10 @@ _NEGATION_UPPER = re.compile(rf"\b({'|'.join(_NEGATION_UPPER_WORDS)})\b")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _DIGIT = re.compile(r"\d")
 _CAPITALISED = re.compile(r"\b[A-Z][a-z]+")
-_YEAR = re.compile(r"\b1[5-9]\d\d\b|\b20\d\d\b")
+# Several patterns start with the character they need, and check the word boundary before
+# it with a look-behind after it: the same matches as a leading \b or look-behind, but the
+# regex engine then skips ahead to candidate characters instead of trying every position.
+_YEAR = re.compile(r"[12](?<!\w[12])(?:(?<=1)[5-9]\d\d|(?<=2)0\d\d)\b")  # 1500-2099
 _ALL_ABOVE = re.compile(r"\b(all|none|both|neither) of the (above|these|following)\b")
 _ROMAN = re.compile(r"\b(I|II|III|IV)\b")
 _CALCULATE_PHRASES = ("what is the value", "how many", "how much")
@@ -46,7 +50,8 @@ _SENTENCE_END = re.compile(r"[.?!](?:\s|$)")
 
 # Computation load and problem structure, over the whole prompt (feature set 2): what a
 # weaker model gets wrong in word problems and quantitative questions.
-_QUANTITY = re.compile(r"(?<![\w.])-?\$?\d[\d,]*(?:\.\d+)?%?")
+# -?$?digits, not after a word character or a dot.
+_QUANTITY = re.compile(r"(?:-(?<![\w.]-)\$?\d|\$(?<![\w.]\$)\d|\d(?<![\w.]\d))[\d,]*(?:\.\d+)?%?")
 _FRACTION = re.compile(r"\b\d+\s*/\s*\d+\b")
 _DECIMAL = re.compile(r"\d\.\d")
 _TOKEN = re.compile(r"[a-z]+")
@@ -145,9 +150,10 @@ _UNIT_OF = {
 _UNIT_OF["inches"] = "inch"
 _CONDITIONAL_WORDS = frozenset(["if", "unless", "assuming", "suppose", "when"])
 _EQUATION_WORDS = frozenset({"x", "y", "sqrt"})
-_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]{2,}")
-_FORMULA = re.compile(r"\b(?:[A-Z][a-z]?\d*){2,}\b")
-_ROMAN_COMBINATION = re.compile(r"\b(?:I{1,3}|IV)(?:,|\s+and)\s+(?:I{1,3}|IV)\b")
+# A capitalised word, not first in the text or after a sentence's end.
+_NAME = re.compile(r"[A-Z](?<![.!?]\s[A-Z])(?<!^[A-Z])(?<!\w[A-Z])[a-z]{2,}")
+_FORMULA = re.compile(r"[A-Z](?<!\w[A-Z])[a-z]?\d*(?:[A-Z][a-z]?\d*)+\b")  # NaCl, H2SO4
+_ROMAN_COMBINATION = re.compile(r"I(?<!\wI)(?:I{0,2}|V)(?:,|\s+and)\s+(?:I{1,3}|IV)\b")
 _SENTENCE_SPLIT = re.compile(r"(?<=[.?!])\s+")
 
 # Word lists, matched by set intersection over the lower-cased words (fast on long prompts).
@@ -195,8 +201,9 @@ def split_multiple_choice(prompt: str) -> tuple[str, list[str]]:
 
 
 def _jaccard(first: set, second: set) -> float:
-    union = first | second
-    return len(first & second) / len(union) if union else 0.0
+    common = len(first & second)
+    union = len(first) + len(second) - common
+    return common / union if union else 0.0
 
 
 def _trigrams(text: str) -> set[str]:
@@ -219,10 +226,7 @@ def _tally(counts: dict[str, int], vocabulary: frozenset[str]) -> int:
 
 
 def _word_counts(words: list[str]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for word in words:
-        counts[word] = counts.get(word, 0) + 1
-    return counts
+    return Counter(words)
 
 
 def _found(pattern: re.Pattern, text: str, literals: tuple[str, ...]) -> bool:
@@ -273,7 +277,7 @@ def computation_features(prompt: str) -> dict[str, float]:
             sum(map(prompt.count, "=<>≤≥^√∫")) + prompt.count("log") + tally(_EQUATION_WORDS)
         ),
         "formulas_log": math.log1p(len(_FORMULA.findall(prompt))),
-        "roman_combination": float(_found(_ROMAN_COMBINATION, prompt, ("I",))),
+        "roman_combination": float(bool(_ROMAN_COMBINATION.search(prompt))),
         "conditionals_log": math.log1p(tally(_CONDITIONAL_WORDS, ("given that",))),
         "final_sentence_chars_log": math.log1p(len(final)),
         "final_sentence_quantities": float(len(_QUANTITY.findall(final))),
@@ -348,9 +352,7 @@ def prompt_features(prompt: str) -> dict[str, float]:
         "numbers_log": math.log1p(len(_NUMBER.findall(question))),
         "operators_log": math.log1p(sum(question.count(op) for op in "=+*/^<>")),
         "capitalised_log": math.log1p(len(_CAPITALISED.findall(question))),
-        "years_log": math.log1p(
-            len(_YEAR.findall(question)) if "1" in question or "20" in question else 0
-        ),
+        "years_log": math.log1p(len(_YEAR.findall(question))),
         "quotes": float('"' in question or "\u201c" in question),
         "word_length_mean": _mean(raw_lengths),
         "long_words_share": _share(length >= 10 for length in raw_lengths),
