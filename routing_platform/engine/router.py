@@ -174,16 +174,23 @@ class ModelRouter:
                 reasons.append(f"learned router unavailable ({type(err).__name__})")
                 router, router_reason = "fallback", f"learned router unavailable: {err}"
         tier = COMPLEXITY_TIER[classification.complexity]
+        scored = False  # the tier comes from a score: the learned one, or the length rule's
         if learned is not None:
             assessment = learned.assess(text, classification.task_type)
             strong_probability = float(assessment.score)
             if assessment.in_domain:
                 tier = self._learned_tier(learned, strong_probability, reasons)
-                router, router_reason = "learned", assessment.reason
+                router, router_reason, scored = "learned", assessment.reason, True
             else:
                 router, router_reason = "fallback", f"out of domain: {assessment.reason}"
                 reasons.append(f"learned router: prompt {router_reason}")
-        if router != "learned":
+                if assessment.fallback_score is not None and not self.config.learned_fallback_tier:
+                    # The prompt-length rule, on the learned score's scale (engine/learned/ood.py).
+                    tier = self._learned_tier(
+                        learned, assessment.fallback_score, reasons, "prompt-length rule"
+                    )
+                    scored = True
+        if not scored:
             if router == "fallback" and self.config.learned_fallback_tier:
                 tier = self.config.learned_fallback_tier
                 reasons.append(f"fallback tier {tier}")
@@ -198,7 +205,13 @@ class ModelRouter:
             classification, tier, tuple(reasons), strong_probability, router, router_reason
         )
 
-    def _learned_tier(self, learned: Any, strong_probability: float, reasons: list[str]) -> str:
+    def _learned_tier(
+        self,
+        learned: Any,
+        strong_probability: float,
+        reasons: list[str],
+        scorer: str = "learned router",
+    ) -> str:
         # The artifact's calibrated threshold (train-router --target-*) is the premium cut;
         # a router without one uses the configured cut.
         premium_from = getattr(learned, "threshold", None)
@@ -211,7 +224,7 @@ class ModelRouter:
         else:
             tier = "standard"
         reasons.append(
-            f"learned router: score {strong_probability:.2f} (premium from {premium_from:.2f})"
+            f"{scorer}: score {strong_probability:.2f} (premium from {premium_from:.2f})"
         )
         return tier
 

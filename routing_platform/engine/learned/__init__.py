@@ -40,7 +40,13 @@ from routing_platform.engine.learned.features import (
     task_type_for_eval,
 )
 from routing_platform.engine.learned.model import LinearModel, Tree, TreeEnsemble
-from routing_platform.engine.learned.ood import Assessment, DomainSummary
+from routing_platform.engine.learned.ood import (
+    Assessment,
+    DomainSummary,
+    LengthRule,
+    TrafficMonitor,
+    traffic_shifted,
+)
 from routing_platform.engine.learned.serving import LearnedRouter
 
 __all__ = [
@@ -55,8 +61,10 @@ __all__ = [
     "DomainSummary",
     "LearnedRouter",
     "LearnedRouterError",
+    "LengthRule",
     "LinearModel",
     "Tree",
+    "TrafficMonitor",
     "TreeEnsemble",
     "calibrate_threshold",
     "feature_matrix",
@@ -66,4 +74,5 @@ __all__ = [
     "router_to_dict",
     "save_router",
     "task_type_for_eval",
+    "traffic_shifted",
 ]

@@ -21,7 +21,12 @@ from routing_platform.engine.learned.model import (
     TreeEnsemble,
     combine_scores,
 )
-from routing_platform.engine.learned.ood import Assessment, DomainSummary
+from routing_platform.engine.learned.ood import (
+    TRAFFIC_SHIFT_SHARE,
+    Assessment,
+    DomainSummary,
+    TrafficMonitor,
+)
 from routing_platform.engine.quality.embedding import EmbeddingInfo, get_embedder
 
 
@@ -46,6 +51,8 @@ class LearnedRouter:
     # the names of the feature row's columns (the embedding's columns come after them).
     _scorer: RowScorer = field(init=False, repr=False, compare=False)
     _row_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    # The share of recent served prompts beyond the domain threshold (see ood.py).
+    _traffic: TrafficMonitor = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         trees = None
@@ -55,6 +62,7 @@ class LearnedRouter:
         names = tuple(name for name in self.feature_names if not name.startswith(EMBEDDING_PREFIX))
         object.__setattr__(self, "_scorer", scorer)
         object.__setattr__(self, "_row_names", names)
+        object.__setattr__(self, "_traffic", TrafficMonitor())
 
     @property
     def uses_embedding_features(self) -> bool:
@@ -132,7 +140,19 @@ class LearnedRouter:
         if self.domain is None or vector is None:
             return Assessment(score)
         distance = self.domain.distance(vector)
-        return Assessment(score, distance <= self.domain.threshold, distance, self.domain.threshold)
+        outside = distance > self.domain.threshold
+        share = self._traffic.record(outside)
+        shifted = share is not None and share >= TRAFFIC_SHIFT_SHARE
+        in_domain = not (outside or shifted)
+        rule = self.domain.length_rule
+        return Assessment(
+            score,
+            in_domain,
+            distance,
+            self.domain.threshold,
+            fallback_score=None if in_domain or rule is None else rule.score(len(text)),
+            traffic_outside=share if shifted else None,
+        )
 
     def _score_one(
         self, text: str, task_type: str, weak_response: str | None, vector: np.ndarray | None

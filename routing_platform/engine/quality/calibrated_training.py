@@ -30,6 +30,7 @@ from routing_platform.engine.quality.training import (
     DEFAULT_REGULARIZATION,
     fit_router,
     summarise_domain,
+    with_length_rule,
 )
 
 DEFAULT_TARGET_QUALITY = 0.95
@@ -112,6 +113,11 @@ def train_and_calibrate(
         },
         embedding=None if vectors is None else installed_info(),
         domain=summarise_domain(vectors) if domain and vectors is not None else None,
+    )
+    router = with_length_rule(
+        router,
+        dataset.prompts,
+        out_of_fold if out_of_fold is not None else router.score_matrix(matrix),
     )
     if calibration is not None:
         # The user's own prompts, unseen in training: RouteLLM's calibration on their data.

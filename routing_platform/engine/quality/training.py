@@ -162,7 +162,7 @@ def train_router(
     matrix, names = feature_matrix(
         texts, task_types, weak_responses, mode=mode, embeddings=vectors if embeddings else None
     )
-    return fit_router(
+    router = fit_router(
         matrix,
         names,
         strong,
@@ -174,6 +174,19 @@ def train_router(
         embedding=None if vectors is None else installed_info(),
         domain=summarise_domain(vectors) if domain and vectors is not None else None,
     )
+    return with_length_rule(router, texts, router.score_matrix(matrix))
+
+
+def with_length_rule(
+    router: LearnedRouter, texts: Sequence[str], scores: np.ndarray
+) -> LearnedRouter:
+    """The router whose domain summary also carries the prompt-length rule (what a prompt
+    outside the domain is routed by), fitted on the training prompts and their `scores`
+    (out-of-fold when there are some)."""
+    if router.domain is None:
+        return router
+    lengths = np.array([len(text) for text in texts], dtype=float)
+    return replace(router, domain=router.domain.with_length_rule(lengths, scores))
 
 
 def fit_router(
