@@ -111,8 +111,8 @@ def add_arguments(parser) -> None:
         "--ood-fallback",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="Keep a summary of the training prompts in embedding space, so the engine falls "
-        "back to its classifier (or ROUTER_FALLBACK_TIER) on prompts unlike them (default: on).",
+        help="Keep a summary of the training prompts in embedding space, so the engine routes "
+        "prompts unlike them by the prompt-length rule (or ROUTER_FALLBACK_TIER) (default: on).",
     )
     parser.add_argument("--json", action="store_true", help="Print the summary as JSON.")
     parser.add_argument("--no-progress", action="store_true", help="No progress bar.")

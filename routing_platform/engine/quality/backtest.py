@@ -236,8 +236,8 @@ def run_backtest(
     """Score `dataset` with the routers and the baselines; see the module docstring.
 
     `scale`: the score columns' range (detected when None; scores outside it are refused).
-    `fallback`: a router file's out-of-domain rows get the engine classifier's score, as
-    in serving. `embeddings`: the cross-validated ``learned`` router reads embeddings too.
+    `fallback`: a router file's out-of-domain rows are scored as in serving (the
+    prompt-length rule; see ``routers.artifact_scores_with_fallback``). `embeddings`: the cross-validated ``learned`` router reads embeddings too.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
