@@ -222,7 +222,7 @@ def _share(flags) -> float:
 
 def _tally(counts: dict[str, int], vocabulary: frozenset[str]) -> int:
     """How many of the counted words are in `vocabulary` (a look-up per vocabulary word)."""
-    return sum(counts.get(word, 0) for word in vocabulary)
+    return sum([counts[word] for word in vocabulary.intersection(counts)])
 
 
 def _word_counts(words: list[str]) -> dict[str, int]:
