@@ -206,9 +206,14 @@ def _jaccard(first: set, second: set) -> float:
     return common / union if union else 0.0
 
 
-def _trigrams(text: str) -> set[str]:
+def _trigrams(text: str) -> set[tuple[str, ...]]:
+    """The text's character trigrams (whitespace runs as one space), as tuples of three
+    characters (zip runs in C; a set of them has the sizes the set of 3-character strings
+    has, which is all the similarity reads). A text under 3 characters is one "trigram"."""
     text = " ".join(text.split())
-    return {text[i : i + 3] for i in range(max(1, len(text) - 2))}
+    if len(text) < 3:
+        return {(text,)}
+    return set(zip(text, text[1:], text[2:], strict=False))
 
 
 def _mean(values: list[float]) -> float:
