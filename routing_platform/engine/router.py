@@ -5,8 +5,9 @@
     a learned router (contract 6), when configured, replaces the tier choice by its score:
     premium from the artifact's calibrated threshold (else `learned_premium_from`). A
     prompt unlike the router's training prompts (beyond its domain threshold in embedding
-    space) falls back to the classifier, or to `learned_fallback_tier` when set; the
-    decision says which (`router`: "learned" | "fallback" | "heuristic") and why.
+    space, or any prompt while most recent ones are) is routed by the prompt-length rule
+    (the classifier for artifacts without one), or goes to `learned_fallback_tier` when
+    set; the decision says which (`router`: "learned" | "fallback" | "heuristic") and why.
 
 The cascade: call the tier (falling back across providers of that tier); if the answer's
 confidence is below `escalation_threshold` and escalation is enabled, re-ask one tier up,
