@@ -86,9 +86,9 @@ def _one_run(router, corpus: list[tuple[str, str]], decisions: int) -> tuple[flo
 def _learned_routers() -> dict[str, object]:
     """Learned routers trained on part of the dev files (out-of-domain summary on; one
     with embedding features too), or {} when the data is absent."""
-    from routing_platform.engine.learned import train_router
     from routing_platform.engine.quality.dataset import concat_datasets, load_dataset
     from routing_platform.engine.quality.routers import task_types
+    from routing_platform.engine.quality.training import train_router
 
     paths = [SHARED / "routellm" / name for name in ("mmlu_dev.csv", "gsm8k_dev.csv")]
     if not all(path.exists() for path in paths):

@@ -28,6 +28,10 @@ from experiments.models import QualitySignal, RoutedCall
 from experiments.quality import Agreement, evaluation_agreement, execution_agreement
 from experiments.selectors_training import call_prompt, call_response
 from experiments.services.calls import run_coroutine
+from routing_platform import runtime
+from routing_platform.engine.council import evaluation_messages
+from routing_platform.engine.errors import RoutingError
+from routing_platform.engine.judge import JUDGE_PROMPT_VERSION, judge_pair
 
 logger = logging.getLogger(__name__)
 
@@ -195,8 +199,6 @@ def quality_on_call_finished(*, call: RoutedCall, judge: str = JUDGE_QUEUED) -> 
 
 def _judge_question(call: RoutedCall) -> str:
     if call.kind == RoutedCall.Kind.EVALUATE:
-        from routing_platform.engine.council import evaluation_messages
-
         payload = call.request_payload or {}
         niche = payload.get("niche") or "general"
         return evaluation_messages(payload.get("script") or "", niche)[-1]["content"]
@@ -220,9 +222,6 @@ def _judge_answer(call: RoutedCall) -> str:
 
 def _judge_outcome(pair: ShadowPair):
     """Run the judge on the pair (both orders) with the configured judge model."""
-    from routing_platform import runtime
-    from routing_platform.engine.judge import judge_pair
-
     pool = runtime.provider_pool()
     spec = pool.catalog.get(settings.QUALITY_JUDGE_MODEL)
     price_overrides = runtime.router_config().price_overrides
@@ -244,9 +243,6 @@ def judge_pair_run(*, treatment_call_id: int) -> QualitySignal | None:
     """The judge job's body: judge a complete pair once and record the verdict, or the
     judge's error (an unparseable answer, a judge call that cannot succeed): never as a
     verdict. A retryable provider error propagates, so RQ runs the job again."""
-    from routing_platform.engine.errors import RoutingError
-    from routing_platform.engine.judge import JUDGE_PROMPT_VERSION
-
     treatment = RoutedCall.objects.filter(pk=treatment_call_id).first()
     if treatment is None:
         return None

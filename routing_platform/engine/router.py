@@ -5,8 +5,9 @@
     a learned router (contract 6), when configured, replaces the tier choice by its score:
     premium from the artifact's calibrated threshold (else `learned_premium_from`). A
     prompt unlike the router's training prompts (beyond its domain threshold in embedding
-    space) falls back to the classifier, or to `learned_fallback_tier` when set; the
-    decision says which (`router`: "learned" | "fallback" | "heuristic") and why.
+    space, or any prompt while most recent ones are) is routed by the prompt-length rule
+    (the classifier for artifacts without one), or goes to `learned_fallback_tier` when
+    set; the decision says which (`router`: "learned" | "fallback" | "heuristic") and why.
 
 The cascade: call the tier (falling back across providers of that tier); if the answer's
 confidence is below `escalation_threshold` and escalation is enabled, re-ask one tier up,
@@ -30,6 +31,7 @@ from routing_platform.engine.classifier import Classification, classify
 from routing_platform.engine.config import RouterConfig
 from routing_platform.engine.cost import TokenUsage, cost_usd
 from routing_platform.engine.errors import AllProvidersFailedError, RoutingError
+from routing_platform.engine.learned import load_router
 from routing_platform.engine.providers.base import (
     CompletionRequest,
     CompletionResponse,
@@ -49,8 +51,6 @@ def load_learned_router(path: str) -> Any:
     """Load (once per path, per process) learned router artifact (``ROUTER_MODEL_PATH``)."""
     with _learned_lock:
         if path not in _learned_cache:
-            from routing_platform.engine.learned import load_router
-
             _learned_cache[path] = load_router(path)
         return _learned_cache[path]
 
@@ -175,16 +175,23 @@ class ModelRouter:
                 reasons.append(f"learned router unavailable ({type(err).__name__})")
                 router, router_reason = "fallback", f"learned router unavailable: {err}"
         tier = COMPLEXITY_TIER[classification.complexity]
+        scored = False  # the tier comes from a score: the learned one, or the length rule's
         if learned is not None:
             assessment = learned.assess(text, classification.task_type)
             strong_probability = float(assessment.score)
             if assessment.in_domain:
                 tier = self._learned_tier(learned, strong_probability, reasons)
-                router, router_reason = "learned", assessment.reason
+                router, router_reason, scored = "learned", assessment.reason, True
             else:
                 router, router_reason = "fallback", f"out of domain: {assessment.reason}"
                 reasons.append(f"learned router: prompt {router_reason}")
-        if router != "learned":
+                if assessment.fallback_score is not None and not self.config.learned_fallback_tier:
+                    # The prompt-length rule, on the learned score's scale (engine/learned/ood.py).
+                    tier = self._learned_tier(
+                        learned, assessment.fallback_score, reasons, "prompt-length rule"
+                    )
+                    scored = True
+        if not scored:
             if router == "fallback" and self.config.learned_fallback_tier:
                 tier = self.config.learned_fallback_tier
                 reasons.append(f"fallback tier {tier}")
@@ -199,7 +206,13 @@ class ModelRouter:
             classification, tier, tuple(reasons), strong_probability, router, router_reason
         )
 
-    def _learned_tier(self, learned: Any, strong_probability: float, reasons: list[str]) -> str:
+    def _learned_tier(
+        self,
+        learned: Any,
+        strong_probability: float,
+        reasons: list[str],
+        scorer: str = "learned router",
+    ) -> str:
         # The artifact's calibrated threshold (train-router --target-*) is the premium cut;
         # a router without one uses the configured cut.
         premium_from = getattr(learned, "threshold", None)
@@ -212,7 +225,7 @@ class ModelRouter:
         else:
             tier = "standard"
         reasons.append(
-            f"learned router: score {strong_probability:.2f} (premium from {premium_from:.2f})"
+            f"{scorer}: score {strong_probability:.2f} (premium from {premium_from:.2f})"
         )
         return tier
 

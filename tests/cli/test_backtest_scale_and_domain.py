@@ -85,6 +85,10 @@ def test_train_router_records_embedding_and_backtest_reports_fallback(tmp_path):
     artifact = json.loads(model.read_text())
     assert artifact["embedding"]["name"] == "wordllama/l2_supercat_256"
     assert artifact["domain"]["threshold"] > 0
+    # The prompt-length rule that routes prompts outside: 101 quantiles, on the score scale.
+    rule = artifact["domain"]["length_rule"]
+    assert len(rule["lengths"]) == len(rule["scores"]) == 101
+    assert rule["scores"] == sorted(rule["scores"]) and 0 <= rule["scores"][0] <= 1
     other = synthetic_rows(40)
     chat = ["Write a limerick about a cat.", "Plan a week of vegetarian dinners for two."]
     for index, row in enumerate(other):

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 
+from routing_platform.engine import router as router_module
 from routing_platform.engine.catalog import Catalog
 from routing_platform.engine.config import RouterConfig
 from routing_platform.engine.cost import TokenUsage, cost_usd
@@ -234,20 +235,13 @@ def test_learned_router_path_is_loaded_lazily_and_failures_fall_back(tmp_path):
 
 def test_configured_learned_router_is_loaded_once_per_path(monkeypatch):
     """ROUTER_MODEL_PATH: engine.learned.load_router(path) is called lazily, once, and used."""
-    import sys
-    import types
-
-    from routing_platform.engine import router as router_module
-
     loads: list[str] = []
-    fake = types.ModuleType("routing_platform.engine.learned")
 
     def load_router(path):
         loads.append(path)
         return FakeLearned(0.95)
 
-    fake.load_router = load_router
-    monkeypatch.setitem(sys.modules, "routing_platform.engine.learned", fake)
+    monkeypatch.setattr(router_module, "load_router", load_router)
     monkeypatch.setattr(router_module, "_learned_cache", {})
     config = RouterConfig(learned_router_path="/models/router.joblib")
     first = ModelRouter(config)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from routing_platform.engine.learned import train_router
+from routing_platform.engine.learned import save_router
+from routing_platform.engine.quality.training import train_router
 from routing_platform.routing import integration
 from routing_platform.routing.integration import smart_executor
 from tests.engine.quality.conftest import STRONG, WEAK, synthetic_rows
@@ -23,7 +24,9 @@ def router_path(tmp_path_factory):
         np.array([row[WEAK] for row in rows], dtype=float),
         domain=True,
     )
-    return str(router.save(tmp_path_factory.mktemp("fallback") / "router.json")), rows[0]["prompt"]
+    return str(save_router(router, tmp_path_factory.mktemp("fallback") / "router.json")), rows[0][
+        "prompt"
+    ]
 
 
 @pytest.fixture

@@ -83,8 +83,8 @@ def add_arguments(parser) -> None:
         "--ood-fallback",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="With --router-file: rows outside the router's training domain get the engine "
-        "classifier's score, as when serving (default: on).",
+        help="With --router-file: rows outside the router's training domain are routed by the "
+        "prompt-length rule, as when serving (default: on).",
     )
     parser.add_argument(
         "--embeddings",
@@ -185,7 +185,7 @@ def format_table(report: dict) -> list[str]:
         lines.append(
             f"out of the router's training domain: {fallback['rows']} rows "
             f"({_percent(fallback['share']).strip()}), "
-            + ("scored by the engine classifier" if fallback["enabled"] else "fallback off")
+            + ("routed as when serving" if fallback["enabled"] else "fallback off")
         )
     lines.append(
         f"weak quality {_quality(report, report['routers'][0]['weak_quality'])}, strong quality "

@@ -27,7 +27,8 @@ from experiments.selectors_training import (
     training_arms,
 )
 from routing_platform.cli.subcommands.backtest import ProgressBar
-from routing_platform.engine.learned import LearnedRouterError
+from routing_platform.engine.learned import LearnedRouterError, save_router
+from routing_platform.engine.quality.calibrated_training import train_and_calibrate
 from routing_platform.engine.quality.dataset import (
     DatasetError,
     RoutingDataset,
@@ -36,7 +37,6 @@ from routing_platform.engine.quality.dataset import (
     load_datasets,
 )
 from routing_platform.engine.quality.embedding import EmbeddingError
-from routing_platform.engine.quality.training import train_and_calibrate
 
 #: Labelled pairs --from-calls needs at least.
 MIN_PAIRS = 10
@@ -128,8 +128,8 @@ def add_arguments(parser) -> None:
         "--ood-fallback",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="Keep a summary of the training prompts in embedding space, so the engine falls "
-        "back to its classifier (or ROUTER_FALLBACK_TIER) on prompts unlike them (default: on).",
+        help="Keep a summary of the training prompts in embedding space, so the engine routes "
+        "prompts unlike them by the prompt-length rule (or ROUTER_FALLBACK_TIER) (default: on).",
     )
     parser.add_argument("--json", action="store_true", help="Print the summary as JSON.")
     parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
@@ -216,7 +216,7 @@ def handle(command, **options) -> None:
             domain=options["ood_fallback"],
             progress=progress,
         )
-        path = result.router.save(options["out"])
+        path = save_router(result.router, options["out"])
     except (DatasetError, LearnedRouterError, EmbeddingError, ValueError) as err:
         raise CommandError(str(err)) from err
     except OSError as err:

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from routing_platform.engine.catalog import Catalog, ModelSpec
+from routing_platform.engine.catalog import PROVIDER_KEY_ENV, Catalog, ModelSpec
 from routing_platform.engine.errors import (
     AllProvidersFailedError,
     CircuitOpenError,
@@ -73,8 +73,6 @@ class ProviderPool:
     def provider_for(self, spec: ModelSpec) -> Provider:
         provider = self.providers.get(spec.provider)
         if provider is None:
-            from routing_platform.engine.catalog import PROVIDER_KEY_ENV
-
             raise ProviderNotConfiguredError(spec.provider, PROVIDER_KEY_ENV.get(spec.provider, ""))
         return provider
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from routing_platform.engine.learned import CASCADE, DEFAULT_REGULARIZATION, MODES, LearnedRouter
+from routing_platform.engine.learned import CASCADE, MODES, LearnedRouter
 from routing_platform.engine.quality.crossval import DEFAULT_FOLDS, Progress
 from routing_platform.engine.quality.dataset import (
     DatasetError,
@@ -34,6 +34,7 @@ from routing_platform.engine.quality.routers import (
     artifact_scores_with_fallback,
     router_scores,
 )
+from routing_platform.engine.quality.training import DEFAULT_REGULARIZATION
 
 REPORT_VERSION = 1
 # The engine's own thresholds: complexity >= 0.65 is "complex" (premium tier); in cascade
@@ -235,8 +236,8 @@ def run_backtest(
     """Score `dataset` with the routers and the baselines; see the module docstring.
 
     `scale`: the score columns' range (detected when None; scores outside it are refused).
-    `fallback`: a router file's out-of-domain rows get the engine classifier's score, as
-    in serving. `embeddings`: the cross-validated ``learned`` router reads embeddings too.
+    `fallback`: a router file's out-of-domain rows are scored as in serving (the
+    prompt-length rule; see ``routers.artifact_scores_with_fallback``). `embeddings`: the cross-validated ``learned`` router reads embeddings too.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")

@@ -20,6 +20,7 @@ import math
 import os
 import re
 import zlib
+from collections import Counter
 
 from routing_platform.engine.arithmetic import arithmetic_checks
 
@@ -27,16 +28,21 @@ FEATURE_VERSION = 2
 
 _CHOICE = re.compile(r"^\(?([A-J])[.):]\s?(.*)$")
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
-_NEGATION_UPPER = re.compile(r"\b(NOT|EXCEPT|LEAST|FALSE|INCORRECT|NEVER)\b")
+_NEGATION_UPPER_WORDS = ("NOT", "EXCEPT", "LEAST", "FALSE", "INCORRECT", "NEVER")
+_NEGATION_UPPER = re.compile(rf"\b({'|'.join(_NEGATION_UPPER_WORDS)})\b")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _DIGIT = re.compile(r"\d")
 _CAPITALISED = re.compile(r"\b[A-Z][a-z]+")
-_YEAR = re.compile(r"\b1[5-9]\d\d\b|\b20\d\d\b")
+# Several patterns start with the character they need, and check the word boundary before
+# it with a look-behind after it: the same matches as a leading \b or look-behind, but the
+# regex engine then skips ahead to candidate characters instead of trying every position.
+_YEAR = re.compile(r"[12](?<!\w[12])(?:(?<=1)[5-9]\d\d|(?<=2)0\d\d)\b")  # 1500-2099
 _ALL_ABOVE = re.compile(r"\b(all|none|both|neither) of the (above|these|following)\b")
 _ROMAN = re.compile(r"\b(I|II|III|IV)\b")
 _CALCULATE_PHRASES = ("what is the value", "how many", "how much")
 _DEFINITION_PHRASES = ("is called", "refers to", "is defined", "is known as", "term for")
 _SYMBOLS = re.compile(r"[\\{}\[\]|∈∀∃→↔∧∨¬≡⊃~]")
+_CODE_LITERALS = ("def ", "return ", "int", ";", "()", "==")  # one of them is in every match
 _CODE = re.compile(r"(def |return |\bint\b|;\s*$|\(\)|==)", re.MULTILINE)
 _PERCENT = re.compile(r"%|\bpercent\b")
 _MONEY = re.compile(r"\$\s?\d")
@@ -44,7 +50,8 @@ _SENTENCE_END = re.compile(r"[.?!](?:\s|$)")
 
 # Computation load and problem structure, over the whole prompt (feature set 2): what a
 # weaker model gets wrong in word problems and quantitative questions.
-_QUANTITY = re.compile(r"(?<![\w.])-?\$?\d[\d,]*(?:\.\d+)?%?")
+# -?$?digits, not after a word character or a dot.
+_QUANTITY = re.compile(r"(?:-(?<![\w.]-)\$?\d|\$(?<![\w.]\$)\d|\d(?<![\w.]\d))[\d,]*(?:\.\d+)?%?")
 _FRACTION = re.compile(r"\b\d+\s*/\s*\d+\b")
 _DECIMAL = re.compile(r"\d\.\d")
 _TOKEN = re.compile(r"[a-z]+")
@@ -143,9 +150,10 @@ _UNIT_OF = {
 _UNIT_OF["inches"] = "inch"
 _CONDITIONAL_WORDS = frozenset(["if", "unless", "assuming", "suppose", "when"])
 _EQUATION_WORDS = frozenset({"x", "y", "sqrt"})
-_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]{2,}")
-_FORMULA = re.compile(r"\b(?:[A-Z][a-z]?\d*){2,}\b")
-_ROMAN_COMBINATION = re.compile(r"\b(?:I{1,3}|IV)(?:,|\s+and)\s+(?:I{1,3}|IV)\b")
+# A capitalised word, not first in the text or after a sentence's end.
+_NAME = re.compile(r"[A-Z](?<![.!?]\s[A-Z])(?<!^[A-Z])(?<!\w[A-Z])[a-z]{2,}")
+_FORMULA = re.compile(r"[A-Z](?<!\w[A-Z])[a-z]?\d*(?:[A-Z][a-z]?\d*)+\b")  # NaCl, H2SO4
+_ROMAN_COMBINATION = re.compile(r"I(?<!\wI)(?:I{0,2}|V)(?:,|\s+and)\s+(?:I{1,3}|IV)\b")
 _SENTENCE_SPLIT = re.compile(r"(?<=[.?!])\s+")
 
 # Word lists, matched by set intersection over the lower-cased words (fast on long prompts).
@@ -193,13 +201,19 @@ def split_multiple_choice(prompt: str) -> tuple[str, list[str]]:
 
 
 def _jaccard(first: set, second: set) -> float:
-    union = first | second
-    return len(first & second) / len(union) if union else 0.0
+    common = len(first & second)
+    union = len(first) + len(second) - common
+    return common / union if union else 0.0
 
 
-def _trigrams(text: str) -> set[str]:
+def _trigrams(text: str) -> set[tuple[str, ...]]:
+    """The text's character trigrams (whitespace runs as one space), as tuples of three
+    characters (zip runs in C; a set of them has the sizes the set of 3-character strings
+    has, which is all the similarity reads). A text under 3 characters is one "trigram"."""
     text = " ".join(text.split())
-    return {text[i : i + 3] for i in range(max(1, len(text) - 2))}
+    if len(text) < 3:
+        return {(text,)}
+    return set(zip(text, text[1:], text[2:], strict=False))
 
 
 def _mean(values: list[float]) -> float:
@@ -211,8 +225,19 @@ def _share(flags) -> float:
     return sum(1.0 for flag in flags if flag) / len(flags) if flags else 0.0
 
 
-def _count(words: list[str], vocabulary: frozenset[str]) -> int:
-    return sum(1 for word in words if word in vocabulary)
+def _tally(counts: dict[str, int], vocabulary: frozenset[str]) -> int:
+    """How many of the counted words are in `vocabulary` (a look-up per vocabulary word)."""
+    return sum([counts[word] for word in vocabulary.intersection(counts)])
+
+
+def _word_counts(words: list[str]) -> dict[str, int]:
+    return Counter(words)
+
+
+def _found(pattern: re.Pattern, text: str, literals: tuple[str, ...]) -> bool:
+    """`pattern` occurs in `text`; `literals` hold a substring of every match, so a text
+    holding none of them (a fast substring test) is not scanned by the regex at all."""
+    return any(literal in text for literal in literals) and bool(pattern.search(text))
 
 
 def _quantity_value(token: str) -> float | None:
@@ -233,13 +258,10 @@ def computation_features(prompt: str) -> dict[str, float]:
     parts = [part for part in _SENTENCE_SPLIT.split(prompt.strip()) if part]
     final = parts[-1] if parts else ""
     lower = prompt.lower()
-    tokens = _TOKEN.findall(lower)
-    counts: dict[str, int] = {}
-    for token in tokens:
-        counts[token] = counts.get(token, 0) + 1
+    counts = _word_counts(_TOKEN.findall(lower))
 
     def tally(words: frozenset[str], phrases: tuple[str, ...] = ()) -> int:
-        return sum(counts.get(word, 0) for word in words) + sum(map(lower.count, phrases))
+        return _tally(counts, words) + sum(map(lower.count, phrases))
 
     units = {_UNIT_OF[token] for token in counts if token in _UNIT_OF}
     return {
@@ -248,7 +270,7 @@ def computation_features(prompt: str) -> dict[str, float]:
         "quantity_max_log": math.log1p(max(values, default=0.0)),
         "quantity_digits_log": math.log1p(sum(len(token) for token in quantities)),
         "decimals_log": math.log1p(len(_DECIMAL.findall(prompt))),
-        "fractions_log": math.log1p(len(_FRACTION.findall(prompt))),
+        "fractions_log": math.log1p(len(_FRACTION.findall(prompt)) if "/" in prompt else 0),
         "number_words_log": math.log1p(tally(_NUMBER_WORDS)),
         "percentages_log": math.log1p(prompt.count("%") + lower.count("percent")),
         "comparisons_log": math.log1p(tally(_COMPARISON_WORDS, _COMPARISON_PHRASES)),
@@ -274,8 +296,10 @@ def prompt_features(prompt: str) -> dict[str, float]:
     question, choices = split_multiple_choice(prompt)
     lower = question.lower()
     word_list = _WORD.findall(lower)
-    words = set(word_list)
+    word_counts = _word_counts(word_list)
+    words = set(word_counts)
     raw_words = question.split()
+    raw_lengths = list(map(len, raw_words))
     lengths = [len(choice) for choice in choices]
     choices_lower = [choice.lower() for choice in choices]
     choice_word_lists = [_WORD.findall(choice) for choice in choices_lower]
@@ -315,14 +339,14 @@ def prompt_features(prompt: str) -> dict[str, float]:
         "choice_numeric": _share(
             len(choice.split()) <= 3 and bool(_DIGIT.search(choice)) for choice in choices
         ),
-        "choice_roman": float(any(_ROMAN.search(choice) for choice in choices)),
-        "choice_all_above": float(bool(_ALL_ABOVE.search(joined_choices))),
+        "choice_roman": float(any(_found(_ROMAN, choice, ("I",)) for choice in choices)),
+        "choice_all_above": float(_found(_ALL_ABOVE, joined_choices, (" of the ",))),
         "choice_true_false": float(bool(all_choice_words & _TRUE_FALSE_WORDS)),
         "choice_opposites": float(
             bool(all_choice_words & _INCREASE_WORDS) and bool(all_choice_words & _DECREASE_WORDS)
         ),
         "question_choice_overlap": _mean([_jaccard(words, s) for s in word_sets]),
-        "negation_upper": float(bool(_NEGATION_UPPER.search(question))),
+        "negation_upper": float(_found(_NEGATION_UPPER, question, _NEGATION_UPPER_WORDS)),
         "negation": float(bool(words & _NEGATION_WORDS)),
         "statement_pair": float("Statement 1" in question),
         "roman_list": float(" II" in prompt and bool(re.search(r"\bII\b", prompt))),
@@ -335,8 +359,8 @@ def prompt_features(prompt: str) -> dict[str, float]:
         "capitalised_log": math.log1p(len(_CAPITALISED.findall(question))),
         "years_log": math.log1p(len(_YEAR.findall(question))),
         "quotes": float('"' in question or "\u201c" in question),
-        "word_length_mean": _mean([len(word) for word in raw_words]),
-        "long_words_share": _share(len(word) >= 10 for word in raw_words),
+        "word_length_mean": _mean(raw_lengths),
+        "long_words_share": _share(length >= 10 for length in raw_lengths),
         "compression_ratio": len(zlib.compress(question.encode())) / (len(question) + 1),
         "person": float(bool(words & _PERSON_WORDS)),
         "scenario": float(bool(words & _SCENARIO_WORDS)),
@@ -346,12 +370,12 @@ def prompt_features(prompt: str) -> dict[str, float]:
         "definition": float(any(phrase in lower for phrase in _DEFINITION_PHRASES)),
         "superlative": float(bool(words & _SUPERLATIVE_WORDS)),
         "symbols_log": math.log1p(len(_SYMBOLS.findall(prompt))),
-        "code": float(bool(_CODE.search(prompt))),
-        "step_cues_log": math.log1p(_count(word_list, _STEP_WORDS)),
-        "percent": float(bool(_PERCENT.search(lower))),
-        "fraction_words_log": math.log1p(_count(word_list, _FRACTION_WORDS)),
-        "money": float(bool(_MONEY.search(question))),
-        "time_units_log": math.log1p(_count(word_list, _TIME_WORDS)),
+        "code": float(_found(_CODE, prompt, _CODE_LITERALS)),
+        "step_cues_log": math.log1p(_tally(word_counts, _STEP_WORDS)),
+        "percent": float(_found(_PERCENT, lower, ("%", "percent"))),
+        "fraction_words_log": math.log1p(_tally(word_counts, _FRACTION_WORDS)),
+        "money": float(_found(_MONEY, question, ("$",))),
+        "time_units_log": math.log1p(_tally(word_counts, _TIME_WORDS)),
         "sentences_log": math.log1p(len(_SENTENCE_END.findall(question))),
         **computation_features(prompt),
     }

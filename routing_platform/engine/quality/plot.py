@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import plotly.graph_objects as go
 
 from routing_platform.engine.quality.backtest import BacktestReport
 
@@ -20,8 +21,6 @@ def _thin(curve_x: np.ndarray, curve_y: np.ndarray) -> tuple[list[float], list[f
 
 def curve_figure(report: BacktestReport):
     """A Plotly figure: quality (y) against cost relative to always-strong (x)."""
-    import plotly.graph_objects as go
-
     figure = go.Figure()
     for result in report.results:
         cost, quality = _thin(result.curve.relative_cost * 100, result.curve.quality * 100)

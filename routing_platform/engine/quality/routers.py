@@ -16,17 +16,19 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
+from routing_platform.engine.classifier import classify
+from routing_platform.engine.confidence import estimate
 from routing_platform.engine.learned import (
     CASCADE,
-    DEFAULT_REGULARIZATION,
     LearnedRouter,
     feature_matrix,
-    fit_router,
     task_type_for_eval,
+    traffic_shifted,
 )
 from routing_platform.engine.quality.crossval import DEFAULT_FOLDS, Progress, fold_ids
 from routing_platform.engine.quality.dataset import DatasetError, RoutingDataset
 from routing_platform.engine.quality.embedding import get_embedder
+from routing_platform.engine.quality.training import DEFAULT_REGULARIZATION, fit_router
 
 ROUTER_NAMES = ("heuristic", "learned", "length", "random", "oracle")
 BASELINES = ("random", "length")
@@ -51,15 +53,11 @@ def weak_answers(dataset: RoutingDataset, weak: str) -> tuple[str, ...]:
 
 def heuristic_score(prompt: str, task_type: str) -> float:
     """The engine classifier's complexity score in [0, 1] (higher = harder)."""
-    from routing_platform.engine.classifier import classify
-
     return float(classify(prompt, task_type).score)
 
 
 def escalation_score(answer: str) -> float:
     """One minus the engine's confidence in an answer (no logprobs: its text heuristics)."""
-    from routing_platform.engine.confidence import estimate
-
     return 1.0 - float(estimate(answer).value)
 
 
@@ -137,27 +135,37 @@ def artifact_scores(router: LearnedRouter, dataset: RoutingDataset, *, weak: str
 def artifact_scores_with_fallback(
     router: LearnedRouter, dataset: RoutingDataset, *, weak: str, fallback: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(scores, fell_back): with `fallback`, rows outside the router's training domain get
-    the engine classifier's score instead, as the served router does.
+    """(scores, fell_back): with `fallback`, rows outside the router's training domain are
+    scored as the served router scores them: by the prompt-length rule on the learned
+    score's scale; and when most rows lie outside, the file is another domain and every row
+    falls back (the served router does so when most recent traffic lies outside).
 
-    The two scores live on different scales, so when both kinds of row are present each
-    group's scores become their ranks within the group, in (0, 1): at every cut, each
-    scorer sends the same share of its own rows to the strong model (as two routers each
-    calibrated to one strong share would), instead of one scale swamping the other.
+    An artifact without a length rule falls back to the engine classifier, whose score lives
+    on another scale: then, when both kinds of row are present, each group's scores become
+    their ranks within the group, in (0, 1) (each scorer sends the same share of its own
+    rows to the strong model at every cut).
     """
     responses = weak_answers(dataset, weak) if router.mode == CASCADE else None
     types = task_types(dataset)
     vectors = router.embed(dataset.prompts)
     scores = router.scores(dataset.prompts, types, responses, embeddings=vectors)
     outside = np.zeros(len(dataset), dtype=bool)
-    if fallback and vectors is not None and router.domain is not None:
-        outside = ~router.in_domain(vectors)
-        if outside.any():
-            for row in np.flatnonzero(outside):
-                scores[row] = heuristic_score(dataset.prompts[row], types[row])
-            if not outside.all():
-                for group in (outside, ~outside):
-                    scores[group] = (rankdata(scores[group]) - 0.5) / group.sum()
+    if not fallback or vectors is None or router.domain is None:
+        return scores, outside
+    outside = ~router.in_domain(vectors)
+    if traffic_shifted(outside):
+        outside[:] = True
+    if not outside.any():
+        return scores, outside
+    rule = router.domain.length_rule
+    if rule is not None:
+        scores[outside] = rule.scores_of([dataset.prompts[row] for row in np.flatnonzero(outside)])
+        return scores, outside
+    for row in np.flatnonzero(outside):
+        scores[row] = heuristic_score(dataset.prompts[row], types[row])
+    if not outside.all():
+        for group in (outside, ~outside):
+            scores[group] = (rankdata(scores[group]) - 0.5) / group.sum()
     return scores, outside
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from routing_platform.engine.learned import train_router
 from routing_platform.engine.quality.backtest import operating_point, run_backtest
 from routing_platform.engine.quality.dataset import DatasetError, load_dataset
 from routing_platform.engine.quality.plot import write_curve_html
 from routing_platform.engine.quality.routers import heuristic_score, router_scores
+from routing_platform.engine.quality.training import train_router
 from tests.engine.quality.conftest import STRONG, WEAK
 
 

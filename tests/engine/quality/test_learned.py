@@ -6,18 +6,26 @@ import json
 
 import numpy as np
 import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier
 
 from routing_platform.engine.learned import (
     ARTIFACT_VERSION,
     LearnedRouterError,
     calibrate_threshold,
     load_router,
-    normalise_outcomes,
-    train_router,
+    router_to_dict,
+    save_router,
 )
+from routing_platform.engine.learned.model import TreeStack
 from routing_platform.engine.quality.crossval import fold_ids
 from routing_platform.engine.quality.dataset import load_dataset
 from routing_platform.engine.quality.metrics import evaluate_scores
+from routing_platform.engine.quality.training import (
+    BOOSTING,
+    _fit_trees,
+    normalise_outcomes,
+    train_router,
+)
 from tests.engine.quality.conftest import STRONG, WEAK, synthetic_rows
 
 
@@ -47,7 +55,7 @@ def test_round_trip_gives_identical_scores(router, rows, tmp_path):
     calibrated = router.calibrated(
         router.scores([row["prompt"] for row in rows]), target_strong_share=0.3
     )
-    path = calibrated.save(tmp_path / "router.json")
+    path = save_router(calibrated, tmp_path / "router.json")
     loaded = load_router(path)
     assert loaded.threshold == calibrated.threshold
     assert loaded.metadata["calibration"]["target"] == "strong_share"
@@ -64,7 +72,7 @@ def test_round_trip_gives_identical_scores(router, rows, tmp_path):
 
 def test_unknown_version_and_foreign_files_are_refused(router, tmp_path):
     """Another version, another format, a damaged file: each a clear error."""
-    data = router.to_dict()
+    data = router_to_dict(router)
     newer = tmp_path / "newer.json"
     newer.write_text(json.dumps({**data, "version": ARTIFACT_VERSION + 1}))
     with pytest.raises(LearnedRouterError, match=f"version {ARTIFACT_VERSION + 1}.*retrain"):
@@ -171,7 +179,7 @@ def test_engine_router_uses_the_artifact_from_its_path(router, rows, tmp_path):
     from routing_platform.engine.config import RouterConfig
     from routing_platform.engine.router import ModelRouter
 
-    path = router.save(tmp_path / "engine.json")
+    path = save_router(router, tmp_path / "engine.json")
     engine = ModelRouter(RouterConfig(learned_router_path=str(path)))
     decision = engine.choose(rows[0]["prompt"], "analysis")
     assert decision.strong_probability == pytest.approx(
@@ -182,10 +190,6 @@ def test_engine_router_uses_the_artifact_from_its_path(router, rows, tmp_path):
 def test_exported_trees_predict_like_scikit_learn():
     """The boosted trees, exported to plain nodes, give scikit-learn's own probabilities,
     both row by row (the engine) and in bulk (backtests)."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    from routing_platform.engine.learned import BOOSTING, _fit_trees
-
     rng = np.random.default_rng(3)
     matrix = rng.normal(size=(400, 4))
     labels = (matrix[:, 0] + matrix[:, 1] * matrix[:, 2] + rng.normal(size=400) > 0).astype(float)
@@ -194,7 +198,8 @@ def test_exported_trees_predict_like_scikit_learn():
     expected = reference.fit(matrix, labels.astype(int)).predict_proba(matrix)[:, 1]
     assert len(ensemble.trees) == BOOSTING["max_iter"]
     np.testing.assert_allclose(ensemble.probabilities(matrix), expected, atol=1e-9)
-    one = 1 / (1 + np.exp(-ensemble.logit(list(matrix[7]))))
+    (logit,) = TreeStack.of([ensemble]).logits(matrix[7])
+    one = 1 / (1 + np.exp(-logit))
     assert one == pytest.approx(expected[7], abs=1e-9)
 
 
@@ -207,15 +212,15 @@ def test_router_averages_linear_and_boosted_estimates(router, rows):
     prompts = [row["prompt"] for row in rows[:10]]
     linear_only = replace(router, strong_trees=None, weak_trees=None)
     assert not np.allclose(router.scores(prompts), linear_only.scores(prompts))
-    assert router.to_dict()["boosted"] is not None
-    assert linear_only.to_dict()["boosted"] is None
+    assert router_to_dict(router)["boosted"] is not None
+    assert router_to_dict(linear_only)["boosted"] is None
 
 
 def test_damaged_trees_are_refused(router, tmp_path):
     """A tree whose node points outside it (or to an unknown feature) is a clear error, so a
     hand-edited artifact can never loop or index out of range at scoring time."""
     for damage in ("left", "feature"):
-        data = json.loads(json.dumps(router.to_dict()))
+        data = json.loads(json.dumps(router_to_dict(router)))
         tree = data["boosted"]["strong_right"]["trees"][0]
         split = next(i for i, f in enumerate(tree["feature"]) if f >= 0)
         if damage == "left":
@@ -241,7 +246,7 @@ def test_engine_premium_cut_is_the_artifacts_calibrated_threshold(router, rows, 
     threshold = float(np.quantile(scores, 0.8))
     assert not 0.55 < threshold < 0.65
     calibrated = replace_threshold(router, threshold)
-    path = calibrated.save(tmp_path / "calibrated.json")
+    path = save_router(calibrated, tmp_path / "calibrated.json")
     engine = ModelRouter(RouterConfig(learned_router_path=str(path), learned_premium_from=0.6))
     disagreements = 0
     for prompt, score in zip(prompts, scores, strict=True):

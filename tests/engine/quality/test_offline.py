@@ -11,7 +11,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from routing_platform.engine.learned import train_router
+from routing_platform.engine.learned import save_router
+from routing_platform.engine.quality.training import train_router
 from tests.conftest import REPO_ROOT
 from tests.engine.quality.conftest import STRONG, WEAK, synthetic_rows
 
@@ -64,7 +65,9 @@ def router_file(tmp_path_factory):
         embeddings=True,
         domain=True,
     )
-    return router.save(tmp_path_factory.mktemp("offline") / "router.json"), rows[0]["prompt"]
+    return save_router(router, tmp_path_factory.mktemp("offline") / "router.json"), rows[0][
+        "prompt"
+    ]
 
 
 def test_a_cold_process_loads_and_routes_with_sockets_blocked(router_file):
