@@ -29,8 +29,11 @@ import math
 from dataclasses import asdict, dataclass
 
 from experiments.stats.errors import StatsInputError
-from experiments.stats.noninferiority import INCONCLUSIVE
-from experiments.stats.noninferiority import _result as noninferiority_result
+from experiments.stats.noninferiority import (
+    INCONCLUSIVE,
+    NonInferiorityTest,
+    noninferiority_result,
+)
 from experiments.stats.ratio import RatioSums, ratio_estimate
 from experiments.stats.sequential import DEFAULT_TUNING_N
 
@@ -130,16 +133,8 @@ def quality_check(
         method = "relative drop of mean feedback (delta method over units)"
     if math.isnan(variance):
         return inconclusive("the variance over units is undefined")
-    result = noninferiority_result(
-        harm,
-        math.sqrt(variance),
-        margin,
-        settings.alpha,
-        settings.sequential,
-        n_total,
-        settings.tuning_n,
-        method,
-    )
+    test = NonInferiorityTest(margin, settings.alpha, settings.sequential, settings.tuning_n)
+    result = noninferiority_result(harm, math.sqrt(variance), test, n_total, method)
     return QualityCheck(source, result.status, margin, shown_t, shown_c, result.as_dict(), None)
 
 
