@@ -26,7 +26,7 @@ signals", never ``pass``.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from experiments.stats.errors import StatsInputError
 from experiments.stats.noninferiority import (
@@ -35,6 +35,7 @@ from experiments.stats.noninferiority import (
     noninferiority_result,
 )
 from experiments.stats.ratio import RatioSums, ratio_estimate
+from experiments.stats.results import AsDict
 from experiments.stats.sequential import DEFAULT_TUNING_N
 
 AGREEMENT = "agreement"
@@ -45,7 +46,7 @@ NOT_ENOUGH = "not enough quality signals"
 
 
 @dataclass(frozen=True)
-class QualitySettings:
+class QualitySettings(AsDict):
     """What the quality guardrail depends on (all in the JSON export)."""
 
     alpha: float = 0.05
@@ -56,12 +57,9 @@ class QualitySettings:
     judge_margin: float = 0.05
     feedback_drop: float = 0.02
 
-    def as_dict(self) -> dict:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class QualityCheck:
+class QualityCheck(AsDict):
     """The quality guardrail of one treatment: status pass / fail / inconclusive."""
 
     source: str
@@ -71,9 +69,6 @@ class QualityCheck:
     control_estimate: float | None
     result: dict | None
     error: str | None
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def _signals_short(sums: RatioSums, needed: int) -> bool:

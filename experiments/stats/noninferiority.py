@@ -24,7 +24,7 @@ the guardrails is safe too.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Required, TypedDict, Unpack
 
 from scipy import stats as scipy_stats
@@ -35,6 +35,7 @@ from experiments.stats.means import check_alpha, delta_relative_arrays, moments
 from experiments.stats.proportions import newcombe_arrays
 from experiments.stats.quantiles import QuantileEstimate
 from experiments.stats.ratio import RatioSums, ratio_arrays
+from experiments.stats.results import AsDict
 from experiments.stats.summaries import MeanStats, ProportionStats
 
 PASS = "pass"
@@ -43,7 +44,7 @@ INCONCLUSIVE = "inconclusive"
 
 
 @dataclass(frozen=True)
-class NonInferiorityResult:
+class NonInferiorityResult(AsDict):
     harm: float
     harm_low: float
     harm_high: float
@@ -54,9 +55,6 @@ class NonInferiorityResult:
     method: str
     alpha: float
     sequential: bool
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def _status(harm_low: float, harm_high: float, margin: float) -> str:
