@@ -259,10 +259,11 @@ class WindowQuery(Schema):
     experiment: str | None = Field(None, pattern=KEY_PATTERN)
 
 
-def _metrics(load):
-    """Run a dashboard/analytics read; its input errors (window, experiment) become 400s."""
+def _metrics(read, query: WindowQuery):
+    """A dashboard/analytics read of the query's window and experiment; its input errors
+    (window, experiment) become 400s."""
     try:
-        return load()
+        return read(window=query.window, experiment=query.experiment)
     except MetricsInputError as err:
         raise BadRequest(str(err)) from None
 
@@ -275,10 +276,7 @@ def _metrics(load):
     openapi_extra=ERROR_RESPONSES,
 )
 async def dashboard(request: HttpRequest, query: Query[WindowQuery]):
-    def load():
-        return router_dashboard.get_dashboard(window=query.window, experiment=query.experiment)
-
-    return await sync_to_async(_metrics)(load)
+    return await sync_to_async(_metrics)(router_dashboard.get_dashboard, query)
 
 
 @router.get(
@@ -289,10 +287,7 @@ async def dashboard(request: HttpRequest, query: Query[WindowQuery]):
     openapi_extra=ERROR_RESPONSES,
 )
 async def analytics(request: HttpRequest, query: Query[WindowQuery]):
-    def load():
-        return analytics_.get_summary(window=query.window, experiment=query.experiment)
-
-    return await sync_to_async(_metrics)(load)
+    return await sync_to_async(_metrics)(analytics_.get_summary, query)
 
 
 # --- Experiments ---------------------------------------------------------------------------
