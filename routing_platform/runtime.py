@@ -20,17 +20,22 @@ import threading
 import weakref
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Unpack
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from routing_platform.engine.catalog import DEFAULT_MODELS, Catalog, parse_compatible_models
-from routing_platform.engine.chat import ChatOptions
 from routing_platform.engine.config import PriceOverride, RouterConfig
 from routing_platform.engine.council import OriginalCouncil, SmartCouncil
 from routing_platform.engine.errors import InvalidRequestError
-from routing_platform.engine.executor import STRATEGIES, Executor, StreamingRun
+from routing_platform.engine.executor import (
+    STRATEGIES,
+    CallFields,
+    ExecuteFields,
+    Executor,
+    StreamingRun,
+)
 from routing_platform.engine.providers.anthropic import AnthropicProvider
 from routing_platform.engine.providers.base import Provider
 from routing_platform.engine.providers.circuit import CircuitBreaker
@@ -371,27 +376,15 @@ def effective_strategy(strategy: str, config: RouterConfig | None = None) -> str
 
 async def run_execute(
     *,
-    text: str | None = None,
-    messages: list[dict] | None = None,
-    task_type: str = "analysis",
     strategy: str = "smart_routing",
     router_params: dict | None = None,
-    model: str | None = None,
-    max_tokens: int | None = None,
-    temperature: float | None = None,
-    options: ChatOptions | None = None,
+    **call: Unpack[ExecuteFields],
 ) -> dict:
+    """Run one request (``Executor.execute``) with the arm's router parameters and the
+    strategy in effect (see `effective_strategy`)."""
     router = _router(router_params)
-    return await Executor(router).execute(
-        text=text,
-        messages=messages,
-        task_type=task_type,
-        strategy=effective_strategy(strategy, router.config),
-        model=model,
-        max_tokens=max_tokens,
-        temperature=temperature,
-        options=options,
-    )
+    strategy = effective_strategy(strategy, router.config)
+    return await Executor(router).execute(strategy=strategy, **call)
 
 
 def streams_through(model: str | None) -> bool:
@@ -404,24 +397,9 @@ def streams_through(model: str | None) -> bool:
     return not config.enable_escalation and config.enable_smart_routing
 
 
-async def run_stream(
-    *,
-    messages: list[dict],
-    task_type: str = "analysis",
-    model: str | None = None,
-    max_tokens: int | None = None,
-    temperature: float | None = None,
-    options: ChatOptions | None = None,
-) -> StreamingRun:
+async def run_stream(**call: Unpack[CallFields]) -> StreamingRun:
     """Open a streamed answer (see `Executor.stream`)."""
-    return await Executor(_router(None)).stream(
-        messages=messages,
-        task_type=task_type,
-        model=model,
-        max_tokens=max_tokens,
-        temperature=temperature,
-        options=options,
-    )
+    return await Executor(_router(None)).stream(**call)
 
 
 async def run_evaluate(

@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict
 
 from routing_platform.engine.catalog import ModelSpec, context_window, next_tier
 from routing_platform.engine.chat import (
@@ -43,6 +43,25 @@ from routing_platform.engine.router import (
 )
 
 STRATEGIES = ("smart_routing", "original_council")
+
+
+class CallFields(TypedDict, total=False):
+    """The keyword arguments of one call to :meth:`Executor.stream` (``messages``
+    required), and with ``text`` those of :meth:`Executor.execute` besides the strategy:
+    what ``routing_platform.runtime`` forwards."""
+
+    messages: Sequence[dict] | None
+    task_type: str
+    model: str | None
+    max_tokens: int | None
+    temperature: float | None
+    options: ChatOptions | None
+
+
+class ExecuteFields(CallFields, total=False):
+    text: str | None
+
+
 # The vendors of the original council; self-hosted servers are not part of the baseline.
 VENDOR_PROVIDERS = ("openai", "anthropic", "gemini")
 _ROLES = {"system", "user", "assistant", "developer"}
