@@ -79,6 +79,20 @@ def call_facade(function, **kwargs):
         raise CommandError(str(err)) from None
 
 
+def window_read(function, options: dict) -> dict:
+    """The dashboard/analytics report of the ``--window`` and ``--experiment`` arguments
+    (`add_window_arguments`); bad input is a CommandError."""
+    return call_facade(function, window=options["window"], experiment=options["experiment"])
+
+
+def window_heading(command, title: str, data: dict, detail: str = "") -> None:
+    """The heading of a window report: ``title: window, experiment (or all traffic)``."""
+    scope = data["experiment"] or "all traffic"
+    command.stdout.write(
+        command.style.MIGRATE_HEADING(f"{title}: {data['window']['label']}, {scope}{detail}")
+    )
+
+
 BREAKDOWN_HEADERS = (
     "requests",
     "share",

@@ -6,9 +6,10 @@ from routing_platform.cli.subcommands._tables import (
     add_window_arguments,
     as_json,
     breakdown_table,
-    call_facade,
     pct,
     usd,
+    window_heading,
+    window_read,
 )
 from routing_platform.routing.analytics import analytics
 
@@ -37,17 +38,12 @@ def add_arguments(parser) -> None:
 
 
 def handle(command, **options) -> None:
-    summary = call_facade(
-        analytics.get_summary, window=options["window"], experiment=options["experiment"]
-    )
+    summary = window_read(analytics.get_summary, options)
     if options["json"]:
         command.stdout.write(as_json(summary))
         return
     out = command.stdout
-    scope = summary["experiment"] or "all traffic"
-    out.write(
-        command.style.MIGRATE_HEADING(f"Cost analysis: {summary['window']['label']}, {scope}")
-    )
+    window_heading(command, "Cost analysis", summary)
     if not summary["total_requests"]:
         out.write(
             "  No routed calls in this window. Record some first, e.g. "
