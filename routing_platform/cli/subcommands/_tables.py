@@ -93,6 +93,17 @@ def window_heading(command, title: str, data: dict, detail: str = "") -> None:
     )
 
 
+def window_report(command, function, title: str, options: dict) -> dict | None:
+    """`window_read`, then with ``--json`` the report printed as JSON (and None: nothing
+    more to print), else its heading printed and the report returned for the tables."""
+    data = window_read(function, options)
+    if options["json"]:
+        command.stdout.write(as_json(data))
+        return None
+    window_heading(command, title, data)
+    return data
+
+
 BREAKDOWN_HEADERS = (
     "requests",
     "share",

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from routing_platform.cli.subcommands._tables import (
     add_window_arguments,
-    as_json,
     breakdown_table,
     pct,
     usd,
-    window_heading,
-    window_read,
+    window_report,
 )
 from routing_platform.routing.analytics import analytics
 
@@ -38,12 +36,10 @@ def add_arguments(parser) -> None:
 
 
 def handle(command, **options) -> None:
-    summary = window_read(analytics.get_summary, options)
-    if options["json"]:
-        command.stdout.write(as_json(summary))
+    summary = window_report(command, analytics.get_summary, "Cost analysis", options)
+    if summary is None:
         return
     out = command.stdout
-    window_heading(command, "Cost analysis", summary)
     if not summary["total_requests"]:
         out.write(
             "  No routed calls in this window. Record some first, e.g. "

@@ -7,14 +7,12 @@ from django.core.management.base import CommandError
 from experiments.savings import control_arm_labels, routed_savings
 from routing_platform.cli.subcommands._tables import (
     add_window_arguments,
-    as_json,
     breakdown_table,
     ms,
     pct,
     table,
     usd,
-    window_heading,
-    window_read,
+    window_report,
 )
 from routing_platform.routing.dashboard import router_dashboard
 
@@ -69,12 +67,10 @@ def alert_lines(command, alerts: list[dict]) -> list[str]:
 def handle(command, **options) -> None:
     if options["points"] < 0:
         raise CommandError("--points must be 0 or more.")
-    data = window_read(router_dashboard.get_dashboard, options)
-    if options["json"]:
-        command.stdout.write(as_json(data))
+    data = window_report(command, router_dashboard.get_dashboard, "Routing dashboard", options)
+    if data is None:
         return
     out = command.stdout
-    window_heading(command, "Routing dashboard", data)
     for line in overview_lines(data["overview"]):
         out.write(line)
     routed = routed_savings(data["by_arm"], control_arm_labels())
