@@ -89,10 +89,10 @@ def single_model_result(
     )
     attempts = (*failed, answer)
     return RoutedResult(
-        decision=decision,
-        spec=spec,
-        outcome=outcome,
-        attempts=attempts,
+        decision,
+        spec,
+        outcome,
+        attempts,
         escalated=False,
         escalation_reason="",
         cost_usd=cost,
