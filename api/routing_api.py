@@ -129,6 +129,23 @@ async def _run_routed(
     return body
 
 
+async def _answer(
+    request: HttpRequest,
+    *,
+    kind: str,
+    payload: RoutedRequestIn,
+    fields: dict[str, Any],
+    run: EngineRun,
+):
+    """Queue the call (``run_async``: 202 and a job) or route, run and record it now.
+    ``fields`` are the request as recorded, with the caller's key name added (whose call
+    it is, for feedback: ``api.quality_api``)."""
+    request_payload = {**fields, "api_key": request.auth.name}
+    if payload.run_async:
+        return await _enqueue(kind=kind, payload=payload, request_payload=request_payload)
+    return await _run_routed(kind=kind, payload=payload, request_payload=request_payload, run=run)
+
+
 # --- Health --------------------------------------------------------------------------------
 
 
@@ -154,15 +171,12 @@ async def health(request: HttpRequest):
     openapi_extra=ERROR_RESPONSES,
 )
 async def execute(request: HttpRequest, payload: ExecuteIn):
-    request_payload = {
+    fields = {
         "text": payload.text,
         "task_type": payload.task_type,
         "max_tokens": payload.max_tokens,
         "temperature": payload.temperature,
-        "api_key": request.auth.name,  # whose call it is (feedback: api.quality_api)
     }
-    if payload.run_async:
-        return await _enqueue(kind="execute", payload=payload, request_payload=request_payload)
 
     async def run(*, strategy: str, router_params: dict | None):
         return await run_execute(
@@ -174,9 +188,7 @@ async def execute(request: HttpRequest, payload: ExecuteIn):
             temperature=payload.temperature,
         )
 
-    return await _run_routed(
-        kind="execute", payload=payload, request_payload=request_payload, run=run
-    )
+    return await _answer(request, kind="execute", payload=payload, fields=fields, run=run)
 
 
 @router.post(
@@ -187,14 +199,7 @@ async def execute(request: HttpRequest, payload: ExecuteIn):
     openapi_extra=ERROR_RESPONSES,
 )
 async def evaluate(request: HttpRequest, payload: EvaluateIn):
-    request_payload = {
-        "script": payload.script,
-        "niche": payload.niche,
-        "task_type": "evaluation",
-        "api_key": request.auth.name,  # whose call it is (feedback: api.quality_api)
-    }
-    if payload.run_async:
-        return await _enqueue(kind="evaluate", payload=payload, request_payload=request_payload)
+    fields = {"script": payload.script, "niche": payload.niche, "task_type": "evaluation"}
 
     async def run(*, strategy: str, router_params: dict | None):
         return await run_evaluate(
@@ -204,9 +209,7 @@ async def evaluate(request: HttpRequest, payload: EvaluateIn):
             router_params=router_params,
         )
 
-    return await _run_routed(
-        kind="evaluate", payload=payload, request_payload=request_payload, run=run
-    )
+    return await _answer(request, kind="evaluate", payload=payload, fields=fields, run=run)
 
 
 def _job_body(call) -> dict[str, Any]:
@@ -256,10 +259,11 @@ class WindowQuery(Schema):
     experiment: str | None = Field(None, pattern=KEY_PATTERN)
 
 
-def _metrics(load):
-    """Run a dashboard/analytics read; its input errors (window, experiment) become 400s."""
+def _metrics(read, query: WindowQuery):
+    """A dashboard/analytics read of the query's window and experiment; its input errors
+    (window, experiment) become 400s."""
     try:
-        return load()
+        return read(window=query.window, experiment=query.experiment)
     except MetricsInputError as err:
         raise BadRequest(str(err)) from None
 
@@ -272,10 +276,7 @@ def _metrics(load):
     openapi_extra=ERROR_RESPONSES,
 )
 async def dashboard(request: HttpRequest, query: Query[WindowQuery]):
-    def load():
-        return router_dashboard.get_dashboard(window=query.window, experiment=query.experiment)
-
-    return await sync_to_async(_metrics)(load)
+    return await sync_to_async(_metrics)(router_dashboard.get_dashboard, query)
 
 
 @router.get(
@@ -286,10 +287,7 @@ async def dashboard(request: HttpRequest, query: Query[WindowQuery]):
     openapi_extra=ERROR_RESPONSES,
 )
 async def analytics(request: HttpRequest, query: Query[WindowQuery]):
-    def load():
-        return analytics_.get_summary(window=query.window, experiment=query.experiment)
-
-    return await sync_to_async(_metrics)(load)
+    return await sync_to_async(_metrics)(analytics_.get_summary, query)
 
 
 # --- Experiments ---------------------------------------------------------------------------

@@ -235,6 +235,18 @@ def cost_per_request_by_arm(by_arm: dict[str, dict]) -> go.Figure:
     return figure
 
 
+def _alert_line(figure: go.Figure, axis: str, value: float, text: str) -> None:
+    """An alert threshold as a dotted line at ``value`` of the ``axis`` ("x": a vertical
+    line, "y": a horizontal one), labelled top left."""
+    add_line = figure.add_vline if axis == "x" else figure.add_hline
+    add_line(
+        **{axis: value},
+        line={"color": COLORS["threshold"], "dash": "dot"},
+        annotation_text=text,
+        annotation_position="top left",
+    )
+
+
 def confidence_distribution(
     buckets: list[dict], *, low_confidence_threshold: float | None = None
 ) -> go.Figure:
@@ -258,11 +270,8 @@ def confidence_distribution(
         )
     )
     if low_confidence_threshold is not None:
-        figure.add_vline(
-            x=low_confidence_threshold,
-            line={"color": COLORS["threshold"], "dash": "dot"},
-            annotation_text=f"alert below {low_confidence_threshold:g}",
-            annotation_position="top left",
+        _alert_line(
+            figure, "x", low_confidence_threshold, f"alert below {low_confidence_threshold:g}"
         )
     return figure
 
@@ -291,12 +300,7 @@ def escalation_rate_over_time(
         )
     )
     if alert_threshold_pct is not None:
-        figure.add_hline(
-            y=alert_threshold_pct,
-            line={"color": COLORS["threshold"], "dash": "dot"},
-            annotation_text=f"alert above {alert_threshold_pct:g}%",
-            annotation_position="top left",
-        )
+        _alert_line(figure, "y", alert_threshold_pct, f"alert above {alert_threshold_pct:g}%")
     return _mark_empty(figure, timeseries)
 
 

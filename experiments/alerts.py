@@ -23,7 +23,7 @@ interval rules the margin out), not while it is inconclusive.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.utils import timezone
@@ -46,6 +46,7 @@ from experiments.selectors_analysis import (
 from experiments.selectors_quality import quality_sums_by_phase
 from experiments.stats.noninferiority import FAIL
 from experiments.stats.ratio import RatioSums
+from experiments.stats.results import AsDict
 from experiments.stats.sequential import DEFAULT_TUNING_N
 
 #: The window the error-rate rule compares when the dashboard shows all time.
@@ -81,7 +82,7 @@ class Rule:
 
 
 @dataclass(frozen=True)
-class Alert:
+class Alert(AsDict):
     rule: str
     metric: str
     level: str
@@ -90,9 +91,6 @@ class Alert:
     value: float | None
     threshold: float | None
     experiment: str | None = None
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

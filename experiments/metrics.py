@@ -46,6 +46,7 @@ from django.utils import timezone
 
 from experiments.analysis.figures import Totals, usd
 from experiments.models import ArmRollup, CallRollup, CallRollupDaily, RoutedCall
+from experiments.models.rollups import CALL_DIMENSIONS
 from experiments.rollups_daily import compacted_until, daily_rollups_sync
 from experiments.stats.histograms import (
     CONFIDENCE_HIST_EDGES,
@@ -78,18 +79,9 @@ BREAKDOWNS: dict[str, str] = {
     "by_provider": "provider",
     "by_task_type": "task_type",
 }
-_CUBE_FIELDS = (
-    "experiment_key",
-    "arm_key",
-    "strategy",
-    "complexity",
-    "tier",
-    "model",
-    "provider",
-    "task_type",
-    "status",
-    "is_shadow",
-)
+#: What the cube groups by: every call rollup dimension but the kind (calls of every kind
+#: add up in the dashboard).
+_CUBE_FIELDS = tuple(name for name in CALL_DIMENSIONS if name != "kind")
 _ERROR = RoutedCall.Status.ERROR
 
 

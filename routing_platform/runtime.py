@@ -20,17 +20,22 @@ import threading
 import weakref
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Unpack
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from routing_platform.engine.catalog import DEFAULT_MODELS, Catalog, parse_compatible_models
-from routing_platform.engine.chat import ChatOptions
 from routing_platform.engine.config import PriceOverride, RouterConfig
 from routing_platform.engine.council import OriginalCouncil, SmartCouncil
 from routing_platform.engine.errors import InvalidRequestError
-from routing_platform.engine.executor import STRATEGIES, Executor, StreamingRun
+from routing_platform.engine.executor import (
+    STRATEGIES,
+    CallFields,
+    ExecuteFields,
+    Executor,
+    StreamingRun,
+)
 from routing_platform.engine.providers.anthropic import AnthropicProvider
 from routing_platform.engine.providers.base import Provider
 from routing_platform.engine.providers.circuit import CircuitBreaker
@@ -122,30 +127,45 @@ class _ProviderSettings:
         return self.mode == "simulated" or (self.mode == "auto" and not self.any_real_key)
 
 
+#: The `RouterConfig` fields read from settings as they are, each with its setting.
+_ROUTER_CONFIG_SETTINGS = {
+    "escalation_threshold": "ROUTER_ESCALATION_THRESHOLD",
+    "enable_escalation": "ROUTER_ENABLE_ESCALATION",
+    "cost_optimization_mode": "ROUTER_COST_OPTIMIZATION",
+    "enable_smart_routing": "ENABLE_SMART_ROUTING",
+    "learned_router_path": "ROUTER_MODEL_PATH",
+    "learned_fallback_tier": "ROUTER_FALLBACK_TIER",
+    "provider_mode": "ROUTER_PROVIDER_MODE",
+    "simulation_seed": "ROUTER_SIMULATION_SEED",
+    "simulated_latency_ms": "ROUTER_SIMULATED_LATENCY_MS",
+    "request_timeout_s": "ROUTER_REQUEST_TIMEOUT_S",
+    "max_retries": "ROUTER_MAX_RETRIES",
+}
+#: The provider keys and base URLs of `_ProviderSettings`, each with its setting.
+_PROVIDER_KEY_SETTINGS = {
+    "openai_key": "OPENAI_API_KEY",
+    "anthropic_key": "ANTHROPIC_API_KEY",
+    "gemini_key": "GEMINI_API_KEY",
+    "openai_base_url": "OPENAI_BASE_URL",
+    "anthropic_base_url": "ANTHROPIC_BASE_URL",
+    "gemini_base_url": "GEMINI_BASE_URL",
+    "compatible_base_url": "OPENAI_COMPATIBLE_BASE_URL",
+    "compatible_key": "OPENAI_COMPATIBLE_API_KEY",
+}
 # Every setting the two builders below read. Their results are cached per snapshot of these
 # values (a tuple, compared on every call), so a call rebuilds nothing unless a setting
 # changed, however it was changed (override_settings, monkeypatch, a reload).
-_SETTING_NAMES = (
-    "ROUTER_ESCALATION_THRESHOLD",
-    "ROUTER_ENABLE_ESCALATION",
-    "ROUTER_COST_OPTIMIZATION",
-    "ENABLE_SMART_ROUTING",
-    "ROUTER_MODEL_PATH",
-    "ROUTER_FALLBACK_TIER",
-    "ROUTER_PROVIDER_MODE",
-    "ROUTER_SIMULATION_SEED",
-    "ROUTER_SIMULATED_LATENCY_MS",
-    "ROUTER_REQUEST_TIMEOUT_S",
-    "ROUTER_MAX_RETRIES",
-    "OPENAI_API_KEY",
-    "ANTHROPIC_API_KEY",
-    "GEMINI_API_KEY",
-    "OPENAI_BASE_URL",
-    "ANTHROPIC_BASE_URL",
-    "GEMINI_BASE_URL",
-    "OPENAI_COMPATIBLE_BASE_URL",
-    "OPENAI_COMPATIBLE_API_KEY",
-)
+_SETTING_NAMES = (*_ROUTER_CONFIG_SETTINGS.values(), *_PROVIDER_KEY_SETTINGS.values())
+#: The `_ProviderSettings` fields that come from the `RouterConfig`, each with its field.
+_PROVIDER_CONFIG_FIELDS = {
+    "mode": "provider_mode",
+    "seed": "simulation_seed",
+    "simulated_latency_ms": "simulated_latency_ms",
+    "timeout_s": "request_timeout_s",
+    "max_retries": "max_retries",
+}
+#: Settings that may be missing (older settings modules), with the value then used.
+_SETTING_DEFAULTS = {"ROUTER_SIMULATED_LATENCY_MS": 0.0}
 _CACHE_LIMIT = 32
 _configs: dict[tuple, RouterConfig] = {}
 _provider_keys: dict[tuple, _ProviderSettings] = {}
@@ -178,6 +198,16 @@ def _cache_put(cache: dict, key: tuple | None, value: Any) -> None:
         cache[key] = value
 
 
+def _read(settings, table: dict[str, str]) -> dict[str, Any]:
+    """``{field: the value of its setting}`` for a table of ``field: setting name``."""
+    return {
+        field: getattr(settings, name, _SETTING_DEFAULTS[name])
+        if name in _SETTING_DEFAULTS
+        else getattr(settings, name)
+        for field, name in table.items()
+    }
+
+
 def _build_router_config(settings) -> RouterConfig:
     # Self-hosted models have no list price; they cost $0 at the API unless overridden.
     price_overrides = {
@@ -187,20 +217,7 @@ def _build_router_config(settings) -> RouterConfig:
     price_overrides.update(
         price_overrides_from(getattr(settings, "ROUTER_PRICE_OVERRIDES", None) or {})
     )
-    return RouterConfig(
-        escalation_threshold=settings.ROUTER_ESCALATION_THRESHOLD,
-        enable_escalation=settings.ROUTER_ENABLE_ESCALATION,
-        cost_optimization_mode=settings.ROUTER_COST_OPTIMIZATION,
-        enable_smart_routing=settings.ENABLE_SMART_ROUTING,
-        learned_router_path=settings.ROUTER_MODEL_PATH,
-        learned_fallback_tier=settings.ROUTER_FALLBACK_TIER,
-        provider_mode=settings.ROUTER_PROVIDER_MODE,
-        simulation_seed=settings.ROUTER_SIMULATION_SEED,
-        simulated_latency_ms=getattr(settings, "ROUTER_SIMULATED_LATENCY_MS", 0.0),
-        request_timeout_s=settings.ROUTER_REQUEST_TIMEOUT_S,
-        max_retries=settings.ROUTER_MAX_RETRIES,
-        price_overrides=price_overrides,
-    )
+    return RouterConfig(**_read(settings, _ROUTER_CONFIG_SETTINGS), price_overrides=price_overrides)
 
 
 def router_config(**overrides: Any) -> RouterConfig:
@@ -217,34 +234,17 @@ def router_config(**overrides: Any) -> RouterConfig:
 def _provider_settings(config: RouterConfig) -> _ProviderSettings:
     settings = _settings()
     snapshot = _settings_snapshot(settings)
+    from_config = {field: getattr(config, name) for field, name in _PROVIDER_CONFIG_FIELDS.items()}
     key = None
     if snapshot is not None:
-        key = (
-            snapshot,
-            config.provider_mode,
-            config.simulation_seed,
-            config.simulated_latency_ms,
-            config.request_timeout_s,
-            config.max_retries,
-        )
+        key = (snapshot, *from_config.values())
         provider_key = _provider_keys.get(key)
         if provider_key is not None:
             return provider_key
     provider_key = _ProviderSettings(
-        mode=config.provider_mode,
-        openai_key=settings.OPENAI_API_KEY,
-        anthropic_key=settings.ANTHROPIC_API_KEY,
-        gemini_key=settings.GEMINI_API_KEY,
-        openai_base_url=settings.OPENAI_BASE_URL,
-        anthropic_base_url=settings.ANTHROPIC_BASE_URL,
-        gemini_base_url=settings.GEMINI_BASE_URL,
-        compatible_base_url=settings.OPENAI_COMPATIBLE_BASE_URL,
-        compatible_key=settings.OPENAI_COMPATIBLE_API_KEY,
+        **from_config,
+        **_read(settings, _PROVIDER_KEY_SETTINGS),
         compatible_models=_compatible_models(settings),
-        seed=config.simulation_seed,
-        simulated_latency_ms=config.simulated_latency_ms,
-        timeout_s=config.request_timeout_s,
-        max_retries=config.max_retries,
     )
     _cache_put(_provider_keys, key, provider_key)
     return provider_key
@@ -376,27 +376,15 @@ def effective_strategy(strategy: str, config: RouterConfig | None = None) -> str
 
 async def run_execute(
     *,
-    text: str | None = None,
-    messages: list[dict] | None = None,
-    task_type: str = "analysis",
     strategy: str = "smart_routing",
     router_params: dict | None = None,
-    model: str | None = None,
-    max_tokens: int | None = None,
-    temperature: float | None = None,
-    options: ChatOptions | None = None,
+    **call: Unpack[ExecuteFields],
 ) -> dict:
+    """Run one request (``Executor.execute``) with the arm's router parameters and the
+    strategy in effect (see `effective_strategy`)."""
     router = _router(router_params)
-    return await Executor(router).execute(
-        text=text,
-        messages=messages,
-        task_type=task_type,
-        strategy=effective_strategy(strategy, router.config),
-        model=model,
-        max_tokens=max_tokens,
-        temperature=temperature,
-        options=options,
-    )
+    strategy = effective_strategy(strategy, router.config)
+    return await Executor(router).execute(strategy=strategy, **call)
 
 
 def streams_through(model: str | None) -> bool:
@@ -409,24 +397,9 @@ def streams_through(model: str | None) -> bool:
     return not config.enable_escalation and config.enable_smart_routing
 
 
-async def run_stream(
-    *,
-    messages: list[dict],
-    task_type: str = "analysis",
-    model: str | None = None,
-    max_tokens: int | None = None,
-    temperature: float | None = None,
-    options: ChatOptions | None = None,
-) -> StreamingRun:
+async def run_stream(**call: Unpack[CallFields]) -> StreamingRun:
     """Open a streamed answer (see `Executor.stream`)."""
-    return await Executor(_router(None)).stream(
-        messages=messages,
-        task_type=task_type,
-        model=model,
-        max_tokens=max_tokens,
-        temperature=temperature,
-        options=options,
-    )
+    return await Executor(_router(None)).stream(**call)
 
 
 async def run_evaluate(

@@ -12,6 +12,7 @@ from django.utils.html import format_html
 from experiments.admin.readonly import ReadOnlyModelAdmin
 from experiments.formatting import ms, number, usd
 from experiments.models import RoutedCall
+from experiments.services.calls.fields import COST_FIELDS, ROUTING_FIELDS
 
 
 @admin.register(RoutedCall)
@@ -66,32 +67,11 @@ class RoutedCallAdmin(ReadOnlyModelAdmin):
         ),
         (
             "Routing",
-            {
-                "fields": (
-                    "task_type",
-                    "complexity",
-                    "complexity_score",
-                    "tier",
-                    "models_tried",
-                    "model",
-                    "provider",
-                    "escalated",
-                    "escalation_reason",
-                    "confidence",
-                )
-            },
+            {"fields": ("task_type", *ROUTING_FIELDS)},
         ),
         (
             "Cost and time",
-            {
-                "fields": (
-                    "input_tokens",
-                    "output_tokens",
-                    "cost_usd",
-                    "baseline_cost_usd",
-                    "latency_ms",
-                )
-            },
+            {"fields": COST_FIELDS},
         ),
         (
             "Outcome",

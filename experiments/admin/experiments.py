@@ -118,28 +118,28 @@ NEW_EXPERIMENT_ARMS = (
 
 # --- The experiment form ----------------------------------------------------------------------
 
+#: The editable settings, in the order the form and its "Traffic" / "Statistics" fieldsets
+#: show them.
+TRAFFIC_FIELDS = ("unit_type", "traffic_percentage", "ramp_schedule", "shadow_percentage")
+STATISTICS_FIELDS = (
+    "alpha",
+    "sequential_testing",
+    "minimum_sample_per_arm",
+    "quality_signal",
+    "cuped_enabled",
+    "cuped_lookback_days",
+    "guardrail_quality_drop_pct",
+    "guardrail_error_rate_rise_pts",
+    "guardrail_latency_p95_rise_pct",
+)
+#: The read-only record of who did what when (the "History" fieldset).
+HISTORY_FIELDS = ("serving_arm", "created_by", "created_at", "updated_at", "started_at", "ended_at")
+
 
 class ExperimentForm(forms.ModelForm):
     class Meta:
         model = Experiment
-        fields = (
-            "key",
-            "name",
-            "hypothesis",
-            "unit_type",
-            "traffic_percentage",
-            "ramp_schedule",
-            "shadow_percentage",
-            "alpha",
-            "sequential_testing",
-            "minimum_sample_per_arm",
-            "quality_signal",
-            "cuped_enabled",
-            "cuped_lookback_days",
-            "guardrail_quality_drop_pct",
-            "guardrail_error_rate_rise_pts",
-            "guardrail_latency_p95_rise_pct",
-        )
+        fields = ("key", "name", "hypothesis", *TRAFFIC_FIELDS, *STATISTICS_FIELDS)
 
     def clean(self):
         cleaned = super().clean()
@@ -225,23 +225,13 @@ class ExperimentAdmin(admin.ModelAdmin):
     list_filter = ("status", "unit_type")
     search_fields = ("key", "name", "hypothesis")
     prepopulated_fields = {"key": ("name",)}
-    readonly_fields = (
-        "status",
-        "serving_arm",
-        "created_by",
-        "created_at",
-        "updated_at",
-        "started_at",
-        "ended_at",
-        "report_link",
-        "audit_log_display",
-    )
+    readonly_fields = ("status", *HISTORY_FIELDS, "report_link", "audit_log_display")
     fieldsets = (
         (None, {"fields": ("key", "name", "hypothesis", "status", "report_link")}),
         (
             "Traffic",
             {
-                "fields": ("unit_type", "traffic_percentage", "ramp_schedule", "shadow_percentage"),
+                "fields": TRAFFIC_FIELDS,
                 "description": (
                     "Units are bucketed with GrowthBook's v2 hash; ramping the traffic "
                     "percentage only adds units and never moves one between arms. Changing "
@@ -251,31 +241,12 @@ class ExperimentAdmin(admin.ModelAdmin):
         ),
         (
             "Statistics",
-            {
-                "fields": (
-                    "alpha",
-                    "sequential_testing",
-                    "minimum_sample_per_arm",
-                    "quality_signal",
-                    "cuped_enabled",
-                    "cuped_lookback_days",
-                    "guardrail_quality_drop_pct",
-                    "guardrail_error_rate_rise_pts",
-                    "guardrail_latency_p95_rise_pct",
-                )
-            },
+            {"fields": STATISTICS_FIELDS},
         ),
         (
             "History",
             {
-                "fields": (
-                    "serving_arm",
-                    "created_by",
-                    "created_at",
-                    "updated_at",
-                    "started_at",
-                    "ended_at",
-                ),
+                "fields": HISTORY_FIELDS,
                 "classes": ("collapse",),
             },
         ),

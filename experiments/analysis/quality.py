@@ -26,12 +26,16 @@ signals", never ``pass``.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from experiments.stats.errors import StatsInputError
-from experiments.stats.noninferiority import INCONCLUSIVE
-from experiments.stats.noninferiority import _result as noninferiority_result
+from experiments.stats.noninferiority import (
+    INCONCLUSIVE,
+    NonInferiorityTest,
+    noninferiority_result,
+)
 from experiments.stats.ratio import RatioSums, ratio_estimate
+from experiments.stats.results import AsDict
 from experiments.stats.sequential import DEFAULT_TUNING_N
 
 AGREEMENT = "agreement"
@@ -42,7 +46,7 @@ NOT_ENOUGH = "not enough quality signals"
 
 
 @dataclass(frozen=True)
-class QualitySettings:
+class QualitySettings(AsDict):
     """What the quality guardrail depends on (all in the JSON export)."""
 
     alpha: float = 0.05
@@ -53,12 +57,9 @@ class QualitySettings:
     judge_margin: float = 0.05
     feedback_drop: float = 0.02
 
-    def as_dict(self) -> dict:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class QualityCheck:
+class QualityCheck(AsDict):
     """The quality guardrail of one treatment: status pass / fail / inconclusive."""
 
     source: str
@@ -68,9 +69,6 @@ class QualityCheck:
     control_estimate: float | None
     result: dict | None
     error: str | None
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def _signals_short(sums: RatioSums, needed: int) -> bool:
@@ -130,16 +128,8 @@ def quality_check(
         method = "relative drop of mean feedback (delta method over units)"
     if math.isnan(variance):
         return inconclusive("the variance over units is undefined")
-    result = noninferiority_result(
-        harm,
-        math.sqrt(variance),
-        margin,
-        settings.alpha,
-        settings.sequential,
-        n_total,
-        settings.tuning_n,
-        method,
-    )
+    test = NonInferiorityTest(margin, settings.alpha, settings.sequential, settings.tuning_n)
+    result = noninferiority_result(harm, math.sqrt(variance), test, n_total, method)
     return QualityCheck(source, result.status, margin, shown_t, shown_c, result.as_dict(), None)
 
 

@@ -194,11 +194,11 @@ def assignment_get_or_create(*, experiment: Experiment, unit_id: str) -> Assignm
     return _assignment(pk, experiment=experiment, phase=phase, arm=arm, unit_id=unit_id)
 
 
-def _arm_route(
-    experiment: Experiment, arm: Arm, *, phase_id: int | None, in_experiment: bool
+def arm_route(
+    experiment: Experiment, arm: Arm, *, phase_id: int | None, in_experiment: bool = True
 ) -> ArmRoute:
-    """The route to ``arm``: in the experiment for an assigned unit, outside it when the
-    arm serves everyone after the experiment ended."""
+    """The route to ``arm``: in the experiment for an assigned unit (or a shadow call),
+    outside it when the arm serves everyone after the experiment ended."""
     return ArmRoute(
         experiment_key=experiment.key,
         arm_key=arm.key,
@@ -218,12 +218,10 @@ def route_for_unit(*, experiment: Experiment, unit_id: str) -> ArmRoute | None:
         assignment = assignment_get_or_create(experiment=experiment, unit_id=unit_id)
         if assignment is None:
             return None
-        return _arm_route(
-            experiment, assignment.arm, phase_id=assignment.phase_id, in_experiment=True
-        )
+        return arm_route(experiment, assignment.arm, phase_id=assignment.phase_id)
     if experiment.serving_arm_id and experiment.status in (
         Experiment.Status.STOPPED,
         Experiment.Status.CONCLUDED,
     ):
-        return _arm_route(experiment, experiment.serving_arm, phase_id=None, in_experiment=False)
+        return arm_route(experiment, experiment.serving_arm, phase_id=None, in_experiment=False)
     return None

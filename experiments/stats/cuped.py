@@ -25,7 +25,7 @@ before exposure, so any value keeps the estimate unbiased; they just gain nothin
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as scipy_stats
@@ -33,6 +33,7 @@ from scipy import stats as scipy_stats
 from experiments.stats.errors import StatsInputError
 from experiments.stats.means import check_alpha
 from experiments.stats.ratio import RatioSums
+from experiments.stats.results import AsDict
 from experiments.stats.sequential import DEFAULT_TUNING_N, SequentialResult, confidence_sequence
 
 #: The order of the variables in :class:`MomentSums`.
@@ -40,7 +41,7 @@ VARIABLES = ("x", "y", "pre_x", "pre_y")
 
 
 @dataclass(frozen=True)
-class MomentSums:
+class MomentSums(AsDict):
     """Sums over the units of one arm of ``v = (x, y, pre_x, pre_y)``: ``n``, ``sums``
     (4 values) and ``products`` (the 4x4 matrix of ``sum v_i v_j``, row-major)."""
 
@@ -73,12 +74,9 @@ class MomentSums:
             self.products[0][1],
         )
 
-    def as_dict(self) -> dict:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class CupedComparison:
+class CupedComparison(AsDict):
     """A CUPED-adjusted ratio comparison; ``variance_reduction`` is a fraction."""
 
     theta: float
@@ -96,9 +94,6 @@ class CupedComparison:
     alpha: float
     sequential_absolute: SequentialResult | None = None
     sequential_relative: SequentialResult | None = None
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def cuped_arrays(control, treatment):

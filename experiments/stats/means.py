@@ -8,12 +8,13 @@ thousands of simulated experiments at once; the public functions validate one pa
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as scipy_stats
 
 from experiments.stats.errors import StatsInputError
+from experiments.stats.results import AsDict
 from experiments.stats.summaries import MeanStats
 
 
@@ -25,7 +26,7 @@ def check_alpha(alpha: float) -> float:
 
 
 @dataclass(frozen=True)
-class MeanDifference:
+class MeanDifference(AsDict):
     """Welch's two-sample t-test of ``treatment - control``."""
 
     control_mean: float
@@ -39,12 +40,9 @@ class MeanDifference:
     ci_high: float
     alpha: float
 
-    def as_dict(self) -> dict:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class RelativeDifference:
+class RelativeDifference(AsDict):
     """Relative lift ``treatment_mean / control_mean - 1`` with a delta-method interval."""
 
     control_mean: float
@@ -56,9 +54,6 @@ class RelativeDifference:
     ci_low: float
     ci_high: float
     alpha: float
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def welch_arrays(n_c, mean_c, var_c, n_t, mean_t, var_t):

@@ -24,7 +24,8 @@ the guardrails is safe too.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
+from typing import Required, TypedDict, Unpack
 
 from scipy import stats as scipy_stats
 
@@ -34,6 +35,7 @@ from experiments.stats.means import check_alpha, delta_relative_arrays, moments
 from experiments.stats.proportions import newcombe_arrays
 from experiments.stats.quantiles import QuantileEstimate
 from experiments.stats.ratio import RatioSums, ratio_arrays
+from experiments.stats.results import AsDict
 from experiments.stats.summaries import MeanStats, ProportionStats
 
 PASS = "pass"
@@ -42,7 +44,7 @@ INCONCLUSIVE = "inconclusive"
 
 
 @dataclass(frozen=True)
-class NonInferiorityResult:
+class NonInferiorityResult(AsDict):
     harm: float
     harm_low: float
     harm_high: float
@@ -53,9 +55,6 @@ class NonInferiorityResult:
     method: str
     alpha: float
     sequential: bool
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def _status(harm_low: float, harm_high: float, margin: float) -> str:
@@ -74,6 +73,34 @@ def _check_margin(margin: float) -> float:
     return float(margin)
 
 
+class NonInferiorityOptions(TypedDict, total=False):
+    """The keyword options every test here takes: ``margin`` (required, a fraction),
+    ``alpha`` (0.05), ``sequential`` (False) and ``tuning_n``
+    (``sequential.DEFAULT_TUNING_N``)."""
+
+    margin: Required[float]
+    alpha: float
+    sequential: bool
+    tuning_n: float
+
+
+@dataclass(frozen=True)
+class NonInferiorityTest:
+    """The options of one test as :class:`NonInferiorityOptions` lists them."""
+
+    margin: float
+    alpha: float = 0.05
+    sequential: bool = False
+    tuning_n: float = seq.DEFAULT_TUNING_N
+
+
+def _checked(options: NonInferiorityOptions) -> NonInferiorityTest:
+    """The test of a public function's keyword options, margin and alpha checked (an
+    unknown option is a TypeError, as for any keyword argument)."""
+    test = NonInferiorityTest(**options)
+    return replace(test, margin=_check_margin(test.margin), alpha=check_alpha(test.alpha))
+
+
 def _fixed_p(harm: float, margin: float, se: float) -> float:
     if se <= 0:
         return 0.0 if harm < margin else 1.0
@@ -88,7 +115,19 @@ def _sequential_p(
     return float(seq.p_value_arrays(margin - harm, variance, n_total, alpha, tuning_n))
 
 
-def _result(harm, se, margin, alpha, sequential, n_total, tuning_n, method, fixed_bounds=None):
+def noninferiority_result(
+    harm: float,
+    se: float,
+    test: NonInferiorityTest,
+    n_total: int,
+    method: str,
+    fixed_bounds: tuple[float, float] | None = None,
+    margin: float | None = None,
+) -> NonInferiorityResult:
+    """The result of ``harm`` with standard error ``se`` against ``margin`` (the test's
+    margin unless given, e.g. on a log scale)."""
+    margin = test.margin if margin is None else margin
+    alpha, sequential, tuning_n = test.alpha, test.sequential, test.tuning_n
     if sequential:
         half = float(seq.half_width_arrays(se * se, n_total, alpha, tuning_n))
         low, high = harm - half, harm + half
@@ -119,22 +158,18 @@ def relative_mean_noninferiority(
     control: MeanStats,
     treatment: MeanStats,
     *,
-    margin: float,
-    alpha: float = 0.05,
     higher_is_better: bool = True,
-    sequential: bool = False,
-    tuning_n: float = seq.DEFAULT_TUNING_N,
+    **options: Unpack[NonInferiorityOptions],
 ) -> NonInferiorityResult:
     """Relative non-inferiority of a mean (quality): ``harm = -lift`` when higher is
     better, else ``lift``; ``lift`` and its delta-method ``se`` as in
     :func:`experiments.stats.means.relative_difference`. ``margin`` is a fraction (0.02)."""
-    margin = _check_margin(margin)
-    alpha = check_alpha(alpha)
+    test = _checked(options)
     for name, arm in (("control", control), ("treatment", treatment)):
         if not isinstance(arm, MeanStats) or arm.n < 2:
             raise StatsInputError(f"{name} must be MeanStats with n >= 2, got {arm!r}")
     arms = [moments(control), moments(treatment)]
-    return _relative_result(arms, margin, alpha, higher_is_better, sequential, tuning_n, "mean")
+    return _relative_result(arms, test, higher_is_better, "mean")
 
 
 #: What the relative tests compare: (the control's value in messages, the method).
@@ -146,11 +181,8 @@ _RELATIVE_KINDS = {
 
 def _relative_result(
     arms: list[tuple[int, float, float]],
-    margin: float,
-    alpha: float,
+    test: NonInferiorityTest,
     higher_is_better: bool,
-    sequential: bool,
-    tuning_n: float,
     kind: str,
 ) -> NonInferiorityResult:
     """The relative non-inferiority of ``(n, value, variance)`` of control and treatment
@@ -161,32 +193,23 @@ def _relative_result(
         raise StatsInputError(f"a relative margin needs a control {value} other than 0")
     lift, se, _z, _p = delta_relative_arrays(*control, *treatment)
     harm = -float(lift) if higher_is_better else float(lift)
-    return _result(
-        harm, float(se), margin, alpha, sequential, control[0] + treatment[0], tuning_n, method
-    )
+    return noninferiority_result(harm, float(se), test, control[0] + treatment[0], method)
 
 
 def rate_rise_noninferiority(
-    control: ProportionStats,
-    treatment: ProportionStats,
-    *,
-    margin: float,
-    alpha: float = 0.05,
-    sequential: bool = False,
-    tuning_n: float = seq.DEFAULT_TUNING_N,
+    control: ProportionStats, treatment: ProportionStats, **options: Unpack[NonInferiorityOptions]
 ) -> NonInferiorityResult:
     """Absolute non-inferiority of a rate that should not rise (error rate):
     ``harm = p_t - p_c``, margin in fractions (1 point = 0.01). Fixed bounds: Newcombe's
     interval at ``1 - 2 alpha``; p-value and sequential variance from the unpooled
     ``se^2 = p_t (1-p_t) / n_t + p_c (1-p_c) / n_c``, with the sequential variance using
     ``(x + 1) / (n + 2)`` so that zero events still give a positive width."""
-    margin = _check_margin(margin)
-    alpha = check_alpha(alpha)
+    test = _checked(options)
     for name, arm in (("control", control), ("treatment", treatment)):
         if not isinstance(arm, ProportionStats) or arm.n < 1:
             raise StatsInputError(f"{name} must be ProportionStats with n >= 1, got {arm!r}")
     harm = treatment.rate - control.rate
-    if sequential:
+    if test.sequential:
         adjusted = [(arm.successes + 1) / (arm.n + 2) for arm in (control, treatment)]
         se = math.sqrt(
             adjusted[0] * (1 - adjusted[0]) / control.n
@@ -199,30 +222,17 @@ def rate_rise_noninferiority(
             + treatment.rate * (1 - treatment.rate) / treatment.n
         )
         low, high = newcombe_arrays(
-            control.successes, control.n, treatment.successes, treatment.n, 2 * alpha
+            control.successes, control.n, treatment.successes, treatment.n, 2 * test.alpha
         )
         bounds = (float(low), float(high))
-    return _result(
-        harm,
-        se,
-        margin,
-        alpha,
-        sequential,
-        control.n + treatment.n,
-        tuning_n,
-        "difference of rates (Newcombe)" if not sequential else "difference of rates",
-        fixed_bounds=bounds,
+    method = "difference of rates" if test.sequential else "difference of rates (Newcombe)"
+    return noninferiority_result(
+        harm, se, test, control.n + treatment.n, method, fixed_bounds=bounds
     )
 
 
 def quantile_ratio_noninferiority(
-    control: QuantileEstimate,
-    treatment: QuantileEstimate,
-    *,
-    margin: float,
-    alpha: float = 0.05,
-    sequential: bool = False,
-    tuning_n: float = seq.DEFAULT_TUNING_N,
+    control: QuantileEstimate, treatment: QuantileEstimate, **options: Unpack[NonInferiorityOptions]
 ) -> NonInferiorityResult:
     """Relative non-inferiority of a quantile that should not rise (latency p95).
 
@@ -230,8 +240,7 @@ def quantile_ratio_noninferiority(
     ``se`` from the quantile's order-statistic interval); bounds ``L +- w`` map back to
     ``harm = exp(L) - 1``; ``margin`` is a fraction (0.10). The p-value tests
     ``L >= ln(1 + margin)``."""
-    margin = _check_margin(margin)
-    alpha = check_alpha(alpha)
+    test = _checked(options)
     for name, arm in (("control", control), ("treatment", treatment)):
         if not isinstance(arm, QuantileEstimate):
             raise StatsInputError(f"{name} must be a QuantileEstimate, got {arm!r}")
@@ -241,15 +250,13 @@ def quantile_ratio_noninferiority(
             )
     log_ratio = math.log(treatment.estimate) - math.log(control.estimate)
     se = math.hypot(control.log_standard_error, treatment.log_standard_error)
-    on_log_scale = _result(
+    on_log_scale = noninferiority_result(
         log_ratio,
         se,
-        math.log1p(margin),
-        alpha,
-        sequential,
+        test,
         control.n + treatment.n,
-        tuning_n,
         "ratio of quantiles (log scale)",
+        margin=math.log1p(test.margin),
     )
     low, high = math.expm1(on_log_scale.harm_low), math.expm1(on_log_scale.harm_high)
     return replace(
@@ -257,8 +264,8 @@ def quantile_ratio_noninferiority(
         harm=math.expm1(log_ratio),
         harm_low=low,
         harm_high=high,
-        margin=margin,
-        status=_status(low, high, margin),
+        margin=test.margin,
+        status=_status(low, high, test.margin),
     )
 
 
@@ -279,44 +286,25 @@ def relative_ratio_noninferiority(
     control: RatioSums,
     treatment: RatioSums,
     *,
-    margin: float,
-    alpha: float = 0.05,
     higher_is_better: bool = True,
-    sequential: bool = False,
-    tuning_n: float = seq.DEFAULT_TUNING_N,
+    **options: Unpack[NonInferiorityOptions],
 ) -> NonInferiorityResult:
     """:func:`relative_mean_noninferiority` for a ratio metric over units (quality per
     scored call): the lift ``r_t / r_c - 1`` and its delta-method ``se`` from per-unit
     sums (``experiments.stats.ratio``)."""
-    margin = _check_margin(margin)
-    alpha = check_alpha(alpha)
+    test = _checked(options)
     r_c, v_c, r_t, v_t = _ratio_pair(control, treatment)
     arms = [(control.n, r_c, v_c), (treatment.n, r_t, v_t)]
-    return _relative_result(arms, margin, alpha, higher_is_better, sequential, tuning_n, "ratio")
+    return _relative_result(arms, test, higher_is_better, "ratio")
 
 
 def ratio_rise_noninferiority(
-    control: RatioSums,
-    treatment: RatioSums,
-    *,
-    margin: float,
-    alpha: float = 0.05,
-    sequential: bool = False,
-    tuning_n: float = seq.DEFAULT_TUNING_N,
+    control: RatioSums, treatment: RatioSums, **options: Unpack[NonInferiorityOptions]
 ) -> NonInferiorityResult:
     """:func:`rate_rise_noninferiority` for a rate over units (errors per call):
     ``harm = r_t - r_c`` with the delta-method ``se^2 = Var(r_t) + Var(r_c)``."""
-    margin = _check_margin(margin)
-    alpha = check_alpha(alpha)
+    test = _checked(options)
     r_c, v_c, r_t, v_t = _ratio_pair(control, treatment)
     se = math.sqrt(v_c / control.n + v_t / treatment.n)
-    return _result(
-        r_t - r_c,
-        se,
-        margin,
-        alpha,
-        sequential,
-        control.n + treatment.n,
-        tuning_n,
-        "difference of ratios (delta method over units)",
-    )
+    method = "difference of ratios (delta method over units)"
+    return noninferiority_result(r_t - r_c, se, test, control.n + treatment.n, method)

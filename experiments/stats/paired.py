@@ -8,13 +8,14 @@ signed-rank test on the differences themselves.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as scipy_stats
 
 from experiments.stats.errors import StatsInputError
 from experiments.stats.means import check_alpha
+from experiments.stats.results import AsDict
 from experiments.stats.summaries import MeanStats
 
 #: Up to this many non-zero differences (and no ties) the Wilcoxon p-value is exact.
@@ -22,7 +23,7 @@ EXACT_WILCOXON_MAX_N = 50
 
 
 @dataclass(frozen=True)
-class PairedTResult:
+class PairedTResult(AsDict):
     n: int
     mean_difference: float
     standard_error: float
@@ -33,20 +34,14 @@ class PairedTResult:
     ci_high: float
     alpha: float
 
-    def as_dict(self) -> dict:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class WilcoxonResult:
+class WilcoxonResult(AsDict):
     n: int
     n_nonzero: int
     statistic: float
     p_value: float
     method: str
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def paired_t_test(differences: MeanStats, *, alpha: float = 0.05) -> PairedTResult:

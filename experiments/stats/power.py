@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from scipy import optimize
 from scipy import stats as scipy_stats
@@ -24,6 +24,7 @@ from scipy import stats as scipy_stats
 from experiments.stats import sequential as seq
 from experiments.stats.errors import StatsInputError
 from experiments.stats.means import check_alpha
+from experiments.stats.results import AsDict
 
 _MAX_N = 1e12
 #: A t-test needs two observations per arm; no sample size below that is reported.
@@ -31,7 +32,7 @@ _MIN_N = 2.0
 
 
 @dataclass(frozen=True)
-class SampleSize:
+class SampleSize(AsDict):
     per_arm: int
     per_arm_exact: float
     effect: float
@@ -40,9 +41,6 @@ class SampleSize:
     alpha: float
     power: float
     sequential: bool
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def _check_inputs(variance_control, variance_treatment, effect, alpha):

@@ -8,13 +8,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as scipy_stats
 
 from experiments.stats.errors import StatsInputError
 from experiments.stats.means import check_alpha
+from experiments.stats.results import AsDict
 from experiments.stats.summaries import ProportionStats
 
 #: Below this expected count in any cell of the 2x2 table, tests and intervals are exact.
@@ -22,19 +23,16 @@ SMALL_EXPECTED_COUNT = 5
 
 
 @dataclass(frozen=True)
-class RateInterval:
+class RateInterval(AsDict):
     rate: float
     ci_low: float
     ci_high: float
     method: str
     alpha: float
 
-    def as_dict(self) -> dict:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class ProportionDifference:
+class ProportionDifference(AsDict):
     """Test of ``treatment.rate - control.rate``."""
 
     control_rate: float
@@ -51,9 +49,6 @@ class ProportionDifference:
     relative_ci_low: float | None
     relative_ci_high: float | None
     alpha: float
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def _z(alpha: float) -> float:

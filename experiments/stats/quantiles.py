@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as scipy_stats
@@ -23,10 +23,11 @@ from scipy import stats as scipy_stats
 from experiments.stats.errors import StatsInputError
 from experiments.stats.histograms import hist_quantile
 from experiments.stats.means import check_alpha
+from experiments.stats.results import AsDict
 
 
 @dataclass(frozen=True)
-class QuantileEstimate:
+class QuantileEstimate(AsDict):
     q: float
     n: int
     estimate: float
@@ -35,9 +36,6 @@ class QuantileEstimate:
     log_standard_error: float | None
     alpha: float
     method: str
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def _check_q(q: float) -> float:

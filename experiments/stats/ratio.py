@@ -24,7 +24,7 @@ one call (``x_u = 1``), ``s_xx = s_xy = 0`` and this reduces to the variance of 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -36,11 +36,12 @@ from experiments.stats.means import (
     relative_result,
     welch_result,
 )
+from experiments.stats.results import AsDict
 from experiments.stats.sequential import DEFAULT_TUNING_N, SequentialResult, confidence_sequence
 
 
 @dataclass(frozen=True)
-class RatioSums:
+class RatioSums(AsDict):
     """Sums over the units of one arm for the ratio ``sum(y) / sum(x)``."""
 
     n: int = 0
@@ -86,9 +87,6 @@ class RatioSums:
         """The sums when the unit is the call (``x_u = 1``): from ``(n, sum, sum of
         squares)`` of the calls; the ratio tests then reduce to the call-level ones."""
         return cls(int(n), float(n), float(total), float(n), float(sum_squares), float(total))
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
     @property
     def mean_x(self) -> float:
@@ -155,7 +153,7 @@ def ratio_arrays(n, sum_x, sum_y, sum_xx, sum_yy, sum_xy):
 
 
 @dataclass(frozen=True)
-class RatioComparison:
+class RatioComparison(AsDict):
     """``treatment - control`` of a ratio metric over units, fixed horizon and sequential.
 
     ``absolute``: Welch's t on the delta-method variances (df by Welch-Satterthwaite over
@@ -168,9 +166,6 @@ class RatioComparison:
     relative: RelativeDifference | None
     sequential_absolute: SequentialResult | None = None
     sequential_relative: SequentialResult | None = None
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def _check_arms(control: RatioSums, treatment: RatioSums) -> None:

@@ -22,19 +22,20 @@ minimum over looks keeps it valid.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
 from experiments.stats.errors import StatsInputError
 from experiments.stats.means import check_alpha
+from experiments.stats.results import AsDict
 
 #: Units (all arms together) at which the sequence is tightest; GrowthBook's default.
 DEFAULT_TUNING_N = 5000
 
 
 @dataclass(frozen=True)
-class SequentialResult:
+class SequentialResult(AsDict):
     estimate: float
     variance: float
     n_total: int
@@ -44,9 +45,6 @@ class SequentialResult:
     ci_low: float
     ci_high: float
     p_value: float
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def rho_for(alpha: float, tuning_n: float = DEFAULT_TUNING_N) -> float:

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from scipy import stats as scipy_stats
 
 from experiments.stats.errors import StatsInputError
+from experiments.stats.results import AsDict
 
 #: p below this blocks any winner (GrowthBook, Statsig and Microsoft ExP use 0.001).
 SRM_P_THRESHOLD = 0.001
 
 
 @dataclass(frozen=True)
-class SrmResult:
+class SrmResult(AsDict):
     observed: list[int]
     weights: list[float]
     expected: list[float]
@@ -23,9 +24,6 @@ class SrmResult:
     p_value: float
     threshold: float
     mismatch: bool
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def srm_test(

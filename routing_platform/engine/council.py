@@ -18,7 +18,7 @@ import asyncio
 import json
 import re
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -158,19 +158,14 @@ async def ask_for_evaluation(
     try:
         evaluation = parse_evaluation(response.text)
     except ValueError:
-        repair = CompletionRequest(
-            model=spec.name,
+        repair = replace(
+            request,
             messages=(
                 *messages,
                 {"role": "assistant", "content": response.text[:4000]},
                 {"role": "user", "content": REPAIR_PROMPT},
             ),
-            max_tokens=600,
             temperature=0.0,
-            json_mode=True,
-            logprobs=True,
-            tier=spec.tier,
-            task_type="analysis",
         )
         response = await provider.complete(repair)
         usage = usage + response.usage
@@ -230,11 +225,15 @@ def council_baseline_usd(router: ModelRouter, usage: TokenUsage) -> Decimal:
     )
 
 
-class OriginalCouncil:
-    """The ensemble users migrate from: every premium model, in parallel."""
+class _Council:
+    """An evaluation runs on one router (its provider pool and configuration)."""
 
     def __init__(self, router: ModelRouter) -> None:
         self.router = router
+
+
+class OriginalCouncil(_Council):
+    """The ensemble users migrate from: every premium model, in parallel."""
 
     async def evaluate_script(self, script: str, niche: str = "general") -> dict[str, Any]:
         script, niche = validate_script(script, niche)
@@ -364,11 +363,8 @@ class OriginalCouncil:
         }
 
 
-class SmartCouncil:
+class SmartCouncil(_Council):
     """The same evaluation routed through the router: one model, escalating when unsure."""
-
-    def __init__(self, router: ModelRouter) -> None:
-        self.router = router
 
     async def evaluate_script(self, script: str, niche: str = "general") -> dict[str, Any]:
         script, niche = validate_script(script, niche)

@@ -8,10 +8,10 @@ model, priced on the same input and the final answer's output tokens.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict
 
 from routing_platform.engine.catalog import ModelSpec, context_window, next_tier
 from routing_platform.engine.chat import (
@@ -23,6 +23,7 @@ from routing_platform.engine.chat import (
     message_text,
 )
 from routing_platform.engine.classifier import TASK_TYPES
+from routing_platform.engine.config import PriceOverride
 from routing_platform.engine.cost import TokenUsage, cost_usd
 from routing_platform.engine.errors import (
     AllProvidersFailedError,
@@ -33,6 +34,7 @@ from routing_platform.engine.providers.base import CompletionRequest, Completion
 from routing_platform.engine.router import (
     Attempt,
     CallFn,
+    CallOutcome,
     ModelRouter,
     RoutedResult,
     RoutingDecision,
@@ -41,10 +43,63 @@ from routing_platform.engine.router import (
 )
 
 STRATEGIES = ("smart_routing", "original_council")
+
+
+class CallFields(TypedDict, total=False):
+    """The keyword arguments of one call to :meth:`Executor.stream` (``messages``
+    required), and with ``text`` those of :meth:`Executor.execute` besides the strategy:
+    what ``routing_platform.runtime`` forwards."""
+
+    messages: Sequence[dict] | None
+    task_type: str
+    model: str | None
+    max_tokens: int | None
+    temperature: float | None
+    options: ChatOptions | None
+
+
+class ExecuteFields(CallFields, total=False):
+    text: str | None
+
+
 # The vendors of the original council; self-hosted servers are not part of the baseline.
 VENDOR_PROVIDERS = ("openai", "anthropic", "gemini")
 _ROLES = {"system", "user", "assistant", "developer"}
 CHARS_PER_TOKEN = 4  # the prompt's size in tokens, estimated for the context-window check
+
+
+def single_model_result(
+    decision: RoutingDecision,
+    spec: ModelSpec,
+    outcome: CallOutcome,
+    failed: Sequence[Attempt],
+    price_overrides: Mapping[str, PriceOverride] | None,
+) -> RoutedResult:
+    """The result of ``spec`` answering without escalation, after the ``failed``
+    attempts (a provider fallback), its cost priced with ``price_overrides``."""
+    cost = cost_usd(spec, outcome.usage, price_overrides)
+    answer = Attempt(
+        spec.name,
+        outcome.provider,
+        spec.tier,
+        outcome.confidence.value,
+        cost,
+        outcome.usage,
+        outcome.latency_ms,
+    )
+    attempts = (*failed, answer)
+    return RoutedResult(
+        decision,
+        spec,
+        outcome,
+        attempts,
+        escalated=False,
+        escalation_reason="",
+        cost_usd=cost,
+        usage=outcome.usage,
+        latency_ms=outcome.latency_ms,
+        models_tried=tuple(a.model for a in attempts),
+    )
 
 
 def prompt_tokens_estimate(options: ChatOptions | None, chat: Sequence[dict]) -> int:
@@ -271,30 +326,12 @@ class StreamingRun:
             tool_calls=acc.tool_calls,
             token_logprobs=token_logprobs,
         )
-        outcome = outcome_of(response)
-        overrides = self.executor.router.config.price_overrides
-        cost = cost_usd(self.spec, response.usage, overrides)
-        attempt = Attempt(
-            self.spec.name,
-            response.provider,
-            self.spec.tier,
-            outcome.confidence.value,
-            cost,
-            response.usage,
-            response.latency_ms,
-        )
-        attempts = (*self.failed, attempt)
-        routed = RoutedResult(
-            decision=self.decision,
-            spec=self.spec,
-            outcome=outcome,
-            attempts=attempts,
-            escalated=False,
-            escalation_reason="",
-            cost_usd=cost,
-            usage=response.usage,
-            latency_ms=response.latency_ms,
-            models_tried=tuple(a.model for a in attempts),
+        routed = single_model_result(
+            self.decision,
+            self.spec,
+            outcome_of(response),
+            self.failed,
+            self.executor.router.config.price_overrides,
         )
         return self.executor._result(
             routed, strategy=self.strategy, model=self.model, baseline=self.baseline, gateway=True
@@ -548,28 +585,7 @@ class Executor:
         else:
             outcome = await pool.call_model(spec, call)
             failures = []
-        attempts = [ModelRouter.failed_attempt(failure, spec.tier) for failure in failures]
-        cost = cost_usd(spec, outcome.usage, self.router.config.price_overrides)
-        attempts.append(
-            Attempt(
-                spec.name,
-                outcome.provider,
-                spec.tier,
-                outcome.confidence.value,
-                cost,
-                outcome.usage,
-                outcome.latency_ms,
-            )
-        )
-        return RoutedResult(
-            decision=decision,
-            spec=spec,
-            outcome=outcome,
-            attempts=tuple(attempts),
-            escalated=False,
-            escalation_reason="",
-            cost_usd=cost,
-            usage=outcome.usage,
-            latency_ms=outcome.latency_ms,
-            models_tried=tuple(a.model for a in attempts),
+        failed = [ModelRouter.failed_attempt(failure, spec.tier) for failure in failures]
+        return single_model_result(
+            decision, spec, outcome, failed, self.router.config.price_overrides
         )

@@ -20,6 +20,23 @@ Kind = RoutedCall.Kind
 FINISHED = (Status.SUCCESS, Status.ERROR)
 
 
+#: The routing decision a finished call records (in the admin's "Routing" order).
+ROUTING_FIELDS = (
+    "complexity",
+    "complexity_score",
+    "tier",
+    "models_tried",
+    "model",
+    "provider",
+    "escalated",
+    "escalation_reason",
+    "confidence",
+)
+
+#: What a finished call cost and took.
+COST_FIELDS = ("input_tokens", "output_tokens", "cost_usd", "baseline_cost_usd", "latency_ms")
+
+
 ERROR_MESSAGE_MAX = 4000
 
 

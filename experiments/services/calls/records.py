@@ -13,7 +13,9 @@ from django.utils import timezone
 from experiments import rollups
 from experiments.models import Arm, Experiment, RoutedCall
 from experiments.services.calls.fields import (
+    COST_FIELDS,
     RELATIONS,
+    ROUTING_FIELDS,
     Status,
     clip,
     error_fields,
@@ -134,20 +136,8 @@ def apply_outcome(call: RoutedCall, *, result, error) -> None:
 FINISH_FIELDS = (
     "status",
     "strategy",
-    "complexity",
-    "complexity_score",
-    "tier",
-    "models_tried",
-    "model",
-    "provider",
-    "escalated",
-    "escalation_reason",
-    "confidence",
-    "input_tokens",
-    "output_tokens",
-    "cost_usd",
-    "baseline_cost_usd",
-    "latency_ms",
+    *ROUTING_FIELDS,
+    *COST_FIELDS,
     "final_score",
     "verdict",
     "result",

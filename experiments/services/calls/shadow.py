@@ -9,7 +9,7 @@ from django.db import transaction
 
 from experiments.bucketing import in_sample
 from experiments.models import Arm, Experiment, RoutedCall
-from experiments.routes import ArmRoute
+from experiments.services.assignment import arm_route
 from experiments.services.calls.dispatch import (
     SHADOW_QUEUE,
     enqueue_after_commit,
@@ -54,15 +54,7 @@ def routed_call_shadow_enqueue(
     other = _other_arm(experiment, call.arm_id)
     if other is None:
         return None
-    route = ArmRoute(
-        experiment_key=experiment.key,
-        arm_key=other.key,
-        strategy=other.strategy,
-        router_params=other.router_params(),
-        experiment_id=experiment.pk,
-        arm_id=other.pk,
-        phase_id=call.phase_id,
-    )
+    route = arm_route(experiment, other, phase_id=call.phase_id)
     key = uuid.uuid4().hex
     shadow = RoutedCall(
         idempotency_key=key,

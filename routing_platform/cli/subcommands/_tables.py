@@ -79,6 +79,31 @@ def call_facade(function, **kwargs):
         raise CommandError(str(err)) from None
 
 
+def window_read(function, options: dict) -> dict:
+    """The dashboard/analytics report of the ``--window`` and ``--experiment`` arguments
+    (`add_window_arguments`); bad input is a CommandError."""
+    return call_facade(function, window=options["window"], experiment=options["experiment"])
+
+
+def window_heading(command, title: str, data: dict, detail: str = "") -> None:
+    """The heading of a window report: ``title: window, experiment (or all traffic)``."""
+    scope = data["experiment"] or "all traffic"
+    command.stdout.write(
+        command.style.MIGRATE_HEADING(f"{title}: {data['window']['label']}, {scope}{detail}")
+    )
+
+
+def window_report(command, function, title: str, options: dict) -> dict | None:
+    """`window_read`, then with ``--json`` the report printed as JSON (and None: nothing
+    more to print), else its heading printed and the report returned for the tables."""
+    data = window_read(function, options)
+    if options["json"]:
+        command.stdout.write(as_json(data))
+        return None
+    window_heading(command, title, data)
+    return data
+
+
 BREAKDOWN_HEADERS = (
     "requests",
     "share",

@@ -8,8 +8,9 @@ from experiments.models import AlertRule
 from routing_platform.cli.subcommands._tables import (
     add_window_arguments,
     as_json,
-    call_facade,
     table,
+    window_heading,
+    window_read,
 )
 from routing_platform.cli.subcommands.dashboard import alert_lines
 from routing_platform.routing.dashboard import router_dashboard
@@ -81,22 +82,15 @@ def handle(command, **options) -> None:
         _rules(command, options["json"])
         return
 
-    data = call_facade(
-        router_dashboard.get_dashboard, window=options["window"], experiment=options["experiment"]
-    )
+    data = window_read(router_dashboard.get_dashboard, options)
     alerts = data["alerts"]
     if options["json"]:
         command.stdout.write(
             as_json({"window": data["window"], "experiment": data["experiment"], "alerts": alerts})
         )
     else:
-        scope = data["experiment"] or "all traffic"
-        command.stdout.write(
-            command.style.MIGRATE_HEADING(
-                f"Alerts: {data['window']['label']}, {scope} "
-                f"({data['overview']['total_requests']:,} requests)"
-            )
-        )
+        requests = f" ({data['overview']['total_requests']:,} requests)"
+        window_heading(command, "Alerts", data, requests)
         for line in alert_lines(command, alerts):
             command.stdout.write(line)
     fail_on = options.get("fail_on")

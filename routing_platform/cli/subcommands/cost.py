@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from routing_platform.cli.subcommands._tables import (
     add_window_arguments,
-    as_json,
     breakdown_table,
-    call_facade,
     pct,
     usd,
+    window_report,
 )
 from routing_platform.routing.analytics import analytics
 
@@ -37,17 +36,10 @@ def add_arguments(parser) -> None:
 
 
 def handle(command, **options) -> None:
-    summary = call_facade(
-        analytics.get_summary, window=options["window"], experiment=options["experiment"]
-    )
-    if options["json"]:
-        command.stdout.write(as_json(summary))
+    summary = window_report(command, analytics.get_summary, "Cost analysis", options)
+    if summary is None:
         return
     out = command.stdout
-    scope = summary["experiment"] or "all traffic"
-    out.write(
-        command.style.MIGRATE_HEADING(f"Cost analysis: {summary['window']['label']}, {scope}")
-    )
     if not summary["total_requests"]:
         out.write(
             "  No routed calls in this window. Record some first, e.g. "

@@ -7,13 +7,12 @@ from django.core.management.base import CommandError
 from experiments.savings import control_arm_labels, routed_savings
 from routing_platform.cli.subcommands._tables import (
     add_window_arguments,
-    as_json,
     breakdown_table,
-    call_facade,
     ms,
     pct,
     table,
     usd,
+    window_report,
 )
 from routing_platform.routing.dashboard import router_dashboard
 
@@ -68,17 +67,10 @@ def alert_lines(command, alerts: list[dict]) -> list[str]:
 def handle(command, **options) -> None:
     if options["points"] < 0:
         raise CommandError("--points must be 0 or more.")
-    data = call_facade(
-        router_dashboard.get_dashboard, window=options["window"], experiment=options["experiment"]
-    )
-    if options["json"]:
-        command.stdout.write(as_json(data))
+    data = window_report(command, router_dashboard.get_dashboard, "Routing dashboard", options)
+    if data is None:
         return
     out = command.stdout
-    scope = data["experiment"] or "all traffic"
-    out.write(
-        command.style.MIGRATE_HEADING(f"Routing dashboard: {data['window']['label']}, {scope}")
-    )
     for line in overview_lines(data["overview"]):
         out.write(line)
     routed = routed_savings(data["by_arm"], control_arm_labels())

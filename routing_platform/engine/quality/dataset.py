@@ -227,29 +227,20 @@ def _read(handle, path: Path, *, models: list[str] | None) -> RoutingDataset:
         eval_name = eval_name or default_eval
         sample_id = record[position["sample_id"]].strip() if "sample_id" in position else ""
         sample_id = sample_id or sample_id_for(eval_name, prompt)
-        for model in models:
-            scores[model].append(
-                _parse_number(
-                    record[position[model]].strip(),
-                    path=path,
-                    row=row_number,
-                    line=line,
-                    column=model,
+        for numbers, suffix, of_models in ((scores, "", models), (costs, COST_SUFFIX, cost_models)):
+            for model in of_models:
+                column = model + suffix
+                numbers[model].append(
+                    _parse_number(
+                        record[position[column]].strip(),
+                        path=path,
+                        row=row_number,
+                        line=line,
+                        column=column,
+                    )
                 )
-            )
         for model in response_models:
             responses[model].append(record[position[model + RESPONSE_SUFFIX]])
-        for model in cost_models:
-            column = model + COST_SUFFIX
-            costs[model].append(
-                _parse_number(
-                    record[position[column]].strip(),
-                    path=path,
-                    row=row_number,
-                    line=line,
-                    column=column,
-                )
-            )
         sample_ids.append(sample_id)
         eval_names.append(eval_name)
         prompts.append(prompt)

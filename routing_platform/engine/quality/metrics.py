@@ -20,6 +20,7 @@ model answers every row first and escalated rows also pay the strong call.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 import numpy as np
 
@@ -226,23 +227,16 @@ def routing_metrics(curve: QualityCurve) -> RoutingMetrics:
     )
 
 
+class CurveOptions(TypedDict, total=False):
+    """The keyword options of `quality_curve` (and so of `evaluate_scores`)."""
+
+    mode: str
+    strong_cost_usd: np.ndarray | None
+    weak_cost_usd: np.ndarray | None
+
+
 def evaluate_scores(
-    scores: np.ndarray,
-    strong: np.ndarray,
-    weak: np.ndarray,
-    *,
-    mode: str = ROUTE,
-    strong_cost_usd: np.ndarray | None = None,
-    weak_cost_usd: np.ndarray | None = None,
+    scores: np.ndarray, strong: np.ndarray, weak: np.ndarray, **options: Unpack[CurveOptions]
 ) -> RoutingMetrics:
-    """Shortcut: the metrics of one router's scores."""
-    return routing_metrics(
-        quality_curve(
-            scores,
-            strong,
-            weak,
-            mode=mode,
-            strong_cost_usd=strong_cost_usd,
-            weak_cost_usd=weak_cost_usd,
-        )
-    )
+    """Shortcut: the metrics of one router's scores (`quality_curve`'s options)."""
+    return routing_metrics(quality_curve(scores, strong, weak, **options))

@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict, Unpack
+
 import numpy as np
 from scipy.stats import rankdata
 
@@ -92,16 +94,27 @@ def training_matrix(
     )
 
 
+class CrossValidation(TypedDict, total=False):
+    """How `router_scores` cross-validates the learned router: `n_folds`
+    (DEFAULT_FOLDS), `regularization` (DEFAULT_REGULARIZATION), `embeddings` (False; True:
+    it also reads WordLlama prompt embeddings) and `progress` (None)."""
+
+    n_folds: int
+    regularization: float
+    embeddings: bool
+    progress: Progress | None
+
+
 def _learned_cross_validated(
     dataset: RoutingDataset,
     *,
     strong: str,
     weak: str,
     mode: str,
-    n_folds: int,
-    regularization: float,
-    embeddings: bool,
-    progress: Progress | None,
+    n_folds: int = DEFAULT_FOLDS,
+    regularization: float = DEFAULT_REGULARIZATION,
+    embeddings: bool = False,
+    progress: Progress | None = None,
 ) -> np.ndarray:
     # Featurise every row once; each fold fits on its training rows only.
     vectors = get_embedder().embed_many(dataset.prompts) if embeddings else None
@@ -177,13 +190,13 @@ def router_scores(
     weak: str,
     mode: str,
     seed: int = 0,
-    n_folds: int = DEFAULT_FOLDS,
-    regularization: float = DEFAULT_REGULARIZATION,
-    embeddings: bool = False,
-    progress: Progress | None = None,
+    **cross_validation: Unpack[CrossValidation],
 ) -> np.ndarray:
-    """Scores of a named router on every row of `dataset` (`embeddings`: the learned
-    router also reads WordLlama prompt embeddings)."""
+    """Scores of a named router on every row of `dataset` (the learned router's out of
+    fold, cross-validated as `cross_validation` says)."""
+    unknown = cross_validation.keys() - CrossValidation.__optional_keys__
+    if unknown:
+        raise TypeError(f"router_scores() got unexpected keyword arguments {sorted(unknown)}")
     if name == "random":
         return _random(dataset, seed)
     if name == "length":
@@ -194,13 +207,6 @@ def router_scores(
         return dataset.score(strong) - dataset.score(weak)
     if name == "learned":
         return _learned_cross_validated(
-            dataset,
-            strong=strong,
-            weak=weak,
-            mode=mode,
-            n_folds=n_folds,
-            regularization=regularization,
-            embeddings=embeddings,
-            progress=progress,
+            dataset, strong=strong, weak=weak, mode=mode, **cross_validation
         )
     raise ValueError(f"unknown router {name!r}; choose one of {', '.join(ROUTER_NAMES)}")
