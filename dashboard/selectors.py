@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from django.db.models import F, Sum
-from django.db.models.functions import TruncDay
+from django.db.models import Sum
 
 from experiments.models import AuditLogEntry, CallRollup, Experiment
 
@@ -33,17 +32,21 @@ def cost_by_model_series(
         rows = rows.filter(bucket_start__gte=since)
     if experiment_key:
         rows = rows.filter(experiment_key=experiment_key)
-    bucket = TruncDay("bucket_start", tzinfo=UTC) if granularity == "day" else F("bucket_start")
+    # Grouped by the stored hour (no date function per row: SQLite would call Python for
+    # each); hours fold into UTC days here, over a few rows per hour and model.
     grouped = (
         rows.order_by()
-        .annotate(bucket=bucket)
-        .values("bucket", "model")
+        .values("bucket_start", "model")
         .annotate(cost=Sum("cost_usd_sum"), requests=Sum("n"))
     )
     by_model: dict[str, dict[datetime, list]] = {}
     for row in grouped:
-        model = row["model"] or "(none)"
-        by_model.setdefault(model, {})[row["bucket"]] = [float(row["cost"] or 0), row["requests"]]
+        moment = row["bucket_start"].astimezone(UTC)
+        if granularity == "day":
+            moment = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+        entry = by_model.setdefault(row["model"] or "(none)", {}).setdefault(moment, [0.0, 0])
+        entry[0] += float(row["cost"] or 0)
+        entry[1] += row["requests"]
     ranked = sorted(by_model, key=lambda model: -sum(v[0] for v in by_model[model].values()))
     keep, rest = ranked[:TOP_MODELS], ranked[TOP_MODELS:]
     if rest:
