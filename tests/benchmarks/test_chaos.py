@@ -49,6 +49,16 @@ def test_figures_judge_every_count_against_zero():
     assert figures[0]["value"] == 1 and "1 of 1 answered 2xx" in figures[0]["notes"]
 
 
+def test_loss_without_persistence_in_warn_mode_is_counted_not_judged():
+    result = tally([Outcome("chaos-s1-r0", "chat", 200, True)], {})
+    volatile = Scenario("volatile", no_fault, redis_durable=False)
+    lost, *others = figures_for(volatile, result, "note")
+    assert lost["value"] == 1 and lost["met"] is None and "documented loss" in lost["target"]
+    assert [f["met"] for f in others] == [True, True, True, True]
+    synced = Scenario("sync", no_fault, redis_durable=False, require_durable="sync")
+    assert figures_for(synced, result, "note")[0]["met"] is False
+
+
 def test_a_record_still_in_redis_is_stranded_not_lost():
     """Acknowledged, no row, but its record waits in the call-records list: stranded."""
     outcomes = [
