@@ -11,7 +11,10 @@ prompt in well under a millisecond. Two groups:
   and whether the arithmetic written in it is right (``12 / 20 x 100 = 55`` is checked).
 
 `FEATURE_VERSION` changes whenever a feature changes meaning; a learned router records
-the version it was trained with.
+the version it was trained with. Feature set 3 (the default) is feature set 2 read on a
+bounded window of the prompt (its first and last `WINDOW_CHARS` characters), with the
+lengths still measured on the whole prompt: its cost stops growing with the prompt's
+length, and a prompt of up to 2 x `WINDOW_CHARS` characters gets feature set 2's values.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from collections import Counter
 
 from routing_platform.engine.arithmetic import arithmetic_checks
 
-FEATURE_VERSION = 2
+FEATURE_VERSION = 3
+FEATURE_VERSIONS = (2, 3)  # the sets this code computes (a router records its own)
+WINDOW_CHARS = 256
 
 _CHOICE = re.compile(r"^\(?([A-J])[.):]\s?(.*)$")
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
@@ -291,9 +296,33 @@ def computation_features(prompt: str) -> dict[str, float]:
     }
 
 
-def prompt_features(prompt: str) -> dict[str, float]:
-    """Structure of a prompt (multiple-choice aware); every value is a finite float."""
+def window(text: str, size: int = WINDOW_CHARS) -> str:
+    """`text` itself, or when longer than 2 x `size` its first and last `size` characters
+    joined by a line break."""
+    if len(text) <= 2 * size:
+        return text
+    return f"{text[:size]}\n{text[-size:]}"
+
+
+def prompt_features(prompt: str, version: int = FEATURE_VERSION) -> dict[str, float]:
+    """Structure of a prompt (multiple-choice aware) in feature set `version`; every value
+    is a finite float."""
     question, choices = split_multiple_choice(prompt)
+    if version == 2:
+        return _structure_features(prompt, question, choices)
+    if version != 3:
+        raise ValueError(f"unknown feature set {version!r}; this code computes {FEATURE_VERSIONS}")
+    row = _structure_features(window(prompt), window(question), list(map(window, choices)))
+    # Lengths stay exact: a C-speed pass each, and the strongest single signal.
+    row["prompt_chars_log"] = math.log1p(len(prompt))
+    row["question_chars_log"] = math.log1p(len(question))
+    row["question_words_log"] = math.log1p(len(question.split()))
+    row["question_lines_log"] = math.log1p(question.count("\n"))
+    return row
+
+
+def _structure_features(prompt: str, question: str, choices: list[str]) -> dict[str, float]:
+    """Feature set 2 of `prompt`, split into its `question` and `choices`."""
     lower = question.lower()
     word_list = _WORD.findall(lower)
     word_counts = _word_counts(word_list)

@@ -28,6 +28,7 @@ from routing_platform.engine.learned import (
 from routing_platform.engine.quality.crossval import DEFAULT_FOLDS, Progress, fold_ids
 from routing_platform.engine.quality.dataset import DatasetError, RoutingDataset
 from routing_platform.engine.quality.embedding import get_embedder
+from routing_platform.engine.quality.features import FEATURE_VERSION
 from routing_platform.engine.quality.training import DEFAULT_REGULARIZATION, fit_router
 
 ROUTER_NAMES = ("heuristic", "learned", "length", "random", "oracle")
@@ -80,7 +81,12 @@ def _heuristic(dataset: RoutingDataset, *, weak: str, mode: str) -> np.ndarray:
 
 
 def training_matrix(
-    dataset: RoutingDataset, *, weak: str, mode: str, embeddings: np.ndarray | None
+    dataset: RoutingDataset,
+    *,
+    weak: str,
+    mode: str,
+    embeddings: np.ndarray | None,
+    feature_version: int = FEATURE_VERSION,
 ) -> tuple[np.ndarray, tuple[str, ...]]:
     """Every row's features (with its prompt embedding as the last columns, when given)."""
     return feature_matrix(
@@ -89,6 +95,7 @@ def training_matrix(
         weak_answers(dataset, weak) if mode == CASCADE else None,
         mode=mode,
         embeddings=embeddings,
+        feature_version=feature_version,
     )
 
 
@@ -102,10 +109,13 @@ def _learned_cross_validated(
     regularization: float,
     embeddings: bool,
     progress: Progress | None,
+    feature_version: int,
 ) -> np.ndarray:
     # Featurise every row once; each fold fits on its training rows only.
     vectors = get_embedder().embed_many(dataset.prompts) if embeddings else None
-    matrix, names = training_matrix(dataset, weak=weak, mode=mode, embeddings=vectors)
+    matrix, names = training_matrix(
+        dataset, weak=weak, mode=mode, embeddings=vectors, feature_version=feature_version
+    )
     strong_outcome, weak_outcome = dataset.score(strong), dataset.score(weak)
     folds = fold_ids(dataset, n_folds)
     scores = np.zeros(len(dataset))
@@ -120,6 +130,7 @@ def _learned_cross_validated(
             weak_outcome[train],
             mode=mode,
             regularization=regularization,
+            feature_version=feature_version,
         )
         scores[test] = router.score_matrix(matrix[test])
         if progress is not None:
@@ -181,9 +192,11 @@ def router_scores(
     regularization: float = DEFAULT_REGULARIZATION,
     embeddings: bool = False,
     progress: Progress | None = None,
+    feature_version: int = FEATURE_VERSION,
 ) -> np.ndarray:
     """Scores of a named router on every row of `dataset` (`embeddings`: the learned
-    router also reads WordLlama prompt embeddings)."""
+    router also reads WordLlama prompt embeddings; `feature_version`: its prompt feature
+    set)."""
     if name == "random":
         return _random(dataset, seed)
     if name == "length":
@@ -202,5 +215,6 @@ def router_scores(
             regularization=regularization,
             embeddings=embeddings,
             progress=progress,
+            feature_version=feature_version,
         )
     raise ValueError(f"unknown router {name!r}; choose one of {', '.join(ROUTER_NAMES)}")
