@@ -159,7 +159,8 @@ _EQUATION_WORDS = frozenset({"x", "y", "sqrt"})
 _NAME = re.compile(r"[A-Z](?<![.!?]\s[A-Z])(?<!^[A-Z])(?<!\w[A-Z])[a-z]{2,}")
 _FORMULA = re.compile(r"[A-Z](?<!\w[A-Z])[a-z]?\d*(?:[A-Z][a-z]?\d*)+\b")  # NaCl, H2SO4
 _ROMAN_COMBINATION = re.compile(r"I(?<!\wI)(?:I{0,2}|V)(?:,|\s+and)\s+(?:I{1,3}|IV)\b")
-_SENTENCE_SPLIT = re.compile(r"(?<=[.?!])\s+")
+# A sentence break: the whitespace after a full stop, question or exclamation mark.
+_SENTENCE_BREAK = re.compile(r"[.?!](\s+)")
 
 # Word lists, matched by set intersection over the lower-cased words (fast on long prompts).
 _NEGATION_WORDS = frozenset(["not", "except", "n't", "never", "least", "false", "incorrect"])
@@ -252,6 +253,14 @@ def _quantity_value(token: str) -> float | None:
         return None
 
 
+def _final_sentence(text: str) -> str:
+    """The text after its last sentence break (all of it, stripped, without one): the last
+    part of splitting at the breaks, found without a look-behind tried at every position."""
+    text = text.strip()
+    ends = [match.end() for match in _SENTENCE_BREAK.finditer(text)]
+    return text[ends[-1] :] if ends else text
+
+
 def computation_features(prompt: str) -> dict[str, float]:
     """Computation load and structure of the whole prompt: how many quantities (distinct,
     per sentence, largest), decimals, fractions, percentages, number words, comparisons,
@@ -260,8 +269,7 @@ def computation_features(prompt: str) -> dict[str, float]:
     quantities = _QUANTITY.findall(prompt)
     values = [value for value in map(_quantity_value, quantities) if value is not None]
     sentences = max(1, len(_SENTENCE_END.findall(prompt)))
-    parts = [part for part in _SENTENCE_SPLIT.split(prompt.strip()) if part]
-    final = parts[-1] if parts else ""
+    final = _final_sentence(prompt)
     lower = prompt.lower()
     counts = _word_counts(_TOKEN.findall(lower))
 
