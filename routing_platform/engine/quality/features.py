@@ -37,10 +37,10 @@ _NEGATION_UPPER_WORDS = ("NOT", "EXCEPT", "LEAST", "FALSE", "INCORRECT", "NEVER"
 _NEGATION_UPPER = re.compile(rf"\b({'|'.join(_NEGATION_UPPER_WORDS)})\b")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _DIGIT = re.compile(r"\d")
-_CAPITALISED = re.compile(r"\b[A-Z][a-z]+")
 # Several patterns start with the character they need, and check the word boundary before
 # it with a look-behind after it: the same matches as a leading \b or look-behind, but the
 # regex engine then skips ahead to candidate characters instead of trying every position.
+_CAPITALISED = re.compile(r"[A-Z](?<!\w[A-Z])[a-z]+")  # \b[A-Z][a-z]+
 _YEAR = re.compile(r"[12](?<!\w[12])(?:(?<=1)[5-9]\d\d|(?<=2)0\d\d)\b")  # 1500-2099
 _ALL_ABOVE = re.compile(r"\b(all|none|both|neither) of the (above|these|following)\b")
 _ROMAN = re.compile(r"\b(I|II|III|IV)\b")

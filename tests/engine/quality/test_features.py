@@ -8,6 +8,7 @@ import re
 
 from routing_platform.engine.arithmetic import arithmetic_checks
 from routing_platform.engine.quality.features import (
+    _CAPITALISED,
     _final_sentence,
     answer_features,
     prompt_features,
@@ -108,3 +109,13 @@ def test_final_sentence_is_the_last_part_of_splitting_at_sentence_breaks():
     for text in texts:
         parts = [part for part in split.split(text.strip()) if part]
         assert _final_sentence(text) == (parts[-1] if parts else ""), repr(text)
+
+
+def test_capitalised_words_match_the_word_boundary_pattern():
+    """The look-behind form finds what ``\\b[A-Z][a-z]+`` finds (seeded random strings)."""
+    boundary = re.compile(r"\b[A-Z][a-z]+")
+    rng = random.Random(21)
+    texts = ["Hello World", "aBc Def", "_Abc 1Abc éAbc Abc", "A", "Ab"]
+    texts += ["".join(rng.choice(" Aa_1.éÉ\nZz") for _ in range(10)) for _ in range(3000)]
+    for text in texts:
+        assert _CAPITALISED.findall(text) == boundary.findall(text), repr(text)
