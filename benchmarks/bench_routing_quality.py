@@ -161,6 +161,54 @@ def _embedding_figures(datasets, *, folds: int) -> list[dict]:
     return figures
 
 
+def _feature_set_figures(datasets, *, folds: int) -> list[dict]:
+    """Cross-validated APGR of the default feature set (3: a bounded window of the prompt,
+    for decision latency) against feature set 2 (the whole prompt), same folds."""
+    from routing_platform.engine.quality.features import FEATURE_VERSION, WINDOW_CHARS
+    from routing_platform.engine.quality.metrics import evaluate_scores
+    from routing_platform.engine.quality.routers import router_scores
+
+    figures = []
+    for name, mode in SETTINGS:
+        dataset = datasets[name]
+        strong, weak = dataset.score(STRONG), dataset.score(WEAK)
+        apgrs = {
+            version: evaluate_scores(
+                router_scores(
+                    "learned",
+                    dataset,
+                    strong=STRONG,
+                    weak=WEAK,
+                    mode=mode,
+                    n_folds=folds,
+                    feature_version=version,
+                ),
+                strong,
+                weak,
+                mode=mode,
+            ).apgr
+            for version in (2, FEATURE_VERSION)
+        }
+        figures.append(
+            _figure(
+                f"{name.upper()} {mode}: learned APGR, feature set 2 (whole prompt)",
+                apgrs[2],
+                "",
+                notes=f"{folds}-fold cross-validated, same folds as feature set {FEATURE_VERSION}",
+            )
+        )
+        figures.append(
+            _figure(
+                f"{name.upper()} {mode}: learned APGR, feature set {FEATURE_VERSION} (default)",
+                apgrs[FEATURE_VERSION],
+                "",
+                notes=f"first and last {WINDOW_CHARS} characters, whole-prompt lengths; "
+                f"change {apgrs[FEATURE_VERSION] - apgrs[2]:+.3f}",
+            )
+        )
+    return figures
+
+
 def _ood_figures(datasets) -> list[dict]:
     """A router trained on one file scoring the other (another domain), with and without
     the out-of-domain fallback, against the prompt-length rule and the engine classifier."""
@@ -271,6 +319,7 @@ def run(quick: bool = False) -> list[dict]:
             )
         )
     figures += _embedding_figures(datasets, folds=folds)
+    figures += _feature_set_figures(datasets, folds=folds)
     figures += _ood_figures(datasets)
     mmlu = datasets["mmlu"]
     figures.append(

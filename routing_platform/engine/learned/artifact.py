@@ -13,7 +13,7 @@ from routing_platform.engine.learned.model import LinearModel, TreeEnsemble
 from routing_platform.engine.learned.ood import DomainSummary
 from routing_platform.engine.learned.serving import LearnedRouter
 from routing_platform.engine.quality.embedding import EmbeddingInfo, installed_info
-from routing_platform.engine.quality.features import FEATURE_VERSION
+from routing_platform.engine.quality.features import FEATURE_VERSIONS
 
 ARTIFACT_FORMAT = "routing-platform/learned-router"
 # 3: optional prompt embeddings (as features and/or the domain summary). 2 still loads.
@@ -26,7 +26,7 @@ def router_to_dict(router: LearnedRouter) -> dict:
     return {
         "format": ARTIFACT_FORMAT,
         "version": ARTIFACT_VERSION,
-        "feature_version": FEATURE_VERSION,
+        "feature_version": router.feature_version,
         "mode": router.mode,
         "threshold": router.threshold,
         "features": {
@@ -100,10 +100,12 @@ def router_from_dict(data: dict, *, source: str = "artifact") -> LearnedRouter:
             f"{source} is learned-router artifact version {version!r}; this platform reads "
             f"version {ARTIFACT_VERSION}: retrain it with `manage.py routing train-router`"
         )
-    if data.get("feature_version") != FEATURE_VERSION:
+    feature_version = data.get("feature_version")
+    if feature_version not in FEATURE_VERSIONS:
         raise LearnedRouterError(
-            f"{source} was trained on feature set {data.get('feature_version')!r}; this "
-            f"platform computes feature set {FEATURE_VERSION}: retrain it"
+            f"{source} was trained on feature set {feature_version!r}; this platform computes "
+            f"feature sets {', '.join(map(str, FEATURE_VERSIONS))}: retrain it with "
+            "`manage.py routing train-router`"
         )
     embedding = _embedding_from_dict(data, source)
     try:
@@ -157,6 +159,7 @@ def router_from_dict(data: dict, *, source: str = "artifact") -> LearnedRouter:
         weak_trees=None if trees is None else trees["weak_right"],
         embedding=embedding,
         domain=domain,
+        feature_version=feature_version,
     )
 
 

@@ -9,7 +9,11 @@ import numpy as np
 
 from routing_platform.engine.classifier import TASK_TYPES
 from routing_platform.engine.learned.errors import LearnedRouterError
-from routing_platform.engine.quality.features import answer_features, prompt_features
+from routing_platform.engine.quality.features import (
+    FEATURE_VERSION,
+    answer_features,
+    prompt_features,
+)
 
 ROUTE = "route"
 CASCADE = "cascade"
@@ -28,9 +32,14 @@ def task_type_for_eval(eval_name: str) -> str:
 
 
 def feature_row(
-    text: str, task_type: str, weak_response: str | None, *, mode: str
+    text: str,
+    task_type: str,
+    weak_response: str | None,
+    *,
+    mode: str,
+    feature_version: int = FEATURE_VERSION,
 ) -> dict[str, float]:
-    row = prompt_features(text)
+    row = prompt_features(text, feature_version)
     known = task_type if task_type in TASK_TYPES else "analysis"
     for name in TASK_TYPES:
         row[f"task_{name}"] = 1.0 if name == known else 0.0
@@ -47,8 +56,9 @@ def feature_matrix(
     mode: str,
     feature_names: Sequence[str] | None = None,
     embeddings: np.ndarray | None = None,
+    feature_version: int = FEATURE_VERSION,
 ) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Rows of features (and their names) for many prompts.
+    """Rows of features (and their names) for many prompts, in feature set `feature_version`.
 
     `embeddings` (one row per prompt) become the last columns, ``embedding_0`` onwards.
     """
@@ -63,6 +73,7 @@ def feature_matrix(
             task_type,
             None if weak_responses is None else weak_responses[index],
             mode=mode,
+            feature_version=feature_version,
         )
         for index, (text, task_type) in enumerate(zip(texts, task_types, strict=True))
     ]

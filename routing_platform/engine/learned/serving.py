@@ -28,6 +28,7 @@ from routing_platform.engine.learned.ood import (
     TrafficMonitor,
 )
 from routing_platform.engine.quality.embedding import EmbeddingInfo, get_embedder
+from routing_platform.engine.quality.features import FEATURE_VERSION
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class LearnedRouter:
     # The embedding it was trained with (features and/or domain), and its training domain.
     embedding: EmbeddingInfo | None = None
     domain: DomainSummary | None = None
+    # The prompt feature set it was trained on (see engine/quality/features.py).
+    feature_version: int = FEATURE_VERSION
     # The one-prompt serving path, built once: the weights as arrays (see RowScorer), and
     # the names of the feature row's columns (the embedding's columns come after them).
     _scorer: RowScorer = field(init=False, repr=False, compare=False)
@@ -98,6 +101,7 @@ class LearnedRouter:
             mode=self.mode,
             feature_names=self.feature_names,
             embeddings=embeddings if self.uses_embedding_features else None,
+            feature_version=self.feature_version,
         )
         return self.score_matrix(matrix)
 
@@ -157,7 +161,9 @@ class LearnedRouter:
     def _score_one(
         self, text: str, task_type: str, weak_response: str | None, vector: np.ndarray | None
     ) -> float:
-        row = feature_row(text, task_type, weak_response, mode=self.mode)
+        row = feature_row(
+            text, task_type, weak_response, mode=self.mode, feature_version=self.feature_version
+        )
         if self.mode == CASCADE and weak_response is None:
             # No answer yet (the engine deciding before any call): the answer features stay
             # at their training average, so they add nothing and the prompt alone decides.

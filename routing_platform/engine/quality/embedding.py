@@ -97,12 +97,12 @@ class PromptEmbedder:
         ids = self.token_ids(text)
         if not ids:
             return np.zeros(self.dim, dtype=np.float32)
-        # WordLlama's own operations, in its order (a batch of one, an all-ones mask), so
-        # the float32 rounding is the same: masked sum / token count, then the norm.
-        vectors = self.matrix[ids][np.newaxis]
-        mask = np.ones((1, len(ids)), dtype=np.float32)
-        count = np.maximum(mask.sum(axis=1, keepdims=True), 1.0).astype(np.float32)
-        pooled = np.sum(vectors * mask[..., np.newaxis], axis=1, dtype=np.float32) / count
+        # WordLlama's own operations, in its order (a batch of one), so the float32 rounding
+        # is the same: sum of the token rows / token count, then the row's norm. Its mask is
+        # all ones for one prompt (multiplying by 1.0 is exact), so it is left out, and the
+        # rows are summed one after another either way.
+        pooled = self.matrix[ids].sum(axis=0, keepdims=True, dtype=np.float32)
+        pooled /= np.float32(len(ids))
         pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
         return pooled[0]
 

@@ -11,7 +11,10 @@ prompt in well under a millisecond. Two groups:
   and whether the arithmetic written in it is right (``12 / 20 x 100 = 55`` is checked).
 
 `FEATURE_VERSION` changes whenever a feature changes meaning; a learned router records
-the version it was trained with.
+the version it was trained with. Feature set 3 (the default) is feature set 2 read on a
+bounded window of the prompt (its first and last `WINDOW_CHARS` characters), with the
+lengths still measured on the whole prompt: its cost stops growing with the prompt's
+length, and a prompt of up to 2 x `WINDOW_CHARS` characters gets feature set 2's values.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from collections import Counter
 
 from routing_platform.engine.arithmetic import arithmetic_checks
 
-FEATURE_VERSION = 2
+FEATURE_VERSION = 3
+FEATURE_VERSIONS = (2, 3)  # the sets this code computes (a router records its own)
+WINDOW_CHARS = 256
 
 _CHOICE = re.compile(r"^\(?([A-J])[.):]\s?(.*)$")
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
@@ -32,10 +37,10 @@ _NEGATION_UPPER_WORDS = ("NOT", "EXCEPT", "LEAST", "FALSE", "INCORRECT", "NEVER"
 _NEGATION_UPPER = re.compile(rf"\b({'|'.join(_NEGATION_UPPER_WORDS)})\b")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _DIGIT = re.compile(r"\d")
-_CAPITALISED = re.compile(r"\b[A-Z][a-z]+")
 # Several patterns start with the character they need, and check the word boundary before
 # it with a look-behind after it: the same matches as a leading \b or look-behind, but the
 # regex engine then skips ahead to candidate characters instead of trying every position.
+_CAPITALISED = re.compile(r"[A-Z](?<!\w[A-Z])[a-z]+")  # \b[A-Z][a-z]+
 _YEAR = re.compile(r"[12](?<!\w[12])(?:(?<=1)[5-9]\d\d|(?<=2)0\d\d)\b")  # 1500-2099
 _ALL_ABOVE = re.compile(r"\b(all|none|both|neither) of the (above|these|following)\b")
 _ROMAN = re.compile(r"\b(I|II|III|IV)\b")
@@ -154,7 +159,8 @@ _EQUATION_WORDS = frozenset({"x", "y", "sqrt"})
 _NAME = re.compile(r"[A-Z](?<![.!?]\s[A-Z])(?<!^[A-Z])(?<!\w[A-Z])[a-z]{2,}")
 _FORMULA = re.compile(r"[A-Z](?<!\w[A-Z])[a-z]?\d*(?:[A-Z][a-z]?\d*)+\b")  # NaCl, H2SO4
 _ROMAN_COMBINATION = re.compile(r"I(?<!\wI)(?:I{0,2}|V)(?:,|\s+and)\s+(?:I{1,3}|IV)\b")
-_SENTENCE_SPLIT = re.compile(r"(?<=[.?!])\s+")
+# A sentence break: the whitespace after a full stop, question or exclamation mark.
+_SENTENCE_BREAK = re.compile(r"[.?!](\s+)")
 
 # Word lists, matched by set intersection over the lower-cased words (fast on long prompts).
 _NEGATION_WORDS = frozenset(["not", "except", "n't", "never", "least", "false", "incorrect"])
@@ -247,6 +253,14 @@ def _quantity_value(token: str) -> float | None:
         return None
 
 
+def _final_sentence(text: str) -> str:
+    """The text after its last sentence break (all of it, stripped, without one): the last
+    part of splitting at the breaks, found without a look-behind tried at every position."""
+    text = text.strip()
+    ends = [match.end() for match in _SENTENCE_BREAK.finditer(text)]
+    return text[ends[-1] :] if ends else text
+
+
 def computation_features(prompt: str) -> dict[str, float]:
     """Computation load and structure of the whole prompt: how many quantities (distinct,
     per sentence, largest), decimals, fractions, percentages, number words, comparisons,
@@ -255,8 +269,7 @@ def computation_features(prompt: str) -> dict[str, float]:
     quantities = _QUANTITY.findall(prompt)
     values = [value for value in map(_quantity_value, quantities) if value is not None]
     sentences = max(1, len(_SENTENCE_END.findall(prompt)))
-    parts = [part for part in _SENTENCE_SPLIT.split(prompt.strip()) if part]
-    final = parts[-1] if parts else ""
+    final = _final_sentence(prompt)
     lower = prompt.lower()
     counts = _word_counts(_TOKEN.findall(lower))
 
@@ -291,9 +304,33 @@ def computation_features(prompt: str) -> dict[str, float]:
     }
 
 
-def prompt_features(prompt: str) -> dict[str, float]:
-    """Structure of a prompt (multiple-choice aware); every value is a finite float."""
+def window(text: str, size: int = WINDOW_CHARS) -> str:
+    """`text` itself, or when longer than 2 x `size` its first and last `size` characters
+    joined by a line break."""
+    if len(text) <= 2 * size:
+        return text
+    return f"{text[:size]}\n{text[-size:]}"
+
+
+def prompt_features(prompt: str, version: int = FEATURE_VERSION) -> dict[str, float]:
+    """Structure of a prompt (multiple-choice aware) in feature set `version`; every value
+    is a finite float."""
     question, choices = split_multiple_choice(prompt)
+    if version == 2:
+        return _structure_features(prompt, question, choices)
+    if version != 3:
+        raise ValueError(f"unknown feature set {version!r}; this code computes {FEATURE_VERSIONS}")
+    row = _structure_features(window(prompt), window(question), list(map(window, choices)))
+    # Lengths stay exact: a C-speed pass each, and the strongest single signal.
+    row["prompt_chars_log"] = math.log1p(len(prompt))
+    row["question_chars_log"] = math.log1p(len(question))
+    row["question_words_log"] = math.log1p(len(question.split()))
+    row["question_lines_log"] = math.log1p(question.count("\n"))
+    return row
+
+
+def _structure_features(prompt: str, question: str, choices: list[str]) -> dict[str, float]:
+    """Feature set 2 of `prompt`, split into its `question` and `choices`."""
     lower = question.lower()
     word_list = _WORD.findall(lower)
     word_counts = _word_counts(word_list)

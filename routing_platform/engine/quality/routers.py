@@ -30,6 +30,7 @@ from routing_platform.engine.learned import (
 from routing_platform.engine.quality.crossval import DEFAULT_FOLDS, Progress, fold_ids
 from routing_platform.engine.quality.dataset import DatasetError, RoutingDataset
 from routing_platform.engine.quality.embedding import get_embedder
+from routing_platform.engine.quality.features import FEATURE_VERSION
 from routing_platform.engine.quality.training import DEFAULT_REGULARIZATION, fit_router
 
 ROUTER_NAMES = ("heuristic", "learned", "length", "random", "oracle")
@@ -82,7 +83,12 @@ def _heuristic(dataset: RoutingDataset, *, weak: str, mode: str) -> np.ndarray:
 
 
 def training_matrix(
-    dataset: RoutingDataset, *, weak: str, mode: str, embeddings: np.ndarray | None
+    dataset: RoutingDataset,
+    *,
+    weak: str,
+    mode: str,
+    embeddings: np.ndarray | None,
+    feature_version: int = FEATURE_VERSION,
 ) -> tuple[np.ndarray, tuple[str, ...]]:
     """Every row's features (with its prompt embedding as the last columns, when given)."""
     return feature_matrix(
@@ -91,18 +97,21 @@ def training_matrix(
         weak_answers(dataset, weak) if mode == CASCADE else None,
         mode=mode,
         embeddings=embeddings,
+        feature_version=feature_version,
     )
 
 
 class CrossValidation(TypedDict, total=False):
     """How `router_scores` cross-validates the learned router: `n_folds`
     (DEFAULT_FOLDS), `regularization` (DEFAULT_REGULARIZATION), `embeddings` (False; True:
-    it also reads WordLlama prompt embeddings) and `progress` (None)."""
+    it also reads WordLlama prompt embeddings), `progress` (None) and `feature_version`
+    (FEATURE_VERSION: the prompt feature set)."""
 
     n_folds: int
     regularization: float
     embeddings: bool
     progress: Progress | None
+    feature_version: int
 
 
 def _learned_cross_validated(
@@ -115,10 +124,13 @@ def _learned_cross_validated(
     regularization: float = DEFAULT_REGULARIZATION,
     embeddings: bool = False,
     progress: Progress | None = None,
+    feature_version: int = FEATURE_VERSION,
 ) -> np.ndarray:
     # Featurise every row once; each fold fits on its training rows only.
     vectors = get_embedder().embed_many(dataset.prompts) if embeddings else None
-    matrix, names = training_matrix(dataset, weak=weak, mode=mode, embeddings=vectors)
+    matrix, names = training_matrix(
+        dataset, weak=weak, mode=mode, embeddings=vectors, feature_version=feature_version
+    )
     strong_outcome, weak_outcome = dataset.score(strong), dataset.score(weak)
     folds = fold_ids(dataset, n_folds)
     scores = np.zeros(len(dataset))
@@ -133,6 +145,7 @@ def _learned_cross_validated(
             weak_outcome[train],
             mode=mode,
             regularization=regularization,
+            feature_version=feature_version,
         )
         scores[test] = router.score_matrix(matrix[test])
         if progress is not None:

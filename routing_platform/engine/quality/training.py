@@ -40,6 +40,7 @@ from routing_platform.engine.quality.embedding import (
     get_embedder,
     installed_info,
 )
+from routing_platform.engine.quality.features import FEATURE_VERSION
 
 # The training prompts' summary in embedding space: k-means centroids, and the distance
 # (1 - cosine similarity to the nearest centroid) that DOMAIN_QUANTILE of them stay within.
@@ -148,6 +149,7 @@ def train_router(
     embeddings: bool = False,
     domain: bool = False,
     metadata: dict | None = None,
+    feature_version: int = FEATURE_VERSION,
 ) -> LearnedRouter:
     """Fit a router on labelled outcomes (`strong`/`weak`: each model's score per prompt).
 
@@ -160,7 +162,12 @@ def train_router(
         task_types = ["analysis"] * len(texts)
     vectors = get_embedder().embed_many(texts) if embeddings or domain else None
     matrix, names = feature_matrix(
-        texts, task_types, weak_responses, mode=mode, embeddings=vectors if embeddings else None
+        texts,
+        task_types,
+        weak_responses,
+        mode=mode,
+        embeddings=vectors if embeddings else None,
+        feature_version=feature_version,
     )
     router = fit_router(
         matrix,
@@ -173,6 +180,7 @@ def train_router(
         metadata=metadata,
         embedding=None if vectors is None else installed_info(),
         domain=summarise_domain(vectors) if domain and vectors is not None else None,
+        feature_version=feature_version,
     )
     return with_length_rule(router, texts, router.score_matrix(matrix))
 
@@ -201,9 +209,11 @@ def fit_router(
     metadata: dict | None = None,
     embedding: EmbeddingInfo | None = None,
     domain: DomainSummary | None = None,
+    feature_version: int = FEATURE_VERSION,
 ) -> LearnedRouter:
-    """Fit a router on rows already featurised (see :func:`feature_matrix`); `embedding`
-    names the embedding behind any ``embedding_*`` columns and the `domain` summary."""
+    """Fit a router on rows already featurised (see :func:`feature_matrix`, in feature set
+    `feature_version`); `embedding` names the embedding behind any ``embedding_*`` columns
+    and the `domain` summary."""
     if len(matrix) < 10:
         raise LearnedRouterError(f"need at least 10 labelled prompts to train, got {len(matrix)}")
     strong_target, weak_target = normalise_outcomes(strong, weak)
@@ -239,4 +249,5 @@ def fit_router(
         weak_trees=weak_trees,
         embedding=embedding,
         domain=domain,
+        feature_version=feature_version,
     )

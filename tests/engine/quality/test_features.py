@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import math
+import random
+import re
 
 from routing_platform.engine.arithmetic import arithmetic_checks
 from routing_platform.engine.quality.features import (
+    _CAPITALISED,
+    _final_sentence,
     answer_features,
     prompt_features,
     split_multiple_choice,
@@ -93,3 +97,25 @@ def test_computation_features_count_the_load_of_a_word_problem():
     assert plain["rates_log"] == plain["units_distinct_log"] == 0.0
     roman = computation_features("Which are true?\nA. I and III only\nB. II only")
     assert roman["roman_combination"] == 1.0
+
+
+def test_final_sentence_is_the_last_part_of_splitting_at_sentence_breaks():
+    """The fast search gives what splitting at every break and keeping the last part gave
+    (seeded random strings of breaks, spaces of several kinds and letters)."""
+    split = re.compile(r"(?<=[.?!])\s+")
+    rng = random.Random(20)
+    texts = ["", "  ", "One. Two? Three!", "a.  b c", "?!  x", "End.\n\n", "x.\u00a0y"]
+    texts += ["".join(rng.choice(" .?!\n\tab\u00a0\u2003") for _ in range(12)) for _ in range(3000)]
+    for text in texts:
+        parts = [part for part in split.split(text.strip()) if part]
+        assert _final_sentence(text) == (parts[-1] if parts else ""), repr(text)
+
+
+def test_capitalised_words_match_the_word_boundary_pattern():
+    """The look-behind form finds what ``\\b[A-Z][a-z]+`` finds (seeded random strings)."""
+    boundary = re.compile(r"\b[A-Z][a-z]+")
+    rng = random.Random(21)
+    texts = ["Hello World", "aBc Def", "_Abc 1Abc éAbc Abc", "A", "Ab"]
+    texts += ["".join(rng.choice(" Aa_1.éÉ\nZz") for _ in range(10)) for _ in range(3000)]
+    for text in texts:
+        assert _CAPITALISED.findall(text) == boundary.findall(text), repr(text)

@@ -1,6 +1,7 @@
-"""The prompt features stay exactly what feature set 2 was when routers were trained on it:
-the values of a fixed set of prompts, recorded from the first implementation, must not move
-(a faster implementation must give the same numbers, or bump FEATURE_VERSION)."""
+"""The prompt features stay exactly what each feature set was when routers were trained on
+it: the values of a fixed set of prompts, recorded from the first implementation of the set,
+must not move (a faster implementation must give the same numbers, or bump FEATURE_VERSION
+and record a new reference file)."""
 
 from __future__ import annotations
 
@@ -9,20 +10,69 @@ from pathlib import Path
 
 import pytest
 
-from routing_platform.engine.quality.features import FEATURE_VERSION, prompt_features
+from routing_platform.engine.quality.features import (
+    FEATURE_VERSION,
+    FEATURE_VERSIONS,
+    WINDOW_CHARS,
+    prompt_features,
+    window,
+)
 
-REFERENCE = Path(__file__).parent / "data" / "prompt_features_v2.json"
-CASES = json.loads(REFERENCE.read_text(encoding="utf-8"))
+DATA = Path(__file__).parent / "data"
+CASES = {
+    version: json.loads((DATA / f"prompt_features_v{version}.json").read_text(encoding="utf-8"))
+    for version in FEATURE_VERSIONS
+}
+LENGTHS = ("prompt_chars_log", "question_chars_log", "question_words_log", "question_lines_log")
 
 
-def test_reference_is_for_this_feature_version():
-    assert FEATURE_VERSION == 2, "record a new reference file for the new feature set"
-    assert len(CASES) >= 30
+def test_every_feature_set_has_a_reference():
+    assert FEATURE_VERSION == 3 and FEATURE_VERSIONS == (2, 3)
+    assert all(len(cases) >= 30 for cases in CASES.values())
+    # Feature set 3's reference holds prompts longer than its window.
+    assert sum(len(case["prompt"]) > 2 * WINDOW_CHARS for case in CASES[3]) >= 5
 
 
-@pytest.mark.parametrize("case", CASES, ids=range(len(CASES)))
-def test_prompt_features_equal_the_recorded_values(case):
-    features = prompt_features(case["prompt"])
+@pytest.mark.parametrize(
+    ("version", "case"),
+    [(version, case) for version, cases in CASES.items() for case in cases],
+    ids=[f"v{version}-{i}" for version, cases in CASES.items() for i in range(len(cases))],
+)
+def test_prompt_features_equal_the_recorded_values(version, case):
+    features = prompt_features(case["prompt"], version)
     assert list(features) == list(case["features"])  # same names, same order
     for name, value in case["features"].items():
         assert features[name] == pytest.approx(value, abs=1e-12), name
+
+
+def test_set_3_is_set_2_on_prompts_within_the_window():
+    short = [case["prompt"] for case in CASES[2] if len(case["prompt"]) <= 2 * WINDOW_CHARS]
+    assert len(short) >= 25
+    for prompt in short:
+        assert prompt_features(prompt, 3) == prompt_features(prompt, 2)
+
+
+def test_set_3_reads_only_the_window_but_measures_the_whole_prompt():
+    head = "Tom buys 3 apples for $2 each. " * 10
+    tail = " How many dollars does he spend?"
+    short_middle = head + "He walks home.\n" * 20 + tail
+    long_middle = head + "He walks home.\n" * 200 + tail
+    short, long = prompt_features(short_middle, 3), prompt_features(long_middle, 3)
+    assert window(short_middle) == window(long_middle)
+    for name in LENGTHS:
+        assert long[name] > short[name], name  # the lengths are the whole prompt's
+    assert {k: v for k, v in short.items() if k not in LENGTHS} == {
+        k: v for k, v in long.items() if k not in LENGTHS
+    }
+    assert prompt_features(long_middle, 2)["sentences_all_log"] > long["sentences_all_log"]
+
+
+def test_window_keeps_head_and_tail():
+    text = "a" * WINDOW_CHARS + "b" * 10 + "c" * WINDOW_CHARS
+    assert window(text) == "a" * WINDOW_CHARS + "\n" + "c" * WINDOW_CHARS
+    assert window("short") == "short"
+
+
+def test_an_unknown_feature_set_is_refused():
+    with pytest.raises(ValueError, match="unknown feature set 1"):
+        prompt_features("Hi", 1)

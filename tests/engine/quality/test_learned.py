@@ -94,6 +94,32 @@ def test_unknown_version_and_foreign_files_are_refused(router, tmp_path):
         load_router(tmp_path / "absent.json")
 
 
+def test_artifact_records_its_feature_set_and_serves_with_it(rows, tmp_path):
+    """A feature set 2 router (an older artifact) still loads and scores with set 2; the
+    default is set 3; an unknown set is refused with a clear error."""
+    prompts = [row["prompt"] for row in rows]
+    strong = np.array([row[STRONG] for row in rows], dtype=float)
+    weak = np.array([row[WEAK] for row in rows], dtype=float)
+    long_prompt = "Sam has 12 apples and buys 30 more. " * 40 + "How many does he have?"
+    routers = {
+        version: train_router(prompts, strong, weak, feature_version=version) for version in (2, 3)
+    }
+    assert train_router(prompts[:30], strong[:30], weak[:30]).feature_version == 3
+    for version, trained in routers.items():
+        data = router_to_dict(trained)
+        assert data["feature_version"] == version
+        loaded = load_router(save_router(trained, tmp_path / f"v{version}.json"))
+        assert loaded.feature_version == version
+        assert loaded.strong_probability(long_prompt) == pytest.approx(
+            trained.strong_probability(long_prompt), abs=1e-12
+        )
+        np.testing.assert_allclose(loaded.scores([long_prompt]), trained.scores([long_prompt]))
+    unknown = tmp_path / "unknown.json"
+    unknown.write_text(json.dumps({**router_to_dict(routers[3]), "feature_version": 99}))
+    with pytest.raises(LearnedRouterError, match="feature set 99.*retrain"):
+        load_router(unknown)
+
+
 def test_cascade_router_reads_the_weak_answer(rows):
     """A cascade router uses the weak answer (wrong arithmetic -> strong); without one it
     judges the prompt alone instead of failing."""

@@ -14,7 +14,7 @@ from routing_platform.engine.classifier import TASK_TYPES
 from routing_platform.engine.quality.training import train_router
 from tests.engine.quality.conftest import synthetic_rows
 
-REFERENCE = Path(__file__).parent / "data" / "prompt_features_v2.json"
+REFERENCE = Path(__file__).parent / "data" / "prompt_features_v3.json"
 PROMPTS = [case["prompt"] for case in json.loads(REFERENCE.read_text(encoding="utf-8"))]
 ANSWERS = ["The answer is B.", "Let me think 2 + 2 = 5 so", "#### 42", "Maybe 12 / 20 x 100 = 55?"]
 
@@ -23,8 +23,12 @@ def _training_set():
     rng = np.random.default_rng(5)
     rows = synthetic_rows(120)
     prompts = [row["prompt"] for row in rows] + PROMPTS * 3
-    strong = np.array([row["big/strong-model"] for row in rows] + list(rng.integers(0, 2, 96)))
-    weak = np.array([row["small/weak-model"] for row in rows] + list(rng.integers(0, 2, 96)))
+    strong = np.array(
+        [row["big/strong-model"] for row in rows] + list(rng.integers(0, 2, 3 * len(PROMPTS)))
+    )
+    weak = np.array(
+        [row["small/weak-model"] for row in rows] + list(rng.integers(0, 2, 3 * len(PROMPTS)))
+    )
     answers = [ANSWERS[i % len(ANSWERS)] for i in range(len(prompts))]
     types = [TASK_TYPES[i % len(TASK_TYPES)] for i in range(len(prompts))]
     return prompts, strong, weak, answers, types
