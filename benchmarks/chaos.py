@@ -46,7 +46,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -64,7 +63,8 @@ import redis as redis_py
 from rq import Queue, Worker
 
 from benchmarks import run as bench_run
-from benchmarks.bench_openai_overhead import _completion_body, read_request_body
+from benchmarks._loopback import free_port, read_request_body, wait_port
+from benchmarks.bench_openai_overhead import _completion_body
 from experiments.worker_liveness import live_worker_count
 from routing_platform.launcher import uvicorn_argv
 
@@ -156,24 +156,6 @@ async def _upstream_main(port: int) -> None:
 
 
 # --- Processes ------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_port(port: int, timeout_s: float = 120.0, process: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{process.args[:4]} exited with {process.returncode}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout_s:.0f} s")
 
 
 def ensure_apt_packages() -> None:
@@ -279,7 +261,7 @@ class Redis:
             ],
             stdout=subprocess.DEVNULL,
         )
-        wait_port(self.port, 30, self.process)
+        wait_port(self.port, self.process, timeout_s=30)
 
     def stop(self) -> None:
         """SIGTERM, as a service manager stops it (an AOF is fsynced on the way out)."""
@@ -412,7 +394,7 @@ class Platform:
             self.tmp / "web.log",
         )
         self.web.start()
-        wait_port(self.web_port, 120, self.web.process)
+        wait_port(self.web_port, self.web.process, timeout_s=120)
 
     def restart_web(self, *, require_durable: str) -> None:
         self.require_durable = require_durable
@@ -889,7 +871,7 @@ def run(quick: bool = False, only: str = "") -> list[dict]:
         try:
             postgres.start()
             redis.start(durable=True)
-            wait_port(upstream_port, 30, upstream)
+            wait_port(upstream_port, upstream, timeout_s=30)
             platform.start()
             results = []
             for index, scenario in enumerate(SCENARIOS):
