@@ -161,10 +161,18 @@ def _embedding_figures(datasets, *, folds: int) -> list[dict]:
     return figures
 
 
+#: The feature sets compared (same folds): what each reads of the prompt.
+FEATURE_SETS = {
+    2: "whole prompt",
+    3: "set 2 on the first and last 256 characters, whole-prompt lengths",
+    4: "one pass over the question's window (the default; decision latency)",
+}
+
+
 def _feature_set_figures(datasets, *, folds: int) -> list[dict]:
-    """Cross-validated APGR of the default feature set (3: a bounded window of the prompt,
-    for decision latency) against feature set 2 (the whole prompt), same folds."""
-    from routing_platform.engine.quality.features import FEATURE_VERSION, WINDOW_CHARS
+    """Cross-validated APGR of each feature set, same folds: what the default set (4, for
+    decision latency) costs against the whole prompt (2)."""
+    from routing_platform.engine.quality.features import FEATURE_VERSION
     from routing_platform.engine.quality.metrics import evaluate_scores
     from routing_platform.engine.quality.routers import router_scores
 
@@ -187,25 +195,19 @@ def _feature_set_figures(datasets, *, folds: int) -> list[dict]:
                 weak,
                 mode=mode,
             ).apgr
-            for version in (2, FEATURE_VERSION)
+            for version in FEATURE_SETS
         }
-        figures.append(
-            _figure(
-                f"{name.upper()} {mode}: learned APGR, feature set 2 (whole prompt)",
-                apgrs[2],
-                "",
-                notes=f"{folds}-fold cross-validated, same folds as feature set {FEATURE_VERSION}",
+        for version, reads in FEATURE_SETS.items():
+            change = "" if version == 2 else f"; change {apgrs[version] - apgrs[2]:+.3f} vs set 2"
+            default = " (default)" if version == FEATURE_VERSION else ""
+            figures.append(
+                _figure(
+                    f"{name.upper()} {mode}: learned APGR, feature set {version}{default}",
+                    apgrs[version],
+                    "",
+                    notes=f"{reads}; {folds}-fold cross-validated, same folds{change}",
+                )
             )
-        )
-        figures.append(
-            _figure(
-                f"{name.upper()} {mode}: learned APGR, feature set {FEATURE_VERSION} (default)",
-                apgrs[FEATURE_VERSION],
-                "",
-                notes=f"first and last {WINDOW_CHARS} characters, whole-prompt lengths; "
-                f"change {apgrs[FEATURE_VERSION] - apgrs[2]:+.3f}",
-            )
-        )
     return figures
 
 

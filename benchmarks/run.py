@@ -335,7 +335,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"(target {f['target']}: {verdict})",
                 flush=True,
             )
-    args.markdown.write_text(render_markdown(load_results(args.results_dir, set(available) | OTHER_SUITES)))
+    args.markdown.write_text(
+        render_markdown(load_results(args.results_dir, set(available) | OTHER_SUITES))
+    )
     print(f"Wrote {args.markdown}" + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
 

@@ -117,7 +117,7 @@ def test_train_router_then_backtest_the_file(bench, tmp_path):
     assert "cross-validated" in out and "router saved" in out
     artifact = json.loads(model.read_text())
     assert artifact["version"] == ARTIFACT_VERSION
-    assert artifact["feature_version"] == 3  # the default feature set (bounded window)
+    assert artifact["feature_version"] == 4  # the default feature set (one pass, bounded)
     assert artifact["metadata"]["calibration"]["target"] == "strong_share"
     out, _ = run(
         "backtest",

@@ -27,7 +27,7 @@ from routing_platform.engine.learned.ood import (
     DomainSummary,
     TrafficMonitor,
 )
-from routing_platform.engine.quality.embedding import EmbeddingInfo, get_embedder
+from routing_platform.engine.quality.embedding import EmbeddingInfo, embedding_input, get_embedder
 from routing_platform.engine.quality.features import FEATURE_VERSION
 
 
@@ -79,7 +79,7 @@ class LearnedRouter:
         """The prompts' embeddings, or None for a router that uses none."""
         if self.embedding is None:
             return None
-        return get_embedder().embed_many(texts)
+        return get_embedder().embed_prompts(texts, self.feature_version)
 
     def scores(
         self,
@@ -139,7 +139,9 @@ class LearnedRouter:
         self, text: str, task_type: str = "analysis", weak_response: str | None = None
     ) -> Assessment:
         """The prompt's score, and whether it lies within the training domain (embedded once)."""
-        vector = get_embedder().embed(text) if self.embedding is not None else None
+        vector = None
+        if self.embedding is not None:
+            vector = get_embedder().embed(embedding_input(text, self.feature_version))
         score = self._score_one(text, task_type, weak_response, vector)
         if self.domain is None or vector is None:
             return Assessment(score)

@@ -20,6 +20,7 @@ from routing_platform.engine.learned import LearnedRouter
 from routing_platform.engine.quality.crossval import DEFAULT_FOLDS, Progress
 from routing_platform.engine.quality.dataset import RoutingDataset
 from routing_platform.engine.quality.embedding import get_embedder, installed_info
+from routing_platform.engine.quality.features import FEATURE_VERSION
 from routing_platform.engine.quality.metrics import MetricsError, evaluate_scores
 from routing_platform.engine.quality.routers import (
     artifact_scores,
@@ -94,7 +95,11 @@ def train_and_calibrate(
         except MetricsError as err:
             notes.append(f"cross-validated metrics undefined: {err}")
 
-    vectors = get_embedder().embed_many(dataset.prompts) if embeddings or domain else None
+    vectors = (
+        get_embedder().embed_prompts(dataset.prompts, FEATURE_VERSION)
+        if embeddings or domain
+        else None
+    )
     matrix, names = training_matrix(
         dataset, weak=weak, mode=mode, embeddings=vectors if embeddings else None
     )

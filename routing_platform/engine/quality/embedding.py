@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from routing_platform.engine.quality.prompt_text import window
+
 EMBEDDING_PACKAGE = "wordllama"
 EMBEDDING_CONFIG = "l2_supercat"
 EMBEDDING_DIM = 256
@@ -32,9 +34,20 @@ EMBEDDING_NAME = f"{EMBEDDING_PACKAGE}/{EMBEDDING_CONFIG}_{EMBEDDING_DIM}"
 # Words whose tokens are remembered (a bound, so a stream of unique strings cannot grow the
 # process without limit: past it the cache starts over).
 WORD_CACHE_SIZE = 200_000
+# Routers of feature set 4 on embed the prompt's first and last this many characters (the
+# embedding's cost then stops growing with the prompt, as the features' does).
+EMBEDDING_WINDOW_CHARS = 256
+WINDOWED_FROM_FEATURE_SET = 4
 
 _BOUNDARY = "\u2581"  # SentencePiece's word boundary "▁"
 _WORD = re.compile(f"{_BOUNDARY}*[^{_BOUNDARY}]+|{_BOUNDARY}+")
+
+
+def embedding_input(prompt: str, feature_version: int) -> str:
+    """What a router of `feature_version` embeds: the prompt, or (set 4 on) its window."""
+    if feature_version >= WINDOWED_FROM_FEATURE_SET:
+        return window(prompt, EMBEDDING_WINDOW_CHARS)
+    return prompt
 
 
 class EmbeddingError(RuntimeError):
@@ -105,6 +118,10 @@ class PromptEmbedder:
         pooled /= np.float32(len(ids))
         pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
         return pooled[0]
+
+    def embed_prompts(self, prompts, feature_version: int) -> np.ndarray:
+        """One row per prompt, embedding what a router of `feature_version` reads of it."""
+        return self.embed_many([embedding_input(prompt, feature_version) for prompt in prompts])
 
     def embed_many(self, texts) -> np.ndarray:
         """One row per text."""

@@ -11,10 +11,13 @@ prompt in well under a millisecond. Two groups:
   and whether the arithmetic written in it is right (``12 / 20 x 100 = 55`` is checked).
 
 `FEATURE_VERSION` changes whenever a feature changes meaning; a learned router records
-the version it was trained with. Feature set 3 (the default) is feature set 2 read on a
-bounded window of the prompt (its first and last `WINDOW_CHARS` characters), with the
-lengths still measured on the whole prompt: its cost stops growing with the prompt's
-length, and a prompt of up to 2 x `WINDOW_CHARS` characters gets feature set 2's values.
+the version it was trained with, and is served with it:
+
+- set 2: the whole prompt;
+- set 3: set 2 read on a bounded window of the prompt (its first and last `WINDOW_CHARS`
+  characters), with the lengths still measured on the whole prompt;
+- set 4 (the default, `features_onepass.py`): what set 3 measures, computed in one pass
+  over the question's window, at about a third of set 3's cost (the decision's budget).
 """
 
 from __future__ import annotations
@@ -26,200 +29,62 @@ import zlib
 from collections import Counter
 
 from routing_platform.engine.arithmetic import arithmetic_checks
-
-FEATURE_VERSION = 3
-FEATURE_VERSIONS = (2, 3)  # the sets this code computes (a router records its own)
-WINDOW_CHARS = 256
-
-_CHOICE = re.compile(r"^\(?([A-J])[.):]\s?(.*)$")
-_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
-_NEGATION_UPPER_WORDS = ("NOT", "EXCEPT", "LEAST", "FALSE", "INCORRECT", "NEVER")
-_NEGATION_UPPER = re.compile(rf"\b({'|'.join(_NEGATION_UPPER_WORDS)})\b")
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
-_DIGIT = re.compile(r"\d")
-# Several patterns start with the character they need, and check the word boundary before
-# it with a look-behind after it: the same matches as a leading \b or look-behind, but the
-# regex engine then skips ahead to candidate characters instead of trying every position.
-_CAPITALISED = re.compile(r"[A-Z](?<!\w[A-Z])[a-z]+")  # \b[A-Z][a-z]+
-_YEAR = re.compile(r"[12](?<!\w[12])(?:(?<=1)[5-9]\d\d|(?<=2)0\d\d)\b")  # 1500-2099
-_ALL_ABOVE = re.compile(r"\b(all|none|both|neither) of the (above|these|following)\b")
-_ROMAN = re.compile(r"\b(I|II|III|IV)\b")
-_CALCULATE_PHRASES = ("what is the value", "how many", "how much")
-_DEFINITION_PHRASES = ("is called", "refers to", "is defined", "is known as", "term for")
-_SYMBOLS = re.compile(r"[\\{}\[\]|∈∀∃→↔∧∨¬≡⊃~]")
-_CODE_LITERALS = ("def ", "return ", "int", ";", "()", "==")  # one of them is in every match
-_CODE = re.compile(r"(def |return |\bint\b|;\s*$|\(\)|==)", re.MULTILINE)
-_PERCENT = re.compile(r"%|\bpercent\b")
-_MONEY = re.compile(r"\$\s?\d")
-_SENTENCE_END = re.compile(r"[.?!](?:\s|$)")
-
-# Computation load and problem structure, over the whole prompt (feature set 2): what a
-# weaker model gets wrong in word problems and quantitative questions.
-# -?$?digits, not after a word character or a dot.
-_QUANTITY = re.compile(r"(?:-(?<![\w.]-)\$?\d|\$(?<![\w.]\$)\d|\d(?<![\w.]\d))[\d,]*(?:\.\d+)?%?")
-_FRACTION = re.compile(r"\b\d+\s*/\s*\d+\b")
-_DECIMAL = re.compile(r"\d\.\d")
-_TOKEN = re.compile(r"[a-z]+")
-# Word lists matched by set membership over the lower-cased tokens (one pass; regular
-# expressions with long alternations cost ~50 us each on a GSM8K problem).
-_NUMBER_WORDS = frozenset(
-    [
-        "one",
-        "two",
-        "three",
-        "four",
-        "five",
-        "six",
-        "seven",
-        "eight",
-        "nine",
-        "ten",
-        "eleven",
-        "twelve",
-        "fifteen",
-        "twenty",
-        "thirty",
-        "forty",
-        "fifty",
-        "hundred",
-        "thousand",
-        "million",
-        "dozen",
-        "half",
-        "twice",
-        "thrice",
-        "double",
-        "triple",
-        "quarter",
-        "third",
-        "fourth",
-        "fifth",
-    ]
-)
-_COMPARISON_WORDS = frozenset(["more", "less", "fewer", "than"])
-_COMPARISON_PHRASES = ("times as", "as many", "as much")
-_RATE_WORDS = frozenset(["per", "each", "every", "rate", "speed", "mph", "km"])
-_RATE_PHRASES = ("an hour", "a day", "a week", "a month", "a year")
-_REMAINDER_WORDS = frozenset(
-    ["left", "remaining", "remains", "rest", "spent", "lost", "sold", "ate", "used"]
-)
-_TIME_WORDS = frozenset(
-    [
-        "hour",
-        "hours",
-        "minute",
-        "minutes",
-        "day",
-        "days",
-        "week",
-        "weeks",
-        "month",
-        "months",
-        "year",
-        "years",
-    ]
-)
-_UNIT_OF = {
-    word: word.rstrip("s")
-    for word in [
-        "dollar",
-        "dollars",
-        "cent",
-        "cents",
-        "second",
-        "seconds",
-        *sorted(_TIME_WORDS),
-        "mile",
-        "miles",
-        "feet",
-        "foot",
-        "inch",
-        "inches",
-        "pound",
-        "pounds",
-        "ounce",
-        "ounces",
-        "kg",
-        "gram",
-        "grams",
-        "liter",
-        "liters",
-        "gallon",
-        "gallons",
-        "meter",
-        "meters",
-        "cup",
-        "cups",
-    ]
-}
-_UNIT_OF["inches"] = "inch"
-_CONDITIONAL_WORDS = frozenset(["if", "unless", "assuming", "suppose", "when"])
-_EQUATION_WORDS = frozenset({"x", "y", "sqrt"})
-# A capitalised word, not first in the text or after a sentence's end.
-_NAME = re.compile(r"[A-Z](?<![.!?]\s[A-Z])(?<!^[A-Z])(?<!\w[A-Z])[a-z]{2,}")
-_FORMULA = re.compile(r"[A-Z](?<!\w[A-Z])[a-z]?\d*(?:[A-Z][a-z]?\d*)+\b")  # NaCl, H2SO4
-_ROMAN_COMBINATION = re.compile(r"I(?<!\wI)(?:I{0,2}|V)(?:,|\s+and)\s+(?:I{1,3}|IV)\b")
-# A sentence break: the whitespace after a full stop, question or exclamation mark.
-_SENTENCE_BREAK = re.compile(r"[.?!](\s+)")
-
-# Word lists, matched by set intersection over the lower-cased words (fast on long prompts).
-_NEGATION_WORDS = frozenset(["not", "except", "n't", "never", "least", "false", "incorrect"])
-_NEGATION_WORDS |= frozenset({"isn't", "doesn't", "don't", "cannot", "can't", "wasn't"})
-_TRUE_FALSE_WORDS = frozenset({"true", "false"})
-_PERSON_WORDS = frozenset(
-    ["he", "she", "his", "her", "man", "woman", "defendant", "plaintiff", "patient"]
-)
-_SCENARIO_WORDS = frozenset(["suppose", "assume", "consider", "if", "when"])
-_CALCULATE_WORDS = frozenset(["calculate", "compute", "probability", "solve", "find"])
-_SUPERLATIVE_WORDS = frozenset(
-    ["best", "most", "primary", "main", "likely", "strongest", "greatest"]
-)
-_INCREASE_WORDS = frozenset(
-    ["increase", "increases", "rise", "rises", "higher", "more", "positive", "up"]
-)
-_DECREASE_WORDS = frozenset(
-    ["decrease", "decreases", "fall", "falls", "lower", "less", "negative", "down"]
-)
-_STEP_WORDS = frozenset(
-    ["then", "after", "before", "each", "every", "per", "twice", "half", "remaining", "left"]
-)
-_FRACTION_WORDS = frozenset(
-    ["half", "third", "quarter", "fifth", "twice", "thrice", "double", "triple"]
+from routing_platform.engine.quality.features_onepass import prompt_features_onepass
+from routing_platform.engine.quality.prompt_text import (
+    ALL_ABOVE,
+    CALCULATE_PHRASES,
+    CALCULATE_WORDS,
+    CAPITALISED,
+    CODE,
+    CODE_LITERALS,
+    COMPARISON_PHRASES,
+    COMPARISON_WORDS,
+    CONDITIONAL_WORDS,
+    DECIMAL,
+    DECREASE_WORDS,
+    DEFINITION_PHRASES,
+    DIGIT,
+    EQUATION_WORDS,
+    FORMULA,
+    FRACTION,
+    FRACTION_WORDS,
+    INCREASE_WORDS,
+    MONEY,
+    NAME,
+    NEGATION_UPPER,
+    NEGATION_UPPER_WORDS,
+    NEGATION_WORDS,
+    NUMBER,
+    NUMBER_WORDS,
+    PERCENT,
+    PERSON_WORDS,
+    QUANTITY,
+    RATE_PHRASES,
+    RATE_WORDS,
+    REMAINDER_WORDS,
+    ROMAN,
+    ROMAN_COMBINATION,
+    SCENARIO_WORDS,
+    SENTENCE_BREAK,
+    SENTENCE_END,
+    STEP_WORDS,
+    SUPERLATIVE_WORDS,
+    SYMBOLS,
+    TIME_WORDS,
+    TOKEN,
+    TRUE_FALSE_WORDS,
+    UNIT_OF,
+    WORD,
+    YEAR,
+    jaccard,
+    quantity_value,
+    split_multiple_choice,
+    trigrams,
+    window,
 )
 
-
-def split_multiple_choice(prompt: str) -> tuple[str, list[str]]:
-    """(question, choices) of an MMLU-style prompt ("A. ..." lines, then "Answer:")."""
-    lines = prompt.rstrip().split("\n")
-    if lines and lines[-1].strip().lower().startswith("answer"):
-        lines = lines[:-1]
-    choices: list[str] = []
-    while lines:
-        match = _CHOICE.match(lines[-1].strip())
-        if not match:
-            break
-        choices.append(match.group(2))
-        lines.pop()
-    if len(choices) < 2:
-        return prompt, []
-    choices.reverse()
-    return "\n".join(lines), choices
-
-
-def _jaccard(first: set, second: set) -> float:
-    common = len(first & second)
-    union = len(first) + len(second) - common
-    return common / union if union else 0.0
-
-
-def _trigrams(text: str) -> set[tuple[str, ...]]:
-    """The text's character trigrams (whitespace runs as one space), as tuples of three
-    characters (zip runs in C; a set of them has the sizes the set of 3-character strings
-    has, which is all the similarity reads). A text under 3 characters is one "trigram"."""
-    text = " ".join(text.split())
-    if len(text) < 3:
-        return {(text,)}
-    return set(zip(text, text[1:], text[2:], strict=False))
+FEATURE_VERSION = 4
+FEATURE_VERSIONS = (2, 3, 4)  # the sets this code computes (a router records its own)
 
 
 def _mean(values: list[float]) -> float:
@@ -246,18 +111,11 @@ def _found(pattern: re.Pattern, text: str, literals: tuple[str, ...]) -> bool:
     return any(literal in text for literal in literals) and bool(pattern.search(text))
 
 
-def _quantity_value(token: str) -> float | None:
-    try:
-        return abs(float(token.replace(",", "").replace("$", "").replace("%", "")))
-    except ValueError:
-        return None
-
-
 def _final_sentence(text: str) -> str:
     """The text after its last sentence break (all of it, stripped, without one): the last
     part of splitting at the breaks, found without a look-behind tried at every position."""
     text = text.strip()
-    ends = [match.end() for match in _SENTENCE_BREAK.finditer(text)]
+    ends = [match.end() for match in SENTENCE_BREAK.finditer(text)]
     return text[ends[-1] :] if ends else text
 
 
@@ -266,55 +124,49 @@ def computation_features(prompt: str) -> dict[str, float]:
     per sentence, largest), decimals, fractions, percentages, number words, comparisons,
     rates, remainders, units, named entities, equations, chemical formulas, roman-numeral
     combinations, conditionals, and the final question's length."""
-    quantities = _QUANTITY.findall(prompt)
-    values = [value for value in map(_quantity_value, quantities) if value is not None]
-    sentences = max(1, len(_SENTENCE_END.findall(prompt)))
+    quantities = QUANTITY.findall(prompt)
+    values = [value for value in map(quantity_value, quantities) if value is not None]
+    sentences = max(1, len(SENTENCE_END.findall(prompt)))
     final = _final_sentence(prompt)
     lower = prompt.lower()
-    counts = _word_counts(_TOKEN.findall(lower))
+    counts = _word_counts(TOKEN.findall(lower))
 
     def tally(words: frozenset[str], phrases: tuple[str, ...] = ()) -> int:
         return _tally(counts, words) + sum(map(lower.count, phrases))
 
-    units = {_UNIT_OF[token] for token in counts if token in _UNIT_OF}
+    units = {UNIT_OF[token] for token in counts if token in UNIT_OF}
     return {
         "quantities_distinct_log": math.log1p(len(set(values))),
         "quantities_per_sentence": len(quantities) / sentences,
         "quantity_max_log": math.log1p(max(values, default=0.0)),
         "quantity_digits_log": math.log1p(sum(len(token) for token in quantities)),
-        "decimals_log": math.log1p(len(_DECIMAL.findall(prompt))),
-        "fractions_log": math.log1p(len(_FRACTION.findall(prompt)) if "/" in prompt else 0),
-        "number_words_log": math.log1p(tally(_NUMBER_WORDS)),
+        "decimals_log": math.log1p(len(DECIMAL.findall(prompt))),
+        "fractions_log": math.log1p(len(FRACTION.findall(prompt)) if "/" in prompt else 0),
+        "number_words_log": math.log1p(tally(NUMBER_WORDS)),
         "percentages_log": math.log1p(prompt.count("%") + lower.count("percent")),
-        "comparisons_log": math.log1p(tally(_COMPARISON_WORDS, _COMPARISON_PHRASES)),
-        "rates_log": math.log1p(tally(_RATE_WORDS, _RATE_PHRASES)),
-        "remainders_log": math.log1p(tally(_REMAINDER_WORDS, ("gave away",))),
+        "comparisons_log": math.log1p(tally(COMPARISON_WORDS, COMPARISON_PHRASES)),
+        "rates_log": math.log1p(tally(RATE_WORDS, RATE_PHRASES)),
+        "remainders_log": math.log1p(tally(REMAINDER_WORDS, ("gave away",))),
         "units_distinct_log": math.log1p(len(units)),
-        "names_distinct_log": math.log1p(len(set(_NAME.findall(prompt)))),
+        "names_distinct_log": math.log1p(len(set(NAME.findall(prompt)))),
         "equations_log": math.log1p(
-            sum(map(prompt.count, "=<>≤≥^√∫")) + prompt.count("log") + tally(_EQUATION_WORDS)
+            sum(map(prompt.count, "=<>≤≥^√∫")) + prompt.count("log") + tally(EQUATION_WORDS)
         ),
-        "formulas_log": math.log1p(len(_FORMULA.findall(prompt))),
-        "roman_combination": float(bool(_ROMAN_COMBINATION.search(prompt))),
-        "conditionals_log": math.log1p(tally(_CONDITIONAL_WORDS, ("given that",))),
+        "formulas_log": math.log1p(len(FORMULA.findall(prompt))),
+        "roman_combination": float(bool(ROMAN_COMBINATION.search(prompt))),
+        "conditionals_log": math.log1p(tally(CONDITIONAL_WORDS, ("given that",))),
         "final_sentence_chars_log": math.log1p(len(final)),
-        "final_sentence_quantities": float(len(_QUANTITY.findall(final))),
+        "final_sentence_quantities": float(len(QUANTITY.findall(final))),
         "sentences_all_log": math.log1p(sentences),
         "question_marks": float(prompt.count("?")),
     }
 
 
-def window(text: str, size: int = WINDOW_CHARS) -> str:
-    """`text` itself, or when longer than 2 x `size` its first and last `size` characters
-    joined by a line break."""
-    if len(text) <= 2 * size:
-        return text
-    return f"{text[:size]}\n{text[-size:]}"
-
-
 def prompt_features(prompt: str, version: int = FEATURE_VERSION) -> dict[str, float]:
     """Structure of a prompt (multiple-choice aware) in feature set `version`; every value
     is a finite float."""
+    if version == 4:
+        return prompt_features_onepass(prompt)
     question, choices = split_multiple_choice(prompt)
     if version == 2:
         return _structure_features(prompt, question, choices)
@@ -332,20 +184,20 @@ def prompt_features(prompt: str, version: int = FEATURE_VERSION) -> dict[str, fl
 def _structure_features(prompt: str, question: str, choices: list[str]) -> dict[str, float]:
     """Feature set 2 of `prompt`, split into its `question` and `choices`."""
     lower = question.lower()
-    word_list = _WORD.findall(lower)
+    word_list = WORD.findall(lower)
     word_counts = _word_counts(word_list)
     words = set(word_counts)
     raw_words = question.split()
     raw_lengths = list(map(len, raw_words))
     lengths = [len(choice) for choice in choices]
     choices_lower = [choice.lower() for choice in choices]
-    choice_word_lists = [_WORD.findall(choice) for choice in choices_lower]
+    choice_word_lists = [WORD.findall(choice) for choice in choices_lower]
     word_sets = [set(word) for word in choice_word_lists]
     all_choice_words = set().union(*word_sets) if word_sets else set()
-    gram_sets = [_trigrams(choice) for choice in choices_lower]
+    gram_sets = [trigrams(choice) for choice in choices_lower]
     pairs = [(i, j) for i in range(len(choices)) for j in range(i + 1, len(choices))]
-    word_sims = [_jaccard(word_sets[i], word_sets[j]) for i, j in pairs]
-    gram_sims = [_jaccard(gram_sets[i], gram_sets[j]) for i, j in pairs]
+    word_sims = [jaccard(word_sets[i], word_sets[j]) for i, j in pairs]
+    gram_sims = [jaccard(gram_sets[i], gram_sets[j]) for i, j in pairs]
     joined_choices = " ".join(choices_lower)
     mean_length = _mean(lengths)
     return {
@@ -370,50 +222,50 @@ def _structure_features(prompt: str, question: str, choices: list[str]) -> dict[
         "choice_common_prefix": (
             len(os.path.commonprefix(choices)) / (mean_length + 1) if choices else 0.0
         ),
-        "choice_negation": _share(bool(s & _NEGATION_WORDS) for s in word_sets),
+        "choice_negation": _share(bool(s & NEGATION_WORDS) for s in word_sets),
         "choice_and": _share(" and " in choice for choice in choices_lower),
         "choice_single_word": _share(len(choice.split()) <= 1 for choice in choices),
         "choice_numeric": _share(
-            len(choice.split()) <= 3 and bool(_DIGIT.search(choice)) for choice in choices
+            len(choice.split()) <= 3 and bool(DIGIT.search(choice)) for choice in choices
         ),
-        "choice_roman": float(any(_found(_ROMAN, choice, ("I",)) for choice in choices)),
-        "choice_all_above": float(_found(_ALL_ABOVE, joined_choices, (" of the ",))),
-        "choice_true_false": float(bool(all_choice_words & _TRUE_FALSE_WORDS)),
+        "choice_roman": float(any(_found(ROMAN, choice, ("I",)) for choice in choices)),
+        "choice_all_above": float(_found(ALL_ABOVE, joined_choices, (" of the ",))),
+        "choice_true_false": float(bool(all_choice_words & TRUE_FALSE_WORDS)),
         "choice_opposites": float(
-            bool(all_choice_words & _INCREASE_WORDS) and bool(all_choice_words & _DECREASE_WORDS)
+            bool(all_choice_words & INCREASE_WORDS) and bool(all_choice_words & DECREASE_WORDS)
         ),
-        "question_choice_overlap": _mean([_jaccard(words, s) for s in word_sets]),
-        "negation_upper": float(_found(_NEGATION_UPPER, question, _NEGATION_UPPER_WORDS)),
-        "negation": float(bool(words & _NEGATION_WORDS)),
+        "question_choice_overlap": _mean([jaccard(words, s) for s in word_sets]),
+        "negation_upper": float(_found(NEGATION_UPPER, question, NEGATION_UPPER_WORDS)),
+        "negation": float(bool(words & NEGATION_WORDS)),
         "statement_pair": float("Statement 1" in question),
         "roman_list": float(" II" in prompt and bool(re.search(r"\bII\b", prompt))),
         "which_of_following": float("which of the following" in lower),
         "question_mark": float(question.rstrip().endswith("?")),
         "blank": float("_" in question),
-        "digits_log": math.log1p(len(_DIGIT.findall(question))),
-        "numbers_log": math.log1p(len(_NUMBER.findall(question))),
+        "digits_log": math.log1p(len(DIGIT.findall(question))),
+        "numbers_log": math.log1p(len(NUMBER.findall(question))),
         "operators_log": math.log1p(sum(question.count(op) for op in "=+*/^<>")),
-        "capitalised_log": math.log1p(len(_CAPITALISED.findall(question))),
-        "years_log": math.log1p(len(_YEAR.findall(question))),
+        "capitalised_log": math.log1p(len(CAPITALISED.findall(question))),
+        "years_log": math.log1p(len(YEAR.findall(question))),
         "quotes": float('"' in question or "\u201c" in question),
         "word_length_mean": _mean(raw_lengths),
         "long_words_share": _share(length >= 10 for length in raw_lengths),
         "compression_ratio": len(zlib.compress(question.encode())) / (len(question) + 1),
-        "person": float(bool(words & _PERSON_WORDS)),
-        "scenario": float(bool(words & _SCENARIO_WORDS)),
+        "person": float(bool(words & PERSON_WORDS)),
+        "scenario": float(bool(words & SCENARIO_WORDS)),
         "calculate": float(
-            bool(words & _CALCULATE_WORDS) or any(p in lower for p in _CALCULATE_PHRASES)
+            bool(words & CALCULATE_WORDS) or any(p in lower for p in CALCULATE_PHRASES)
         ),
-        "definition": float(any(phrase in lower for phrase in _DEFINITION_PHRASES)),
-        "superlative": float(bool(words & _SUPERLATIVE_WORDS)),
-        "symbols_log": math.log1p(len(_SYMBOLS.findall(prompt))),
-        "code": float(_found(_CODE, prompt, _CODE_LITERALS)),
-        "step_cues_log": math.log1p(_tally(word_counts, _STEP_WORDS)),
-        "percent": float(_found(_PERCENT, lower, ("%", "percent"))),
-        "fraction_words_log": math.log1p(_tally(word_counts, _FRACTION_WORDS)),
-        "money": float(_found(_MONEY, question, ("$",))),
-        "time_units_log": math.log1p(_tally(word_counts, _TIME_WORDS)),
-        "sentences_log": math.log1p(len(_SENTENCE_END.findall(question))),
+        "definition": float(any(phrase in lower for phrase in DEFINITION_PHRASES)),
+        "superlative": float(bool(words & SUPERLATIVE_WORDS)),
+        "symbols_log": math.log1p(len(SYMBOLS.findall(prompt))),
+        "code": float(_found(CODE, prompt, CODE_LITERALS)),
+        "step_cues_log": math.log1p(_tally(word_counts, STEP_WORDS)),
+        "percent": float(_found(PERCENT, lower, ("%", "percent"))),
+        "fraction_words_log": math.log1p(_tally(word_counts, FRACTION_WORDS)),
+        "money": float(_found(MONEY, question, ("$",))),
+        "time_units_log": math.log1p(_tally(word_counts, TIME_WORDS)),
+        "sentences_log": math.log1p(len(SENTENCE_END.findall(question))),
         **computation_features(prompt),
     }
 

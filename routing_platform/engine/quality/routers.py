@@ -127,7 +127,7 @@ def _learned_cross_validated(
     feature_version: int = FEATURE_VERSION,
 ) -> np.ndarray:
     # Featurise every row once; each fold fits on its training rows only.
-    vectors = get_embedder().embed_many(dataset.prompts) if embeddings else None
+    vectors = get_embedder().embed_prompts(dataset.prompts, feature_version) if embeddings else None
     matrix, names = training_matrix(
         dataset, weak=weak, mode=mode, embeddings=vectors, feature_version=feature_version
     )

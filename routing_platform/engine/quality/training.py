@@ -160,7 +160,7 @@ def train_router(
         raise LearnedRouterError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     if task_types is None:
         task_types = ["analysis"] * len(texts)
-    vectors = get_embedder().embed_many(texts) if embeddings or domain else None
+    vectors = get_embedder().embed_prompts(texts, feature_version) if embeddings or domain else None
     matrix, names = feature_matrix(
         texts,
         task_types,

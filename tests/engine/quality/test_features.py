@@ -8,12 +8,12 @@ import re
 
 from routing_platform.engine.arithmetic import arithmetic_checks
 from routing_platform.engine.quality.features import (
-    _CAPITALISED,
     _final_sentence,
     answer_features,
     prompt_features,
     split_multiple_choice,
 )
+from routing_platform.engine.quality.prompt_text import CAPITALISED
 
 MC = "Which of these is NOT a prime?\nA. 2\nB. 3\nC. 4\nD. 5\nAnswer:"
 
@@ -34,7 +34,8 @@ def test_prompt_features_see_structure():
     assert features["choice_numeric"] == 1.0
     assert all(math.isfinite(value) for value in features.values())
     plain = prompt_features("Write a haiku.")
-    assert plain["choices_n"] == 0.0 and plain["negation"] == 0.0
+    assert plain["choices_n"] == 0.0 and plain["negation_log"] == 0.0
+    assert prompt_features("It is not red.")["negation_log"] > 0.0
 
 
 def test_similar_choices_score_higher_similarity():
@@ -118,4 +119,4 @@ def test_capitalised_words_match_the_word_boundary_pattern():
     texts = ["Hello World", "aBc Def", "_Abc 1Abc éAbc Abc", "A", "Ab"]
     texts += ["".join(rng.choice(" Aa_1.éÉ\nZz") for _ in range(10)) for _ in range(3000)]
     for text in texts:
-        assert _CAPITALISED.findall(text) == boundary.findall(text), repr(text)
+        assert CAPITALISED.findall(text) == boundary.findall(text), repr(text)

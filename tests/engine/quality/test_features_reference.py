@@ -13,10 +13,9 @@ import pytest
 from routing_platform.engine.quality.features import (
     FEATURE_VERSION,
     FEATURE_VERSIONS,
-    WINDOW_CHARS,
     prompt_features,
-    window,
 )
+from routing_platform.engine.quality.prompt_text import WINDOW_CHARS, window
 
 DATA = Path(__file__).parent / "data"
 CASES = {
@@ -27,10 +26,11 @@ LENGTHS = ("prompt_chars_log", "question_chars_log", "question_words_log", "ques
 
 
 def test_every_feature_set_has_a_reference():
-    assert FEATURE_VERSION == 3 and FEATURE_VERSIONS == (2, 3)
+    assert FEATURE_VERSION == 4 and FEATURE_VERSIONS == (2, 3, 4)
     assert all(len(cases) >= 30 for cases in CASES.values())
-    # Feature set 3's reference holds prompts longer than its window.
-    assert sum(len(case["prompt"]) > 2 * WINDOW_CHARS for case in CASES[3]) >= 5
+    # The windowed sets' references hold prompts longer than their window.
+    for version in (3, 4):
+        assert sum(len(case["prompt"]) > 2 * WINDOW_CHARS for case in CASES[version]) >= 5
 
 
 @pytest.mark.parametrize(
@@ -52,19 +52,20 @@ def test_set_3_is_set_2_on_prompts_within_the_window():
         assert prompt_features(prompt, 3) == prompt_features(prompt, 2)
 
 
-def test_set_3_reads_only_the_window_but_measures_the_whole_prompt():
+@pytest.mark.parametrize("version", [3, 4])
+def test_windowed_sets_read_only_the_window_but_measure_the_whole_prompt(version):
     head = "Tom buys 3 apples for $2 each. " * 10
     tail = " How many dollars does he spend?"
     short_middle = head + "He walks home.\n" * 20 + tail
     long_middle = head + "He walks home.\n" * 200 + tail
-    short, long = prompt_features(short_middle, 3), prompt_features(long_middle, 3)
+    short, long = prompt_features(short_middle, version), prompt_features(long_middle, version)
     assert window(short_middle) == window(long_middle)
     for name in LENGTHS:
         assert long[name] > short[name], name  # the lengths are the whole prompt's
     assert {k: v for k, v in short.items() if k not in LENGTHS} == {
         k: v for k, v in long.items() if k not in LENGTHS
     }
-    assert prompt_features(long_middle, 2)["sentences_all_log"] > long["sentences_all_log"]
+    assert prompt_features(long_middle, 2)["sentences_log"] > long["sentences_log"]
 
 
 def test_window_keeps_head_and_tail():

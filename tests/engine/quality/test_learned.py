@@ -96,15 +96,16 @@ def test_unknown_version_and_foreign_files_are_refused(router, tmp_path):
 
 def test_artifact_records_its_feature_set_and_serves_with_it(rows, tmp_path):
     """A feature set 2 router (an older artifact) still loads and scores with set 2; the
-    default is set 3; an unknown set is refused with a clear error."""
+    default is set 4; an unknown set is refused with a clear error."""
     prompts = [row["prompt"] for row in rows]
     strong = np.array([row[STRONG] for row in rows], dtype=float)
     weak = np.array([row[WEAK] for row in rows], dtype=float)
     long_prompt = "Sam has 12 apples and buys 30 more. " * 40 + "How many does he have?"
     routers = {
-        version: train_router(prompts, strong, weak, feature_version=version) for version in (2, 3)
+        version: train_router(prompts, strong, weak, feature_version=version)
+        for version in (2, 3, 4)
     }
-    assert train_router(prompts[:30], strong[:30], weak[:30]).feature_version == 3
+    assert train_router(prompts[:30], strong[:30], weak[:30]).feature_version == 4
     for version, trained in routers.items():
         data = router_to_dict(trained)
         assert data["feature_version"] == version

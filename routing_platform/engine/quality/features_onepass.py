@@ -1,0 +1,249 @@
+"""Feature set 4: the prompt's structure read in one pass over a bounded window.
+
+Feature set 3 reads ~25 regular expressions over the question and again over the whole
+prompt, plus the choices' character trigrams: ~0.3 ms on a 1,000-character multiple-choice
+prompt, more than the whole routing decision's budget (p99 <= 0.2 ms). This set keeps what
+those features measure and computes it from one tokenisation of the question's window:
+
+- one word list (lower-cased words, counted), looked up once against every vocabulary;
+- one scan for quantities (numbers, money, percentages), from which digits, decimals,
+  years and the largest value follow;
+- character counts (`str.count`, in C) for punctuation and operators;
+- the choices' words (`str.split`, in C) for their lengths and similarity; character
+  trigrams are not computed.
+
+Lengths (characters, words, lines) are still those of the whole prompt, as in set 3.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import zlib
+from collections import Counter
+
+from routing_platform.engine.quality import prompt_text
+
+# Word vocabularies of feature set 3, each becoming one count (a word may be in several).
+_VOCABULARIES = {
+    "negation": prompt_text.NEGATION_WORDS,
+    "person": prompt_text.PERSON_WORDS,
+    "scenario": prompt_text.SCENARIO_WORDS,
+    "calculate": prompt_text.CALCULATE_WORDS,
+    "superlative": prompt_text.SUPERLATIVE_WORDS,
+    "step_cues": prompt_text.STEP_WORDS,
+    "fraction_words": prompt_text.FRACTION_WORDS,
+    "time_units": prompt_text.TIME_WORDS,
+    "number_words": prompt_text.NUMBER_WORDS,
+    "comparisons": prompt_text.COMPARISON_WORDS,
+    "rates": prompt_text.RATE_WORDS,
+    "remainders": prompt_text.REMAINDER_WORDS,
+    "conditionals": prompt_text.CONDITIONAL_WORDS,
+    "equations": prompt_text.EQUATION_WORDS,
+}
+_GROUPS = tuple(_VOCABULARIES)
+_GROUP_NAMES = tuple(f"{name}_log" for name in _GROUPS)
+# word -> the indices of the vocabularies it belongs to (one dict look-up per word found).
+# Words are ASCII bytes (see _words); words with an apostrophe are split at it.
+_GROUPS_OF: dict[bytes, tuple[int, ...]] = {}
+for _index, _name in enumerate(_GROUPS):
+    for _word in _VOCABULARIES[_name]:
+        _key = _word.encode()
+        _GROUPS_OF[_key] = (*_GROUPS_OF.get(_key, ()), _index)
+_UNIT_OF = {word.encode(): unit for word, unit in prompt_text.UNIT_OF.items()}
+_KNOWN = frozenset(_GROUPS_OF) | frozenset(_UNIT_OF)
+_PHRASES = tuple(
+    (_GROUPS.index(name), phrases)
+    for name, phrases in (
+        ("comparisons", prompt_text.COMPARISON_PHRASES),
+        ("rates", prompt_text.RATE_PHRASES),
+        ("remainders", ("gave away",)),
+        ("conditionals", ("given that",)),
+    )
+)
+_PUNCTUATION = b"\"'`.,;:!?()[]{}<>/\\|=+*&^%$#@~_"
+_TO_SPACES = bytes.maketrans(_PUNCTUATION, b" " * len(_PUNCTUATION))
+_NEGATION_UPPER = tuple(f"{word} " for word in prompt_text.NEGATION_UPPER_WORDS)
+_SYMBOLS = "\\{}[]|∈∀∃→↔∧∨¬≡⊃~"
+_CODE_MARKERS = ("def ", "return ", "()", "==", ";\n", "{\n")
+_INT = b"int"
+_CHOICE_GRAM_CHARS = 32  # choices' trigrams: their first and last 32 characters
+_ALL_ABOVE = tuple(
+    f"{which} of the {what}"
+    for which in ("all", "none", "both", "neither")
+    for what in ("above", "these", "following")
+)
+_NOT_NUMERIC = str.maketrans("", "", ",$%")  # a quantity without them is a float literal
+
+
+def _ascii(words: frozenset[str]) -> frozenset[bytes]:
+    return frozenset(word.encode() for word in words)
+
+
+_NEGATION_WORDS = _ascii(prompt_text.NEGATION_WORDS)
+_TRUE_FALSE_WORDS = _ascii(prompt_text.TRUE_FALSE_WORDS)
+_INCREASE_WORDS = _ascii(prompt_text.INCREASE_WORDS)
+_DECREASE_WORDS = _ascii(prompt_text.DECREASE_WORDS)
+_OPERATORS = "=+*/^<>"
+_DIGITS = "0123456789"
+_LOG_OF_COUNT = [math.log1p(n) for n in range(64)]
+
+
+def _log(count: int) -> float:
+    return _LOG_OF_COUNT[count] if count < 64 else math.log1p(count)
+
+
+def _words(lower: str) -> list[bytes]:
+    """The text's ASCII words: punctuation to spaces, then split, all in C."""
+    return lower.encode("ascii", "ignore").translate(_TO_SPACES).split()
+
+
+def _word_groups(words: list[bytes], lower: str) -> tuple[list[int], int]:
+    """Per vocabulary, how many of the words are in it (and its phrases in `lower`); how
+    many distinct units the words name."""
+    tallies = [0] * len(_GROUPS)
+    units = set()
+    for word, count in Counter(filter(_KNOWN.__contains__, words)).items():
+        for index in _GROUPS_OF.get(word, ()):
+            tallies[index] += count
+        unit = _UNIT_OF.get(word)
+        if unit is not None:
+            units.add(unit)
+    for index, phrases in _PHRASES:
+        tallies[index] += sum(map(lower.count, phrases))
+    return tallies, len(units)
+
+
+def _quantity_figures(text: str) -> tuple[dict[str, float], int]:
+    """Figures of the text's quantities (numbers, money, percentages), and their count."""
+    quantities = prompt_text.QUANTITY.findall(text)
+    values = [abs(float(token.translate(_NOT_NUMERIC))) for token in set(quantities)]
+    years = sum(1 for value in values if 1500 <= value < 2100 and value.is_integer())
+    figures = {
+        "quantities_log": _log(len(quantities)),
+        "quantities_distinct_log": _log(len(values)),
+        "quantity_max_log": math.log1p(max(values, default=0.0)),
+        "quantity_digits_log": _log(sum(map(len, quantities))),
+        "decimals_log": _log(sum(1 for token in quantities if "." in token)),
+        "years_log": _log(years),
+    }
+    return figures, len(quantities)
+
+
+def _final_sentence(text: str) -> str:
+    end = max(text.rfind(". "), text.rfind("? "), text.rfind("! "), text.rfind(".\n"))
+    return text[end + 2 :] if end >= 0 else text
+
+
+def _choice_features(choices: list[str], question_words: set[bytes]) -> dict[str, float]:
+    n = len(choices)
+    if not n:
+        return dict.fromkeys(_CHOICE_NAMES, 0.0)
+    joined = "\n".join(choices)
+    lower = joined.lower()
+    splits = list(map(_words, lower.split("\n")))
+    word_sets = list(map(set, splits))
+    lengths = list(map(len, choices))
+    counts = list(map(len, splits))
+    mean = sum(lengths) / n
+    sims = [
+        len(first & second) / (len(first | second) or 1)
+        for i, first in enumerate(word_sets)
+        for second in word_sets[i + 1 :]
+    ] or [0.0]
+    grams = [
+        prompt_text.trigrams(prompt_text.window(choice, _CHOICE_GRAM_CHARS))
+        for choice in lower.split("\n")
+    ]
+    gram_sims = [
+        len(first & second) / (len(first | second) or 1)
+        for i, first in enumerate(grams)
+        for second in grams[i + 1 :]
+    ] or [0.0]
+    all_words = set().union(*word_sets)
+    overlap = sum(len(question_words & s) / (len(question_words | s) or 1) for s in word_sets)
+    return {
+        "choices_n": float(n),
+        "choice_chars_mean_log": math.log1p(mean),
+        "choice_chars_max_log": math.log1p(max(lengths)),
+        "choice_chars_min_log": math.log1p(min(lengths)),
+        "choice_chars_spread": math.sqrt(sum((x - mean) ** 2 for x in lengths) / n) / (mean + 1),
+        "choice_longest_ratio": max(lengths) / (mean + 1),
+        "choice_words_mean_log": math.log1p(sum(counts) / n),
+        "choice_word_similarity": sum(sims) / len(sims),
+        "choice_word_similarity_max": max(sims),
+        "choice_gram_similarity": sum(gram_sims) / len(gram_sims),
+        "choice_gram_similarity_min": min(gram_sims),
+        "choice_gram_similarity_max": max(gram_sims),
+        "choice_common_prefix": len(os.path.commonprefix(choices)) / (mean + 1),
+        "choice_negation": sum(map(bool, map(_NEGATION_WORDS.intersection, word_sets))) / n,
+        "choice_single_word": sum(map((2).__gt__, counts)) / n,
+        "choice_numeric": sum(1 for c in choices if c[:1].isdigit()) / n,
+        "choice_and": lower.count(" and ") / n,
+        "choice_roman": float("I" in joined and bool(prompt_text.ROMAN.search(joined))),
+        "choice_all_above": float(" of the" in lower and any(map(lower.__contains__, _ALL_ABOVE))),
+        "choice_true_false": float(not all_words.isdisjoint(_TRUE_FALSE_WORDS)),
+        "choice_opposites": float(
+            not all_words.isdisjoint(_INCREASE_WORDS) and not all_words.isdisjoint(_DECREASE_WORDS)
+        ),
+        "question_choice_overlap": overlap / n,
+    }
+
+
+_CHOICE_NAMES = tuple(_choice_features(["a", "b"], set()))  # noqa: E305
+
+
+def prompt_features_onepass(prompt: str) -> dict[str, float]:
+    """Feature set 4 of `prompt` (see the module's docstring); every value a finite float."""
+    question, choices = prompt_text.split_multiple_choice(prompt)
+    text = prompt_text.window(question)
+    lower = text.lower()
+    words = _words(lower)
+    tallies, units = _word_groups(words, lower)
+    raw_words = text.split()
+    raw_lengths = list(map(len, raw_words))
+    n_words = len(raw_lengths) or 1
+    final = _final_sentence(text.rstrip())
+    sentences = text.count(". ") + text.count("? ") + text.count("! ") + 1
+    capitalised = prompt_text.CAPITALISED.findall(text)
+    quantity_figures, n_quantities = _quantity_figures(text)
+    final_quantities = (
+        len(prompt_text.QUANTITY.findall(final)) if len(final) < len(text) else n_quantities
+    )
+    row = {
+        "prompt_chars_log": math.log1p(len(prompt)),
+        "question_chars_log": math.log1p(len(question)),
+        "question_words_log": _log(len(raw_words if text is question else question.split())),
+        "question_lines_log": math.log1p(question.count("\n")),
+        **_choice_features([prompt_text.window(choice) for choice in choices], set(words)),
+        **dict(zip(_GROUP_NAMES, map(_log, tallies), strict=True)),
+        **quantity_figures,
+        "units_distinct_log": _log(units),
+        "negation_upper": float(any(map(text.__contains__, _NEGATION_UPPER))),
+        "statement_pair": float("Statement 1" in text),
+        "roman_list": float(" II" in prompt and bool(re.search(r"\bII\b", text))),
+        "which_of_following": float("which of the following" in lower),
+        "definition": float(any(map(lower.__contains__, prompt_text.DEFINITION_PHRASES))),
+        "calculate_phrase": float(any(map(lower.__contains__, prompt_text.CALCULATE_PHRASES))),
+        "question_mark": float(text.rstrip().endswith("?")),
+        "question_marks": float(text.count("?")),
+        "blank": float("_" in text),
+        "quotes": float('"' in text or "\u201c" in text),
+        "percent": float("%" in text or "percent" in lower),
+        "money": float("$" in text),
+        "fractions": float("/" in text and bool(prompt_text.FRACTION.search(text))),
+        "digits_log": _log(sum(map(text.count, _DIGITS))),
+        "operators_log": _log(sum(map(text.count, _OPERATORS))),
+        "symbols_log": _log(sum(map(text.count, _SYMBOLS))),
+        "code": float(any(map(text.__contains__, _CODE_MARKERS)) or _INT in words),
+        "capitalised_log": _log(len(capitalised)),
+        "capitalised_distinct_log": _log(len(set(capitalised))),
+        "word_length_mean": sum(raw_lengths) / n_words,
+        "long_words_share": sum(map((9).__lt__, raw_lengths)) / n_words,
+        "compression_ratio": len(zlib.compress(text.encode())) / (len(text) + 1),
+        "sentences_log": _log(sentences),
+        "final_sentence_chars_log": math.log1p(len(final)),
+        "final_sentence_quantities": float(final_quantities),
+    }
+    return row
