@@ -19,6 +19,11 @@ ROUTE = "route"
 CASCADE = "cascade"
 MODES = (ROUTE, CASCADE)
 EMBEDDING_PREFIX = "embedding_"
+# A task type's one-hot columns (an unknown type counts as "analysis").
+_TASK_COLUMNS = {
+    known: {f"task_{name}": 1.0 if name == known else 0.0 for name in TASK_TYPES}
+    for known in TASK_TYPES
+}
 
 
 def task_type_for_eval(eval_name: str) -> str:
@@ -40,9 +45,7 @@ def feature_row(
     feature_version: int = FEATURE_VERSION,
 ) -> dict[str, float]:
     row = prompt_features(text, feature_version)
-    known = task_type if task_type in TASK_TYPES else "analysis"
-    for name in TASK_TYPES:
-        row[f"task_{name}"] = 1.0 if name == known else 0.0
+    row.update(_TASK_COLUMNS.get(task_type) or _TASK_COLUMNS["analysis"])
     if mode == CASCADE:
         row.update(answer_features(weak_response))
     return row

@@ -21,6 +21,7 @@ import importlib.metadata
 import re
 import threading
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -96,14 +97,13 @@ class PromptEmbedder:
         words = self._words
         if len(words) > WORD_CACHE_SIZE:
             words.clear()
-        ids: list[int] = []
-        for word in _WORD.findall(normalised):
-            cached = words.get(word)
-            if cached is None:
-                cached = [token.id for token in self._bpe.tokenize(word)]
-                words[word] = cached
-            ids.extend(cached)
-        return ids
+        found = _WORD.findall(normalised)
+        tokens = list(map(words.get, found))  # a look-up per word, in C
+        if None in tokens:
+            for index, word in enumerate(found):
+                if tokens[index] is None:
+                    tokens[index] = words[word] = [token.id for token in self._bpe.tokenize(word)]
+        return list(chain.from_iterable(tokens))
 
     def embed(self, text: str) -> np.ndarray:
         """WordLlama's ``embed(text, norm=True)[0]``; all zeros for an empty prompt."""

@@ -6,6 +6,8 @@ import math
 import random
 import re
 
+import pytest
+
 from routing_platform.engine.arithmetic import arithmetic_checks
 from routing_platform.engine.quality.features import (
     _final_sentence,
@@ -120,3 +122,23 @@ def test_capitalised_words_match_the_word_boundary_pattern():
     texts += ["".join(rng.choice(" Aa_1.éÉ\nZz") for _ in range(10)) for _ in range(3000)]
     for text in texts:
         assert CAPITALISED.findall(text) == boundary.findall(text), repr(text)
+
+
+def test_feature_set_4_counts_a_word_problem_in_one_pass():
+    """Set 4's vocabularies, quantities and character counts on a GSM8K-style problem."""
+    problem = (
+        "Sam earns $12 per hour and works 7.5 hours a day for 5 days in 2023. "
+        "He spends 30% of it and gives away half. How many dollars are left?"
+    )
+    row = prompt_features(problem, 4)
+    assert row["rates_log"] == pytest.approx(math.log1p(2))  # "per", "a day"
+    assert row["time_units_log"] == pytest.approx(math.log1p(4))  # hour, hours, day, days
+    assert row["remainders_log"] == pytest.approx(math.log1p(1))  # "left"
+    assert row["fraction_words_log"] == pytest.approx(math.log1p(1))  # "half"
+    assert row["quantities_log"] == pytest.approx(math.log1p(5))  # $12, 7.5, 5, 2023, 30%
+    assert row["decimals_log"] == pytest.approx(math.log1p(1))
+    assert row["years_log"] == pytest.approx(math.log1p(1))
+    assert row["percent"] == 1.0 and row["money"] == 1.0 and row["question_mark"] == 1.0
+    assert row["units_distinct_log"] == pytest.approx(math.log1p(3))  # dollar, hour, day
+    assert prompt_features("def f(x):\n    return x == 1", 4)["code"] == 1.0
+    assert row["code"] == 0.0

@@ -13,7 +13,12 @@ from routing_platform.engine.learned import (
     router_to_dict,
     save_router,
 )
-from routing_platform.engine.quality.embedding import installed_info
+from routing_platform.engine.quality.embedding import (
+    EMBEDDING_WINDOW_CHARS,
+    embedding_input,
+    get_embedder,
+    installed_info,
+)
 from routing_platform.engine.quality.training import train_router
 from tests.engine.quality.conftest import STRONG, WEAK, synthetic_rows
 
@@ -105,3 +110,20 @@ def test_embedding_features_without_an_embedding_are_refused(router, tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(LearnedRouterError, match="damaged"):
         load_router(path)
+
+
+def test_feature_set_4_embeds_the_window_of_a_long_prompt(router):
+    """A set-4 router embeds the prompt's first and last 256 characters (a bounded cost);
+    the one-prompt path and the batch path embed the same text; set 3 embeds it whole."""
+    head = "Tom buys 3 apples for $2 each. " * 10
+    tail = " How many dollars does he spend?"
+    long_prompt = head + "He walks home and waters the garden.\n" * 60 + tail
+    assert router.feature_version == 4
+    window = embedding_input(long_prompt, 4)
+    assert len(window) == 2 * EMBEDDING_WINDOW_CHARS + 1 < len(long_prompt)
+    assert embedding_input(long_prompt, 3) == long_prompt
+    embedder = get_embedder()
+    np.testing.assert_array_equal(router.embed([long_prompt])[0], embedder.embed(window))
+    distance = router.assess(long_prompt).distance
+    assert distance == pytest.approx(router.domain.distance(embedder.embed(window)), abs=1e-6)
+    assert distance != pytest.approx(router.domain.distance(embedder.embed(long_prompt)), abs=1e-6)
