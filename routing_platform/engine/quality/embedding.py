@@ -37,7 +37,7 @@ EMBEDDING_NAME = f"{EMBEDDING_PACKAGE}/{EMBEDDING_CONFIG}_{EMBEDDING_DIM}"
 WORD_CACHE_SIZE = 200_000
 # Routers of feature set 4 on embed the prompt's first and last this many characters (the
 # embedding's cost then stops growing with the prompt, as the features' does).
-EMBEDDING_WINDOW_CHARS = 256
+EMBEDDING_WINDOW_CHARS = 128
 WINDOWED_FROM_FEATURE_SET = 4
 
 _BOUNDARY = "\u2581"  # SentencePiece's word boundary "▁"

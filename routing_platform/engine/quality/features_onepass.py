@@ -137,7 +137,7 @@ def _choice_features(choices: list[str], question_words: set[bytes]) -> dict[str
     if not n:
         return dict.fromkeys(_CHOICE_NAMES, 0.0)
     lengths = list(map(len, choices))
-    clipped = [prompt_text.window(choice, _CHOICE_CHARS) for choice in choices]
+    clipped = list(map(_clip, choices))
     joined = "\n".join(clipped)
     lower = joined.lower()
     lowers = lower.split("\n")
@@ -145,19 +145,10 @@ def _choice_features(choices: list[str], question_words: set[bytes]) -> dict[str
     word_sets = list(map(set, splits))
     counts = list(map(len, splits))
     mean = sum(lengths) / n
-    sims = [
-        len(first & second) / (len(first | second) or 1)
-        for i, first in enumerate(word_sets)
-        for second in word_sets[i + 1 :]
-    ] or [0.0]
-    grams = list(map(prompt_text.trigrams, lowers))
-    gram_sims = [
-        len(first & second) / (len(first | second) or 1)
-        for i, first in enumerate(grams)
-        for second in grams[i + 1 :]
-    ] or [0.0]
+    sims = _similarities(word_sets)
+    gram_sims = _similarities(list(map(prompt_text.trigrams, lowers)))
     all_words = set().union(*word_sets)
-    overlap = sum(len(question_words & s) / (len(question_words | s) or 1) for s in word_sets)
+    overlap = sum(prompt_text.jaccard(question_words, words) for words in word_sets)
     return {
         "choices_n": float(n),
         "choice_chars_mean_log": log1p(mean),
@@ -184,6 +175,22 @@ def _choice_features(choices: list[str], question_words: set[bytes]) -> dict[str
         ),
         "question_choice_overlap": overlap / n,
     }
+
+
+def _clip(choice: str) -> str:
+    """The choice's first and last `_CHOICE_CHARS` characters (itself when that short)."""
+    if len(choice) <= 2 * _CHOICE_CHARS:
+        return choice
+    return f"{choice[:_CHOICE_CHARS]} {choice[-_CHOICE_CHARS:]}"
+
+
+def _similarities(sets: list[set]) -> list[float]:
+    """The Jaccard similarity of every pair of the sets ([0.0] for fewer than two)."""
+    return [
+        prompt_text.jaccard(first, second)
+        for i, first in enumerate(sets)
+        for second in sets[i + 1 :]
+    ] or [0.0]
 
 
 _CHOICE_NAMES = tuple(_choice_features(["a", "b"], set()))  # noqa: E305
