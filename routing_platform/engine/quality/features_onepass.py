@@ -1,25 +1,26 @@
 """Feature set 4: the prompt's structure read in one pass over a bounded window.
 
 Feature set 3 reads ~25 regular expressions over the question and again over the whole
-prompt, plus the choices' character trigrams: ~0.3 ms on a 1,000-character multiple-choice
-prompt, more than the whole routing decision's budget (p99 <= 0.2 ms). This set keeps what
-those features measure and computes it from one tokenisation of the question's window:
+prompt: ~0.3 ms on a 1,000-character multiple-choice prompt, more than the whole routing
+decision's budget (p99 <= 0.2 ms). Set 4 keeps what carries signal and computes it from
+the question's window (its first and last 256 characters) and each choice's first and
+last 32 characters:
 
-- one word list (lower-cased words, counted), looked up once against every vocabulary;
-- one scan for quantities (numbers, money, percentages), from which digits, decimals,
-  years and the largest value follow;
-- character counts (`str.count`, in C) for punctuation and operators;
-- the choices' words (`str.split`, in C) for their lengths and similarity; character
-  trigrams are not computed.
+- one ASCII word split (in C), looked up once against every word list;
+- one scan for quantities (numbers, money, percentages), from which the decimals, years
+  and largest value follow;
+- character counts (`str.count`, in C) for digits, operators and symbols;
+- the choices' lengths, and their word and character-trigram similarity.
 
-Lengths (characters, words, lines) are still those of the whole prompt, as in set 3.
+Flags that carried no signal in training (no tree split on them, near-zero weights:
+upper-case negation, roman-numeral lists, "all of the above", quotes, code) are left out.
+Lengths (characters, words, lines) are those of the whole prompt, as in set 3.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import re
 import zlib
 from collections import Counter
 from math import log1p
@@ -65,16 +66,8 @@ _PHRASES = tuple(
 )
 _PUNCTUATION = b"\"'`.,;:!?()[]{}<>/\\|=+*&^%$#@~_"
 _TO_SPACES = bytes.maketrans(_PUNCTUATION, b" " * len(_PUNCTUATION))
-_NEGATION_UPPER = tuple(f"{word} " for word in prompt_text.NEGATION_UPPER_WORDS)
 _SYMBOLS = "\\{}[]|∈∀∃→↔∧∨¬≡⊃~"
-_CODE_MARKERS = ("def ", "return ", "()", "==", ";\n", "{\n")
-_INT = b"int"
 _CHOICE_CHARS = 32  # the choices are read on their first and last 32 characters
-_ALL_ABOVE = tuple(
-    f"{which} of the {what}"
-    for which in ("all", "none", "both", "neither")
-    for what in ("above", "these", "following")
-)
 _NOT_NUMERIC = str.maketrans("", "", ",$%")  # a quantity without them is a float literal
 
 
@@ -83,7 +76,6 @@ def _ascii(words: frozenset[str]) -> frozenset[bytes]:
 
 
 _NEGATION_WORDS = _ascii(prompt_text.NEGATION_WORDS)
-_TRUE_FALSE_WORDS = _ascii(prompt_text.TRUE_FALSE_WORDS)
 _INCREASE_WORDS = _ascii(prompt_text.INCREASE_WORDS)
 _DECREASE_WORDS = _ascii(prompt_text.DECREASE_WORDS)
 _OPERATORS = "=+*/^<>"
@@ -166,10 +158,6 @@ def _choice_features(choices: list[str], question_words: set[bytes]) -> dict[str
         "choice_negation": sum(map(bool, map(_NEGATION_WORDS.intersection, word_sets))) / n,
         "choice_single_word": sum(map((2).__gt__, counts)) / n,
         "choice_numeric": [c[:1].isdigit() for c in clipped].count(True) / n,
-        "choice_and": lower.count(" and ") / n,
-        "choice_roman": float("I" in joined and bool(prompt_text.ROMAN.search(joined))),
-        "choice_all_above": float(" of the" in lower and any(map(lower.__contains__, _ALL_ABOVE))),
-        "choice_true_false": float(not all_words.isdisjoint(_TRUE_FALSE_WORDS)),
         "choice_opposites": float(
             not all_words.isdisjoint(_INCREASE_WORDS) and not all_words.isdisjoint(_DECREASE_WORDS)
         ),
@@ -222,23 +210,18 @@ def prompt_features_onepass(prompt: str) -> dict[str, float]:
         **dict(zip(_GROUP_NAMES, map(log1p, tallies), strict=True)),
         **quantity_figures,
         "units_distinct_log": log1p(units),
-        "negation_upper": float(any(map(text.__contains__, _NEGATION_UPPER))),
-        "statement_pair": float("Statement 1" in text),
-        "roman_list": float(" II" in prompt and bool(re.search(r"\bII\b", text))),
         "which_of_following": float("which of the following" in lower),
         "definition": float(any(map(lower.__contains__, prompt_text.DEFINITION_PHRASES))),
         "calculate_phrase": float(any(map(lower.__contains__, prompt_text.CALCULATE_PHRASES))),
         "question_mark": float(text.rstrip().endswith("?")),
         "question_marks": float(text.count("?")),
         "blank": float("_" in text),
-        "quotes": float('"' in text or "\u201c" in text),
         "percent": float("%" in text or "percent" in lower),
         "money": float("$" in text),
         "fractions": float("/" in text and bool(prompt_text.FRACTION.search(text))),
         "digits_log": log1p(sum(map(text.count, _DIGITS))),
         "operators_log": log1p(sum(map(text.count, _OPERATORS))),
         "symbols_log": log1p(sum(map(text.count, _SYMBOLS))),
-        "code": float(any(map(text.__contains__, _CODE_MARKERS)) or _INT in words),
         "capitalised_log": log1p(len(capitalised)),
         "capitalised_distinct_log": log1p(len(set(capitalised))),
         "word_length_mean": sum(raw_lengths) / n_words,
