@@ -130,6 +130,7 @@ def _setting_figures(name: str, mode: str, dataset, *, folds: int) -> list[dict]
 
 def _embedding_figures(datasets, *, folds: int) -> list[dict]:
     """Cross-validated APGR with and without WordLlama embedding features, same folds."""
+    from routing_platform.engine.quality.embedding import EMBEDDING_WINDOW_CHARS
     from routing_platform.engine.quality.metrics import evaluate_scores
     from routing_platform.engine.quality.routers import router_scores
 
@@ -155,7 +156,8 @@ def _embedding_figures(datasets, *, folds: int) -> list[dict]:
                     apgrs[embeddings],
                     "",
                     notes=f"{folds}-fold cross-validated, same folds; embeddings: "
-                    "wordllama l2_supercat_256 (256 dims, unit length) as extra features"
+                    "wordllama l2_supercat_256 (256 dims, unit length) of the prompt's first and "
+                    f"last {EMBEDDING_WINDOW_CHARS} characters as extra features"
                     + (f"; change {apgrs[True] - apgrs[False]:+.3f}" if embeddings else ""),
                 )
             )
