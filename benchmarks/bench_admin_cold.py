@@ -177,7 +177,7 @@ def run(quick: bool = False) -> list[dict]:
             plotly,
             "evaluate",
             "of which: plotly.js evaluation (median)",
-            "parse and run the 1.1 MB basic bundle (scatter, bar, pie)",
+            "compile (while it streams in: compile hint) and run the 1.1 MB basic bundle",
         ),
         _part(
             plotly, "draw", "of which: drawing the charts (median)", "Plotly.newPlot of every chart"
