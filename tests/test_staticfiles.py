@@ -7,6 +7,7 @@ import gzip
 import json
 
 import pytest
+from django.middleware.security import SecurityMiddleware
 from django.test import RequestFactory
 from whitenoise.middleware import WhiteNoiseMiddleware
 
@@ -59,11 +60,17 @@ async def _passed_on(scope, receive, send):
     await send({"type": "http.response.body", "body": b"django"})
 
 
-async def _call(app, path: str, method: str = "GET", **headers: str) -> tuple[int, dict, bytes]:
+async def _call(
+    app, path: str, method: str = "GET", root_path: str = "", **headers: str
+) -> tuple[int, dict, bytes]:
     scope = {
         "type": "http",
         "method": method,
         "path": path,
+        "root_path": root_path,
+        "query_string": b"",
+        "server": ("testserver", 80),
+        "scheme": "http",
         "headers": [(k.replace("_", "-").encode(), v.encode()) for k, v in headers.items()],
     }
     sent = []
@@ -80,11 +87,13 @@ async def _call(app, path: str, method: str = "GET", **headers: str) -> tuple[in
 
 
 def _middleware_headers(path: str, **meta: str) -> tuple[int, dict]:
-    """What WhiteNoise's Django middleware answers for the same request."""
+    """What Django's chain answered for the same request: SecurityMiddleware around
+    WhiteNoise's middleware."""
     request = RequestFactory().get(path, **meta)
-    response = WhiteNoiseMiddleware(get_response=None).serve(
-        WhiteNoiseMiddleware(get_response=None).files[path], request
-    )
+    whitenoise = WhiteNoiseMiddleware(get_response=None)
+    response = SecurityMiddleware(
+        get_response=lambda request: whitenoise.serve(whitenoise.files[path], request)
+    )(request)
     return response.status_code, {k.lower(): v for k, v in response.headers.items()}
 
 
@@ -98,6 +107,17 @@ async def test_asgi_serves_a_static_file_as_the_middleware_would(static_root):
     assert int(headers["content-length"]) == len(body)
     expected_status, expected = _middleware_headers(path, HTTP_ACCEPT_ENCODING="gzip, br")
     assert (status, headers) == (expected_status, expected)
+    assert headers["x-content-type-options"] == "nosniff"  # SecurityMiddleware's, kept
+
+
+async def test_asgi_static_keeps_the_https_redirect_and_the_mount_point(static_root, settings):
+    path = "/static/app/app.0123456789ab.js"
+    mounted = await _call(StaticFilesASGI(_passed_on), "/sub" + path, root_path="/sub")
+    assert mounted[0] == 200 and mounted[2] == SCRIPT
+    settings.SECURE_SSL_REDIRECT = True
+    status, headers, body = await _call(StaticFilesASGI(_passed_on), path)
+    assert (status, body) == (301, b"")
+    assert headers["location"].startswith("https://") and headers["location"].endswith(path)
 
 
 async def test_asgi_static_answers_conditional_range_and_head_requests(static_root):
