@@ -2,7 +2,8 @@
 
 Starts the demo exactly as `make demo` does (``routing_platform.launcher.Platform``: embedded
 Redis, a worker, uvicorn, hashed and compressed static files, 300 seeded requests) on a
-throw-away data directory, logs in once with headless Chromium, then opens the dashboard
+throw-away data directory, waits until the worker has run the seed's last shadow and judge
+jobs, logs in once with headless Chromium, then opens the dashboard
 in fresh browser contexts (empty cache: every byte of plotly.js comes over the wire) and
 times ``goto`` until every chart has drawn. Also reported: one warm load (plotly.js from
 the browser cache), and the bytes and cache header of plotly.js as served.
@@ -21,11 +22,19 @@ import tempfile
 import time
 from pathlib import Path
 
+from redis import Redis
+from rq import Queue
+from rq.registry import StartedJobRegistry
+
+from routing_platform.launcher import WORKER_QUEUES, Platform
+
 TITLE = "Cold admin dashboard in headless Chromium on the demo platform"
 CHROMIUM = Path("/usr/bin/chromium")
 TARGET_S = 1.0
 SEED_REQUESTS = 300
 DASHBOARD = "/admin/dashboard/dashboard/"
+#: At most this long for the seed's shadow and judge jobs to finish before timing.
+SETTLE_TIMEOUT_S = 120.0
 #: dashboard.js marks ``charts-drawn`` once every chart on the page has drawn.
 ALL_DRAWN = "performance.getEntriesByName('charts-drawn').length > 0"
 
@@ -54,6 +63,24 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _wait_until_settled(platform, timeout_s: float = SETTLE_TIMEOUT_S) -> float:
+    """Seconds waited until the demo's RQ queues were empty and no job was running.
+
+    ``demo-seed`` returns once its calls are recorded; the shadow and judge jobs they spawn
+    still run for seconds after, in the worker, on the same two cores as the browser. The
+    figure is the dashboard's load, not that tail's."""
+    connection = Redis.from_url(platform.redis.url)
+    queues = [Queue(name, connection=connection) for name in WORKER_QUEUES]
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        busy = sum(q.count + StartedJobRegistry(queue=q).count for q in queues)
+        if not busy:
+            break
+        time.sleep(0.25)
+    connection.close()
+    return time.monotonic() - started
 
 
 def _figure(metric, value, unit, target, met, notes) -> dict:
@@ -100,8 +127,6 @@ def _timed_load(browser, base_url: str, cookies: list, plotly: dict) -> float:
 def measure(runs: int) -> dict:
     from playwright.sync_api import sync_playwright
 
-    from routing_platform.launcher import Platform
-
     data_dir = Path(tempfile.mkdtemp(prefix="routing-bench-admin-"))
     platform = Platform(host="127.0.0.1", port=_free_port(), data_dir=data_dir, workers=1)
     platform.env.update(
@@ -111,6 +136,7 @@ def measure(runs: int) -> dict:
     )
     try:
         platform.start(seed_requests=SEED_REQUESTS)
+        settled_s = _wait_until_settled(platform)
         password = (data_dir / "demo-admin-password.txt").read_text().strip()
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
@@ -132,7 +158,7 @@ def measure(runs: int) -> dict:
             browser.close()
     finally:
         platform.stop()
-    return {"timings": timings, "plotly": plotly}
+    return {"timings": timings, "plotly": plotly, "settled_s": settled_s}
 
 
 def _part(plotly: dict, part: str, metric: str, notes: str) -> dict:
@@ -157,8 +183,9 @@ def run(quick: bool = False) -> list[dict]:
             f"<= {TARGET_S:g} s",
             median <= TARGET_S,
             f"{len(timings)} fresh browser contexts, goto until all charts drew; "
-            f"runs {', '.join(f'{t:.2f}' for t in timings)} s; {SEED_REQUESTS} demo requests; "
-            f"{load}",
+            f"runs {', '.join(f'{t:.2f}' for t in timings)} s; {SEED_REQUESTS} demo requests, "
+            f"timed once the worker's queues were empty ({result['settled_s']:.0f} s after the "
+            f"seed); {load}",
         ),
         _part(
             plotly,
@@ -177,7 +204,7 @@ def run(quick: bool = False) -> list[dict]:
             plotly,
             "evaluate",
             "of which: plotly.js evaluation (median)",
-            "parse and run the 1.1 MB basic bundle (scatter, bar, pie)",
+            "compile (while it streams in: compile hint) and run the 1.1 MB basic bundle",
         ),
         _part(
             plotly, "draw", "of which: drawing the charts (median)", "Plotly.newPlot of every chart"

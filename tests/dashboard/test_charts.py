@@ -123,7 +123,8 @@ def test_charts_accept_empty_summaries():
 
 def test_vendored_plotly_js_is_the_basic_bundle_of_the_installed_plotly_version():
     """The admin's plotly.js is the basic partial bundle, at the plotly.js version the plotly
-    package writes its figures for, with its MIT licence header and its licence file."""
+    package writes its figures for, with its MIT licence header and its licence file, and
+    the compile hint that has Chromium compile it while it downloads."""
     header = BUNDLE.read_text(encoding="utf-8")[:300]
     version = get_plotlyjs_version()
     assert f"plotly.js (basic - minified) v{version}" in header, (
@@ -131,6 +132,10 @@ def test_vendored_plotly_js_is_the_basic_bundle_of_the_installed_plotly_version(
     )
     assert "Licensed under the MIT license" in header
     assert "MIT License" in BUNDLE.with_name("plotly-basic.LICENSE.txt").read_text()
+    # V8's compile hint must be the first line, where `make plotly-js` puts it.
+    assert header.splitlines()[0] == "//# allFunctionsCalledOnLoad", (
+        f"{BUNDLE} lacks its compile hint: run `make plotly-js`"
+    )
 
 
 def test_every_axis_draws_its_tick_labels_without_measuring_each_against_the_div():
