@@ -111,7 +111,7 @@ def _quantity_figures(text: str) -> tuple[dict[str, float], int]:
     figures = {
         "quantities_log": log1p(len(quantities)),
         "quantities_distinct_log": log1p(len(values)),
-        "quantity_max_log": log1p(max(values, default=0.0)),
+        "quantity_max_log": log1p(min(max(values, default=0.0), prompt_text.LARGEST_QUANTITY)),
         "quantity_digits_log": log1p(sum(map(len, quantities))),
         "decimals_log": log1p(sum(1 for token in quantities if "." in token)),
         "years_log": log1p(years),

@@ -198,11 +198,15 @@ def trigrams(text: str) -> set[tuple[str, ...]]:
     return set(zip(text, text[1:], text[2:], strict=False))
 
 
+LARGEST_QUANTITY = 1e300  # a number of 309+ digits is infinite as a float: read as this
+
+
 def quantity_value(token: str) -> float | None:
     try:
-        return abs(float(token.replace(",", "").replace("$", "").replace("%", "")))
+        value = abs(float(token.replace(",", "").replace("$", "").replace("%", "")))
     except ValueError:
         return None
+    return min(value, LARGEST_QUANTITY)
 
 
 def window(text: str, size: int = WINDOW_CHARS) -> str:

@@ -140,3 +140,10 @@ def test_feature_set_4_counts_a_word_problem_in_one_pass():
     assert row["years_log"] == pytest.approx(math.log1p(1))
     assert row["percent"] == 1.0 and row["money"] == 1.0 and row["question_mark"] == 1.0
     assert row["units_distinct_log"] == pytest.approx(math.log1p(3))  # dollar, hour, day
+
+
+@pytest.mark.parametrize("version", [2, 3, 4])
+def test_features_stay_finite_on_a_huge_number(version):
+    """A 400-digit number is infinite as a float; its features stay finite in every set."""
+    row = prompt_features("What is " + "9" * 400 + " plus one?", version)
+    assert all(math.isfinite(value) for value in row.values())
