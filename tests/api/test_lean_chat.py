@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from api import asgi as api_asgi
+from config.static_asgi import StaticFilesASGI
 from routing_platform.engine.outcome import CallOutcome
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,8 +33,11 @@ def apps():
     """(lean, django): the served application, and Django's API handler alone."""
     from config.asgi import application
 
-    assert isinstance(application, api_asgi.ApiDispatcher)
-    return application, application.api_application
+    # Static files are answered ahead of the API dispatcher (config/static_asgi.py).
+    assert isinstance(application, StaticFilesASGI)
+    dispatcher = application.app
+    assert isinstance(dispatcher, api_asgi.ApiDispatcher)
+    return application, dispatcher.api_application
 
 
 async def send(app, body, headers):
