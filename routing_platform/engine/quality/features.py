@@ -17,7 +17,7 @@ the version it was trained with, and is served with it:
 - set 3: set 2 read on a bounded window of the prompt (its first and last `WINDOW_CHARS`
   characters), with the lengths still measured on the whole prompt;
 - set 4 (the default, `features_onepass.py`): what set 3 measures, computed in one pass
-  over the question's window, at about a third of set 3's cost (the decision's budget).
+  over the question's window, at about half of set 3's cost (the decision's budget).
 """
 
 from __future__ import annotations

@@ -181,7 +181,7 @@ def _similarities(sets: list[set]) -> list[float]:
     ] or [0.0]
 
 
-_CHOICE_NAMES = tuple(_choice_features(["a", "b"], set()))  # noqa: E305
+_CHOICE_NAMES = tuple(_choice_features(["a", "b"], set()))
 
 
 def prompt_features_onepass(prompt: str) -> dict[str, float]:
@@ -201,7 +201,7 @@ def prompt_features_onepass(prompt: str) -> dict[str, float]:
     final_quantities = (
         len(prompt_text.QUANTITY.findall(final)) if len(final) < len(text) else n_quantities
     )
-    row = {
+    return {
         "prompt_chars_log": log1p(len(prompt)),
         "question_chars_log": log1p(len(question)),
         "question_words_log": log1p(len(raw_words if text is question else question.split())),
@@ -231,4 +231,3 @@ def prompt_features_onepass(prompt: str) -> dict[str, float]:
         "final_sentence_chars_log": log1p(len(final)),
         "final_sentence_quantities": float(final_quantities),
     }
-    return row

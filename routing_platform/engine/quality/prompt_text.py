@@ -7,7 +7,7 @@ import re
 
 WINDOW_CHARS = 256
 
-CHOICE = re.compile(r"^\(?([A-J])[.):]\s?(.*)$")
+_CHOICE = re.compile(r"^\(?([A-J])[.):]\s?(.*)$")
 WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 NEGATION_UPPER_WORDS = ("NOT", "EXCEPT", "LEAST", "FALSE", "INCORRECT", "NEVER")
 NEGATION_UPPER = re.compile(rf"\b({'|'.join(NEGATION_UPPER_WORDS)})\b")
@@ -171,7 +171,7 @@ def split_multiple_choice(prompt: str) -> tuple[str, list[str]]:
         lines = lines[:-1]
     choices: list[str] = []
     while lines:
-        match = CHOICE.match(lines[-1].strip())
+        match = _CHOICE.match(lines[-1].strip())
         if not match:
             break
         choices.append(match.group(2))
