@@ -28,18 +28,17 @@ def _sums_sql(*, by_phase: bool, phases: int = 0) -> str:
         quote(RoutedCall._meta.db_table),
         quote(Arm._meta.db_table),
     )
-    # Signals are few next to calls: the unary ``+`` keeps SQLite from scanning the calls
-    # of the phase or experiment by its index, so it walks the signals and looks each
-    # call up by its key (PostgreSQL plans the same from its statistics).
+    # Signals carry their call's experiment and phase (indexed with the status): the read
+    # is one index range of signals, each call then looked up by its key.
     if phases:
-        where = f"+c.phase_id IN ({', '.join(['%s'] * phases)}) AND s.status = %s "
+        where = f"s.phase_id IN ({', '.join(['%s'] * phases)}) AND s.status = %s "
+    elif by_phase:
+        where = "s.phase_id = %s AND s.status = %s AND s.experiment_id = %s "
     else:
-        where = "+c.experiment_id = %s AND s.status = %s " + (
-            "AND +c.phase_id = %s " if by_phase else ""
-        )
+        where = "s.experiment_id = %s AND s.status = %s "
     phase = "phase_id, " if phases else ""
-    inner_phase = "c.phase_id AS phase_id, " if phases else ""
-    group_phase = "c.phase_id, " if phases else ""
+    inner_phase = "s.phase_id AS phase_id, " if phases else ""
+    group_phase = "s.phase_id, " if phases else ""
     # Table names are the models' own (constants); every value is a parameter.
     return (
         f"SELECT {phase}source, arm_key, COUNT(*), SUM(x), SUM(y), SUM(x * x), SUM(y * y), SUM(x * y) "  # noqa: S608
@@ -66,7 +65,9 @@ def quality_sums_by_source(
     with connection.cursor() as cursor:
         cursor.execute(
             _sums_sql(by_phase=phase_id is not None),
-            [experiment.pk, QualitySignal.Status.OK] + ([phase_id] if phase_id is not None else []),
+            [experiment.pk, QualitySignal.Status.OK]
+            if phase_id is None
+            else [phase_id, QualitySignal.Status.OK, experiment.pk],
         )
         rows = cursor.fetchall()
     out: dict[str, dict[str, RatioSums]] = defaultdict(dict)
@@ -150,9 +151,9 @@ def quality_coverage(
 ) -> dict[str, dict[str, SignalCoverage]]:
     """``{source: {arm_key: SignalCoverage}}`` for every source and the arms of
     ``calls_by_arm`` (each arm's finished calls, e.g. from the rollups): one query."""
-    signals = QualitySignal.objects.filter(call__experiment=experiment)
+    signals = QualitySignal.objects.filter(experiment=experiment)
     if phase_id is not None:
-        signals = signals.filter(call__phase_id=phase_id)
+        signals = signals.filter(phase_id=phase_id)
     counted: dict[str, dict[str, dict]] = defaultdict(dict)
     for row in signals.values("source", "call__arm__key").annotate(
         signals=Count("id", filter=Q(status=QualitySignal.Status.OK)),
@@ -180,7 +181,7 @@ def quality_by_day(*, experiment: Experiment, source: str) -> list[dict]:
     """Mean signal value per arm and day: ``[{day, arm, n, mean}]`` (one query)."""
     rows = (
         QualitySignal.objects.filter(
-            call__experiment=experiment, source=source, status=QualitySignal.Status.OK
+            experiment=experiment, source=source, status=QualitySignal.Status.OK
         )
         .annotate(day=TruncDate("created_at"))
         .values("day", "call__arm__key")
@@ -206,7 +207,7 @@ def judge_feedback_agreement(*, experiment: Experiment) -> dict:
     )
     both = (
         QualitySignal.objects.filter(
-            call__experiment=experiment,
+            experiment=experiment,
             source=QualitySignal.Source.FEEDBACK,
             status=QualitySignal.Status.OK,
         )
@@ -248,7 +249,7 @@ def quality_totals(*, experiment: Experiment | None = None) -> dict[str, dict]:
     (one query), for one experiment or every call."""
     signals = QualitySignal.objects.all()
     if experiment is not None:
-        signals = signals.filter(call__experiment=experiment)
+        signals = signals.filter(experiment=experiment)
     rows = {
         row["source"]: row
         for row in signals.values("source").annotate(

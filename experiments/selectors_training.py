@@ -107,7 +107,7 @@ def _signal_values(experiment: Experiment, signal: str) -> tuple[dict[int, float
     """(value by call id, mean by arm key) of the experiment's ``signal`` signals."""
     values = dict(
         QualitySignal.objects.filter(
-            call__experiment=experiment, source=signal, status=QualitySignal.Status.OK
+            experiment=experiment, source=signal, status=QualitySignal.Status.OK
         ).values_list("call_id", "value")
     )
     means = {}

@@ -43,9 +43,12 @@ def add_signals(
             for index in range(len(values))
         ]
     )
+    # bulk_create skips QualitySignal.save(), which copies the call's experiment and phase.
     QualitySignal.objects.bulk_create(
         [
-            QualitySignal(call=call, source=source, value=float(value))
+            QualitySignal(
+                call=call, experiment=experiment, phase=phase, source=source, value=float(value)
+            )
             for call, value in zip(calls, values, strict=True)
         ]
     )

@@ -22,7 +22,7 @@ class QualitySignalAdmin(ReadOnlyModelAdmin):
         "cost_usd",
         "simulated",
     )
-    list_filter = ("source", "status", "simulated", "prompt_version", "call__experiment")
+    list_filter = ("source", "status", "simulated", "prompt_version", "experiment")
     search_fields = ("=call__id", "judge_model")
     date_hierarchy = "created_at"
     list_select_related = ("call",)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
+from django.apps import apps as django_apps
+from django.db import connection
 
 from experiments.models import QualitySignal, RoutedCall
 from experiments.selectors_quality import (
+    _sums_sql,
     judge_feedback_agreement,
     quality_by_day,
     quality_sums,
@@ -73,3 +78,44 @@ def test_public_call_ids_name_routing_api_and_v1_calls():
     assert routed_call_by_public_id(public_id="chatcmpl-abc") == chat
     for unknown in ("0", "99999999999999999999", "abc", "chatcmpl-nope"):
         assert routed_call_by_public_id(public_id=unknown) is None
+
+
+def test_a_signal_carries_its_calls_experiment_and_phase():
+    """Saved one by one (the service's way), a signal copies its call's experiment and
+    phase; a call outside any experiment gives a signal outside any experiment."""
+    experiment = make_experiment()
+    (call,) = add_signals(experiment, "smart_routing", source="judge", values=[0.5])
+    signal = QualitySignal.objects.create(call=call, source="feedback", value=1.0)
+    assert (signal.experiment_id, signal.phase_id) == (experiment.pk, call.phase_id)
+    assert call.phase_id is not None
+    lone = RoutedCall.objects.create(idempotency_key="lone", status=RoutedCall.Status.SUCCESS)
+    assert QualitySignal.objects.create(call=lone, source="feedback", value=1.0).experiment is None
+
+
+def test_the_migration_fills_experiment_and_phase_from_the_calls():
+    """Signals recorded before the columns existed get them from their calls."""
+    experiment = make_experiment()
+    calls = add_signals(experiment, "smart_routing", source="judge", values=[0.2, 0.8])
+    QualitySignal.objects.update(experiment=None, phase=None)
+    migration = importlib.import_module(
+        "experiments.migrations.0015_quality_signal_experiment_phase"
+    )
+    migration.backfill(django_apps, None)
+    filled = set(QualitySignal.objects.values_list("experiment_id", "phase_id"))
+    assert filled == {(experiment.pk, calls[0].phase_id)}
+    assert quality_sums(experiment=experiment, source="judge")["smart_routing"].n == 1
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="reads SQLite's query plan")
+@pytest.mark.parametrize("phase", [False, True])
+def test_the_unit_sums_read_one_experiments_signals_by_index(phase):
+    """The sums read the experiment's (or phase's) signals by their index, not every
+    signal in the table, and look each call up by its key."""
+    experiment = make_experiment()
+    (call,) = add_signals(experiment, "smart_routing", source="judge", values=[0.5])
+    params = [experiment.pk, "ok"] if not phase else [call.phase_id, "ok", experiment.pk]
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN QUERY PLAN " + _sums_sql(by_phase=phase), params)
+        plan = " | ".join(str(row[-1]) for row in cursor.fetchall())
+    assert ("quality_phase" if phase else "quality_experiment") in plan, plan
+    assert "SCAN s" not in plan and "SCAN c" not in plan, plan
