@@ -80,6 +80,7 @@ def test_public_call_ids_name_routing_api_and_v1_calls():
         assert routed_call_by_public_id(public_id=unknown) is None
 
 
+@pytest.mark.postgres
 def test_a_signal_carries_its_calls_experiment_and_phase():
     """Saved one by one (the service's way), a signal copies its call's experiment and
     phase; a call outside any experiment gives a signal outside any experiment."""
@@ -92,6 +93,7 @@ def test_a_signal_carries_its_calls_experiment_and_phase():
     assert QualitySignal.objects.create(call=lone, source="feedback", value=1.0).experiment is None
 
 
+@pytest.mark.postgres
 def test_the_migration_fills_experiment_and_phase_from_the_calls():
     """Signals recorded before the columns existed get them from their calls."""
     experiment = make_experiment()
