@@ -121,6 +121,18 @@ def test_charts_accept_empty_summaries():
     assert len(charts.build_charts(empty)) == 7
 
 
+def test_warm_up_builds_and_serialises_every_kind_of_chart():
+    """The server's start-up warm-up draws the whole chart set (cost per model included),
+    so the first dashboard does not load plotly.py's modules and validators itself."""
+    assert charts.warm_up() == 8
+
+
+def test_the_asgi_application_warms_the_charts_up_at_start_up():
+    """The warm-up runs where the web server loads the application, not per request."""
+    source = (Path(__file__).parents[2] / "config" / "asgi.py").read_text()
+    assert "warm_up_charts()" in source
+
+
 def test_vendored_plotly_js_is_the_basic_bundle_of_the_installed_plotly_version():
     """The admin's plotly.js is the basic partial bundle, at the plotly.js version the plotly
     package writes its figures for, with its MIT licence header and its licence file, and
