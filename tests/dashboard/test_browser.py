@@ -150,6 +150,13 @@ def _check_dashboard(browser, base_url: str, password: str) -> None:
         assert page.locator(f"#chart-{key} .plot-container").count() == 1
     assert page.locator("#chart-savings .scatterlayer .trace").count() == 2
     assert page.locator("#chart-complexity-mix .pielayer .slice").count() == 3
+    # The model mix's left margin, sized on the server, holds its labels: plotly.js kept it
+    # (an automargin push would have drawn the chart a second time).
+    margins = page.evaluate(
+        "(() => { const gd = document.getElementById('chart-model-mix');"
+        " return [gd._fullLayout._size.l, gd.layout.margin.l]; })()"
+    )
+    assert margins[0] == margins[1], margins
 
     alert = page.locator('#alerts-panel [data-rule="low-confidence"]')
     assert alert.count() == 1

@@ -103,6 +103,30 @@ def test_complexity_mix_keeps_natural_order_and_model_mix_groups_the_tail():
     assert models.data[0].x[-1] == sum(20 - index for index in range(12, 15))
 
 
+def test_model_mix_puts_a_council_one_model_per_line_and_sizes_its_margin_up_front():
+    """A council's joined name takes one line per model (the bars keep their width on a
+    phone); the left margin holds the longest line, so plotly.js need not push it and draw
+    the chart twice; the tooltip names the whole council."""
+    council = "gpt-4.1+claude-sonnet-4-5+gemini-2.5-pro"
+    figure = charts.model_mix({"gpt-4.1-mini": _entry(9), council: _entry(3)})
+    assert list(figure.data[0].y) == [
+        "gpt-4.1-mini",
+        "gpt-4.1+<br>claude-sonnet-4-5+<br>gemini-2.5-pro",
+    ]
+    assert list(figure.data[0].customdata) == ["gpt-4.1-mini", council]
+    assert "%{customdata}" in figure.data[0].hovertemplate
+    assert figure.layout.margin.l == 12 + charts.TICK_CHAR_PX * len("claude-sonnet-4-5+")
+    assert figure.layout.height == 320
+
+
+def test_model_mix_grows_taller_when_its_labels_need_the_room():
+    """Thirteen bars with a three-line label: every bar gets three lines of height."""
+    many = {f"model-{index}": _entry(20 - index) for index in range(12)}
+    many["a-long-model-name+another-long-one+a-third-one"] = _entry(1)
+    figure = charts.model_mix(many, top=13)
+    assert figure.layout.height == 64 + charts.TICK_LINE_PX * 3 * 13
+
+
 def test_latency_chart_leaves_gaps_for_missing_percentiles():
     """A bucket without latency data is a gap (None), not a zero."""
     figure = charts.latency_over_time(DASHBOARD["timeseries"])
@@ -119,6 +143,18 @@ def test_charts_accept_empty_summaries():
         "by_model": {},
     }
     assert len(charts.build_charts(empty)) == 7
+
+
+def test_warm_up_builds_and_serialises_every_kind_of_chart():
+    """The server's start-up warm-up draws the whole chart set (cost per model included),
+    so the first dashboard does not load plotly.py's modules and validators itself."""
+    assert charts.warm_up() == 8
+
+
+def test_the_asgi_application_warms_the_charts_up_at_start_up():
+    """The warm-up runs where the web server loads the application, not per request."""
+    source = (Path(__file__).parents[2] / "config" / "asgi.py").read_text()
+    assert "warm_up_charts()" in source
 
 
 def test_vendored_plotly_js_is_the_basic_bundle_of_the_installed_plotly_version():
