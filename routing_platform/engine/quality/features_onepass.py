@@ -166,10 +166,9 @@ def _choice_features(choices: list[str], question_words: set[bytes]) -> dict[str
 
 
 def _clip(choice: str) -> str:
-    """The choice's first and last `_CHOICE_CHARS` characters (itself when that short)."""
-    if len(choice) <= 2 * _CHOICE_CHARS:
-        return choice
-    return f"{choice[:_CHOICE_CHARS]} {choice[-_CHOICE_CHARS:]}"
+    """The choice's window of `_CHOICE_CHARS` characters, joined by a space (the choices
+    are then joined, and split again, by line breaks)."""
+    return prompt_text.window(choice, _CHOICE_CHARS, " ")
 
 
 def _similarities(sets: list[set]) -> list[float]:

@@ -209,9 +209,9 @@ def quantity_value(token: str) -> float | None:
     return min(value, LARGEST_QUANTITY)
 
 
-def window(text: str, size: int = WINDOW_CHARS) -> str:
+def window(text: str, size: int = WINDOW_CHARS, joiner: str = "\n") -> str:
     """`text` itself, or when longer than 2 x `size` its first and last `size` characters
-    joined by a line break."""
+    joined by `joiner` (a line break)."""
     if len(text) <= 2 * size:
         return text
-    return f"{text[:size]}\n{text[-size:]}"
+    return f"{text[:size]}{joiner}{text[-size:]}"
