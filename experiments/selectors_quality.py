@@ -32,10 +32,10 @@ def _sums_sql(*, by_phase: bool, phases: int = 0) -> str:
     # is one index range of signals, each call then looked up by its key.
     if phases:
         where = f"s.phase_id IN ({', '.join(['%s'] * phases)}) AND s.status = %s "
-    elif by_phase:
-        where = "s.phase_id = %s AND s.status = %s AND s.experiment_id = %s "
     else:
-        where = "s.experiment_id = %s AND s.status = %s "
+        where = "s.experiment_id = %s AND s.status = %s " + (
+            "AND s.phase_id = %s " if by_phase else ""
+        )
     phase = "phase_id, " if phases else ""
     inner_phase = "s.phase_id AS phase_id, " if phases else ""
     group_phase = "s.phase_id, " if phases else ""
@@ -65,9 +65,7 @@ def quality_sums_by_source(
     with connection.cursor() as cursor:
         cursor.execute(
             _sums_sql(by_phase=phase_id is not None),
-            [experiment.pk, QualitySignal.Status.OK]
-            if phase_id is None
-            else [phase_id, QualitySignal.Status.OK, experiment.pk],
+            [experiment.pk, QualitySignal.Status.OK] + ([phase_id] if phase_id is not None else []),
         )
         rows = cursor.fetchall()
     out: dict[str, dict[str, RatioSums]] = defaultdict(dict)
