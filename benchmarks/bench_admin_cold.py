@@ -5,7 +5,7 @@ Redis, a worker, uvicorn, hashed and compressed static files, 300 seeded request
 throw-away data directory, waits until the worker has run the seed's last shadow and judge
 jobs, logs in once with headless Chromium, then opens the dashboard
 in fresh browser contexts (empty cache: every byte of plotly.js comes over the wire) and
-times ``goto`` until every chart has drawn. Each tab is open ``SETTLE_S`` before its
+times ``goto`` until every chart has drawn. Each tab is open ``TAB_OPEN_S`` before its
 ``goto``: the browser has finished opening its window, as it has when a user follows a
 link. Also reported: one warm load (plotly.js from the browser cache), the bytes and cache
 header of plotly.js as served, and the same cold loads with ``goto`` as the tab opens (the
@@ -40,13 +40,13 @@ SEED_REQUESTS = 300
 RUNS = 9
 DASHBOARD = "/admin/dashboard/dashboard/"
 #: At most this long for the seed's shadow and judge jobs to finish before timing.
-SETTLE_TIMEOUT_S = 120.0
+QUEUE_TIMEOUT_S = 120.0
 #: Each timed load starts this long after its tab opened, as a user's browser is open
 #: before they follow a link. Opening a context and a page starts more than the page's
 #: renderer: Chromium 156 also loads its omnibox pop-up WebUI in another renderer (~0.8 s
 #: of CPU, and ~0.3 s in the browser process, in the first two seconds), work of the
 #: browser's window, not of the page, that would share the two cores with the page.
-SETTLE_S = 2.0
+TAB_OPEN_S = 2.0
 #: dashboard.js marks ``charts-drawn`` once every chart on the page has drawn.
 ALL_DRAWN = "performance.getEntriesByName('charts-drawn').length > 0"
 
@@ -77,7 +77,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_until_settled(platform, timeout_s: float = SETTLE_TIMEOUT_S) -> float:
+def _wait_for_empty_queues(platform, timeout_s: float = QUEUE_TIMEOUT_S) -> float:
     """Seconds waited until the demo's RQ queues were empty and no job was running.
 
     ``demo-seed`` returns once its calls are recorded; the shadow and judge jobs they spawn
@@ -121,11 +121,9 @@ def _until_drawn(page, url: str, **goto) -> float:
     return time.perf_counter() - started
 
 
-def _cold_load(
-    browser, base_url: str, cookies: list, settle_s: float, plotly: dict | None
-) -> float:
+def _cold_load(browser, base_url: str, cookies: list, open_s: float, plotly: dict | None) -> float:
     """One dashboard load in a fresh context (cold cache), seconds from ``goto`` until every
-    chart drew, started ``settle_s`` after the tab opened. With ``plotly``, also records the
+    chart drew, started ``open_s`` after the tab opened. With ``plotly``, also records the
     page's timing breakdown, plotly.js as served, and a warm second load."""
     context, page = _new_tab(browser, cookies)
 
@@ -139,7 +137,7 @@ def _cold_load(
 
     if plotly is not None:
         page.on("response", on_response)
-    time.sleep(settle_s)
+    time.sleep(open_s)
     elapsed = _until_drawn(page, base_url + DASHBOARD, wait_until="domcontentloaded")
     if plotly is not None:
         timing = page.evaluate(TIMING)
@@ -162,7 +160,7 @@ def measure(runs: int) -> dict:
     )
     try:
         platform.start(seed_requests=SEED_REQUESTS)
-        settled_s = _wait_until_settled(platform)
+        queue_wait_s = _wait_for_empty_queues(platform)
         password = (data_dir / "demo-admin-password.txt").read_text().strip()
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
@@ -179,10 +177,10 @@ def measure(runs: int) -> dict:
             cookies = login.context.cookies()
             plotly: dict = {}
             timings = [
-                _cold_load(browser, platform.base_url, cookies, SETTLE_S, plotly)
+                _cold_load(browser, platform.base_url, cookies, TAB_OPEN_S, plotly)
                 for _ in range(runs)
             ]
-            unsettled = [
+            from_new_tab = [
                 _cold_load(browser, platform.base_url, cookies, 0.0, None) for _ in range(runs)
             ]
             browser.close()
@@ -191,8 +189,8 @@ def measure(runs: int) -> dict:
     return {
         "timings": timings,
         "plotly": plotly,
-        "settled_s": settled_s,
-        "unsettled": unsettled,
+        "queue_wait_s": queue_wait_s,
+        "from_new_tab": from_new_tab,
     }
 
 
@@ -217,10 +215,10 @@ def run(quick: bool = False) -> list[dict]:
             "s",
             f"<= {TARGET_S:g} s",
             median <= TARGET_S,
-            f"{len(timings)} fresh browser contexts (empty cache), each tab open {SETTLE_S:g} s "
+            f"{len(timings)} fresh browser contexts (empty cache), each tab open {TAB_OPEN_S:g} s "
             "before goto, timed until all charts drew; "
             f"runs {', '.join(f'{t:.2f}' for t in timings)} s; {SEED_REQUESTS} demo requests, "
-            f"timed once the worker's queues were empty ({result['settled_s']:.0f} s after the "
+            f"timed once the worker's queues were empty ({result['queue_wait_s']:.0f} s after the "
             f"seed); {load}",
         ),
         _part(
@@ -247,11 +245,11 @@ def run(quick: bool = False) -> list[dict]:
         ),
         _figure(
             "same cold load, goto as the tab opens (median)",
-            round(statistics.median(result["unsettled"]), 3),
+            round(statistics.median(result["from_new_tab"]), 3),
             "s",
             "-",
             None,
-            f"runs {', '.join(f'{t:.2f}' for t in result['unsettled'])} s; the browser's own "
+            f"runs {', '.join(f'{t:.2f}' for t in result['from_new_tab'])} s; the browser's own "
             "start-up work for the new window (another renderer, ~1 s of CPU) shares the two "
             "cores with the page",
         ),
